@@ -1,0 +1,1 @@
+"""Export: ONNX graphs of the models (TensorRT and Triton arrive with the engines issue)."""

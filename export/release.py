@@ -1,0 +1,87 @@
+"""Release trained weights as a built-in model.
+
+Copies the safetensors into the package, exports the ONNX graph, checks its
+parity with PyTorch on real images, measures quality with ``upscaler eval``'s
+protocol through ONNX Runtime, and writes the manifest entry with checksums,
+measured numbers and how the weights were trained.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+from export.onnx_export import check_parity, export_onnx
+from upscaler.evaluate import evaluate_folder
+from upscaler.facade import Upscaler
+from upscaler.io import list_images, read_image
+from upscaler.models import MANIFEST_PATH, WEIGHTS_DIR, ModelDescriptor, ModelFile, load_manifest, sha256_file
+from upscaler.models.descriptor import descriptor_from_safetensors
+
+__all__ = ["SAMPLES_DIR", "release"]
+
+log = logging.getLogger(__name__)
+
+#: Real images shipped with the package, used for parity checks.
+SAMPLES_DIR = Path(__file__).resolve().parents[1] / "upscaler" / "samples"
+
+
+def sample_images() -> list:
+    """The bundled sample images as arrays."""
+    return [read_image(p) for p in list_images(SAMPLES_DIR)]
+
+
+def release(
+    weights: Path,
+    name: str,
+    *,
+    description: str,
+    eval_dirs: list[Path],
+    make_default: bool = False,
+    manifest_path: Path = MANIFEST_PATH,
+    weights_dir: Path = WEIGHTS_DIR,
+) -> ModelDescriptor:
+    """Install ``weights`` as built-in model ``name`` and return its descriptor."""
+    source = descriptor_from_safetensors(Path(weights))
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    target = weights_dir / f"{name}.safetensors"
+    if Path(weights).resolve() != target.resolve():
+        shutil.copyfile(weights, target)
+    model = replace(source, name=name, description=description, weights=ModelFile(target, sha256_file(target)))
+    onnx_path = export_onnx(model, weights_dir / f"{name}.onnx")
+    parity = check_parity(model, onnx_path, sample_images())
+    log.info("parity: max abs error %.2e, PSNR %.1f dB", parity.max_abs_error, parity.psnr)
+    model = replace(model, onnx=ModelFile(onnx_path, sha256_file(onnx_path)))
+    upscaler = Upscaler(model, "onnxruntime", tile=0)
+    quality = {}
+    for folder in eval_dirs:
+        score = evaluate_folder(Path(folder), upscaler.upscale, model.scale, model.degradation)
+        summary = score.summary()
+        dataset = summary.pop("dataset")
+        quality[dataset] = {**summary, "degradation": model.degradation, "engine": upscaler.engine.name}
+        log.info("%s: %s", folder, summary)
+    training = {**model.training, "onnx_parity_max_abs": float(f"{parity.max_abs_error:.3g}")}
+    model = replace(model, quality=quality, training=training)
+    _write_manifest(model, make_default, manifest_path, weights_dir)
+    return model
+
+
+def _write_manifest(model: ModelDescriptor, make_default: bool, manifest_path: Path, weights_dir: Path) -> None:
+    raw = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"models": [], "aliases": {}}
+    record = model.to_dict(relative_to=weights_dir.resolve())
+    names = [r["name"] for r in raw["models"]]
+    if model.name in names:
+        raw["models"][names.index(model.name)] = record
+    else:
+        raw["models"].append(record)
+    aliases = raw.setdefault("aliases", {})
+    if make_default or "default" not in aliases:
+        aliases["default"] = model.name
+    aliases.setdefault(f"x{model.scale}", model.name)
+    tmp = manifest_path.with_name(f".{manifest_path.name}.part")
+    tmp.write_text(json.dumps(raw, indent=2) + "\n")
+    tmp.replace(manifest_path)
+    load_manifest.cache_clear()

@@ -1,0 +1,121 @@
+"""``upscaler upscale``: files, folders, globs, skipping, errors that lose nothing."""
+
+import numpy as np
+import pytest
+
+from tests.conftest import run_cli
+from upscaler import Upscaler
+from upscaler.io import read_image, write_image
+
+
+@pytest.fixture()
+def images(tmp_path, set5):
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("bird", "head"):
+        write_image(src / f"{name}.png", set5[name][:64, :80])
+    write_image(src / "woman.jpg", set5["woman"][:48, :48])
+    return src
+
+
+def one_line(stderr: str) -> bool:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    return len(lines) == 1 and "Traceback" not in stderr
+
+
+def test_single_file_matches_the_facade(tmp_path, images):
+    out = tmp_path / "bird_x4.png"
+    result = run_cli("upscale", str(images / "bird.png"), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    expected = Upscaler().upscale(read_image(images / "bird.png"))
+    np.testing.assert_array_equal(read_image(out), expected)
+
+
+def test_folder_to_folder_keeps_formats_and_shows_progress(tmp_path, images):
+    out = tmp_path / "out"
+    result = run_cli("upscale", str(images), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["bird.png", "head.png", "woman.jpg"]
+    assert read_image(out / "woman.jpg").shape == (192, 192, 3)
+    assert "3/3" in result.stderr and "3 upscaled" in result.stderr
+
+
+def test_glob_and_format(tmp_path, images):
+    out = tmp_path / "out"
+    result = run_cli("upscale", str(images / "*.png"), "-o", str(out), "--format", "webp", "--tile", "32")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["bird.webp", "head.webp"]
+
+
+def test_existing_outputs_are_skipped_unless_overwrite(tmp_path, images):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "bird.png").write_bytes(b"keep me")
+    result = run_cli("upscale", str(images / "bird.png"), str(images / "head.png"), "-o", str(out))
+    assert result.returncode == 0 and "skipped" in result.stderr
+    assert (out / "bird.png").read_bytes() == b"keep me" and (out / "head.png").exists()
+    result = run_cli("upscale", str(images / "bird.png"), "-o", str(out), "--overwrite")
+    assert result.returncode == 0 and read_image(out / "bird.png").shape == (256, 320, 3)
+
+
+def test_an_input_is_never_overwritten(tmp_path, images):
+    before = (images / "bird.png").read_bytes()
+    result = run_cli("upscale", str(images / "bird.png"), "-o", str(images / "bird.png"), "--overwrite")
+    assert result.returncode == 1 and "refusing to overwrite" in result.stderr
+    result = run_cli("upscale", str(images), "-o", str(images), "--overwrite")
+    assert result.returncode == 1
+    assert (images / "bird.png").read_bytes() == before
+
+
+def test_a_bad_file_fails_alone(tmp_path, images):
+    (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    (images / "empty.jpg").write_bytes(b"")
+    out = tmp_path / "out"
+    result = run_cli("upscale", str(images), "-o", str(out))
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("upscaler: error:")]
+    assert len(errors) == 2 and "broken.png" in errors[0] + errors[1] and "Traceback" not in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["bird.png", "head.png", "woman.jpg"]  # no partial files
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["missing.png", "-o", "out.png"], "no such file"),
+        (["in/bird.png", "-o", "in/bird.png/x.png"], ""),
+        (["in/bird.png", "-o", "in/bird.png", "--model", "x9-nope"], "unknown model"),
+        (["in/*.gif", "-o", "out"], "no image matches"),
+        (["in/bird.png", "in/head.png", "-o", "single.png"], "output folder"),
+        (["in/bird.png", "-o", "o.png", "--tile", "-3"], "must not be negative"),
+        (["in/bird.png", "-o", "o.png", "--quality", "101"], "1-100"),
+    ],
+)
+def test_bad_invocations_give_one_line(tmp_path, images, args, message):
+    result = run_cli("upscale", *args, cwd=tmp_path)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr and message in result.stderr
+    assert not list(tmp_path.glob("*.png")) and not (tmp_path / "out").exists()
+
+
+def test_directory_as_output_file(tmp_path, images):
+    (tmp_path / "taken.png").mkdir()
+    result = run_cli("upscale", str(images / "bird.png"), "-o", str(tmp_path / "taken.png"))
+    assert result.returncode == 2 and one_line(result.stderr) and "is a directory" in result.stderr
+    assert list((tmp_path / "taken.png").iterdir()) == []
+
+
+def test_rgba_and_16_bit_files(tmp_path, set5):
+    rgba = np.dstack([set5["bird"][:40, :40], np.full((40, 40), 90, np.uint8)])
+    write_image(tmp_path / "a.png", rgba)
+    write_image(tmp_path / "b.png", set5["bird"][:40, :40].astype(np.uint16) * 257)
+    result = run_cli("upscale", str(tmp_path / "a.png"), str(tmp_path / "b.png"), "-o", str(tmp_path / "o"))
+    assert result.returncode == 0, result.stderr
+    a, b = read_image(tmp_path / "o" / "a.png"), read_image(tmp_path / "o" / "b.png")
+    assert a.shape == (160, 160, 4) and np.all(a[..., 3] == 90)
+    assert b.dtype == np.uint16 and b.shape == (160, 160, 3)
+
+
+def test_x2_model(tmp_path, images):
+    result = run_cli("upscale", str(images / "bird.png"), "-o", str(tmp_path / "x2.png"), "--model", "x2")
+    assert result.returncode == 0, result.stderr
+    assert read_image(tmp_path / "x2.png").shape == (128, 160, 3)

@@ -1,0 +1,111 @@
+"""Engines and the fallback chain: ONNX Runtime and PyTorch agree; skips are logged."""
+
+import logging
+import sys
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from tests.conftest import run_cli
+from upscaler import Upscaler, default_model, read_image
+from upscaler.io import write_image
+from upscaler.runtime import Engine, EngineUnavailable, create_engine, probe_engines
+
+# Makes 'import torch' (and safetensors) fail in a subprocess, as on a machine without them.
+NO_TORCH = """
+import importlib.abc, sys
+class _Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "safetensors"):
+            raise ModuleNotFoundError(f"No module named {name!r}")
+sys.meta_path.insert(0, _Block())
+"""
+
+
+@pytest.fixture()
+def no_torch_env(tmp_path):
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text(NO_TORCH)
+    return {"PYTHONPATH": str(shim)}
+
+
+def test_both_engines_implement_the_protocol():
+    for backend in ("onnxruntime", "torch"):
+        engine = create_engine(default_model(), backend)
+        assert isinstance(engine, Engine)
+        assert engine.scale == 4 and engine.device == "cpu" and engine.precision == "fp32"
+        out = engine.run(np.random.default_rng(0).random((2, 3, 8, 9), dtype=np.float32))
+        assert out.shape == (2, 3, 32, 36) and out.dtype == np.float32
+
+
+def test_engines_agree_on_a_real_photo(set5):
+    image = set5["woman"]
+    ort = Upscaler(backend="onnxruntime").upscale(image)
+    torch_out = Upscaler(backend="torch").upscale(image)
+    assert np.abs(ort.astype(int) - torch_out).max() <= 1
+
+
+def test_engine_rejects_malformed_batches():
+    engine = create_engine(default_model(), "onnxruntime")
+    with pytest.raises(ValueError, match="N x 3"):
+        engine.run(np.zeros((3, 8, 8), np.float32))
+    with pytest.raises(ValueError, match="N x 3"):
+        engine.run(np.zeros((1, 4, 8, 8), np.float32))
+
+
+def test_auto_falls_back_and_logs_why(caplog):
+    no_onnx = replace(default_model(), onnx=None)
+    with caplog.at_level(logging.INFO, logger="upscaler.runtime"):
+        engine = create_engine(no_onnx, "auto")
+    assert engine.name == "torch-cpu"
+    skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert skipped == [
+        f"engine onnxruntime-cpu skipped: model '{no_onnx.name}' has no ONNX graph "
+        "(export one with 'upscaler export onnx')"
+    ]
+
+
+def test_no_engine_at_all_lists_every_reason():
+    bare = replace(default_model(), onnx=None, weights=None)
+    with pytest.raises(EngineUnavailable) as info:
+        create_engine(bare, "auto")
+    assert "onnxruntime-cpu: " in str(info.value) and "torch-cpu: " in str(info.value)
+    with pytest.raises(EngineUnavailable, match="no ONNX graph"):
+        create_engine(bare, "onnxruntime")
+
+
+def test_probe_reports_each_engine():
+    choices = {c.engine: c for c in probe_engines(default_model())}
+    assert choices["onnxruntime-cpu"].available and choices["torch-cpu"].available
+    missing = {c.engine: c for c in probe_engines(replace(default_model(), weights=None))}
+    assert not missing["torch-cpu"].available and "safetensors" in missing["torch-cpu"].reason
+
+
+def test_threads_must_be_positive():
+    with pytest.raises(ValueError):
+        create_engine(default_model(), "onnxruntime", threads=0)
+
+
+def test_onnxruntime_path_never_imports_torch(tmp_path, no_torch_env, photo):
+    """The CPU inference path works on a machine without torch."""
+    src = write_image(tmp_path / "in.png", photo)
+    result = run_cli("upscale", str(src), "-o", str(tmp_path / "out.png"), env=no_torch_env)
+    assert result.returncode == 0, result.stderr
+    assert read_image(tmp_path / "out.png").shape == (1024, 1024, 3)
+    # ...and the torch backend then says plainly what is missing.
+    result = run_cli("upscale", str(src), "-o", str(tmp_path / "t.png"), "--backend", "torch", env=no_torch_env)
+    assert result.returncode == 2 and "torch is not installed" in result.stderr
+    assert result.stderr.count("\n") == 1 and not (tmp_path / "t.png").exists()
+
+
+def test_importing_the_core_stays_light():
+    import subprocess
+
+    code = (
+        "import sys, upscaler; upscaler.Upscaler().upscale(__import__('numpy').zeros((8, 8, 3), 'uint8')); "
+        "print(sorted(m for m in ('torch', 'onnx', 'training', 'export', 'server') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -1,0 +1,100 @@
+"""Layout, layering, extras, the README's two commands, Docker paths, and the wheel's contents."""
+
+import ast
+import re
+import subprocess
+import sys
+import tomllib
+import zipfile
+
+import pytest
+
+from tests.conftest import REPO, run_cli
+from upscaler.models import list_models
+
+README = (REPO / "README.md").read_text()
+
+
+def test_fixed_top_level_layout():
+    for name in ("pyproject.toml", "README.md", "upscaler", "training", "export", "server", "tests", "docker"):
+        assert (REPO / name).exists(), name
+
+
+def test_core_never_imports_training_export_or_server():
+    offenders = []
+    for path in (REPO / "upscaler").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] in ("training", "export", "server")]
+    assert offenders == []
+
+
+def test_torch_is_imported_only_in_torch_modules():
+    allowed = {"plainsr.py", "torch_engine.py"}
+    for path in (REPO / "upscaler").rglob("*.py"):
+        top_level = [n for n in ast.parse(path.read_text()).body if isinstance(n, (ast.Import, ast.ImportFrom))]
+        names = [a.name for n in top_level if isinstance(n, ast.Import) for a in n.names]
+        names += [n.module for n in top_level if isinstance(n, ast.ImportFrom) and n.module]
+        if any(n.split(".")[0] == "torch" for n in names):
+            assert path.name in allowed, path
+
+
+def test_extras_keep_torch_out_of_cpu_inference():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    base = " ".join(project["dependencies"])
+    assert "torch" not in base and "onnx>" not in base
+    for needed in ("onnxruntime", "opencv-python-headless", "numpy"):
+        assert needed in base
+    extras = project["optional-dependencies"]
+    assert {"torch", "train", "export", "dev"} <= set(extras)
+    assert any("torch" in d for d in extras["torch"]) and any("onnx" in d for d in extras["export"])
+    assert project["scripts"]["upscaler"] == "upscaler.cli:main"
+
+
+def setup_commands() -> list[str]:
+    section = README.split("## Set up", 1)[1].split("\n## ", 1)[0]
+    return [block.strip() for block in re.findall(r"```bash\n(.*?)```", section, re.S)]
+
+
+def test_readme_has_exactly_two_setup_commands_and_ci_runs_the_second():
+    commands = setup_commands()
+    assert len(commands) == 2
+    assert "upscaler upscale" in commands[0] and "pytest" in commands[1]
+    ci = [line for line in (REPO / ".ci" / "run").read_text().splitlines() if line and not line.startswith("#")]
+    assert ci[-1] == commands[1]
+
+
+def test_readme_quality_table_is_the_manifest():
+    table = run_cli("models", "--markdown").stdout.strip()
+    assert table in README
+    assert all(m.name in table for m in list_models())
+
+
+def test_docker_files_name_existing_paths():
+    for dockerfile in (REPO / "docker").glob("*Dockerfile*"):
+        for line in dockerfile.read_text().splitlines():
+            if line.startswith("COPY "):
+                for source in line.split()[1:-1]:
+                    assert (REPO / source).exists(), f"{dockerfile.name}: {source}"
+
+
+@pytest.mark.timeout(300)
+def test_wheel_ships_the_models_and_configs(tmp_path):
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "-q", "-w", str(tmp_path)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("upscaler-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "upscaler/models/manifest.json" in names
+    for model in list_models():
+        assert f"upscaler/models/weights/{model.weights.path.name}" in names
+        assert f"upscaler/models/weights/{model.onnx.path.name}" in names
+    assert any(n.startswith("upscaler/samples/") and n.endswith(".png") for n in names)
+    assert any(n.startswith("training/configs/") for n in names)
+    assert not any(n.startswith("tests/") for n in names)

@@ -1,0 +1,143 @@
+"""Training v1: config validation, schedule, data, degradation on the device, and real tiny runs."""
+
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tests.conftest import FIXTURES, run_cli
+from training.config import ConfigError, load_config
+from training.data import HRCrops, augment
+from training.degrade import MARGIN, make_pair
+from training.trainer import Trainer, lr_at
+from upscaler import Upscaler
+from upscaler.degradations import bicubic
+
+TINY = """
+name = "tiny"
+[model]
+arch = "plainsr"
+scale = 2
+params = {{ channels = 8, blocks = 1 }}
+[data]
+root = "{root}"
+train = ["set5"]
+val = ["set5"]
+patch = 16
+batch = 4
+[optim]
+lr = 1e-3
+warmup_steps = 2
+steps = {steps}
+[run]
+out = "{out}"
+log_every = 5
+val_every = 10
+ckpt_every = 5
+threads = 1
+"""
+
+
+def tiny_config(tmp_path: Path, steps: int = 20, out: str = "run") -> Path:
+    path = tmp_path / f"{out}.toml"
+    path.write_text(TINY.format(root=FIXTURES.as_posix(), steps=steps, out=(tmp_path / out).as_posix()))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[model]\nscale = 4", "name"),
+        ('name = "x"\n[modle]\n', "unknown section"),
+        ('name = "x"\n[data]\ntrain = ["a"]\nbatchsize = 3', "unknown key"),
+        ('name = "x"\n[data]\ntrain = ["a"]\n[optim]\nsteps = "many"', "integer"),
+        ('name = "x"\n[data]\ntrain = ["a"]\n[optim]\nsteps = 10\nwarmup_steps = 20', "warmup"),
+        ('name = "x"\n[optim]\nsteps = 10', "data.train"),
+        ('name = "x"\n[data\n', "TOML"),
+    ],
+)
+def test_config_errors_are_clear(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+def test_shipped_configs_load():
+    for path in sorted(Path("training/configs").glob("*.toml")):
+        config = load_config(path)
+        assert config.name == path.stem
+        assert isinstance(config.optim.lr, float)
+
+
+def test_schedule_warms_up_then_follows_a_cosine():
+    values = [lr_at(s, 1e-3, 1e-5, 10, 110) for s in range(111)]
+    assert values[0] == pytest.approx(1e-4) and values[9] == pytest.approx(1e-3)
+    assert values[60] == pytest.approx((1e-3 + 1e-5) / 2, rel=1e-6)
+    assert values[110] == pytest.approx(1e-5)
+    assert all(a >= b for a, b in pairwise(values[9:]))
+
+
+def test_crops_are_deterministic_by_index(set5):
+    images = list(set5.values())
+    data = HRCrops(images, crop=32, margin=4, seed=3)
+    assert torch.equal(data[17], HRCrops(images, crop=32, margin=4, seed=3)[17])
+    assert not torch.equal(data[17], data[18])
+    assert data[0].shape == (3, 40, 40) and data[0].dtype == torch.uint8
+
+
+def test_augment_gives_the_eight_dihedral_transforms():
+    square = np.arange(9).reshape(3, 3)
+    variants = {augment(square, code).tobytes() for code in range(8)}
+    assert len(variants) == 8
+
+
+def test_pairs_match_the_protocol_degradation(photo):
+    """The batched torch degradation reproduces MATLAB bicubic inside the margin."""
+    scale, size = 4, 128
+    full_lr = bicubic(photo, scale)
+    crop = photo[32 : 32 + size, 64 : 64 + size]  # offsets divisible by the scale
+    lr, hr = make_pair(torch.from_numpy(crop.transpose(2, 0, 1).copy())[None], scale)
+    expected = full_lr[8 + MARGIN : 8 + size // scale - MARGIN, 16 + MARGIN : 16 + size // scale - MARGIN]
+    got = (lr[0].numpy().transpose(1, 2, 0) * 255).round()
+    assert np.abs(got - expected).max() <= 1  # float32 vs float64 rounding at .5
+    assert np.mean(got != expected) < 0.01
+    assert hr.shape[-1] == lr.shape[-1] * scale
+
+
+def test_tiny_run_writes_logs_checkpoints_and_loadable_weights(tmp_path, photo):
+    result = run_cli("train", "--config", str(tiny_config(tmp_path)), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "run"
+    assert {"last.pt", "model.safetensors", "train.csv", "val.csv", "config.toml"} <= {p.name for p in out.iterdir()}
+    val_rows = (out / "val.csv").read_text().splitlines()
+    assert val_rows[0] == "step,elapsed_s,dataset,psnr,ssim" and len(val_rows) == 3  # steps 10 and 20
+    upscaler = Upscaler(out / "model.safetensors", backend="torch")
+    assert upscaler.upscale(photo[:20, :30]).shape == (40, 60, 3)
+    # No ONNX beside the weights: auto falls back to torch.
+    assert Upscaler(out / "model.safetensors").engine.name == "torch-cpu"
+
+
+def test_resume_reproduces_an_uninterrupted_run(tmp_path):
+    straight = Trainer(load_config(tiny_config(tmp_path, out="straight")), progress=False)
+    straight.run()
+    interrupted = Trainer(load_config(tiny_config(tmp_path, out="resumed")), progress=False)
+    interrupted.run(stop_at=7)  # stops as Ctrl-C does: a checkpoint at step 7, off the 5-step grid
+    resumed = Trainer(load_config(tiny_config(tmp_path, out="resumed")), progress=False)
+    assert resumed.step == 7
+    resumed.run()
+    a = load_file(str(tmp_path / "straight" / "model.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "model.safetensors"))
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)
+
+
+def test_train_cli_reports_a_bad_config_in_one_line(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\n[data]\ntrain = ["a"]\nbogus = 1\n')
+    result = run_cli("train", "--config", str(bad))
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "bogus" in result.stderr

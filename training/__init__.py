@@ -1,0 +1,1 @@
+"""Training: data, degradations on the device, the loop, and ``upscaler train``."""

@@ -1,0 +1,47 @@
+"""``upscaler train``: registered through the ``upscaler.commands`` entry point."""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``train`` subcommand."""
+    p = sub.add_parser(
+        "train",
+        help="train a model from a TOML config",
+        description="Train (or resume training) a model. Resumes from <out>/last.pt when it exists.",
+    )
+    p.add_argument("--config", required=True, help="TOML config, e.g. training/configs/x4-fast.toml")
+    p.add_argument("--data-root", help="base folder for the config's relative data folders")
+    p.add_argument("--out", help="output folder (overrides run.out)")
+    p.add_argument("--steps", type=int, help="total steps (overrides optim.steps)")
+    p.add_argument("--device", help="cpu, cuda or cuda:N (overrides run.device)")
+    p.add_argument("--restart", action="store_true", help="discard an existing checkpoint and start over")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        from training.config import load_config
+        from training.trainer import Trainer
+    except ImportError as exc:
+        raise RuntimeError(f"training needs the 'train' extra: pip install 'upscaler[train]' ({exc})") from None
+    import logging
+
+    config = load_config(args.config)
+    if args.out:
+        config.run.out = args.out
+    if args.steps:
+        config.optim.steps = args.steps
+        config.optim.warmup_steps = min(config.optim.warmup_steps, args.steps - 1)
+    if args.device:
+        config.run.device = args.device
+    logging.getLogger("training").setLevel(logging.INFO)
+    trainer = Trainer(config, data_root=args.data_root, restart=args.restart, progress=not args.no_progress)
+    weights = trainer.run()
+    print(f"weights: {weights}")
+    return 0

@@ -1,0 +1,319 @@
+"""The training loop: AdamW, warm-up plus cosine, EMA, exact resume, validation.
+
+Outputs in ``run.out``: ``last.pt`` (the full state, to resume), ``model.safetensors``
+(EMA weights with the metadata ``upscaler`` needs to load them),
+``train.csv`` and ``val.csv`` (logs to plot), and a copy of the config.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from training.config import TrainConfig
+from training.data import HRCrops, StepSampler, load_images
+from training.degrade import MARGIN, make_pair
+from upscaler.archs import build_network
+from upscaler.degradations import degrade, modcrop
+from upscaler.metrics import psnr, ssim
+from upscaler.sysinfo import cpu_name
+
+__all__ = ["Trainer", "lr_at", "save_weights"]
+
+log = logging.getLogger(__name__)
+
+
+def lr_at(step: int, peak: float, floor: float, warmup: int, total: int) -> float:
+    """Learning rate at ``step``: linear warm-up to ``peak``, then cosine down to ``floor``."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return floor + 0.5 * (peak - floor) * (1.0 + math.cos(math.pi * progress))
+
+
+def _loss(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
+    if kind == "charbonnier":
+        return torch.sqrt((pred - target) ** 2 + 1e-6).mean()
+    return F.l1_loss(pred, target)
+
+
+def _atomic_save(write, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.part")
+    write(tmp)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def save_weights(net: torch.nn.Module, path: Path, config: TrainConfig, training: dict) -> None:
+    """Write ``net``'s weights as safetensors with upscaler's metadata."""
+    from safetensors.torch import save_file
+
+    metadata = {
+        "format": "pt",
+        "name": config.name,
+        "arch": config.model.arch,
+        "scale": str(config.model.scale),
+        "params": json.dumps(config.model.params, sort_keys=True),
+        "degradation": config.data.degradation,
+        "training": json.dumps(training, sort_keys=True),
+    }
+    state = {k: v.detach().float().cpu().contiguous() for k, v in net.state_dict().items()}
+    _atomic_save(lambda p: save_file(state, str(p), metadata=metadata), path)
+
+
+@dataclass
+class ValImage:
+    """A validation pair, made once by the evaluation protocol."""
+
+    name: str
+    lr: np.ndarray
+    hr: np.ndarray
+
+
+class Trainer:
+    """Trains one config; ``run()`` resumes from ``last.pt`` when it exists."""
+
+    def __init__(
+        self, config: TrainConfig, *, data_root: str | None = None, restart: bool = False, progress: bool = True
+    ) -> None:
+        self.config = config
+        self.out = Path(config.run.out)
+        self.data_root = data_root
+        self.progress = progress
+        self.device = self._pick_device(config.run.device)
+        if config.run.threads:
+            torch.set_num_threads(config.run.threads)
+        torch.manual_seed(config.run.seed)
+        scale = config.model.scale
+        self.net = build_network(config.model.arch, scale, config.model.params).to(self.device)
+        self.ema = build_network(config.model.arch, scale, config.model.params).to(self.device)
+        self.ema.load_state_dict(self.net.state_dict())
+        self.ema.requires_grad_(False)
+        self.optim = torch.optim.AdamW(
+            self.net.parameters(),
+            lr=config.optim.lr,
+            betas=config.optim.betas,
+            weight_decay=config.optim.weight_decay,
+        )
+        self.step = 0
+        self.elapsed = 0.0
+        self.out.mkdir(parents=True, exist_ok=True)
+        if restart:
+            for name in ("last.pt", "train.csv", "val.csv", "model.safetensors"):
+                (self.out / name).unlink(missing_ok=True)
+        self._resume()
+
+    @staticmethod
+    def _pick_device(name: str) -> torch.device:
+        if name == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = torch.device(name)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(f"device {name} requested but CUDA is not available")
+        return device
+
+    # -- state -------------------------------------------------------------
+    def _resume(self) -> None:
+        path = self.out / "last.pt"
+        if not path.exists():
+            return
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        if state["config"]["model"] != self.config.to_dict()["model"]:
+            raise RuntimeError(f"{path} was trained with another model section; use --restart to start over")
+        self.net.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        self.optim.load_state_dict(state["optim"])
+        torch.set_rng_state(state["rng"])
+        self.step, self.elapsed = state["step"], state["elapsed"]
+        log.info("resuming %s from step %d", self.config.name, self.step)
+
+    def save_checkpoint(self) -> None:
+        """Write ``last.pt`` atomically."""
+        state = {
+            "step": self.step,
+            "elapsed": self.elapsed,
+            "model": self.net.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optim": self.optim.state_dict(),
+            "rng": torch.get_rng_state(),
+            "config": self.config.to_dict(),
+        }
+        _atomic_save(lambda p: torch.save(state, p), self.out / "last.pt")
+
+    def training_info(self) -> dict:
+        """What goes into the weights' metadata and the model descriptor."""
+        return {
+            "config": self.config.source,
+            "steps": self.step,
+            "wall_seconds": round(self.elapsed, 1),
+            "device": self._device_name(),
+            "data": list(self.config.data.train),
+            "degradation": self.config.data.degradation,
+            "torch": torch.__version__,
+        }
+
+    def _device_name(self) -> str:
+        if self.device.type == "cuda":
+            return torch.cuda.get_device_name(self.device)
+        return f"cpu ({cpu_name()}, {torch.get_num_threads()} threads)"
+
+    # -- data --------------------------------------------------------------
+    def _loader(self) -> DataLoader:
+        c = self.config
+        images = load_images(c.data_dirs("train", self.data_root))
+        dataset = HRCrops(images, c.data.patch * c.model.scale, MARGIN * c.model.scale, seed=c.run.seed)
+        cuda = self.device.type == "cuda"
+        return DataLoader(
+            dataset,
+            batch_size=c.data.batch,
+            sampler=StepSampler(c.data.batch, self.step, c.optim.steps),
+            num_workers=c.data.workers,
+            pin_memory=cuda,
+            persistent_workers=c.data.workers > 0,
+            prefetch_factor=4 if c.data.workers > 0 else None,
+            drop_last=True,
+        )
+
+    def _val_sets(self) -> dict[str, list[ValImage]]:
+        scale, sets = self.config.model.scale, {}
+        for folder in self.config.data_dirs("val", self.data_root):
+            pairs = []
+            for hr in load_images([folder]):
+                hr = modcrop(hr, scale)
+                pairs.append(ValImage(folder.name, degrade(hr, scale, self.config.data.degradation), hr))
+            sets[folder.name] = pairs
+        return sets
+
+    # -- loop --------------------------------------------------------------
+    def _update_ema(self) -> None:
+        decay = min(self.config.optim.ema, (1 + self.step) / (10 + self.step))
+        with torch.no_grad():
+            for e, p in zip(self.ema.parameters(), self.net.parameters()):
+                e.lerp_(p, 1.0 - decay)
+            for e, b in zip(self.ema.buffers(), self.net.buffers()):
+                e.copy_(b)
+
+    def _train_step(self, crops: torch.Tensor) -> float:
+        c = self.config
+        lr_value = lr_at(self.step, c.optim.lr, c.optim.min_lr, c.optim.warmup_steps, c.optim.steps)
+        for group in self.optim.param_groups:
+            group["lr"] = lr_value
+        lr, hr = make_pair(crops.to(self.device, non_blocking=True), c.model.scale, c.data.degradation)
+        amp = c.run.amp and self.device.type == "cuda"
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
+            pred = self.net(lr)
+        loss = _loss(pred.float(), hr, c.optim.loss)
+        self.optim.zero_grad(set_to_none=True)
+        loss.backward()
+        if c.optim.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), c.optim.grad_clip)
+        self.optim.step()
+        if c.optim.ema > 0:
+            self._update_ema()
+        else:
+            self.ema.load_state_dict(self.net.state_dict())
+        self.step += 1
+        return float(loss.detach())
+
+    @torch.no_grad()
+    def validate(self, sets: dict[str, list[ValImage]]) -> dict[str, tuple[float, float]]:
+        """Mean (PSNR, SSIM) on Y per validation folder, with the EMA weights."""
+        scale, results = self.config.model.scale, {}
+        self.ema.eval()
+        for name, pairs in sets.items():
+            scores = []
+            for pair in pairs:
+                x = torch.from_numpy(pair.lr.transpose(2, 0, 1).copy()).float().div(255)[None].to(self.device)
+                y = self.ema(x)[0].clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+                scores.append((psnr(y, pair.hr, border=scale), ssim(y, pair.hr, border=scale)))
+            results[name] = tuple(float(v) for v in np.mean(scores, axis=0))
+        return results
+
+    def _append_csv(self, name: str, header: list[str], row: list) -> None:
+        path = self.out / name
+        new = not path.exists()
+        with open(path, "a", newline="") as fh:
+            writer = csv.writer(fh)
+            if new:
+                writer.writerow(header)
+            writer.writerow(row)
+
+    def _validate_and_export(self, sets) -> str:
+        results = self.validate(sets)
+        for name, (p, s) in results.items():
+            self._append_csv(
+                "val.csv",
+                ["step", "elapsed_s", "dataset", "psnr", "ssim"],
+                [self.step, round(self.elapsed, 1), name, f"{p:.4f}", f"{s:.5f}"],
+            )
+        save_weights(self.ema, self.out / "model.safetensors", self.config, self.training_info())
+        summary = ", ".join(f"{n} {p:.3f} dB / {s:.4f}" for n, (p, s) in results.items())
+        log.info("step %d: %s", self.step, summary or "no validation folders")
+        return summary
+
+    def _iteration(self, crops: torch.Tensor, bar, sets, losses: list[float]) -> None:
+        c = self.config
+        losses.append(self._train_step(crops))
+        bar.update(1)
+        if self.step % c.run.log_every == 0:
+            now = time.perf_counter()
+            rate = len(losses) * c.data.batch / (now - self._last_log)
+            lr_value = self.optim.param_groups[0]["lr"]
+            row = [self.step, round(self.elapsed, 1), f"{lr_value:.3e}", f"{np.mean(losses):.5f}", f"{rate:.1f}"]
+            self._append_csv("train.csv", ["step", "elapsed_s", "lr", "loss", "samples_per_s"], row)
+            bar.set_postfix(loss=f"{np.mean(losses):.4f}", lr=f"{lr_value:.1e}")
+            losses.clear()
+            self._last_log = now
+        if self.step % c.run.val_every == 0 or self.step == c.optim.steps:
+            bar.set_postfix_str(self._validate_and_export(sets))
+        if self.step % c.run.ckpt_every == 0 or self.step == c.optim.steps:
+            self.save_checkpoint()
+
+    def run(self, stop_at: int | None = None) -> Path:
+        """Train to ``optim.steps`` (or stop early at ``stop_at``, as an interruption would)."""
+        from tqdm import tqdm
+
+        c = self.config
+        if c.source:
+            shutil.copyfile(c.source, self.out / "config.toml")
+        sets = self._val_sets()
+        total = c.optim.steps if stop_at is None else min(stop_at, c.optim.steps)
+        bar = tqdm(
+            total=c.optim.steps,
+            initial=self.step,
+            desc=c.name,
+            disable=not self.progress,
+            dynamic_ncols=True,
+            smoothing=0.05,
+        )
+        self.net.train()
+        losses: list[float] = []
+        self._last_log = time.perf_counter()
+        started, base_elapsed = time.perf_counter(), self.elapsed
+        try:
+            for crops in self._loader():
+                if self.step >= total:
+                    break
+                self._iteration(crops, bar, sets, losses)
+                self.elapsed = base_elapsed + time.perf_counter() - started
+        except KeyboardInterrupt:
+            log.warning("interrupted at step %d; checkpoint saved, run again to resume", self.step)
+            self.save_checkpoint()
+            raise
+        bar.close()
+        if self.step == c.optim.steps and not (self.out / "model.safetensors").exists():
+            self._validate_and_export(sets)
+        self.save_checkpoint()
+        return self.out / "model.safetensors"

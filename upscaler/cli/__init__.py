@@ -1,0 +1,84 @@
+"""The ``upscaler`` command.
+
+Subcommands register themselves: the core ones live here; ``training``,
+``export`` and ``server`` add theirs through the ``upscaler.commands`` entry
+point group, so the core never imports them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points, version
+
+__all__ = ["CliError", "main"]
+
+Register = Callable[[argparse._SubParsersAction], None]
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
+def _core_commands() -> list[Register]:
+    from upscaler.cli import evaluate, models, upscale
+
+    return [upscale.register, models.register, evaluate.register]
+
+
+def _plugin_commands() -> list[Register]:
+    registers = []
+    for ep in entry_points(group="upscaler.commands"):
+        try:
+            registers.append(ep.load())
+        except ImportError as exc:  # a broken plugin must not take the core CLI down
+            logging.getLogger(__name__).warning("command %s unavailable: %s", ep.name, exc)
+    return registers
+
+
+def _version() -> str:
+    try:
+        return version("upscaler")
+    except Exception:  # running from a source tree without metadata
+        return "unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser, with every registered subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="upscaler",
+        description="Real-time neural super-sampling: 4x and 2x image and frame upscaling.",
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+    parser.add_argument("--version", action="version", version=f"upscaler {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for register in [*_core_commands(), *_plugin_commands()]:
+        register(sub)
+    return parser
+
+
+def _setup_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("upscaler: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+    except Exception as exc:  # one line for people; -v shows the traceback
+        if args.verbose:
+            logging.getLogger("upscaler").exception("failed")
+        message = str(exc) or type(exc).__name__
+        print(f"upscaler: error: {message.splitlines()[0]}", file=sys.stderr)
+        return 2

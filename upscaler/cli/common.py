@@ -1,0 +1,46 @@
+"""Options shared by several subcommands."""
+
+from __future__ import annotations
+
+import argparse
+
+from upscaler.runtime import BACKENDS
+
+__all__ = ["add_engine_options", "non_negative_int", "positive_int"]
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    value = non_negative_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+    return value
+
+
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    """``--model``, ``--backend`` and ``--threads``."""
+    parser.add_argument(
+        "--model",
+        "-m",
+        default="default",
+        help="built-in model name or alias (see 'upscaler models'), or a .safetensors path",
+    )
+    parser.add_argument(
+        "--backend",
+        "-b",
+        default="auto",
+        choices=list(BACKENDS),
+        help="inference engine; auto tries ONNX Runtime, then PyTorch (default: auto)",
+    )
+    parser.add_argument("--threads", type=positive_int, help="CPU threads for inference (default: all cores)")

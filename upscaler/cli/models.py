@@ -1,0 +1,77 @@
+"""``upscaler models``: the built-in models, for people or (``--json``) machines."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from upscaler.models import WEIGHTS_DIR, default_model, list_models
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``models`` subcommand."""
+    p = sub.add_parser("models", help="list the built-in models", description="List the built-in models.")
+    p.add_argument("--json", action="store_true", help="print JSON (one object per model)")
+    p.add_argument("--markdown", action="store_true", help="print the measured-quality table as markdown")
+    p.add_argument("--verbose", action="store_true", help="also show files and which engines can run each model")
+    p.set_defaults(func=_run)
+
+
+def _quality(record: dict) -> str:
+    parts = [f"{name} {q['psnr']:.2f}" for name, q in record.get("quality", {}).items() if "psnr" in q]
+    return ", ".join(parts) or "-"
+
+
+def quality_markdown(records: list[dict]) -> str:
+    """Measured quality of every model as a markdown table (PSNR / SSIM on Y, bicubic alongside)."""
+    datasets = list(dict.fromkeys(name for r in records for name in r.get("quality", {})))
+    head = ["model", "scale", "params", *(f"{d} PSNR / SSIM" for d in datasets), *(f"bicubic {d}" for d in datasets)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in records:
+        q = r.get("quality", {})
+        cells = [r["name"], f"x{r['scale']}", ", ".join(f"{k}={v}" for k, v in r["params"].items())]
+        cells += [f"{q[d]['psnr']:.2f} / {q[d]['ssim']:.4f}" if d in q else "-" for d in datasets]
+        cells += [f"{q[d]['bicubic_psnr']:.2f} / {q[d]['bicubic_ssim']:.4f}" if d in q else "-" for d in datasets]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _run(args: argparse.Namespace) -> int:
+    models = list_models()
+    default = default_model().name
+    records = []
+    for m in models:
+        record = m.to_dict(relative_to=WEIGHTS_DIR)
+        record["default"] = m.name == default
+        if args.verbose:
+            from upscaler.runtime import probe_engines
+
+            record["engines"] = [c.__dict__ for c in probe_engines(m)]
+        records.append(record)
+    if args.json:
+        print(json.dumps(records, indent=2))
+        return 0
+    if args.markdown:
+        print(quality_markdown(records))
+        return 0
+    rows = [("name", "scale", "arch", "degradation", "PSNR Y (dB)", "description")]
+    for r in records:
+        params = ",".join(f"{k}={v}" for k, v in r["params"].items())
+        name = r["name"] + (" *" if r["default"] else "")
+        rows.append((name, f"x{r['scale']}", f"{r['arch']}({params})", r["degradation"], _quality(r), r["description"]))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)) + "  " + row[-1])
+    print("* default")
+    if args.verbose:
+        for r in records:
+            print(f"\n{r['name']}: receptive field {r['receptive_field']} px, precisions {', '.join(r['precisions'])}")
+            for kind in ("weights", "onnx"):
+                if r[kind]:
+                    print(f"  {kind}: {WEIGHTS_DIR / r[kind]['path']} (sha256 {r[kind]['sha256'][:12]}...)")
+            for e in r["engines"]:
+                status = "available" if e["available"] else f"unavailable: {e['reason']}"
+                print(f"  engine {e['engine']}: {status}")
+    return 0

@@ -1,0 +1,163 @@
+"""``upscaler upscale``: image files, folders and globs in, upscaled images out."""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from upscaler.cli.common import add_engine_options, non_negative_int, positive_int
+from upscaler.io import IMAGE_SUFFIXES, OUTPUT_FORMATS, ImageError, list_images, read_image, write_image
+
+__all__ = ["Job", "plan_jobs", "register"]
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``upscale`` subcommand."""
+    p = sub.add_parser(
+        "upscale",
+        help="upscale image files, folders or globs",
+        description="Upscale images. One input and an output ending in .png/.jpg/.webp writes that file; "
+        "otherwise OUTPUT is a folder. Existing outputs are skipped unless --overwrite; inputs are never "
+        "overwritten.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
+    p.add_argument("-o", "--output", required=True, help="output file (one input) or folder")
+    add_engine_options(p)
+    p.add_argument("--tile", type=non_negative_int, help="tile edge in input pixels (0: never tile; default: 512)")
+    p.add_argument("--batch-size", type=positive_int, default=4, help="tiles per engine call (default: 4)")
+    p.add_argument(
+        "--format",
+        "-f",
+        choices=["png", "jpg", "webp"],
+        help="output format (default: the input's if png/jpg/webp, else png)",
+    )
+    p.add_argument("--quality", type=positive_int, help="JPEG/WebP quality 1-100 (default: 95)")
+    p.add_argument(
+        "--alpha",
+        choices=["model", "bicubic"],
+        default="model",
+        help="how to upscale an alpha channel (default: model)",
+    )
+    p.add_argument("--recursive", "-r", action="store_true", help="descend into sub-folders of folder inputs")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
+    p.set_defaults(func=_run)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input file and where its output goes."""
+
+    source: Path
+    target: Path
+
+
+def _expand(inputs: list[str], recursive: bool) -> list[tuple[Path, Path | None]]:
+    """``(file, folder it came from or None)`` for every input; missing ones kept to fail later."""
+    found: list[tuple[Path, Path | None]] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found += [(f, path) for f in list_images(path, recursive)]
+        elif glob.has_magic(item) and not path.exists():
+            matches = sorted(Path(m) for m in glob.glob(item, recursive=True))
+            files = [m for m in matches if m.is_file() and m.suffix.lower() in IMAGE_SUFFIXES]
+            if not files:
+                raise ImageError(f"{item}: no image matches this pattern")
+            found += [(f, None) for f in files]
+        else:
+            found.append((path, None))
+    return found
+
+
+def plan_jobs(inputs: list[str], output: str, fmt: str | None, recursive: bool = False) -> list[Job]:
+    """Map inputs to output paths; raises ``ImageError`` for an impossible output."""
+    files = _expand(inputs, recursive)
+    out = Path(output)
+    single_file = out.suffix.lower().lstrip(".") in OUTPUT_FORMATS and not out.is_dir()
+    if out.suffix.lower().lstrip(".") in OUTPUT_FORMATS and out.is_dir() and len(files) == 1:
+        raise ImageError(f"{out}: is a directory, expected an output file")
+    if single_file and len(files) > 1:
+        raise ImageError(f"{out}: several inputs need an output folder, not a file name")
+    if out.exists() and not out.is_dir() and not single_file:
+        raise ImageError(f"{out}: exists and is not a folder")
+    jobs = []
+    for source, folder in files:
+        if single_file:
+            jobs.append(Job(source, out))
+            continue
+        ext = OUTPUT_FORMATS[fmt] if fmt else _same_format(source)
+        relative = source.relative_to(folder) if folder else Path(source.name)
+        jobs.append(Job(source, out / relative.with_suffix(ext)))
+    return jobs
+
+
+def _same_format(source: Path) -> str:
+    ext = source.suffix.lower().lstrip(".")
+    return OUTPUT_FORMATS.get(ext, ".png")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and a.samefile(b)
+    except OSError:
+        return False
+
+
+def _run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from upscaler.facade import Upscaler
+
+    if args.quality is not None and args.quality > 100:
+        raise ImageError(f"--quality must be 1-100, got {args.quality}")
+    jobs = plan_jobs(args.inputs, args.output, args.format, args.recursive)
+    upscaler = Upscaler(
+        args.model, args.backend, tile=args.tile, batch_size=args.batch_size, threads=args.threads, alpha=args.alpha
+    )
+    sources = {job.source.resolve() for job in jobs}
+    targets: set[Path] = set()
+    done = skipped = 0
+    failed: list[str] = []
+    show = not args.quiet and len(jobs) > 1
+    bar = tqdm(jobs, disable=not show, unit="img", file=sys.stderr, dynamic_ncols=True)
+
+    def fail(message: str) -> None:
+        failed.append(message)
+        tqdm.write(f"upscaler: error: {message}", file=sys.stderr)
+
+    for job in bar:
+        target = job.target.resolve()
+        if target in sources or _same_file(job.source, job.target):
+            fail(f"{job.source}: output {job.target} is an input; refusing to overwrite it")
+            continue
+        if target in targets:
+            fail(f"{job.source}: output {job.target} is also the output of another input")
+            continue
+        targets.add(target)
+        if job.target.exists() and not args.overwrite:
+            skipped += 1
+            if not args.quiet:
+                tqdm.write(f"skipped {job.source}: {job.target} exists (use --overwrite)", file=sys.stderr)
+            continue
+        try:
+            image = read_image(job.source)
+            write_image(job.target, upscaler.upscale(image), quality=args.quality)
+        except Exception as exc:  # one bad file must not stop the others
+            log.debug("failed on %s", job.source, exc_info=True)
+            fail(str(exc).splitlines()[0] if str(exc) else f"{job.source}: {type(exc).__name__}")
+            continue
+        done += 1
+    bar.close()
+    if not args.quiet:
+        summary = f"{done} upscaled with {upscaler.model.name} on {upscaler.engine.name}"
+        summary += f", {skipped} skipped" if skipped else ""
+        summary += f", {len(failed)} failed" if failed else ""
+        print(summary, file=sys.stderr)
+    return 1 if failed else 0

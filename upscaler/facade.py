@@ -1,0 +1,150 @@
+"""The ``Upscaler`` facade: what applications call.
+
+It wires the steps together and owns no pixel state between calls: analyse
+the input, split colour and alpha, run the engine tile by tile, blend, clamp
+and round back to the input's sample type. Each step is a function in
+``pipeline`` or ``tiling``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from upscaler import pipeline
+from upscaler.models import ModelDescriptor, get_model
+from upscaler.runtime import Engine, create_engine
+from upscaler.tiling import run_tiled
+
+__all__ = ["DEFAULT_TILE", "Upscaler"]
+
+#: Default tile edge in input pixels: bounds memory and keeps CPU caches warm;
+#: images that fit in one tile run whole.
+DEFAULT_TILE = 512
+ALPHA_MODES = ("model", "bicubic")
+
+
+class Upscaler:
+    """Upscale images with one model on one engine.
+
+    ``model``: a built-in name or alias (``upscaler models``) or a
+    ``.safetensors`` path; ``backend``: ``auto``, ``onnxruntime`` or ``torch``
+    (``auto`` falls back along the chain and logs why); ``tile``: tile edge in
+    input pixels (``None`` for the default, ``0`` to never tile); ``feather``:
+    half-width of the cross-fade between tiles; ``batch_size``: tiles per
+    engine call; ``alpha``: upscale alpha with the ``model`` or ``bicubic``.
+    """
+
+    def __init__(
+        self,
+        model: str | Path | ModelDescriptor = "default",
+        backend: str = "auto",
+        *,
+        tile: int | None = None,
+        feather: int = 2,
+        batch_size: int = 4,
+        threads: int | None = None,
+        alpha: str = "model",
+        engine: Engine | None = None,
+    ) -> None:
+        if tile is not None and tile < 0:
+            raise ValueError(f"tile must be 0 (off) or a positive size, got {tile}")
+        if feather < 0:
+            raise ValueError(f"feather must be non-negative, got {feather}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if alpha not in ALPHA_MODES:
+            raise ValueError(f"alpha must be one of {', '.join(ALPHA_MODES)}, got {alpha!r}")
+        self.model: ModelDescriptor = get_model(model)
+        self.engine: Engine = engine or create_engine(self.model, backend, threads=threads)
+        self.tile = DEFAULT_TILE if tile is None else tile
+        self.feather = feather
+        self.batch_size = batch_size
+        self.alpha = alpha
+
+    @property
+    def scale(self) -> int:
+        """Output size / input size."""
+        return self.model.scale
+
+    @property
+    def context(self) -> int:
+        """Input pixels each tile reads beyond its core: receptive field plus feather."""
+        return self.model.receptive_field + self.feather
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        padded, h, w = pipeline.pad_batch(batch, self.model.size_multiple)
+        out = self.engine.run(padded)
+        return out[:, :, : h * self.scale, : w * self.scale]
+
+    def _upscale_planes(self, planes: np.ndarray, prepare, write) -> None:
+        run_tiled(
+            planes,
+            self._run,
+            write,
+            scale=self.scale,
+            tile=self.tile,
+            context=self.context,
+            feather=self.feather,
+            batch_size=self.batch_size,
+            prepare=prepare,
+        )
+
+    def upscale(self, image: np.ndarray) -> np.ndarray:
+        """Upscale one image; the result has the input's layout and sample type."""
+        layout = pipeline.analyse(image)
+        out = np.empty(layout.output_shape(self.scale), dtype=layout.dtype)
+        view = out.reshape(out.shape[0], out.shape[1], -1)
+
+        def write_color(row: int, rows: np.ndarray) -> None:
+            if layout.grey:
+                view[row : row + len(rows), :, 0] = pipeline.from_float(rows.mean(axis=2), layout.dtype)
+            else:
+                view[row : row + len(rows), :, :3] = pipeline.from_float(rows, layout.dtype)
+
+        self._upscale_planes(image, lambda crop: pipeline.color_input(crop, layout), write_color)
+        alpha = pipeline.alpha_plane(image, layout)
+        if alpha is not None:
+            view[:, :, -1] = self._upscale_alpha(alpha, layout)
+        return out
+
+    def _upscale_alpha(self, alpha: np.ndarray, layout: pipeline.Layout) -> np.ndarray:
+        h, w = layout.height * self.scale, layout.width * self.scale
+        first = alpha.flat[0]
+        if np.all(alpha == first):  # fully opaque (or uniform): nothing to infer
+            return np.full((h, w), first, dtype=layout.dtype)
+        if self.alpha == "bicubic":
+            import cv2
+
+            planes = pipeline.to_float(alpha)
+            return pipeline.from_float(cv2.resize(planes, (w, h), interpolation=cv2.INTER_CUBIC), layout.dtype)
+        result = np.empty((h, w), dtype=layout.dtype)
+
+        def write_alpha(row: int, rows: np.ndarray) -> None:
+            result[row : row + len(rows)] = pipeline.from_float(rows.mean(axis=2), layout.dtype)
+
+        self._upscale_planes(alpha, pipeline.grey_input, write_alpha)
+        return result
+
+    def upscale_batch(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Upscale several images; same-shaped RGB images that fit one tile share engine calls."""
+        images = list(images)
+        results: list[np.ndarray | None] = [None] * len(images)
+        groups: dict[tuple, list[int]] = {}
+        for i, image in enumerate(images):
+            layout = pipeline.analyse(image)
+            fits = self.tile == 0 or (layout.height <= self.tile and layout.width <= self.tile)
+            if fits and not layout.alpha and not layout.grey:
+                groups.setdefault((image.shape, image.dtype.str), []).append(i)
+            else:
+                results[i] = self.upscale(image)
+        for indices in groups.values():
+            for first in range(0, len(indices), self.batch_size):
+                chunk = indices[first : first + self.batch_size]
+                batch = np.stack([pipeline.color_input(images[i], pipeline.analyse(images[i])) for i in chunk])
+                outputs = self._run(batch)
+                for i, out in zip(chunk, outputs):
+                    results[i] = pipeline.from_float(out.transpose(1, 2, 0), images[i].dtype)
+        return results  # type: ignore[return-value]

@@ -1,0 +1,165 @@
+"""Model descriptors: everything the runtime needs to know about a model."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from upscaler.archs import receptive_field
+
+__all__ = [
+    "ModelDescriptor",
+    "ModelError",
+    "ModelFile",
+    "descriptor_from_safetensors",
+    "read_safetensors_metadata",
+    "sha256_file",
+]
+
+
+class ModelError(ValueError):
+    """A model is unknown, or its files are missing or do not match the manifest."""
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """A file a model needs, with the checksum it must have."""
+
+    path: Path  #: absolute path
+    sha256: str | None = None  #: expected hex digest; ``None`` skips the check
+
+    def verified(self) -> Path:
+        """The path, after checking it exists and matches its checksum."""
+        if not self.path.is_file():
+            raise ModelError(f"model file missing: {self.path}")
+        if self.sha256 and sha256_file(self.path) != self.sha256:
+            raise ModelError(f"model file does not match its sha256 (corrupt or replaced): {self.path}")
+        return self.path
+
+
+@dataclass(frozen=True)
+class ModelDescriptor:
+    """A model: architecture, scale, files and measured quality."""
+
+    name: str  #: unique name, as given to ``--model``
+    arch: str  #: architecture name (see ``upscaler.archs``)
+    scale: int  #: output size / input size
+    params: Mapping[str, Any] = field(default_factory=dict)  #: architecture hyperparameters
+    description: str = ""  #: one line for humans
+    channels: int = 3  #: colour channels the network takes and returns (RGB)
+    degradation: str = "bicubic"  #: the low-resolution process it was trained to invert
+    size_multiple: int = 1  #: input height and width must be multiples of this
+    precisions: tuple[str, ...] = ("fp32",)  #: precisions it is validated in
+    weights: ModelFile | None = None  #: safetensors weights (PyTorch engines)
+    onnx: ModelFile | None = None  #: ONNX graph (ONNX Runtime, TensorRT)
+    quality: Mapping[str, Any] = field(default_factory=dict)  #: measured PSNR/SSIM per dataset
+    training: Mapping[str, Any] = field(default_factory=dict)  #: how the weights were made
+
+    @property
+    def receptive_field(self) -> int:
+        """Radius in input pixels that one output pixel depends on."""
+        return receptive_field(self.arch, self.params)
+
+    def to_dict(self, relative_to: Path | None = None) -> dict[str, Any]:
+        """A JSON-ready record (file paths relative to ``relative_to`` if given)."""
+
+        def file_entry(f: ModelFile | None) -> dict[str, Any] | None:
+            if f is None:
+                return None
+            path = f.path.relative_to(relative_to) if relative_to else f.path
+            return {"path": path.as_posix(), "sha256": f.sha256}
+
+        return {
+            "name": self.name,
+            "description": self.description,
+            "arch": self.arch,
+            "params": dict(self.params),
+            "scale": self.scale,
+            "channels": self.channels,
+            "degradation": self.degradation,
+            "receptive_field": self.receptive_field,
+            "size_multiple": self.size_multiple,
+            "precisions": list(self.precisions),
+            "weights": file_entry(self.weights),
+            "onnx": file_entry(self.onnx),
+            "quality": dict(self.quality),
+            "training": dict(self.training),
+        }
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any], root: Path) -> ModelDescriptor:
+        """Build from a manifest record; file paths are resolved against ``root``."""
+
+        def file_of(entry: Mapping[str, Any] | None) -> ModelFile | None:
+            if not entry:
+                return None
+            return ModelFile(path=(root / entry["path"]).resolve(), sha256=entry.get("sha256"))
+
+        try:
+            return cls(
+                name=record["name"],
+                arch=record["arch"],
+                scale=int(record["scale"]),
+                params=dict(record.get("params", {})),
+                description=record.get("description", ""),
+                channels=int(record.get("channels", 3)),
+                degradation=record.get("degradation", "bicubic"),
+                size_multiple=int(record.get("size_multiple", 1)),
+                precisions=tuple(record.get("precisions", ("fp32",))),
+                weights=file_of(record.get("weights")),
+                onnx=file_of(record.get("onnx")),
+                quality=dict(record.get("quality", {})),
+                training=dict(record.get("training", {})),
+            )
+        except KeyError as exc:
+            raise ModelError(f"model record lacks the field {exc.args[0]!r}") from None
+
+
+def read_safetensors_metadata(path: Path) -> dict[str, str]:
+    """The ``__metadata__`` of a safetensors file, read without any ML library."""
+    try:
+        with open(path, "rb") as fh:
+            (size,) = struct.unpack("<Q", fh.read(8))
+            if size > 100_000_000:
+                raise ValueError("header too large")
+            header = json.loads(fh.read(size))
+    except (OSError, ValueError, struct.error) as exc:
+        raise ModelError(f"{path}: not a readable safetensors file ({exc})") from None
+    return dict(header.get("__metadata__") or {})
+
+
+def descriptor_from_safetensors(path: Path) -> ModelDescriptor:
+    """Describe a weights file written by ``upscaler train`` from its own metadata.
+
+    An ONNX graph with the same stem beside it is used when present.
+    """
+    path = Path(path).resolve()
+    meta = read_safetensors_metadata(path)
+    if "arch" not in meta or "scale" not in meta:
+        raise ModelError(f"{path}: weights carry no upscaler metadata (arch, scale)")
+    onnx_path = path.with_suffix(".onnx")
+    return ModelDescriptor(
+        name=meta.get("name", path.stem),
+        arch=meta["arch"],
+        scale=int(meta["scale"]),
+        params=json.loads(meta.get("params", "{}")),
+        description=f"weights from {path}",
+        degradation=meta.get("degradation", "bicubic"),
+        weights=ModelFile(path),
+        onnx=ModelFile(onnx_path) if onnx_path.is_file() else None,
+        training=json.loads(meta.get("training", "{}")),
+    )

@@ -1,0 +1,39 @@
+"""The one protocol every inference engine implements."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = ["Engine", "EngineUnavailable", "check_batch"]
+
+
+class EngineUnavailable(RuntimeError):
+    """This engine cannot run here: a library, file or device is missing."""
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """Runs a network on batches: ``N x 3 x H x W`` float32 in [0, 1] -> ``N x 3 x sH x sW``.
+
+    Outputs are not clamped; post-processing does that once, after blending.
+    """
+
+    name: str  #: engine kind, e.g. ``onnxruntime-cpu`` or ``torch-cpu``
+    device: str  #: where it runs, e.g. ``cpu`` or ``cuda:0``
+    precision: str  #: ``fp32``, ``fp16`` or ``int8``
+    scale: int  #: output size / input size
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """Upscale one batch."""
+        ...
+
+
+def check_batch(batch: np.ndarray, channels: int = 3) -> np.ndarray:
+    """Validate an engine input; returns it as contiguous float32."""
+    if batch.ndim != 4 or batch.shape[1] != channels:
+        raise ValueError(f"expected a batch N x {channels} x H x W, got shape {batch.shape}")
+    if min(batch.shape) < 1:
+        raise ValueError(f"empty batch of shape {batch.shape}")
+    return np.ascontiguousarray(batch, dtype=np.float32)

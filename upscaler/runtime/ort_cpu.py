@@ -1,0 +1,54 @@
+"""ONNX Runtime engine on the CPU (the embedded default)."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from upscaler.models import ModelDescriptor, ModelError
+from upscaler.runtime.base import EngineUnavailable, check_batch
+
+__all__ = ["OrtCpuEngine"]
+
+log = logging.getLogger(__name__)
+
+
+class OrtCpuEngine:
+    """Runs a model's ONNX graph with ONNX Runtime's CPU execution provider.
+
+    ``threads`` sets the intra-op thread count (``None``: one per core).
+    """
+
+    device = "cpu"
+    precision = "fp32"
+
+    def __init__(self, model: ModelDescriptor, *, threads: int | None = None) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise EngineUnavailable("onnxruntime is not installed (pip install onnxruntime)") from None
+        if model.onnx is None:
+            raise EngineUnavailable(f"model {model.name!r} has no ONNX graph (export one with 'upscaler export onnx')")
+        try:
+            path = model.onnx.verified()
+        except ModelError as exc:
+            raise EngineUnavailable(str(exc)) from None
+        if threads is not None and threads < 1:
+            raise ValueError(f"threads must be at least 1, got {threads}")
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads or 0
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._input = self._session.get_inputs()[0].name
+        self.name = "onnxruntime-cpu"
+        self.scale = model.scale
+        self.channels = model.channels
+        self.threads = threads
+        log.debug("onnxruntime %s session for %s (%s)", ort.__version__, model.name, path)
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """Upscale one batch (see ``Engine.run``)."""
+        return self._session.run(None, {self._input: check_batch(batch, self.channels)})[0]
