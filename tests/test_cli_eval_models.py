@@ -28,7 +28,7 @@ def test_eval_reproduces_bicubic_and_the_shipped_numbers(set5_dir, tmp_path):
     shipped = manifest_quality(model, "Set5")
     assert row["psnr"] == pytest.approx(shipped["psnr"], abs=0.005)
     assert row["ssim"] == pytest.approx(shipped["ssim"], abs=0.0005)
-    assert f"{row['psnr']}" in result.stdout and "bicubic PSNR" in result.stdout
+    assert f"{row['psnr']:.3f}" in result.stdout and "bicubic PSNR" in result.stdout
     assert out_md.read_text().startswith("| model |")
 
 

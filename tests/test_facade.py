@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from upscaler import Upscaler
-from upscaler.io import encode_image, decode_image
+from upscaler.io import decode_image, encode_image
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +93,7 @@ def test_16_bit_png_round_trip(up, photo):
 
 def test_float_input_gives_float_output(up, photo, reference):
     out = up.upscale(photo.astype(np.float32) / 255)
-    assert out.dtype == np.float32 and 0 <= out.min() and out.max() <= 1
+    assert out.dtype == np.float32 and out.min() >= 0 and out.max() <= 1
     assert np.abs(out * 255 - reference).max() <= 0.51
 
 

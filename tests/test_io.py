@@ -85,3 +85,17 @@ def test_list_images(tmp_path, photo):
     assert [p.name for p in list_images(tmp_path, recursive=True)] == ["a.jpg", "b.png", "c.webp"]
     with pytest.raises(FileNotFoundError):
         list_images(tmp_path / "sub" / "none")
+
+
+def test_jpeg_exif_orientation_is_applied():
+    import struct
+
+    image = np.zeros((20, 40, 3), np.uint8)
+    image[:, :20] = 255
+    jpg = encode_image(image, "jpg")
+    ifd = struct.pack(">H", 1) + struct.pack(">HHIHH", 0x0112, 3, 1, 6, 0) + struct.pack(">I", 0)  # rotate 90 CW
+    payload = b"Exif\x00\x00MM\x00\x2a" + struct.pack(">I", 8) + ifd
+    rotated = jpg[:2] + b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload + jpg[2:]
+    assert decode_image(jpg).shape == (20, 40, 3)
+    upright = decode_image(rotated)
+    assert upright.shape == (40, 20, 3) and upright[:20].mean() > 200 and upright[20:].mean() < 50

@@ -98,3 +98,14 @@ def test_wheel_ships_the_models_and_configs(tmp_path):
     assert any(n.startswith("upscaler/samples/") and n.endswith(".png") for n in names)
     assert any(n.startswith("training/configs/") for n in names)
     assert not any(n.startswith("tests/") for n in names)
+
+
+def test_first_command_upscales_the_bundled_sample(tmp_path):
+    first = setup_commands()[0]
+    sample = re.search(r"upscale (\S+\.png)", first).group(1)
+    assert (REPO / sample).is_file()
+    result = run_cli("upscale", str(REPO / sample), "-o", str(tmp_path / "x4.png"))
+    assert result.returncode == 0, result.stderr
+    from upscaler import read_image
+
+    assert read_image(tmp_path / "x4.png").shape == (436, 1024, 3)

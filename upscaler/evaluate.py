@@ -103,12 +103,20 @@ def evaluate_folder(
 
 
 _COLUMNS = ("dataset", "images", "psnr", "ssim", "bicubic_psnr", "bicubic_ssim")
+_FORMATS = {"psnr": "{:.3f}", "ssim": "{:.4f}", "bicubic_psnr": "{:.3f}", "bicubic_ssim": "{:.4f}"}
+
+
+def _cells(score: DatasetScore) -> list[str]:
+    summary = score.summary()
+    return [_FORMATS.get(c, "{}").format(summary[c]) for c in _COLUMNS]
+
+
 _HEADERS = ("dataset", "images", "PSNR (dB)", "SSIM", "bicubic PSNR", "bicubic SSIM")
 
 
 def format_table(model: str, scores: list[DatasetScore]) -> str:
     """A plain-text table for the terminal."""
-    rows = [[str(s.summary()[c]) for c in _COLUMNS] for s in scores]
+    rows = [_cells(s) for s in scores]
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(_HEADERS)]
     line = "  ".join(h.ljust(w) for h, w in zip(_HEADERS, widths))
     body = ["  ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows]
@@ -122,5 +130,5 @@ def format_markdown(model: str, scores: list[DatasetScore]) -> str:
     """A markdown table."""
     head = "| model | " + " | ".join(_HEADERS) + " |"
     sep = "|" + "---|" * (len(_HEADERS) + 1)
-    rows = [f"| {model} | " + " | ".join(str(s.summary()[c]) for c in _COLUMNS) + " |" for s in scores]
+    rows = [f"| {model} | " + " | ".join(_cells(s)) + " |" for s in scores]
     return "\n".join([head, sep, *rows]) + "\n"

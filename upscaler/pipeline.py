@@ -81,11 +81,15 @@ def to_float(samples: np.ndarray) -> np.ndarray:
 
 
 def from_float(samples: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """Float samples back to ``dtype``: clamped to [0, 1], scaled and rounded."""
-    clipped = np.clip(samples, 0.0, 1.0)
-    if np.dtype(dtype).kind == "f":
-        return clipped.astype(dtype)
-    return np.rint(clipped * _max_value(np.dtype(dtype))).astype(dtype)
+    """Float samples back to ``dtype``: clamped to [0, 1], scaled and rounded (half up)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return np.clip(samples, 0.0, 1.0).astype(dtype)
+    peak = _max_value(dtype)
+    scaled = np.multiply(samples, peak, dtype=np.float32)  # one temporary, updated in place
+    np.clip(scaled, 0.0, peak, out=scaled)
+    scaled += 0.5
+    return scaled.astype(dtype)
 
 
 def color_input(crop: np.ndarray, layout: Layout) -> np.ndarray:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Engine", "EngineUnavailable", "check_batch"]
+from upscaler.models import ModelDescriptor, ModelError
+
+__all__ = ["Engine", "EngineUnavailable", "check_batch", "require_file"]
 
 
 class EngineUnavailable(RuntimeError):
@@ -37,3 +40,15 @@ def check_batch(batch: np.ndarray, channels: int = 3) -> np.ndarray:
     if min(batch.shape) < 1:
         raise ValueError(f"empty batch of shape {batch.shape}")
     return np.ascontiguousarray(batch, dtype=np.float32)
+
+
+def require_file(model: ModelDescriptor, kind: str, missing_hint: str = "") -> Path:
+    """The verified path of ``model.<kind>`` (``onnx`` or ``weights``), or ``EngineUnavailable``."""
+    entry = getattr(model, kind)
+    if entry is None:
+        what = "ONNX graph" if kind == "onnx" else "safetensors weights"
+        raise EngineUnavailable(f"model {model.name!r} has no {what}" + (f" ({missing_hint})" if missing_hint else ""))
+    try:
+        return entry.verified()
+    except ModelError as exc:
+        raise EngineUnavailable(str(exc)) from None

@@ -6,8 +6,8 @@ import logging
 
 import numpy as np
 
-from upscaler.models import ModelDescriptor, ModelError
-from upscaler.runtime.base import EngineUnavailable, check_batch
+from upscaler.models import ModelDescriptor
+from upscaler.runtime.base import EngineUnavailable, check_batch, require_file
 
 __all__ = ["OrtCpuEngine"]
 
@@ -28,12 +28,7 @@ class OrtCpuEngine:
             import onnxruntime as ort
         except ImportError:
             raise EngineUnavailable("onnxruntime is not installed (pip install onnxruntime)") from None
-        if model.onnx is None:
-            raise EngineUnavailable(f"model {model.name!r} has no ONNX graph (export one with 'upscaler export onnx')")
-        try:
-            path = model.onnx.verified()
-        except ModelError as exc:
-            raise EngineUnavailable(str(exc)) from None
+        path = require_file(model, "onnx", "export one with 'upscaler export onnx'")
         if threads is not None and threads < 1:
             raise ValueError(f"threads must be at least 1, got {threads}")
         options = ort.SessionOptions()

@@ -7,8 +7,8 @@ import logging
 import numpy as np
 
 from upscaler.archs import build_network
-from upscaler.models import ModelDescriptor, ModelError
-from upscaler.runtime.base import EngineUnavailable, check_batch
+from upscaler.models import ModelDescriptor
+from upscaler.runtime.base import EngineUnavailable, check_batch, require_file
 
 __all__ = ["TorchEngine", "load_network"]
 
@@ -21,12 +21,7 @@ def load_network(model: ModelDescriptor):
         from safetensors.torch import load_file
     except ImportError:
         raise EngineUnavailable("torch and safetensors are not installed (pip install 'upscaler[torch]')") from None
-    if model.weights is None:
-        raise EngineUnavailable(f"model {model.name!r} has no safetensors weights")
-    try:
-        path = model.weights.verified()
-    except ModelError as exc:
-        raise EngineUnavailable(str(exc)) from None
+    path = require_file(model, "weights")
     net = build_network(model.arch, model.scale, model.params)
     net.load_state_dict(load_file(str(path)))
     return net.eval()
