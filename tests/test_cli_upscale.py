@@ -88,6 +88,7 @@ def test_a_bad_file_fails_alone(tmp_path, images):
         (["in/bird.png", "in/head.png", "-o", "single.png"], "output folder"),
         (["in/bird.png", "-o", "o.png", "--tile", "-3"], "must not be negative"),
         (["in/bird.png", "-o", "o.png", "--quality", "101"], "1-100"),
+        (["in/bird.png", "-o", "o.png", "--format", "jpg"], "contradicts"),
     ],
 )
 def test_bad_invocations_give_one_line(tmp_path, images, args, message):

@@ -85,6 +85,8 @@ def plan_jobs(inputs: list[str], output: str, fmt: str | None, recursive: bool =
         raise ImageError(f"{out}: is a directory, expected an output file")
     if single_file and len(files) > 1:
         raise ImageError(f"{out}: several inputs need an output folder, not a file name")
+    if single_file and fmt and OUTPUT_FORMATS[fmt] != OUTPUT_FORMATS[out.suffix.lower().lstrip(".")]:
+        raise ImageError(f"--format {fmt} contradicts the output name {out.name}")
     if out.exists() and not out.is_dir() and not single_file:
         raise ImageError(f"{out}: exists and is not a folder")
     jobs = []
