@@ -9,7 +9,6 @@ COPY pyproject.toml README.md ./
 COPY upscaler ./upscaler
 COPY training ./training
 COPY export ./export
-COPY server ./server
 RUN pip install . && useradd --create-home --uid 10001 upscaler
 USER upscaler
 WORKDIR /data

@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     onnx.add_argument("--model", "-m", default="default", help="built-in model or .safetensors path")
     onnx.add_argument("--output", "-o", required=True, help="the .onnx file to write")
-    onnx.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
+    onnx.add_argument("--opset", type=int, default=17, help="ONNX opset, 13 to 20 (default: 17)")
     onnx.add_argument("--tolerance", type=float, default=1e-3, help="max abs error allowed (default: 1e-3)")
     onnx.add_argument(
         "--parity-images",
@@ -68,12 +68,13 @@ def _onnx(args: argparse.Namespace) -> int:
     if out.is_dir():
         raise ValueError(f"{out}: is a directory, expected an .onnx file")
     images = [read_image(p) for p in args.parity_images] if args.parity_images else sample_images()
-    export_onnx(model, out, opset=args.opset)
-    try:
-        report = check_parity(model, out, images, tolerance=args.tolerance)
-    except Exception:
-        out.unlink(missing_ok=True)  # never leave a graph that failed its check
-        raise
+    staged = out.with_name(f".{out.name}.unchecked")
+    try:  # the output is replaced only by a graph that passed its check
+        export_onnx(model, staged, opset=args.opset)
+        report = check_parity(model, staged, images, tolerance=args.tolerance)
+        staged.replace(out)
+    finally:
+        staged.unlink(missing_ok=True)
     print(
         f"wrote {out}: parity on {report.images} image(s): max abs error {report.max_abs_error:.2e} "
         f"(bound {report.tolerance:.0e}), PSNR {report.psnr:.1f} dB"

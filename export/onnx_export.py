@@ -20,8 +20,9 @@ __all__ = ["OPSET", "ParityError", "ParityReport", "check_parity", "export_onnx"
 
 log = logging.getLogger(__name__)
 
-#: The ONNX opset written.
+#: The ONNX opset written by default, and the range the exporter accepts.
 OPSET = 17
+OPSETS = range(13, 21)
 #: Largest |torch - onnxruntime| allowed in FP32, on a [0, 1] scale.
 FP32_TOLERANCE = 1e-3
 
@@ -31,7 +32,9 @@ class ParityError(RuntimeError):
 
 
 def export_onnx(model: ModelDescriptor, out: Path, *, opset: int = OPSET) -> Path:
-    """Export ``model``'s safetensors weights to an ONNX graph at ``out``."""
+    """Export ``model``'s safetensors weights to an ONNX graph at ``out`` (written atomically)."""
+    if opset not in OPSETS:
+        raise ValueError(f"opset must be {OPSETS.start} to {OPSETS.stop - 1}, got {opset}")
     import onnx
     import torch
 
@@ -42,6 +45,21 @@ def export_onnx(model: ModelDescriptor, out: Path, *, opset: int = OPSET) -> Pat
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.part")
+    try:
+        graph = _export(net, dummy, tmp, opset)
+        _describe(graph, model)
+        onnx.save(graph, str(tmp))
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    log.info("wrote %s (%s ops)", out, sorted({n.op_type for n in graph.graph.node}))
+    return out
+
+
+def _export(net, dummy, tmp: Path, opset: int):
+    import onnx
+    import torch
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
         torch.onnx.export(
@@ -60,6 +78,12 @@ def export_onnx(model: ModelDescriptor, out: Path, *, opset: int = OPSET) -> Pat
         )
     graph = onnx.load(str(tmp))
     onnx.checker.check_model(graph)
+    return graph
+
+
+def _describe(graph, model: ModelDescriptor) -> None:
+    import onnx
+
     graph.doc_string = f"upscaler model {model.name}: x{model.scale} {model.arch}"
     graph.producer_name = "upscaler"
     props = {
@@ -72,10 +96,6 @@ def export_onnx(model: ModelDescriptor, out: Path, *, opset: int = OPSET) -> Pat
         "output": "N x 3 x sH x sW float32, unclamped",
     }
     onnx.helper.set_model_props(graph, props)
-    onnx.save(graph, str(tmp))
-    tmp.replace(out)
-    log.info("wrote %s (%s ops)", out, sorted({n.op_type for n in graph.graph.node}))
-    return out
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -44,14 +46,37 @@ def release(
     manifest_path: Path = MANIFEST_PATH,
     weights_dir: Path = WEIGHTS_DIR,
 ) -> ModelDescriptor:
-    """Install ``weights`` as built-in model ``name`` and return its descriptor."""
+    """Install ``weights`` as built-in model ``name`` and return its descriptor.
+
+    Everything is built and checked in a staging folder first; the shipped
+    files and the manifest change only once parity and evaluation passed.
+    """
+    missing = [str(d) for d in eval_dirs if not Path(d).is_dir()]
+    if missing:
+        raise FileNotFoundError(f"evaluation folder(s) not found: {', '.join(missing)}")
     source = descriptor_from_safetensors(Path(weights))
     weights_dir.mkdir(parents=True, exist_ok=True)
-    target = weights_dir / f"{name}.safetensors"
-    if Path(weights).resolve() != target.resolve():
-        shutil.copyfile(weights, target)
-    model = replace(source, name=name, description=description, weights=ModelFile(target, sha256_file(target)))
-    onnx_path = export_onnx(model, weights_dir / f"{name}.onnx")
+    with tempfile.TemporaryDirectory(prefix=".release-", dir=weights_dir) as staging:
+        staged = _build(source, Path(weights), name, description, Path(staging), eval_dirs)
+        final = {}
+        for kind in ("weights", "onnx"):
+            entry: ModelFile = getattr(staged, kind)
+            target = weights_dir / entry.path.name
+            os.replace(entry.path, target)
+            final[kind] = ModelFile(target, entry.sha256)
+    model = replace(staged, **final)
+    _write_manifest(model, make_default, manifest_path, weights_dir)
+    return model
+
+
+def _build(
+    source: ModelDescriptor, weights: Path, name: str, description: str, staging: Path, eval_dirs: list[Path]
+) -> ModelDescriptor:
+    """Weights, ONNX, parity and quality, all in ``staging``."""
+    copy = staging / f"{name}.safetensors"
+    shutil.copyfile(weights, copy)
+    model = replace(source, name=name, description=description, weights=ModelFile(copy, sha256_file(copy)))
+    onnx_path = export_onnx(model, staging / f"{name}.onnx")
     parity = check_parity(model, onnx_path, sample_images())
     log.info("parity: max abs error %.2e, PSNR %.1f dB", parity.max_abs_error, parity.psnr)
     model = replace(model, onnx=ModelFile(onnx_path, sha256_file(onnx_path)))
@@ -64,9 +89,7 @@ def release(
         quality[dataset] = {**summary, "degradation": model.degradation, "engine": upscaler.engine.name}
         log.info("%s: %s", folder, summary)
     training = {**model.training, "onnx_parity_max_abs": float(f"{parity.max_abs_error:.3g}")}
-    model = replace(model, quality=quality, training=training)
-    _write_manifest(model, make_default, manifest_path, weights_dir)
-    return model
+    return replace(model, quality=quality, training=training)
 
 
 def _write_manifest(model: ModelDescriptor, make_default: bool, manifest_path: Path, weights_dir: Path) -> None:

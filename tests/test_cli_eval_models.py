@@ -2,10 +2,11 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from tests.conftest import run_cli
-from upscaler import list_models
+from upscaler import list_models, write_image
 
 
 def manifest_quality(model, dataset: str) -> dict:
@@ -41,9 +42,16 @@ def test_eval_json_to_stdout_and_torch_backend(set5_dir):
 
 @pytest.mark.parametrize(
     ("args", "message"),
-    [(["--data", "/nonexistent"], "not a folder"), (["--data", ".", "--model", "nope"], "unknown model")],
+    [
+        (["--data", "/nonexistent"], "not a folder"),
+        (["--data", ".", "--model", "nope"], "unknown model"),
+        (["--data", ".", "--json", "/nonexistent/r.json"], "cannot write a report"),
+        (["--data", "small"], "too small to evaluate"),
+    ],
 )
 def test_eval_errors(args, message, tmp_path):
+    (tmp_path / "small").mkdir()
+    write_image(tmp_path / "small" / "tiny.png", np.zeros((12, 12, 3), np.uint8))
     result = run_cli("eval", *args, cwd=tmp_path)
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
 

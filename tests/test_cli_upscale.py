@@ -73,8 +73,10 @@ def test_a_bad_file_fails_alone(tmp_path, images):
     out = tmp_path / "out"
     result = run_cli("upscale", str(images), "-o", str(out))
     assert result.returncode == 1
-    errors = [line for line in result.stderr.splitlines() if line.startswith("upscaler: error:")]
+    lines = result.stderr.splitlines()
+    errors = [line for line in lines if line.startswith("upscaler: error:")]
     assert len(errors) == 2 and "broken.png" in errors[0] + errors[1] and "Traceback" not in result.stderr
+    assert not [line for line in lines if "WARN" in line or "ERROR" in line]  # no codec chatter
     assert sorted(p.name for p in out.iterdir()) == ["bird.png", "head.png", "woman.jpg"]  # no partial files
 
 
@@ -120,3 +122,40 @@ def test_x2_model(tmp_path, images):
     result = run_cli("upscale", str(images / "bird.png"), "-o", str(tmp_path / "x2.png"), "--model", "x2")
     assert result.returncode == 0, result.stderr
     assert read_image(tmp_path / "x2.png").shape == (128, 160, 3)
+
+
+def test_outputs_inside_the_input_folder_are_not_upscaled_again(tmp_path, images):
+    out = images / "x4"
+    assert run_cli("upscale", str(images), "-o", str(out)).returncode == 0
+    result = run_cli("upscale", str(images), "-r", "-o", str(out), "--overwrite")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["bird.png", "head.png", "woman.jpg"]
+
+
+def test_the_same_input_twice_is_done_once(tmp_path, images):
+    bird = str(images / "bird.png")
+    result = run_cli("upscale", bird, bird, str(images / "*.png"), "-o", str(tmp_path / "o"))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["bird.png", "head.png"]
+
+
+def test_a_bad_input_argument_does_not_stop_the_others(tmp_path, images):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run_cli("upscale", str(empty), str(images / "bird.png"), "-o", str(tmp_path / "o"))
+    assert result.returncode == 1 and "holds no images" in result.stderr
+    assert [p.name for p in (tmp_path / "o").iterdir()] == ["bird.png"]
+
+
+def test_unwritable_output_folder_fails_before_any_work(tmp_path, images):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    (locked / "file").write_text("x")
+    result = run_cli("upscale", str(images / "bird.png"), str(images / "head.png"), "-o", str(locked / "file" / "o"))
+    assert result.returncode == 1 and result.stderr.count("cannot write to") == 2
+
+
+@pytest.mark.parametrize("name", ["out.tif", "out.bmp", "out.gif"])
+def test_unwritable_image_names_are_refused(tmp_path, images, name):
+    result = run_cli("upscale", str(images / "bird.png"), "-o", str(tmp_path / name))
+    assert result.returncode == 2 and "cannot write" in result.stderr and not (tmp_path / name).exists()

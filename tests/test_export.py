@@ -8,6 +8,7 @@ import onnxruntime as ort
 import pytest
 
 from export.onnx_export import ParityError, check_parity, export_onnx
+from export.release import release
 from tests.conftest import run_cli
 from upscaler import get_model
 from upscaler.runtime.torch_engine import TorchEngine
@@ -53,13 +54,44 @@ def test_parity_check_catches_a_wrong_graph(exported, tmp_path, photo):
         check_parity(model, wrong, [photo])
 
 
-def test_cli_fails_loudly_and_keeps_no_graph_above_the_bound(tmp_path):
+def test_cli_fails_loudly_and_keeps_no_graph_above_the_bound(tmp_path, exported):
     out = tmp_path / "strict.onnx"
     result = run_cli("export", "onnx", "-o", str(out), "--tolerance", "1e-12")
     assert result.returncode == 2 and "differs from PyTorch" in result.stderr
-    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
+    # A good graph already at the output path survives a failed export.
+    good = exported.read_bytes()
+    result = run_cli("export", "onnx", "-o", str(exported), "--tolerance", "1e-12")
+    assert result.returncode == 2 and exported.read_bytes() == good
+
+
+@pytest.mark.parametrize("opset", ["5", "99"])
+def test_cli_checks_the_opset(tmp_path, opset):
+    result = run_cli("export", "onnx", "-o", str(tmp_path / "m.onnx"), "--opset", opset)
+    assert result.returncode == 2 and "opset must be 13 to 20" in result.stderr and result.stdout == ""
 
 
 def test_cli_refuses_a_directory_as_output(tmp_path):
     result = run_cli("export", "onnx", "-o", str(tmp_path))
     assert result.returncode == 2 and "is a directory" in result.stderr
+
+
+def test_failed_release_changes_nothing(tmp_path):
+    """A release that fails late (a corrupt evaluation image, after export and parity) changes nothing."""
+    weights_dir, manifest = tmp_path / "weights", tmp_path / "manifest.json"
+    model = get_model("x2-fast")
+    ok = release(
+        model.weights.path, "x2-copy", description="copy", eval_dirs=[], manifest_path=manifest, weights_dir=weights_dir
+    )
+    before = {p.name: p.read_bytes() for p in weights_dir.iterdir()}, manifest.read_text()
+    with pytest.raises(FileNotFoundError):
+        release(
+            get_model("x4-fast").weights.path,
+            "x2-copy",
+            description="bad",
+            eval_dirs=[tmp_path / "none"],
+            manifest_path=manifest,
+            weights_dir=weights_dir,
+        )
+    assert ({p.name: p.read_bytes() for p in weights_dir.iterdir()}, manifest.read_text()) == before
+    assert ok.onnx.verified() and ok.weights.verified() and '"x2-copy"' in manifest.read_text()

@@ -57,6 +57,11 @@ def tiny_config(tmp_path: Path, steps: int = 20, out: str = "run") -> Path:
         ('name = "x"\n[data]\ntrain = ["a"]\n[optim]\nsteps = 10\nwarmup_steps = 20', "warmup"),
         ('name = "x"\n[optim]\nsteps = 10', "data.train"),
         ('name = "x"\n[data\n', "TOML"),
+        ('name = "x"\n[data]\ntrain = ["a"]\n[optim]\nbetas = [0.9]', "betas"),
+        ('name = "x"\n[data]\ntrain = ["a"]\n[model]\narch = "unet"', "model.arch"),
+        ('name = "x"\n[data]\ntrain = ["a"]\n[model]\nparams = { act = "gelu" }', "model.params"),
+        ('name = "x"\n[data]\ntrain = ["a"]\ndegradation = "jpeg"', "data.degradation"),
+        ('name = "x"\n[data]\ntrain = ["a"]\n[optim]\ngrad_clip = -1.0', "grad_clip"),
     ],
 )
 def test_config_errors_are_clear(tmp_path, text, message):
@@ -133,6 +138,38 @@ def test_resume_reproduces_an_uninterrupted_run(tmp_path):
     b = load_file(str(tmp_path / "resumed" / "model.safetensors"))
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)
+
+
+def test_resume_refuses_changed_data_settings_and_trims_logs(tmp_path):
+    config = load_config(tiny_config(tmp_path, steps=12))
+    Trainer(config, progress=False).run(stop_at=10)
+    out = tmp_path / "run"
+    with open(out / "train.csv", "a") as fh:  # rows a crash after the checkpoint would leave behind
+        fh.write("15,1.0,1e-3,0.1,10\n")
+    changed = load_config(tiny_config(tmp_path, steps=12))
+    changed.data.batch = 2
+    with pytest.raises(RuntimeError, match=r"data\.batch"):
+        Trainer(changed, progress=False)
+    resumed = Trainer(load_config(tiny_config(tmp_path, steps=12)), progress=False)
+    steps = [int(r.split(",")[0]) for r in (out / "train.csv").read_text().splitlines()[1:]]
+    assert steps == [5, 10]
+    # Resuming from the run's own copy of its config works too.
+    result = run_cli("train", "--config", str(out / "config.toml"), "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert resumed.step == 10
+
+
+@pytest.mark.parametrize("steps", ["0", "-3", "many"])
+def test_steps_override_must_be_positive(tmp_path, steps):
+    result = run_cli("train", "--config", str(tiny_config(tmp_path)), "--steps", steps)
+    assert result.returncode == 2 and "--steps" in result.stderr and not (tmp_path / "run").exists()
+
+
+def test_missing_data_is_reported_before_anything_is_touched(tmp_path):
+    config = tiny_config(tmp_path)
+    result = run_cli("train", "--config", str(config), "--data-root", str(tmp_path / "nowhere"), "--restart")
+    assert result.returncode == 2 and "data folder(s) not found" in result.stderr
+    assert not (tmp_path / "run").exists()
 
 
 def test_train_cli_reports_a_bad_config_in_one_line(tmp_path):

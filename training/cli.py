@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from upscaler.cli.common import positive_int
+
 __all__ = ["register"]
 
 
@@ -17,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", required=True, help="TOML config, e.g. training/configs/x4-fast.toml")
     p.add_argument("--data-root", help="base folder for the config's relative data folders")
     p.add_argument("--out", help="output folder (overrides run.out)")
-    p.add_argument("--steps", type=int, help="total steps (overrides optim.steps)")
+    p.add_argument("--steps", type=positive_int, help="total steps (overrides optim.steps)")
     p.add_argument("--device", help="cpu, cuda or cuda:N (overrides run.device)")
     p.add_argument("--restart", action="store_true", help="discard an existing checkpoint and start over")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
@@ -26,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        from training.config import load_config
+        from training.config import load_config, validate_config
         from training.trainer import Trainer
     except ImportError as exc:
         raise RuntimeError(f"training needs the 'train' extra: pip install 'upscaler[train]' ({exc})") from None
@@ -35,11 +37,12 @@ def _run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.out:
         config.run.out = args.out
-    if args.steps:
+    if args.steps is not None:
         config.optim.steps = args.steps
         config.optim.warmup_steps = min(config.optim.warmup_steps, args.steps - 1)
     if args.device:
         config.run.device = args.device
+    validate_config(config, "after command-line overrides")
     logging.getLogger("training").setLevel(logging.INFO)
     trainer = Trainer(config, data_root=args.data_root, restart=args.restart, progress=not args.no_progress)
     weights = trainer.run()

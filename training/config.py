@@ -7,7 +7,19 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ConfigError", "DataConfig", "ModelConfig", "OptimConfig", "RunConfig", "TrainConfig", "load_config"]
+from upscaler.archs import build_network
+from upscaler.degradations import DEGRADATIONS
+
+__all__ = [
+    "ConfigError",
+    "DataConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "RunConfig",
+    "TrainConfig",
+    "load_config",
+    "validate_config",
+]
 
 
 class ConfigError(ValueError):
@@ -142,28 +154,48 @@ def load_config(path: str | Path) -> TrainConfig:
         raise ConfigError(f"{path}: a top-level 'name' is required")
     parts = {key: _build(cls, raw.get(key, {}), key) for key, cls in sections.items()}
     config = TrainConfig(name=raw["name"], source=str(path), **parts)
-    _validate(config, path)
+    validate_config(config, path)
     return config
 
 
-def _validate(c: TrainConfig, path: Path) -> None:
+def validate_config(c: TrainConfig, where: str | Path = "") -> None:
+    """Check value ranges and names; ``ConfigError`` naming every problem."""
     problems = []
     if c.model.scale not in (2, 3, 4, 8):
         problems.append(f"model.scale must be 2, 3, 4 or 8, got {c.model.scale}")
+    problems += _model_problems(c)
     if not c.data.train:
         problems.append("data.train lists no folders")
+    if c.data.degradation not in DEGRADATIONS:
+        problems.append(f"data.degradation must be one of {', '.join(DEGRADATIONS)}, got {c.data.degradation!r}")
     if c.data.patch < 4 or c.data.batch < 1 or c.data.workers < 0:
         problems.append("data.patch >= 4, data.batch >= 1 and data.workers >= 0 are required")
     if c.optim.steps < 1 or not 0 <= c.optim.warmup_steps < c.optim.steps:
         problems.append("optim.steps must be positive and exceed optim.warmup_steps")
     if not (c.optim.lr > 0 and 0 <= c.optim.min_lr <= c.optim.lr):
         problems.append("optim.lr must be positive and at least optim.min_lr")
+    if len(c.optim.betas) != 2 or not all(0 <= b < 1 for b in c.optim.betas):
+        problems.append(f"optim.betas must be two numbers in [0, 1), got {list(c.optim.betas)}")
+    if c.optim.weight_decay < 0 or c.optim.grad_clip < 0:
+        problems.append("optim.weight_decay and optim.grad_clip must not be negative")
     if not 0 <= c.optim.ema < 1:
         problems.append("optim.ema must be in [0, 1)")
     if c.optim.loss not in ("l1", "charbonnier"):
         problems.append(f"optim.loss must be l1 or charbonnier, got {c.optim.loss!r}")
+    if c.run.threads < 0:
+        problems.append("run.threads must not be negative")
     for key in ("log_every", "val_every", "ckpt_every"):
         if getattr(c.run, key) < 1:
             problems.append(f"run.{key} must be positive")
     if problems:
-        raise ConfigError(f"{path}: " + "; ".join(problems))
+        raise ConfigError((f"{where}: " if where else "") + "; ".join(problems))
+
+
+def _model_problems(c: TrainConfig) -> list[str]:
+    try:
+        build_network(c.model.arch, c.model.scale, c.model.params)
+    except KeyError as exc:
+        return [f"model.arch: {exc.args[0]}"]
+    except (TypeError, ValueError) as exc:
+        return [f"model.params: {exc}"]
+    return []

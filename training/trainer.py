@@ -56,6 +56,26 @@ def _atomic_save(write, path: Path) -> None:
     os.replace(tmp, path)
 
 
+#: Settings that decide what the network sees at each step: an exact resume needs them unchanged.
+_RESUME_KEYS = (
+    ("model",),
+    ("data", "train"),
+    ("data", "degradation"),
+    ("data", "patch"),
+    ("data", "batch"),
+    ("run", "seed"),
+)
+
+
+def _resume_conflicts(saved: dict, current: dict) -> list[str]:
+    def get(d: dict, path: tuple[str, ...]):
+        for key in path:
+            d = d.get(key, {}) if isinstance(d, dict) else {}
+        return d
+
+    return [".".join(p) for p in _RESUME_KEYS if get(saved, p) != get(current, p)]
+
+
 def save_weights(net: torch.nn.Module, path: Path, config: TrainConfig, training: dict) -> None:
     """Write ``net``'s weights as safetensors with upscaler's metadata."""
     from safetensors.torch import save_file
@@ -92,6 +112,11 @@ class Trainer:
         self.out = Path(config.run.out)
         self.data_root = data_root
         self.progress = progress
+        missing = [
+            str(d) for d in config.data_dirs("train", data_root) + config.data_dirs("val", data_root) if not d.is_dir()
+        ]
+        if missing:
+            raise FileNotFoundError(f"data folder(s) not found: {', '.join(missing)} (set data.root or --data-root)")
         self.device = self._pick_device(config.run.device)
         if config.run.threads:
             torch.set_num_threads(config.run.threads)
@@ -109,6 +134,7 @@ class Trainer:
         )
         self.step = 0
         self.elapsed = 0.0
+        self._mid_step = False
         self.out.mkdir(parents=True, exist_ok=True)
         if restart:
             for name in ("last.pt", "train.csv", "val.csv", "model.safetensors"):
@@ -130,14 +156,30 @@ class Trainer:
         if not path.exists():
             return
         state = torch.load(path, map_location=self.device, weights_only=False)
-        if state["config"]["model"] != self.config.to_dict()["model"]:
-            raise RuntimeError(f"{path} was trained with another model section; use --restart to start over")
+        changed = _resume_conflicts(state["config"], self.config.to_dict())
+        if changed:
+            raise RuntimeError(
+                f"{path} was trained with other {', '.join(changed)}; an exact resume needs the same "
+                "(use --restart to start over)"
+            )
         self.net.load_state_dict(state["model"])
         self.ema.load_state_dict(state["ema"])
         self.optim.load_state_dict(state["optim"])
-        torch.set_rng_state(state["rng"])
+        torch.set_rng_state(state["rng"].cpu())  # map_location may have moved it to the GPU
         self.step, self.elapsed = state["step"], state["elapsed"]
+        self._trim_logs()
         log.info("resuming %s from step %d", self.config.name, self.step)
+
+    def _trim_logs(self) -> None:
+        """Drop log rows written after the checkpoint (a crash between checkpoints), so none repeat."""
+        for name in ("train.csv", "val.csv"):
+            path = self.out / name
+            if not path.exists():
+                continue
+            header, *rows = path.read_text().splitlines()
+            kept = [r for r in rows if r and int(r.split(",", 1)[0]) <= self.step]
+            if len(kept) < len(rows):
+                path.write_text("\n".join([header, *kept]) + "\n")
 
     def save_checkpoint(self) -> None:
         """Write ``last.pt`` atomically."""
@@ -207,6 +249,7 @@ class Trainer:
 
     def _train_step(self, crops: torch.Tensor) -> float:
         c = self.config
+        self._mid_step = True  # an interrupt from here to the end leaves a half-updated state
         lr_value = lr_at(self.step, c.optim.lr, c.optim.min_lr, c.optim.warmup_steps, c.optim.steps)
         for group in self.optim.param_groups:
             group["lr"] = lr_value
@@ -225,6 +268,7 @@ class Trainer:
         else:
             self.ema.load_state_dict(self.net.state_dict())
         self.step += 1
+        self._mid_step = False
         return float(loss.detach())
 
     @torch.no_grad()
@@ -286,8 +330,9 @@ class Trainer:
         from tqdm import tqdm
 
         c = self.config
-        if c.source:
-            shutil.copyfile(c.source, self.out / "config.toml")
+        copy = self.out / "config.toml"
+        if c.source and not (copy.exists() and copy.samefile(c.source)):
+            shutil.copyfile(c.source, copy)
         sets = self._val_sets()
         total = c.optim.steps if stop_at is None else min(stop_at, c.optim.steps)
         bar = tqdm(
@@ -309,8 +354,11 @@ class Trainer:
                 self._iteration(crops, bar, sets, losses)
                 self.elapsed = base_elapsed + time.perf_counter() - started
         except KeyboardInterrupt:
-            log.warning("interrupted at step %d; checkpoint saved, run again to resume", self.step)
-            self.save_checkpoint()
+            if self._mid_step:  # weights, optimiser and EMA disagree: keep the last checkpoint
+                log.warning("interrupted during step %d; run again to resume from the last checkpoint", self.step)
+            else:
+                self.save_checkpoint()
+                log.warning("interrupted at step %d; checkpoint saved, run again to resume", self.step)
             raise
         bar.close()
         if self.step == c.optim.steps and not (self.out / "model.safetensors").exists():

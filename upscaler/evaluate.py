@@ -83,10 +83,12 @@ def evaluate_folder(
     files: Iterable[Path] = list_images(folder)[:limit] if limit else list_images(folder)
     for path in files:
         hr = modcrop(to_rgb8(read_image(path)), scale)
+        if min(hr.shape[:2]) < 2 * scale + 11:  # shaved borders plus one SSIM window
+            raise ValueError(f"{path}: {hr.shape[1]}x{hr.shape[0]} is too small to evaluate at x{scale}")
         lr = degrade(hr, scale, degradation)
         sr = upscale(lr)
         if sr.shape != hr.shape:
-            raise ValueError(f"{path.name}: output shape {sr.shape} differs from {hr.shape}")
+            raise ValueError(f"{path}: output shape {sr.shape} differs from {hr.shape}")
         bic = quantize_uint8(imresize(lr, scale))
         result.images.append(
             ImageScore(

@@ -24,6 +24,7 @@ __all__ = [
     "encode_image",
     "format_from_path",
     "list_images",
+    "quiet_codec_logs",
     "read_image",
     "write_image",
 ]
@@ -39,6 +40,15 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".
 
 class ImageError(ValueError):
     """An image could not be decoded, encoded or written."""
+
+
+def quiet_codec_logs() -> None:
+    """Silence OpenCV's own warnings about bad files: callers get an ``ImageError`` instead.
+
+    For applications (the CLI, the service); a library import does not change
+    OpenCV's global log level.
+    """
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
 def decode_image(data: bytes | bytearray | memoryview) -> np.ndarray:

@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _setup_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity == 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if verbosity < 2:
+        from upscaler.io import quiet_codec_logs
+
+        quiet_codec_logs()  # bad files are reported once, as our own one-line errors
 
 
 def main(argv: Sequence[str] | None = None) -> int:

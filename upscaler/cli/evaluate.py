@@ -51,6 +51,11 @@ def _run(args: argparse.Namespace) -> int:
     for folder in folders:
         if not folder.is_dir():
             raise FileNotFoundError(f"{folder}: not a folder of images")
+    for report_path in (args.json, args.markdown):  # fail now, not after the whole evaluation
+        if report_path and report_path != "-":
+            parent = Path(report_path).resolve().parent
+            if Path(report_path).is_dir() or not parent.is_dir():
+                raise FileNotFoundError(f"{report_path}: cannot write a report there")
     upscaler = Upscaler(args.model, args.backend, tile=0, threads=args.threads)
     degradation = args.degradation or upscaler.model.degradation
     scores = []

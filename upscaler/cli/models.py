@@ -15,7 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list the built-in models", description="List the built-in models.")
     p.add_argument("--json", action="store_true", help="print JSON (one object per model)")
     p.add_argument("--markdown", action="store_true", help="print the measured-quality table as markdown")
-    p.add_argument("--verbose", action="store_true", help="also show files and which engines can run each model")
+    p.add_argument(
+        "--verbose", dest="details", action="store_true", help="also show files and which engines can run each model"
+    )
     p.set_defaults(func=_run)
 
 
@@ -45,7 +47,7 @@ def _run(args: argparse.Namespace) -> int:
     for m in models:
         record = m.to_dict(relative_to=WEIGHTS_DIR)
         record["default"] = m.name == default
-        if args.verbose:
+        if args.details:
             from upscaler.runtime import probe_engines
 
             record["engines"] = [c.__dict__ for c in probe_engines(m)]
@@ -65,7 +67,7 @@ def _run(args: argparse.Namespace) -> int:
     for row in rows:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths)) + "  " + row[-1])
     print("* default")
-    if args.verbose:
+    if args.details:
         for r in records:
             print(f"\n{r['name']}: receptive field {r['receptive_field']} px, precisions {', '.join(r['precisions'])}")
             for kind in ("weights", "onnx"):

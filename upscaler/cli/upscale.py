@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import glob
 import logging
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 from upscaler.cli.common import add_engine_options, non_negative_int, positive_int
 from upscaler.io import IMAGE_SUFFIXES, OUTPUT_FORMATS, ImageError, list_images, read_image, write_image
 
-__all__ = ["Job", "plan_jobs", "register"]
+__all__ = ["Job", "Plan", "plan_jobs", "register"]
 
 log = logging.getLogger(__name__)
 
@@ -58,34 +59,73 @@ class Job:
     target: Path
 
 
-def _expand(inputs: list[str], recursive: bool) -> list[tuple[Path, Path | None]]:
-    """``(file, folder it came from or None)`` for every input; missing ones kept to fail later."""
+#: Extensions that name image files, including ones this tool reads but cannot write.
+_IMAGE_NAMES = IMAGE_SUFFIXES | {".gif", ".avif", ".heic", ".jxl", ".exr", ".jp2"}
+
+
+@dataclass
+class Plan:
+    """Jobs to run, and inputs that could not even be listed."""
+
+    jobs: list[Job]
+    errors: list[str]
+
+
+def _expand_one(item: str, recursive: bool) -> list[tuple[Path, Path | None]]:
+    path = Path(item)
+    if path.is_dir():
+        return [(f, path) for f in list_images(path, recursive)]
+    if glob.has_magic(item) and not path.exists():
+        matches = sorted(Path(m) for m in glob.glob(item, recursive=True))
+        files = [m for m in matches if m.suffix.lower() in IMAGE_SUFFIXES and m.is_file()]
+        if not files:
+            raise ImageError(f"{item}: no image matches this pattern")
+        return [(f, None) for f in files]
+    return [(path, None)]  # a missing or unreadable file fails when it is read
+
+
+def _expand(inputs: list[str], recursive: bool, output: Path) -> tuple[list[tuple[Path, Path | None]], list[str]]:
+    """``(file, folder it came from or None)`` per input image, each once, and per-input errors.
+
+    Files under ``output`` found by listing a folder that contains it are left
+    out, so earlier results kept inside an input folder are not upscaled again.
+    """
     found: list[tuple[Path, Path | None]] = []
+    errors: list[str] = []
+    seen: set[Path] = set()
+    out = output.resolve()
     for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            found += [(f, path) for f in list_images(path, recursive)]
-        elif glob.has_magic(item) and not path.exists():
-            matches = sorted(Path(m) for m in glob.glob(item, recursive=True))
-            files = [m for m in matches if m.is_file() and m.suffix.lower() in IMAGE_SUFFIXES]
-            if not files:
-                raise ImageError(f"{item}: no image matches this pattern")
-            found += [(f, None) for f in files]
-        else:
-            found.append((path, None))
-    return found
+        try:
+            entries = _expand_one(item, recursive)
+        except ImageError as exc:
+            errors.append(str(exc))
+            continue
+        except OSError as exc:
+            errors.append(str(exc) if not exc.strerror else f"{item}: cannot read ({exc.strerror})")
+            continue
+        for file, folder in entries:
+            key = file.resolve()
+            if key in seen or (folder is not None and out != folder.resolve() and key.is_relative_to(out)):
+                continue
+            seen.add(key)
+            found.append((file, folder))
+    return found, errors
 
 
-def plan_jobs(inputs: list[str], output: str, fmt: str | None, recursive: bool = False) -> list[Job]:
+def plan_jobs(inputs: list[str], output: str, fmt: str | None, recursive: bool = False) -> Plan:
     """Map inputs to output paths; raises ``ImageError`` for an impossible output."""
-    files = _expand(inputs, recursive)
     out = Path(output)
-    single_file = out.suffix.lower().lstrip(".") in OUTPUT_FORMATS and not out.is_dir()
-    if out.suffix.lower().lstrip(".") in OUTPUT_FORMATS and out.is_dir() and len(files) == 1:
+    files, errors = _expand(inputs, recursive, out)
+    suffix = out.suffix.lower()
+    writable = suffix.lstrip(".") in OUTPUT_FORMATS
+    if suffix in _IMAGE_NAMES and not writable and not out.is_dir():
+        raise ImageError(f"{out}: cannot write {suffix} files; name a .png, .jpg or .webp file, or a folder")
+    single_file = writable and not out.is_dir()
+    if writable and out.is_dir() and len(inputs) == 1 and not Path(inputs[0]).is_dir():
         raise ImageError(f"{out}: is a directory, expected an output file")
     if single_file and len(files) > 1:
         raise ImageError(f"{out}: several inputs need an output folder, not a file name")
-    if single_file and fmt and OUTPUT_FORMATS[fmt] != OUTPUT_FORMATS[out.suffix.lower().lstrip(".")]:
+    if single_file and fmt and OUTPUT_FORMATS[fmt] != OUTPUT_FORMATS[suffix.lstrip(".")]:
         raise ImageError(f"--format {fmt} contradicts the output name {out.name}")
     if out.exists() and not out.is_dir() and not single_file:
         raise ImageError(f"{out}: exists and is not a folder")
@@ -97,7 +137,21 @@ def plan_jobs(inputs: list[str], output: str, fmt: str | None, recursive: bool =
         ext = OUTPUT_FORMATS[fmt] if fmt else _same_format(source)
         relative = source.relative_to(folder) if folder else Path(source.name)
         jobs.append(Job(source, out / relative.with_suffix(ext)))
-    return jobs
+    return Plan(jobs, errors)
+
+
+def _unwritable_folders(jobs: list[Job]) -> dict[Path, str]:
+    """Output folders that cannot be created or written, with the reason (checked before any work)."""
+    problems: dict[Path, str] = {}
+    for parent in {job.target.parent for job in jobs}:
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            problems[parent] = exc.strerror or str(exc)
+            continue
+        if not os.access(parent, os.W_OK | os.X_OK):
+            problems[parent] = "permission denied"
+    return problems
 
 
 def _same_format(source: Path) -> str:
@@ -119,7 +173,8 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.quality is not None and args.quality > 100:
         raise ImageError(f"--quality must be 1-100, got {args.quality}")
-    jobs = plan_jobs(args.inputs, args.output, args.format, args.recursive)
+    plan = plan_jobs(args.inputs, args.output, args.format, args.recursive)
+    jobs = plan.jobs
     upscaler = Upscaler(
         args.model, args.backend, tile=args.tile, batch_size=args.batch_size, threads=args.threads, alpha=args.alpha
     )
@@ -127,15 +182,21 @@ def _run(args: argparse.Namespace) -> int:
     targets: set[Path] = set()
     done = skipped = 0
     failed: list[str] = []
-    show = not args.quiet and len(jobs) > 1
-    bar = tqdm(jobs, disable=not show, unit="img", file=sys.stderr, dynamic_ncols=True)
 
     def fail(message: str) -> None:
         failed.append(message)
         tqdm.write(f"upscaler: error: {message}", file=sys.stderr)
 
+    for message in plan.errors:
+        fail(message)
+    unwritable = _unwritable_folders(jobs)
+    show = not args.quiet and len(jobs) > 1
+    bar = tqdm(jobs, disable=not show, unit="img", file=sys.stderr, dynamic_ncols=True)
     for job in bar:
         target = job.target.resolve()
+        if job.target.parent in unwritable:
+            fail(f"{job.source}: cannot write to {job.target.parent} ({unwritable[job.target.parent]})")
+            continue
         if target in sources or _same_file(job.source, job.target):
             fail(f"{job.source}: output {job.target} is an input; refusing to overwrite it")
             continue
