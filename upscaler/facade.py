@@ -44,7 +44,7 @@ class Upscaler:
         *,
         tile: int | None = None,
         feather: int = 2,
-        batch_size: int = 4,
+        batch_size: int = 1,
         threads: int | None = None,
         alpha: str = "model",
         engine: Engine | None = None,
