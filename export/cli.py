@@ -59,8 +59,7 @@ def _require_export_extra():
 def _onnx(args: argparse.Namespace) -> int:
     _require_export_extra()
     from export.onnx_export import check_parity, export_onnx
-    from export.release import sample_images
-    from upscaler.io import read_image
+    from upscaler.io import read_image, sample_images
     from upscaler.models import get_model
 
     model = get_model(args.model)

@@ -19,21 +19,13 @@ from pathlib import Path
 from export.onnx_export import check_parity, export_onnx
 from upscaler.evaluate import evaluate_folder
 from upscaler.facade import Upscaler
-from upscaler.io import list_images, read_image
+from upscaler.io import sample_images
 from upscaler.models import MANIFEST_PATH, WEIGHTS_DIR, ModelDescriptor, ModelFile, load_manifest, sha256_file
 from upscaler.models.descriptor import descriptor_from_safetensors
 
-__all__ = ["SAMPLES_DIR", "release"]
+__all__ = ["release"]
 
 log = logging.getLogger(__name__)
-
-#: Real images shipped with the package, used for parity checks.
-SAMPLES_DIR = Path(__file__).resolve().parents[1] / "upscaler" / "samples"
-
-
-def sample_images() -> list:
-    """The bundled sample images as arrays."""
-    return [read_image(p) for p in list_images(SAMPLES_DIR)]
 
 
 def release(

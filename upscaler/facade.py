@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from upscaler import pipeline
@@ -116,8 +117,6 @@ class Upscaler:
         if np.all(alpha == first):  # fully opaque (or uniform): nothing to infer
             return np.full((h, w), first, dtype=layout.dtype)
         if self.alpha == "bicubic":
-            import cv2
-
             planes = pipeline.to_float(alpha)
             return pipeline.from_float(cv2.resize(planes, (w, h), interpolation=cv2.INTER_CUBIC), layout.dtype)
         result = np.empty((h, w), dtype=layout.dtype)
@@ -133,8 +132,8 @@ class Upscaler:
         images = list(images)
         results: list[np.ndarray | None] = [None] * len(images)
         groups: dict[tuple, list[int]] = {}
-        for i, image in enumerate(images):
-            layout = pipeline.analyse(image)
+        layouts = [pipeline.analyse(image) for image in images]
+        for i, (image, layout) in enumerate(zip(images, layouts)):
             fits = self.tile == 0 or (layout.height <= self.tile and layout.width <= self.tile)
             if fits and not layout.alpha and not layout.grey:
                 groups.setdefault((image.shape, image.dtype.str), []).append(i)
@@ -143,7 +142,7 @@ class Upscaler:
         for indices in groups.values():
             for first in range(0, len(indices), self.batch_size):
                 chunk = indices[first : first + self.batch_size]
-                batch = np.stack([pipeline.color_input(images[i], pipeline.analyse(images[i])) for i in chunk])
+                batch = np.stack([pipeline.color_input(images[i], layouts[i]) for i in chunk])
                 outputs = self._run(batch)
                 for i, out in zip(chunk, outputs):
                     results[i] = pipeline.from_float(out.transpose(1, 2, 0), images[i].dtype)

@@ -19,6 +19,7 @@ import numpy as np
 __all__ = [
     "IMAGE_SUFFIXES",
     "OUTPUT_FORMATS",
+    "SAMPLES_DIR",
     "ImageError",
     "decode_image",
     "encode_image",
@@ -26,6 +27,7 @@ __all__ = [
     "list_images",
     "quiet_codec_logs",
     "read_image",
+    "sample_images",
     "write_image",
 ]
 
@@ -34,6 +36,8 @@ log = logging.getLogger(__name__)
 #: Output formats by name, with their file extension.
 OUTPUT_FORMATS = {"png": ".png", "jpg": ".jpg", "jpeg": ".jpg", "webp": ".webp"}
 _DEFAULT_QUALITY = {"jpg": 95, "jpeg": 95, "webp": 95}
+#: The real images bundled with the package (README sample, parity checks).
+SAMPLES_DIR = Path(__file__).with_name("samples")
 #: File extensions taken as images when a folder is given.
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".pnm"})
 
@@ -123,6 +127,11 @@ def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path
     if not files:
         raise FileNotFoundError(f"{folder}: holds no images")
     return files
+
+
+def sample_images() -> list[np.ndarray]:
+    """The bundled sample images, decoded."""
+    return [read_image(p) for p in list_images(SAMPLES_DIR)]
 
 
 def format_from_path(path: str | os.PathLike) -> str:
