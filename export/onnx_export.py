@@ -1,7 +1,9 @@
 """ONNX export with dynamic batch, height and width, and a parity check.
 
 Opset 17: supported by every ONNX Runtime since 1.14 and by TensorRT 8.6+.
-The graph is Conv, Relu/PRelu, DepthToSpace, Resize and Add, nothing else.
+The graph is Conv, Relu/PRelu, Pad (edge, constant pads), Add and
+DepthToSpace, nothing else: the exporter's pad-size arithmetic is folded
+into a constant after export.
 """
 
 from __future__ import annotations
@@ -77,8 +79,50 @@ def _export(net, dummy, tmp: Path, opset: int):
             do_constant_folding=True,
         )
     graph = onnx.load(str(tmp))
+    _fold_pads(graph, dummy.numpy())
     onnx.checker.check_model(graph)
     return graph
+
+
+def _constants_to_initializers(graph) -> None:
+    """Constant nodes (the fixed base-upsample kernel) become initializers, like every other weight."""
+    for node in [n for n in graph.graph.node if n.op_type == "Constant" and n.attribute[0].name == "value"]:
+        tensor = node.attribute[0].t
+        tensor.name = node.output[0]
+        graph.graph.initializer.append(tensor)
+        graph.graph.node.remove(node)
+
+
+def _fold_pads(graph, dummy: np.ndarray) -> None:
+    """Replace computed ``pads`` inputs of Pad nodes by constants and drop the arithmetic that made them."""
+    import onnx
+    from onnx.reference import ReferenceEvaluator
+
+    constants = {i.name for i in graph.graph.initializer}
+    targets = [n for n in graph.graph.node if n.op_type == "Pad" and n.input[1] not in constants]
+    if not targets:
+        return
+    probe = onnx.ModelProto()
+    probe.CopyFrom(graph)
+    del probe.graph.output[:]
+    probe.graph.output.extend(onnx.helper.make_empty_tensor_value_info(n.input[1]) for n in targets)
+    values = ReferenceEvaluator(probe).run(None, {graph.graph.input[0].name: dummy})
+    for node, value in zip(targets, values):
+        name = f"{node.name or node.output[0]}_pads"
+        graph.graph.initializer.append(onnx.numpy_helper.from_array(np.asarray(value, dtype=np.int64), name))
+        node.input[1] = name
+    needed = {o.name for o in graph.graph.output}
+    kept = []
+    for node in reversed(graph.graph.node):  # nodes are topologically sorted: walk back from the outputs
+        if any(o in needed for o in node.output):
+            kept.append(node)
+            needed.update(node.input)
+    del graph.graph.node[:]
+    graph.graph.node.extend(reversed(kept))
+    _constants_to_initializers(graph)
+    live = [i for i in graph.graph.initializer if i.name in needed]
+    del graph.graph.initializer[:]
+    graph.graph.initializer.extend(live)
 
 
 def _describe(graph, model: ModelDescriptor) -> None:

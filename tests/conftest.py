@@ -41,3 +41,50 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
     command = [str(exe)] if exe.exists() else [sys.executable, "-m", "upscaler"]
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([*command, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+TRAIN_CONFIG = """
+name = "tiny"
+[model]
+arch = "plainsr"
+scale = {scale}
+params = {params}
+init = "{init}"
+[data]
+root = "{root}"
+train = ["{train}"]
+val = ["{val}"]
+degradation = "{degradation}"
+patch = 16
+batch = 4
+[optim]
+lr = 1e-3
+warmup_steps = 2
+steps = {steps}
+[run]
+out = "{out}"
+log_every = 5
+val_every = 10
+ckpt_every = {ckpt}
+threads = 1
+"""
+
+
+def write_config(tmp_path: Path, name: str = "run", **kw) -> Path:
+    """A tiny training config (8 channels, Set5 fixtures) at ``tmp_path/<name>.toml``; ``kw`` fills the template."""
+    values = {
+        "scale": 2,
+        "params": "{ channels = 8, blocks = 1 }",
+        "init": "",
+        "root": FIXTURES.as_posix(),
+        "train": "set5",
+        "val": "set5",
+        "degradation": "bicubic",
+        "steps": 20,
+        "ckpt": 5,
+        "out": (tmp_path / name).as_posix(),
+    }
+    values.update(kw)
+    path = tmp_path / f"{name}.toml"
+    path.write_text(TRAIN_CONFIG.format(**values))
+    return path

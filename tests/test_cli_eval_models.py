@@ -33,6 +33,21 @@ def test_eval_reproduces_bicubic_and_the_shipped_numbers(set5_dir, tmp_path):
     assert out_md.read_text().startswith("| model |")
 
 
+def test_eval_render_protocol_and_several_folders(set5_dir, tmp_path):
+    """--degradation render: point-sampled LR at phase 0; bicubic of the same LR alongside (Set5: 23.84)."""
+    second = tmp_path / "two"
+    second.mkdir()
+    for name in ("baby", "bird"):
+        (second / f"{name}.webp").write_bytes((set5_dir / f"{name}.webp").read_bytes())
+    result = run_cli("eval", "--model", "x4", "--data", str(set5_dir), str(second), "--degradation", "render", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["degradation"] == "render" and [d["images"] for d in report["datasets"]] == [5, 2]
+    assert report["datasets"][0]["bicubic_psnr"] == pytest.approx(23.84, abs=0.01)
+    table = run_cli("eval", "--model", "x4", "--data", str(second), "--degradation", "render", "--limit", "1")
+    assert "render LR" in table.stdout and "bicubic PSNR" in table.stdout
+
+
 def test_eval_json_to_stdout_and_torch_backend(set5_dir):
     result = run_cli("eval", "--data", str(set5_dir), "--limit", "2", "--json", "--backend", "torch")
     assert result.returncode == 0, result.stderr

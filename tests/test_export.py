@@ -13,7 +13,7 @@ from tests.conftest import run_cli
 from upscaler import get_model
 from upscaler.runtime.torch_engine import TorchEngine
 
-ALLOWED_OPS = {"Conv", "Relu", "PRelu", "DepthToSpace", "Resize", "Add", "Constant"}
+ALLOWED_OPS = {"Conv", "Relu", "PRelu", "DepthToSpace", "Pad", "Add"}
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.conftest import FIXTURES, run_cli
+from tests.conftest import run_cli, write_config
 from training.config import ConfigError, load_config
 from training.data import HRCrops, augment
 from training.degrade import MARGIN, make_pair
@@ -16,35 +16,9 @@ from training.trainer import Trainer, lr_at
 from upscaler import Upscaler
 from upscaler.degradations import bicubic
 
-TINY = """
-name = "tiny"
-[model]
-arch = "plainsr"
-scale = 2
-params = {{ channels = 8, blocks = 1 }}
-[data]
-root = "{root}"
-train = ["set5"]
-val = ["set5"]
-patch = 16
-batch = 4
-[optim]
-lr = 1e-3
-warmup_steps = 2
-steps = {steps}
-[run]
-out = "{out}"
-log_every = 5
-val_every = 10
-ckpt_every = 5
-threads = 1
-"""
-
 
 def tiny_config(tmp_path: Path, steps: int = 20, out: str = "run") -> Path:
-    path = tmp_path / f"{out}.toml"
-    path.write_text(TINY.format(root=FIXTURES.as_posix(), steps=steps, out=(tmp_path / out).as_posix()))
-    return path
+    return write_config(tmp_path, name=out, steps=steps)
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from upscaler.cli.common import positive_int
+from upscaler.cli.common import non_negative_int, positive_int
 
 __all__ = ["register"]
 
@@ -20,7 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data-root", help="base folder for the config's relative data folders")
     p.add_argument("--out", help="output folder (overrides run.out)")
     p.add_argument("--steps", type=positive_int, help="total steps (overrides optim.steps)")
+    p.add_argument("--init", help="start from this model (built-in name or .safetensors): fine-tuning")
     p.add_argument("--device", help="cpu, cuda or cuda:N (overrides run.device)")
+    p.add_argument("--workers", type=non_negative_int, help="data-loading processes (overrides data.workers)")
     p.add_argument("--restart", action="store_true", help="discard an existing checkpoint and start over")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
     p.set_defaults(func=_run)
@@ -42,6 +44,10 @@ def _run(args: argparse.Namespace) -> int:
         config.optim.warmup_steps = min(config.optim.warmup_steps, args.steps - 1)
     if args.device:
         config.run.device = args.device
+    if args.init:
+        config.model.init = args.init
+    if args.workers is not None:
+        config.data.workers = args.workers
     validate_config(config, "after command-line overrides")
     logging.getLogger("training").setLevel(logging.INFO)
     trainer = Trainer(config, data_root=args.data_root, restart=args.restart, progress=not args.no_progress)

@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from training.degrade import TRAIN_DEGRADATIONS
 from upscaler.archs import build_network
-from upscaler.degradations import DEGRADATIONS
 
 __all__ = [
     "ConfigError",
@@ -33,6 +33,7 @@ class ModelConfig:
     arch: str = "plainsr"  #: architecture name (``upscaler.archs``)
     scale: int = 4  #: upscaling factor
     params: dict[str, Any] = field(default_factory=dict)  #: architecture hyperparameters
+    init: str = ""  #: start from these weights: a built-in model name or a .safetensors path (fine-tuning)
 
 
 @dataclass
@@ -42,7 +43,8 @@ class DataConfig:
     root: str = "../shared/data"  #: base for relative folders (relative to the working directory)
     train: list[str] = field(default_factory=list)  #: folders of high-resolution images
     val: list[str] = field(default_factory=list)  #: folders validated on (full images)
-    degradation: str = "bicubic"  #: how low-resolution inputs are made
+    degradation: str = "bicubic"  #: how low-resolution inputs are made: bicubic, render, video or paired
+    jitter: int = 0  #: render: sub-pixel phase drawn from 0..jitter high-resolution pixels per axis
     patch: int = 48  #: low-resolution patch edge
     batch: int = 16  #: patches per step
     workers: int = 0  #: data-loading processes (0: in the training process)
@@ -72,6 +74,7 @@ class RunConfig:
     device: str = "auto"  #: ``auto``, ``cpu``, ``cuda``, ``cuda:N``
     threads: int = 0  #: CPU threads for torch (0: torch's default)
     amp: bool = True  #: mixed precision on CUDA (ignored on CPU)
+    tensorboard: bool = True  #: also log to TensorBoard (``<out>/tb``) when it is installed
     log_every: int = 100  #: steps between training-log rows
     val_every: int = 2000  #: steps between validations
     ckpt_every: int = 1000  #: steps between checkpoints
@@ -166,8 +169,10 @@ def validate_config(c: TrainConfig, where: str | Path = "") -> None:
     problems += _model_problems(c)
     if not c.data.train:
         problems.append("data.train lists no folders")
-    if c.data.degradation not in DEGRADATIONS:
-        problems.append(f"data.degradation must be one of {', '.join(DEGRADATIONS)}, got {c.data.degradation!r}")
+    if c.data.degradation not in TRAIN_DEGRADATIONS:
+        problems.append(f"data.degradation must be one of {', '.join(TRAIN_DEGRADATIONS)}, got {c.data.degradation!r}")
+    if not 0 <= c.data.jitter < c.model.scale:
+        problems.append(f"data.jitter must be in [0, {c.model.scale - 1}] (HR pixels), got {c.data.jitter}")
     if c.data.patch < 4 or c.data.batch < 1 or c.data.workers < 0:
         problems.append("data.patch >= 4, data.batch >= 1 and data.workers >= 0 are required")
     if c.optim.steps < 1 or not 0 <= c.optim.warmup_steps < c.optim.steps:

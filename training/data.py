@@ -20,7 +20,7 @@ from torch.utils.data import Dataset, Sampler
 from upscaler.io import ImageError, list_images, read_image
 from upscaler.pipeline import to_rgb8
 
-__all__ = ["HRCrops", "StepSampler", "augment", "load_images"]
+__all__ = ["HRCrops", "PairCrops", "StepSampler", "augment", "load_images", "load_pairs"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,35 @@ def load_images(folders: Sequence[Path]) -> list[np.ndarray]:
                 continue
             images.append(to_rgb8(image))
     return images
+
+
+def load_pairs(folders: Sequence[Path], scale: int) -> list[tuple[np.ndarray, np.ndarray, str]]:
+    """``(lr, hr, name)`` of every ``lr/`` and ``hr/`` file pair (matched by file stem) in ``folders``.
+
+    Each folder holds an ``lr`` and an ``hr`` subfolder of real frames; the
+    high-resolution frame must be ``scale`` times the low-resolution one
+    (a remainder under ``scale`` at the bottom/right is cropped).
+    """
+    pairs = []
+    for folder in folders:
+        lr_dir, hr_dir = folder / "lr", folder / "hr"
+        if not (lr_dir.is_dir() and hr_dir.is_dir()):
+            raise ValueError(f"{folder}: a paired folder needs 'lr' and 'hr' subfolders")
+        hr_files = {p.stem: p for p in list_images(hr_dir)}
+        lr_files = {p.stem: p for p in list_images(lr_dir)}
+        unmatched = sorted(set(hr_files) ^ set(lr_files))
+        if unmatched:
+            raise ValueError(f"{folder}: no partner for {', '.join(unmatched[:5])} (lr/ and hr/ names must match)")
+        for stem in sorted(hr_files):
+            lr, hr = to_rgb8(read_image(lr_files[stem])), to_rgb8(read_image(hr_files[stem]))
+            h, w = lr.shape[0] * scale, lr.shape[1] * scale
+            if not (h <= hr.shape[0] < h + scale and w <= hr.shape[1] < w + scale):
+                raise ValueError(
+                    f"{folder}: {stem} is {lr.shape[1]}x{lr.shape[0]} in lr/ and {hr.shape[1]}x{hr.shape[0]} "
+                    f"in hr/, not x{scale}"
+                )
+            pairs.append((lr, hr[:h, :w], stem))
+    return pairs
 
 
 def augment(image: np.ndarray, code: int) -> np.ndarray:
@@ -85,13 +114,53 @@ class HRCrops(Dataset):
 
 
 class StepSampler(Sampler[int]):
-    """Sample indices ``start_step * batch ... steps * batch``: resumable by step."""
+    """Sample indices ``start_step * batch ... steps * batch``: resumable by step.
 
-    def __init__(self, batch: int, start_step: int, steps: int) -> None:
-        self.first, self.stop = start_step * batch, steps * batch
+    Under data parallelism each of ``world`` processes takes its ``rank``-th
+    share of every step's ``batch`` indices, so the global batch is the one a
+    single process would see.
+    """
+
+    def __init__(self, batch: int, start_step: int, steps: int, rank: int = 0, world: int = 1) -> None:
+        if batch % world:
+            raise ValueError(f"data.batch {batch} does not split evenly over {world} processes")
+        self.batch, self.start, self.steps, self.rank, self.world = batch, start_step, steps, rank, world
 
     def __iter__(self) -> Iterator[int]:
-        return iter(range(self.first, self.stop))
+        share = self.batch // self.world
+        for step in range(self.start, self.steps):
+            first = step * self.batch + self.rank * share
+            yield from range(first, first + share)
 
     def __len__(self) -> int:
-        return self.stop - self.first
+        return (self.steps - self.start) * (self.batch // self.world)
+
+
+class PairCrops(Dataset):
+    """Aligned ``(lr, hr)`` uint8 crops of real frame pairs, drawn like :class:`HRCrops`.
+
+    ``patch`` is the low-resolution edge; the high-resolution crop is the
+    same window ``scale`` times larger, with the same dihedral transform.
+    """
+
+    def __init__(self, pairs: Sequence[tuple[np.ndarray, np.ndarray]], patch: int, scale: int, seed: int = 0) -> None:
+        usable = [(lr, hr) for lr, hr, *_ in pairs if min(lr.shape[:2]) >= patch]
+        if not usable:
+            raise ValueError(f"no low-resolution training frame is at least {patch}x{patch} pixels")
+        area = np.array([lr.shape[0] * lr.shape[1] for lr, _ in usable], dtype=np.float64)
+        self.pairs, self.patch, self.scale, self.seed = usable, patch, scale, seed
+        self._cumulative = np.cumsum(area / area.sum())
+
+    def __len__(self) -> int:
+        return 2**62
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng((self.seed, index))
+        which = min(int(np.searchsorted(self._cumulative, rng.random(), side="right")), len(self.pairs) - 1)
+        lr, hr = self.pairs[which]
+        p, s = self.patch, self.scale
+        y = int(rng.integers(0, lr.shape[0] - p + 1))
+        x = int(rng.integers(0, lr.shape[1] - p + 1))
+        code = int(rng.integers(0, 8))
+        crops = augment(lr[y : y + p, x : x + p], code), augment(hr[y * s : (y + p) * s, x * s : (x + p) * s], code)
+        return tuple(torch.from_numpy(np.ascontiguousarray(c.transpose(2, 0, 1))) for c in crops)

@@ -7,7 +7,6 @@ Outputs in ``run.out``: ``last.pt`` (the full state, to resume), ``model.safeten
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import math
@@ -23,14 +22,16 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from training.config import TrainConfig
-from training.data import HRCrops, StepSampler, load_images
+from training.data import HRCrops, PairCrops, StepSampler, load_images, load_pairs
 from training.degrade import MARGIN, make_pair
+from training.distributed import setup
+from training.logs import RunLog
 from upscaler.archs import build_network
-from upscaler.degradations import degrade, modcrop
+from upscaler.degradations import DEGRADATIONS, degrade, modcrop
 from upscaler.metrics import psnr, ssim
 from upscaler.sysinfo import cpu_name
 
-__all__ = ["Trainer", "lr_at", "save_weights"]
+__all__ = ["Trainer", "load_initial_weights", "lr_at", "save_weights"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,8 @@ _RESUME_KEYS = (
     ("model",),
     ("data", "train"),
     ("data", "degradation"),
+    ("data", "jitter"),
+    ("model", "init"),
     ("data", "patch"),
     ("data", "batch"),
     ("run", "seed"),
@@ -80,17 +83,54 @@ def save_weights(net: torch.nn.Module, path: Path, config: TrainConfig, training
     """Write ``net``'s weights as safetensors with upscaler's metadata."""
     from safetensors.torch import save_file
 
+    params = dict(config.model.params)
+    if hasattr(net, "fused_state_dict"):  # re-parameterisable branches are folded before saving
+        params = net.inference_params()
+        state_dict = net.fused_state_dict()
+    else:
+        state_dict = net.state_dict()
     metadata = {
         "format": "pt",
         "name": config.name,
         "arch": config.model.arch,
         "scale": str(config.model.scale),
-        "params": json.dumps(config.model.params, sort_keys=True),
+        "params": json.dumps(params, sort_keys=True),
         "degradation": config.data.degradation,
         "training": json.dumps(training, sort_keys=True),
     }
-    state = {k: v.detach().float().cpu().contiguous() for k, v in net.state_dict().items()}
+    state = {k: v.detach().float().cpu().contiguous() for k, v in state_dict.items()}
     _atomic_save(lambda p: save_file(state, str(p), metadata=metadata), path)
+
+
+def load_initial_weights(net: torch.nn.Module, config: TrainConfig) -> None:
+    """Start ``net`` from a built-in model or a ``.safetensors`` file (fine-tuning)."""
+    from safetensors.torch import load_file
+
+    from upscaler.models import ModelError, get_model
+
+    try:
+        model = get_model(config.model.init)
+    except ModelError as exc:
+        raise ValueError(f"model.init: {exc}") from None
+    if (model.arch, model.scale) != (config.model.arch, config.model.scale):
+        raise ValueError(
+            f"model.init: {model.name} is {model.arch} x{model.scale}, this config trains "
+            f"{config.model.arch} x{config.model.scale}"
+        )
+    theirs = build_network(model.arch, model.scale, model.params)
+    ours_params = net.inference_params() if hasattr(net, "inference_params") else dict(config.model.params)
+    theirs_params = theirs.inference_params() if hasattr(theirs, "inference_params") else dict(model.params)
+    mismatch = [
+        f"{k} {theirs_params.get(k)!r} (this config: {ours_params.get(k)!r})"
+        for k in sorted(set(ours_params) | set(theirs_params))
+        if ours_params.get(k) != theirs_params.get(k)
+    ]
+    if mismatch:
+        raise ValueError(f"model.init: {model.name} has another network: {'; '.join(mismatch)}")
+    state = load_file(str(model.weights.verified()))
+    loader = getattr(net, "load_plain_state_dict", net.load_state_dict)
+    loader({k: v.to(next(net.parameters()).device) for k, v in state.items()})
+    log.info("starting from %s (%s)", model.name, model.weights.path)
 
 
 @dataclass
@@ -117,12 +157,15 @@ class Trainer:
         ]
         if missing:
             raise FileNotFoundError(f"data folder(s) not found: {', '.join(missing)} (set data.root or --data-root)")
-        self.device = self._pick_device(config.run.device)
+        self.dist = setup(config.run.device)
+        self.device = self._pick_device(self.dist.device(config.run.device))
         if config.run.threads:
             torch.set_num_threads(config.run.threads)
         torch.manual_seed(config.run.seed)
         scale = config.model.scale
         self.net = build_network(config.model.arch, scale, config.model.params).to(self.device)
+        if config.model.init:
+            load_initial_weights(self.net, config)
         self.ema = build_network(config.model.arch, scale, config.model.params).to(self.device)
         self.ema.load_state_dict(self.net.state_dict())
         self.ema.requires_grad_(False)
@@ -132,13 +175,23 @@ class Trainer:
             betas=config.optim.betas,
             weight_decay=config.optim.weight_decay,
         )
+        self.model = self.net  # what the step calls: DDP's wrapper under torchrun
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = DistributedDataParallel(self.net, device_ids=ids)
         self.step = 0
         self.elapsed = 0.0
         self._mid_step = False
-        self.out.mkdir(parents=True, exist_ok=True)
-        if restart:
-            for name in ("last.pt", "train.csv", "val.csv", "model.safetensors"):
-                (self.out / name).unlink(missing_ok=True)
+        if self.dist.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            if restart:
+                for name in ("last.pt", "train.csv", "val.csv", "model.safetensors", "ddp.json"):
+                    (self.out / name).unlink(missing_ok=True)
+                shutil.rmtree(self.out / "tb", ignore_errors=True)
+        self.dist.barrier()
+        self.logs = RunLog(self.out, config.run.tensorboard) if self.dist.main else None
         self._resume()
 
     @staticmethod
@@ -167,22 +220,14 @@ class Trainer:
         self.optim.load_state_dict(state["optim"])
         torch.set_rng_state(state["rng"].cpu())  # map_location may have moved it to the GPU
         self.step, self.elapsed = state["step"], state["elapsed"]
-        self._trim_logs()
+        if self.logs:
+            self.logs.trim(self.step)
         log.info("resuming %s from step %d", self.config.name, self.step)
 
-    def _trim_logs(self) -> None:
-        """Drop log rows written after the checkpoint (a crash between checkpoints), so none repeat."""
-        for name in ("train.csv", "val.csv"):
-            path = self.out / name
-            if not path.exists():
-                continue
-            header, *rows = path.read_text().splitlines()
-            kept = [r for r in rows if r and int(r.split(",", 1)[0]) <= self.step]
-            if len(kept) < len(rows):
-                path.write_text("\n".join([header, *kept]) + "\n")
-
     def save_checkpoint(self) -> None:
-        """Write ``last.pt`` atomically."""
+        """Write ``last.pt`` atomically (the main process; replicas hold the same state)."""
+        if not self.dist.main:
+            return
         state = {
             "step": self.step,
             "elapsed": self.elapsed,
@@ -203,24 +248,36 @@ class Trainer:
             "device": self._device_name(),
             "data": list(self.config.data.train),
             "degradation": self.config.data.degradation,
+            "init": self.config.model.init,
+            "processes": self.dist.world,
             "torch": torch.__version__,
         }
 
     def _device_name(self) -> str:
         if self.device.type == "cuda":
             return torch.cuda.get_device_name(self.device)
-        return f"cpu ({cpu_name()}, {torch.get_num_threads()} threads)"
+        return f"cpu ({cpu_name()}, {torch.get_num_threads()} threads)" + (
+            f" x {self.dist.world} processes" if self.dist.enabled else ""
+        )
 
     # -- data --------------------------------------------------------------
+    @property
+    def paired(self) -> bool:
+        """Whether the data brings its own low-resolution frames (``lr/`` and ``hr/`` folders)."""
+        return self.config.data.degradation == "paired"
+
     def _loader(self) -> DataLoader:
         c = self.config
-        images = load_images(c.data_dirs("train", self.data_root))
-        dataset = HRCrops(images, c.data.patch * c.model.scale, MARGIN * c.model.scale, seed=c.run.seed)
+        folders = c.data_dirs("train", self.data_root)
+        if self.paired:
+            dataset = PairCrops(load_pairs(folders, c.model.scale), c.data.patch, c.model.scale, seed=c.run.seed)
+        else:
+            dataset = HRCrops(load_images(folders), c.data.patch * c.model.scale, MARGIN * c.model.scale, c.run.seed)
         cuda = self.device.type == "cuda"
         return DataLoader(
             dataset,
-            batch_size=c.data.batch,
-            sampler=StepSampler(c.data.batch, self.step, c.optim.steps),
+            batch_size=c.data.batch // self.dist.world,
+            sampler=StepSampler(c.data.batch, self.step, c.optim.steps, self.dist.rank, self.dist.world),
             num_workers=c.data.workers,
             pin_memory=cuda,
             persistent_workers=c.data.workers > 0,
@@ -229,13 +286,22 @@ class Trainer:
         )
 
     def _val_sets(self) -> dict[str, list[ValImage]]:
+        """Validation pairs: real ``lr/``/``hr/`` pairs for paired runs, else the evaluation protocol.
+
+        ``video`` is random, so its models are validated on the bicubic protocol.
+        """
+        if not self.dist.main:
+            return {}
         scale, sets = self.config.model.scale, {}
+        kind = self.config.data.degradation if self.config.data.degradation in DEGRADATIONS else "bicubic"
         for folder in self.config.data_dirs("val", self.data_root):
-            pairs = []
-            for hr in load_images([folder]):
-                hr = modcrop(hr, scale)
-                pairs.append(ValImage(folder.name, degrade(hr, scale, self.config.data.degradation), hr))
-            sets[folder.name] = pairs
+            if self.paired:
+                sets[folder.name] = [ValImage(name, lr, hr) for lr, hr, name in load_pairs([folder], scale)]
+            else:
+                sets[folder.name] = [
+                    ValImage(folder.name, degrade(hr, scale, kind), hr)
+                    for hr in (modcrop(im, scale) for im in load_images([folder]))
+                ]
         return sets
 
     # -- loop --------------------------------------------------------------
@@ -247,16 +313,26 @@ class Trainer:
             for e, b in zip(self.ema.buffers(), self.net.buffers()):
                 e.copy_(b)
 
-    def _train_step(self, crops: torch.Tensor) -> float:
+    def _pair(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        c = self.config
+        if self.paired:
+            lr, hr = (t.to(self.device, non_blocking=True).float().div(255) for t in batch)
+            return lr, hr
+        # Seeded by step and process: a resumed run draws what an uninterrupted one would.
+        generator = torch.Generator().manual_seed((c.run.seed * 1_000_003 + self.step) * 64 + self.dist.rank)
+        crops = batch.to(self.device, non_blocking=True)
+        return make_pair(crops, c.model.scale, c.data.degradation, jitter=c.data.jitter, generator=generator)
+
+    def _train_step(self, batch) -> float:
         c = self.config
         self._mid_step = True  # an interrupt from here to the end leaves a half-updated state
         lr_value = lr_at(self.step, c.optim.lr, c.optim.min_lr, c.optim.warmup_steps, c.optim.steps)
         for group in self.optim.param_groups:
             group["lr"] = lr_value
-        lr, hr = make_pair(crops.to(self.device, non_blocking=True), c.model.scale, c.data.degradation)
+        lr, hr = self._pair(batch)
         amp = c.run.amp and self.device.type == "cuda"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
-            pred = self.net(lr)
+            pred = self.model(lr)
         loss = _loss(pred.float(), hr, c.optim.loss)
         self.optim.zero_grad(set_to_none=True)
         loss.backward()
@@ -285,39 +361,29 @@ class Trainer:
             results[name] = tuple(float(v) for v in np.mean(scores, axis=0))
         return results
 
-    def _append_csv(self, name: str, header: list[str], row: list) -> None:
-        path = self.out / name
-        new = not path.exists()
-        with open(path, "a", newline="") as fh:
-            writer = csv.writer(fh)
-            if new:
-                writer.writerow(header)
-            writer.writerow(row)
-
     def _validate_and_export(self, sets) -> str:
+        if not self.dist.main:
+            return ""
         results = self.validate(sets)
         for name, (p, s) in results.items():
-            self._append_csv(
-                "val.csv",
-                ["step", "elapsed_s", "dataset", "psnr", "ssim"],
-                [self.step, round(self.elapsed, 1), name, f"{p:.4f}", f"{s:.5f}"],
-            )
+            self.logs.val(self.step, self.elapsed, name, p, s)
         save_weights(self.ema, self.out / "model.safetensors", self.config, self.training_info())
         summary = ", ".join(f"{n} {p:.3f} dB / {s:.4f}" for n, (p, s) in results.items())
         log.info("step %d: %s", self.step, summary or "no validation folders")
         return summary
 
-    def _iteration(self, crops: torch.Tensor, bar, sets, losses: list[float]) -> None:
+    def _iteration(self, batch, bar, sets, losses: list[float]) -> None:
         c = self.config
-        losses.append(self._train_step(crops))
+        losses.append(self._train_step(batch))
         bar.update(1)
         if self.step % c.run.log_every == 0:
             now = time.perf_counter()
             rate = len(losses) * c.data.batch / (now - self._last_log)
             lr_value = self.optim.param_groups[0]["lr"]
-            row = [self.step, round(self.elapsed, 1), f"{lr_value:.3e}", f"{np.mean(losses):.5f}", f"{rate:.1f}"]
-            self._append_csv("train.csv", ["step", "elapsed_s", "lr", "loss", "samples_per_s"], row)
-            bar.set_postfix(loss=f"{np.mean(losses):.4f}", lr=f"{lr_value:.1e}")
+            loss = self.dist.mean(float(np.mean(losses)))
+            if self.logs:
+                self.logs.train(self.step, self.elapsed, lr_value, loss, rate)
+            bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr_value:.1e}")
             losses.clear()
             self._last_log = now
         if self.step % c.run.val_every == 0 or self.step == c.optim.steps:
@@ -325,13 +391,24 @@ class Trainer:
         if self.step % c.run.ckpt_every == 0 or self.step == c.optim.steps:
             self.save_checkpoint()
 
+    def _check_replicas(self) -> None:
+        """Under torchrun: every process must end with the same weights; ``ddp.json`` records it."""
+        digests = self.dist.weight_digests(self.net)
+        if not self.dist.enabled:
+            return
+        if self.dist.main:
+            record = {"world_size": self.dist.world, "step": self.step, "digests": digests}
+            (self.out / "ddp.json").write_text(json.dumps(record, indent=2) + "\n")
+        if len(set(digests)) != 1:
+            raise RuntimeError(f"data-parallel replicas disagree at step {self.step}: {digests}")
+
     def run(self, stop_at: int | None = None) -> Path:
         """Train to ``optim.steps`` (or stop early at ``stop_at``, as an interruption would)."""
         from tqdm import tqdm
 
         c = self.config
         copy = self.out / "config.toml"
-        if c.source and not (copy.exists() and copy.samefile(c.source)):
+        if self.dist.main and c.source and not (copy.exists() and copy.samefile(c.source)):
             shutil.copyfile(c.source, copy)
         sets = self._val_sets()
         total = c.optim.steps if stop_at is None else min(stop_at, c.optim.steps)
@@ -339,7 +416,7 @@ class Trainer:
             total=c.optim.steps,
             initial=self.step,
             desc=c.name,
-            disable=not self.progress,
+            disable=not (self.progress and self.dist.main),
             dynamic_ncols=True,
             smoothing=0.05,
         )
@@ -348,10 +425,10 @@ class Trainer:
         self._last_log = time.perf_counter()
         started, base_elapsed = time.perf_counter(), self.elapsed
         try:
-            for crops in self._loader():
+            for batch in self._loader():
                 if self.step >= total:
                     break
-                self._iteration(crops, bar, sets, losses)
+                self._iteration(batch, bar, sets, losses)
                 self.elapsed = base_elapsed + time.perf_counter() - started
         except KeyboardInterrupt:
             if self._mid_step:  # weights, optimiser and EMA disagree: keep the last checkpoint
@@ -361,7 +438,12 @@ class Trainer:
                 log.warning("interrupted at step %d; checkpoint saved, run again to resume", self.step)
             raise
         bar.close()
-        if self.step == c.optim.steps and not (self.out / "model.safetensors").exists():
+        if self.step == c.optim.steps and self.dist.main and not (self.out / "model.safetensors").exists():
             self._validate_and_export(sets)
         self.save_checkpoint()
+        self._check_replicas()
+        self.dist.barrier()
+        if self.logs:
+            self.logs.close()
+        self.dist.close()
         return self.out / "model.safetensors"

@@ -12,7 +12,7 @@ import numpy as np
 
 from upscaler.resize import imresize
 
-__all__ = ["DEGRADATIONS", "bicubic", "degrade", "modcrop", "quantize_uint8"]
+__all__ = ["DEGRADATIONS", "bicubic", "degrade", "modcrop", "point_sample", "quantize_uint8"]
 
 
 def modcrop(image: np.ndarray, scale: int) -> np.ndarray:
@@ -35,8 +35,22 @@ def bicubic(hr: np.ndarray, scale: int) -> np.ndarray:
     return quantize_uint8(imresize(hr, 1.0 / scale))
 
 
-#: Degradations by name: ``f(hr_uint8, scale) -> lr_uint8``.
-DEGRADATIONS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {"bicubic": bicubic}
+def point_sample(hr: np.ndarray, scale: int, phase: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """What a renderer without anti-aliasing draws: one HR sample per LR pixel.
+
+    ``phase`` is the sub-pixel offset (rows, columns) of the sample inside each
+    ``scale x scale`` cell; the evaluation protocol uses phase 0.
+    """
+    if hr.shape[0] % scale or hr.shape[1] % scale:
+        raise ValueError(f"image size {hr.shape[:2]} is not a multiple of {scale}; modcrop it first")
+    if not all(0 <= p < scale for p in phase):
+        raise ValueError(f"phase {phase} must lie in [0, {scale})")
+    return np.ascontiguousarray(hr[phase[0] :: scale, phase[1] :: scale])
+
+
+#: Evaluation degradations by name: ``f(hr_uint8, scale) -> lr_uint8``, deterministic.
+#: ``render`` is point sampling at phase 0 (DESIGN section 4).
+DEGRADATIONS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {"bicubic": bicubic, "render": point_sample}
 
 
 def degrade(hr: np.ndarray, scale: int, kind: str = "bicubic") -> np.ndarray:

@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["imresize", "resize_matrix"]
+__all__ = ["KERNELS", "imresize", "resize_matrix"]
 
 
 def _cubic(x: np.ndarray) -> np.ndarray:
@@ -25,24 +25,41 @@ def _cubic(x: np.ndarray) -> np.ndarray:
     return near + far
 
 
+def _linear(x: np.ndarray) -> np.ndarray:
+    return np.maximum(0.0, 1.0 - np.abs(x))
+
+
+def _box(x: np.ndarray) -> np.ndarray:
+    return ((x >= -0.5) & (x < 0.5)).astype(np.float64)
+
+
+#: MATLAB's kernels by name: ``(function, support width)``.
+KERNELS = {"cubic": (_cubic, 4.0), "linear": (_linear, 2.0), "box": (_box, 1.0)}
+
+
 @lru_cache(maxsize=256)
-def resize_matrix(in_len: int, out_len: int, scale: float, antialias: bool = True) -> np.ndarray:
+def resize_matrix(in_len: int, out_len: int, scale: float, antialias: bool = True, kernel: str = "cubic") -> np.ndarray:
     """Dense ``out_len x in_len`` matrix that resizes one axis like MATLAB.
 
-    ``scale`` is out/in as MATLAB receives it (``0.25`` for a 4x reduction).
+    ``scale`` is out/in as MATLAB receives it (``0.25`` for a 4x reduction);
+    ``kernel`` one of ``cubic`` (the protocol's), ``linear`` or ``box``.
     The result is cached and read-only; apply it with a matrix product.
     """
     if in_len < 1 or out_len < 1:
         raise ValueError(f"axis lengths must be positive, got {in_len} -> {out_len}")
+    try:
+        fn, support = KERNELS[kernel]
+    except KeyError:
+        raise ValueError(f"unknown kernel {kernel!r}; choose from {', '.join(KERNELS)}") from None
     shrink = scale < 1 and antialias
-    width = 4.0 / scale if shrink else 4.0
+    width = support / scale if shrink else support
     x = np.arange(1, out_len + 1, dtype=np.float64)
     u = x / scale + 0.5 * (1.0 - 1.0 / scale)  # output pixel centre in input space (1-based)
     left = np.floor(u - width / 2.0)
     taps = int(np.ceil(width)) + 2
     idx = left[:, None] + np.arange(taps, dtype=np.float64)[None, :]
     dist = u[:, None] - idx
-    weights = scale * _cubic(dist * scale) if shrink else _cubic(dist)
+    weights = scale * fn(dist * scale) if shrink else fn(dist)
     weights /= weights.sum(axis=1, keepdims=True)
     # Symmetric padding: index -1 reads 0, index n reads n-1 (edge repeated).
     mirror = np.concatenate([np.arange(in_len), np.arange(in_len - 1, -1, -1)])

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ARCHS", "ArchSpec", "build_network", "get_arch", "receptive_field"]
+__all__ = ["ARCHS", "ArchSpec", "build_network", "get_arch", "macs_per_pixel", "receptive_field"]
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,14 @@ class ArchSpec:
     module: str  #: module holding the ``nn.Module`` (imported lazily; needs torch)
     cls: str  #: class name inside ``module``
     receptive_field: Callable[[Mapping[str, Any]], int]  #: radius in input pixels
+    macs: Callable[[Mapping[str, Any], int], int]  #: multiply-adds per input pixel (params, scale)
+
+
+def _plainsr_macs(p: Mapping[str, Any], scale: int) -> int:
+    c, b, tail = int(p.get("channels", 32)), int(p.get("blocks", 4)), int(p.get("tail", 3))
+    out = 3 * scale * scale
+    base = 3 * 9 * scale * scale if p.get("base", "bilinear") != "none" else 0  # one input channel per output
+    return 3 * c * 9 + b * c * c * 9 + c * out * tail * tail + base
 
 
 ARCHS: dict[str, ArchSpec] = {
@@ -29,8 +37,9 @@ ARCHS: dict[str, ArchSpec] = {
         name="plainsr",
         module="upscaler.archs.plainsr",
         cls="PlainSR",
-        # head conv + hidden convs + tail conv, one pixel each.
-        receptive_field=lambda p: int(p.get("blocks", 4)) + 2,
+        # head conv + hidden convs, one pixel each, + tail conv (1 px when 3x3); the base reads 1 px.
+        receptive_field=lambda p: int(p.get("blocks", 4)) + 1 + int(p.get("tail", 3)) // 2,
+        macs=_plainsr_macs,
     ),
 }
 
@@ -46,6 +55,11 @@ def get_arch(name: str) -> ArchSpec:
 def receptive_field(arch: str, params: Mapping[str, Any]) -> int:
     """Receptive-field radius, in input pixels, of ``arch`` with ``params``."""
     return get_arch(arch).receptive_field(params)
+
+
+def macs_per_pixel(arch: str, params: Mapping[str, Any], scale: int) -> int:
+    """Multiply-accumulates per input pixel (convolutions only) of ``arch`` with ``params``."""
+    return get_arch(arch).macs(params, scale)
 
 
 def build_network(arch: str, scale: int, params: Mapping[str, Any]) -> Any:

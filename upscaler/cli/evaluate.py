@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "eval",
         help="measure PSNR/SSIM on folders of high-resolution images",
-        description="Evaluate a model by the standard protocol: HR modcropped, LR by MATLAB-style bicubic, "
+        description="Evaluate a model by the standard protocol: HR modcropped, LR by MATLAB-style bicubic (or, for "
+        "--degradation render, point sampling at phase 0), "
         "PSNR/SSIM on Y with the scale shaved from each border. Bicubic is reported alongside.",
     )
     add_engine_options(p)

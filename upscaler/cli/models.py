@@ -29,11 +29,13 @@ def _quality(record: dict) -> str:
 def quality_markdown(records: list[dict]) -> str:
     """Measured quality of every model as a markdown table (PSNR / SSIM on Y, bicubic alongside)."""
     datasets = list(dict.fromkeys(name for r in records for name in r.get("quality", {})))
-    head = ["model", "scale", "params", *(f"{d} PSNR / SSIM" for d in datasets), *(f"bicubic {d}" for d in datasets)]
+    head = ["model", "scale", "LR", "params", "kMAC/px", *(f"{d} PSNR / SSIM" for d in datasets)]
+    head += [f"bicubic {d}" for d in datasets]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in records:
         q = r.get("quality", {})
-        cells = [r["name"], f"x{r['scale']}", ", ".join(f"{k}={v}" for k, v in r["params"].items())]
+        params = ", ".join(f"{k}={v}" for k, v in r["params"].items())
+        cells = [r["name"], f"x{r['scale']}", r["degradation"], params, f"{r['macs_per_pixel'] / 1000:.1f}"]
         cells += [f"{q[d]['psnr']:.2f} / {q[d]['ssim']:.4f}" if d in q else "-" for d in datasets]
         cells += [f"{q[d]['bicubic_psnr']:.2f} / {q[d]['bicubic_ssim']:.4f}" if d in q else "-" for d in datasets]
         lines.append("| " + " | ".join(cells) + " |")
@@ -69,7 +71,10 @@ def _run(args: argparse.Namespace) -> int:
     print("* default")
     if args.details:
         for r in records:
-            print(f"\n{r['name']}: receptive field {r['receptive_field']} px, precisions {', '.join(r['precisions'])}")
+            print(
+                f"\n{r['name']}: receptive field {r['receptive_field']} px, "
+                f"{r['macs_per_pixel'] / 1000:.1f} kMAC per input pixel, precisions {', '.join(r['precisions'])}"
+            )
             for kind in ("weights", "onnx"):
                 if r[kind]:
                     print(f"  {kind}: {WEIGHTS_DIR / r[kind]['path']} (sha256 {r[kind]['sha256'][:12]}...)")

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from upscaler.archs import receptive_field
+from upscaler.archs import macs_per_pixel, receptive_field
 
 __all__ = [
     "ModelDescriptor",
@@ -74,6 +74,11 @@ class ModelDescriptor:
         """Radius in input pixels that one output pixel depends on."""
         return receptive_field(self.arch, self.params)
 
+    @property
+    def macs_per_pixel(self) -> int:
+        """Multiply-accumulates per input pixel: the compute cost, independent of hardware."""
+        return macs_per_pixel(self.arch, self.params, self.scale)
+
     def to_dict(self, relative_to: Path | None = None) -> dict[str, Any]:
         """A JSON-ready record (file paths relative to ``relative_to`` if given)."""
 
@@ -92,6 +97,7 @@ class ModelDescriptor:
             "channels": self.channels,
             "degradation": self.degradation,
             "receptive_field": self.receptive_field,
+            "macs_per_pixel": self.macs_per_pixel,
             "size_multiple": self.size_multiple,
             "precisions": list(self.precisions),
             "weights": file_entry(self.weights),
