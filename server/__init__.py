@@ -1,5 +1,6 @@
-"""The HTTP frame-upscale service (FastAPI + uvicorn) builds on ``upscaler``.
+"""The HTTP frame-upscale service (FastAPI + uvicorn), built on ``upscaler``.
 
-Not implemented yet: it arrives with the service issue. The package exists so
-the fixed top-level layout holds and the core's layering tests cover it.
+``server.app.create_app(settings)`` is the ASGI application; ``upscaler serve``
+runs it. Nothing heavy is imported here: the ``serve`` command registers
+through this package on every ``upscaler`` invocation.
 """

@@ -63,7 +63,7 @@ def setup_commands() -> list[str]:
 def test_readme_has_exactly_two_setup_commands_and_ci_runs_the_second():
     commands = setup_commands()
     assert len(commands) == 2
-    assert "upscaler upscale" in commands[0] and "pytest" in commands[1]
+    assert "upscaler serve" in commands[0] and "pytest" in commands[1]
     ci = [line for line in (REPO / ".ci" / "run").read_text().splitlines() if line and not line.startswith("#")]
     assert ci[-1] == commands[1]
 
@@ -82,6 +82,41 @@ def test_docker_files_name_existing_paths():
                     assert (REPO / source).exists(), f"{dockerfile.name}: {source}"
 
 
+@pytest.mark.parametrize("name", ["cpu.Dockerfile", "gpu.Dockerfile"])
+def test_docker_images_run_existing_commands_and_check_a_real_route(name):
+    import json
+
+    from server.app import create_app
+    from server.settings import Settings
+    from upscaler.cli import build_parser
+
+    text = (REPO / "docker" / name).read_text()
+    entry = json.loads(re.search(r"^ENTRYPOINT (.+)$", text, re.M).group(1))
+    command = json.loads(re.search(r"^CMD (.+)$", text, re.M).group(1))
+    assert entry == ["upscaler"]
+    args = build_parser().parse_args(command)  # exits (fails the test) on an unknown subcommand or flag
+    assert args.command == "serve" and args.host == "0.0.0.0"
+    assert re.search(r"^USER upscaler$", text, re.M), "the image must not run as root"
+    route = re.search(r"http://127\.0\.0\.1:8000(/\w+)", text).group(1)
+    assert route in {r.path for r in create_app(Settings()).routes}
+    assert "pip install ." in text or "pip install '.[" in text  # installs as the README does
+
+
+def test_compose_names_existing_dockerfiles_settings_and_models():
+    from server.settings import ENV_PREFIX, Settings
+    from upscaler.models import get_model
+
+    text = (REPO / "docker" / "compose.yaml").read_text()
+    for dockerfile in re.findall(r"dockerfile: (\S+)", text):
+        assert (REPO / dockerfile).is_file(), dockerfile
+    known = {ENV_PREFIX + f.upper() for f in Settings.__dataclass_fields__}
+    for var, value in re.findall(r"(UPSCALER_\w+): \"([^\"]*)\"", text):
+        assert var in known, var
+        if var == "UPSCALER_MODELS":
+            for model in value.split(","):
+                get_model(model)
+
+
 @pytest.mark.timeout(300)
 def test_wheel_ships_the_models_and_configs(tmp_path):
     subprocess.run(
@@ -97,14 +132,31 @@ def test_wheel_ships_the_models_and_configs(tmp_path):
         assert f"upscaler/models/weights/{model.onnx.path.name}" in names
     assert any(n.startswith("upscaler/samples/") and n.endswith(".png") for n in names)
     assert any(n.startswith("training/configs/") for n in names)
+    assert "server/app.py" in names
     assert not any(n.startswith("tests/") for n in names)
 
 
-def test_first_command_upscales_the_bundled_sample(tmp_path):
+def test_first_command_serves_and_the_readme_curl_upscales_the_sample(tmp_path):
+    """The README's first command starts the service; its curl example gets the sample back 4x."""
+    from tests.server_helpers import serve
+    from upscaler import decode_image
+
     first = setup_commands()[0]
-    sample = re.search(r"upscale (\S+\.png)", first).group(1)
-    assert (REPO / sample).is_file()
-    result = run_cli("upscale", str(REPO / sample), "-o", str(tmp_path / "x4.png"))
+    serve_args = first.split("upscaler serve", 1)[1].split()
+    assert "--port" not in serve_args  # the default port, which the curl example uses
+    curl = next(line for line in README.splitlines() if line.startswith("curl ") and "/v1/upscale" in line)
+    sample = re.search(r"--data-binary @(\S+)", curl).group(1)
+    content_type = re.search(r'-H "Content-Type: ([^"]+)"', curl).group(1)
+    assert (REPO / sample).is_file() and "localhost:8000/v1/upscale" in curl
+    with serve(tmp_path, *serve_args) as server, server.client() as client:
+        reply = client.post("/v1/upscale", content=(REPO / sample).read_bytes(), headers={"Content-Type": content_type})
+    assert reply.status_code == 200, reply.text
+    assert decode_image(reply.content).shape == (436, 1024, 3)
+
+
+def test_cli_upscales_the_bundled_sample(tmp_path):
+    sample = REPO / "upscaler" / "samples" / "sintel-alley-256x109.png"
+    result = run_cli("upscale", str(sample), "-o", str(tmp_path / "x4.png"))
     assert result.returncode == 0, result.stderr
     from upscaler import read_image
 

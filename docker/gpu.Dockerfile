@@ -1,0 +1,26 @@
+# GPU image: CUDA, TensorRT and onnxruntime-gpu, with PyTorch for the CUDA engine.
+#   docker build -f docker/gpu.Dockerfile -t upscaler:gpu .
+#   docker run --rm --gpus all -p 8000:8000 upscaler:gpu
+# Not built or run here (no Docker engine and no GPU on our machines). NVIDIA's TensorRT image
+# brings CUDA, cuDNN and TensorRT's Python bindings; onnxruntime-gpu replaces the CPU build
+# (both install the same 'onnxruntime' module, so the CPU one is removed first).
+FROM nvcr.io/nvidia/tensorrt:24.08-py3
+
+ENV PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+WORKDIR /opt/upscaler
+COPY pyproject.toml README.md ./
+COPY upscaler ./upscaler
+COPY training ./training
+COPY export ./export
+COPY server ./server
+RUN pip install '.[torch]' \
+    && pip uninstall -y onnxruntime \
+    && pip install onnxruntime-gpu \
+    && useradd --create-home --uid 10001 upscaler
+USER upscaler
+WORKDIR /data
+EXPOSE 8000
+HEALTHCHECK --interval=15s --timeout=3s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
+ENTRYPOINT ["upscaler"]
+CMD ["serve", "--host", "0.0.0.0", "--port", "8000"]

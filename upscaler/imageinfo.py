@@ -1,0 +1,146 @@
+"""Image format and size from the first bytes of a file, without decoding it.
+
+Used to refuse oversized images (decompression bombs) before a decoder
+allocates anything: a 100-byte PNG can declare 100000x100000 pixels.
+Covers the formats ``upscaler.io`` decodes: PNG, JPEG, WebP, BMP, TIFF, PNM.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+__all__ = ["ImageInfo", "ProbeError", "probe"]
+
+
+class ProbeError(ValueError):
+    """The bytes are not an image of a known format, or its header is cut short."""
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What the header declares."""
+
+    format: str  #: png, jpeg, webp, bmp, tiff or pnm
+    width: int
+    height: int
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
+def _u16(data: bytes, at: int, order: str = ">") -> int:
+    return struct.unpack_from(order + "H", data, at)[0]
+
+
+def _u32(data: bytes, at: int, order: str = ">") -> int:
+    return struct.unpack_from(order + "I", data, at)[0]
+
+
+def _png(data: bytes) -> tuple[int, int]:
+    if data[12:16] != b"IHDR":
+        raise ProbeError("PNG without an IHDR chunk first")
+    return _u32(data, 16), _u32(data, 20)
+
+
+_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def _jpeg(data: bytes) -> tuple[int, int]:
+    at = 2
+    while at + 4 <= len(data):
+        if data[at] != 0xFF:
+            raise ProbeError("corrupt JPEG marker")
+        marker = data[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+            continue
+        if marker in (0x01, *range(0xD0, 0xD8)):  # markers without a length
+            at += 2
+            continue
+        length = _u16(data, at + 2)
+        if marker in _SOF:
+            if at + 9 > len(data):
+                break
+            return _u16(data, at + 7), _u16(data, at + 5)
+        if marker == 0xDA:  # start of scan before any frame header
+            raise ProbeError("JPEG without a frame header")
+        at += 2 + length
+    raise ProbeError("JPEG header cut short")
+
+
+def _webp(data: bytes) -> tuple[int, int]:
+    chunk = data[12:16]
+    if chunk == b"VP8 ":
+        if data[23:26] != b"\x9d\x01\x2a":
+            raise ProbeError("corrupt WebP (VP8) header")
+        return _u16(data, 26, "<") & 0x3FFF, _u16(data, 28, "<") & 0x3FFF
+    if chunk == b"VP8L":
+        bits = _u32(data, 21, "<")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8X":
+        w = int.from_bytes(data[24:27], "little") + 1
+        h = int.from_bytes(data[27:30], "little") + 1
+        return w, h
+    raise ProbeError(f"unknown WebP chunk {chunk!r}")
+
+
+def _bmp(data: bytes) -> tuple[int, int]:
+    header = _u32(data, 14, "<")
+    if header == 12:  # OS/2 BITMAPCOREHEADER
+        return _u16(data, 18, "<"), _u16(data, 20, "<")
+    w, h = struct.unpack_from("<ii", data, 18)
+    return abs(w), abs(h)
+
+
+def _tiff(data: bytes) -> tuple[int, int]:
+    order = "<" if data[:2] == b"II" else ">"
+    at = _u32(data, 4, order)
+    count = _u16(data, at, order)
+    size = {}
+    for i in range(count):
+        entry = at + 2 + 12 * i
+        tag, kind = _u16(data, entry, order), _u16(data, entry + 2, order)
+        if tag in (256, 257):  # ImageWidth, ImageLength
+            size[tag] = _u16(data, entry + 8, order) if kind == 3 else _u32(data, entry + 8, order)
+        if len(size) == 2:
+            return size[256], size[257]
+    raise ProbeError("TIFF without width and height")
+
+
+def _pnm(data: bytes) -> tuple[int, int]:
+    tokens: list[bytes] = []
+    for line in data[2:].split(b"\n"):
+        tokens += line.split(b"#", 1)[0].split()
+        if len(tokens) >= 2:
+            try:
+                return int(tokens[0]), int(tokens[1])
+            except ValueError:
+                break
+    raise ProbeError("PNM header without a size")
+
+
+def probe(data: bytes) -> ImageInfo:
+    """Format, width and height declared by the header of an encoded image (the first 64 KB suffice)."""
+    head = bytes(data[:65536])
+    try:
+        if head.startswith(b"\x89PNG\r\n\x1a\n"):
+            kind, (w, h) = "png", _png(head)
+        elif head.startswith(b"\xff\xd8"):
+            kind, (w, h) = "jpeg", _jpeg(head)
+        elif head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+            kind, (w, h) = "webp", _webp(head)
+        elif head.startswith(b"BM"):
+            kind, (w, h) = "bmp", _bmp(head)
+        elif head[:4] in (b"II*\x00", b"MM\x00*"):
+            kind, (w, h) = "tiff", _tiff(head)
+        elif head[:1] == b"P" and head[1:2] in b"123456" and len(head) > 2:
+            kind, (w, h) = "pnm", _pnm(head)
+        else:
+            raise ProbeError("not a PNG, JPEG, WebP, BMP, TIFF or PNM image")
+    except (struct.error, IndexError):
+        raise ProbeError("image header cut short") from None
+    if w < 1 or h < 1:
+        raise ProbeError(f"{kind} header declares {w}x{h} pixels")
+    return ImageInfo(kind, w, h)
