@@ -25,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     onnx.add_argument("--model", "-m", default="default", help="built-in model or .safetensors path")
     onnx.add_argument("--output", "-o", required=True, help="the .onnx file to write")
     onnx.add_argument("--opset", type=int, default=17, help="ONNX opset, 13 to 20 (default: 17)")
-    onnx.add_argument("--tolerance", type=float, default=1e-3, help="max abs error allowed (default: 1e-3)")
+    onnx.add_argument("--fp16", action="store_true", help="half-precision weights and activations (for GPUs)")
+    onnx.add_argument("--tolerance", type=float, help="max abs error allowed (default: 1e-3 in FP32, 5e-3 in FP16)")
     onnx.add_argument(
         "--parity-images",
         nargs="+",
@@ -58,7 +59,7 @@ def _require_export_extra():
 
 def _onnx(args: argparse.Namespace) -> int:
     _require_export_extra()
-    from export.onnx_export import check_parity, export_onnx
+    from export.onnx_export import FP16_TOLERANCE, FP32_TOLERANCE, check_parity, export_onnx
     from upscaler.io import read_image, sample_images
     from upscaler.models import get_model
 
@@ -68,9 +69,14 @@ def _onnx(args: argparse.Namespace) -> int:
         raise ValueError(f"{out}: is a directory, expected an .onnx file")
     images = [read_image(p) for p in args.parity_images] if args.parity_images else sample_images()
     staged = out.with_name(f".{out.name}.unchecked")
+    tolerance = args.tolerance if args.tolerance is not None else (FP16_TOLERANCE if args.fp16 else FP32_TOLERANCE)
     try:  # the output is replaced only by a graph that passed its check
         export_onnx(model, staged, opset=args.opset)
-        report = check_parity(model, staged, images, tolerance=args.tolerance)
+        if args.fp16:
+            from export.fp16 import to_fp16
+
+            to_fp16(staged, staged)
+        report = check_parity(model, staged, images, tolerance=tolerance)
         staged.replace(out)
     finally:
         staged.unlink(missing_ok=True)

@@ -18,7 +18,7 @@ import numpy as np
 
 from upscaler.models import ModelDescriptor, ModelFile
 
-__all__ = ["OPSET", "ParityError", "ParityReport", "check_parity", "export_onnx"]
+__all__ = ["FP16_TOLERANCE", "FP32_TOLERANCE", "OPSET", "ParityError", "ParityReport", "check_parity", "export_onnx"]
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,8 @@ OPSET = 17
 OPSETS = range(13, 21)
 #: Largest |torch - onnxruntime| allowed in FP32, on a [0, 1] scale.
 FP32_TOLERANCE = 1e-3
+#: The same for FP16 graphs (about one grey level in 8 bits).
+FP16_TOLERANCE = 5e-3
 
 
 class ParityError(RuntimeError):

@@ -135,10 +135,13 @@ async def _image_bytes(request: Request, limit: int) -> bytes:
             form = await request.form(max_files=1, max_fields=8)
         except Exception as exc:  # malformed multipart of any kind
             raise ApiError(400, f"malformed multipart body: {exc}") from None
-        upload = form.get("file")
-        if upload is None or isinstance(upload, str):
-            raise ApiError(422, "multipart body needs a 'file' part holding the image")
-        return await upload.read()
+        try:
+            upload = form.get("file")
+            if upload is None or isinstance(upload, str):
+                raise ApiError(422, "multipart body needs a 'file' part holding the image")
+            return await upload.read()
+        finally:
+            await form.close()  # spooled temporary files go now, not at garbage collection
     if kind and kind not in _IMAGE_TYPES and kind != "application/octet-stream":
         raise ApiError(415, f"unsupported content type {kind!r}; send an image (PNG, JPEG, WebP, BMP, TIFF)")
     return body

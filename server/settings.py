@@ -31,7 +31,8 @@ class Settings:
     backend: str = "auto"  #: inference engine (auto, onnxruntime, torch)
     threads: int = 0  #: CPU threads for inference (0: all cores)
     max_batch_size: int = 4  #: requests of one shape run together, at most this many
-    max_batch_delay_ms: float = 2.0  #: how long the first request of a batch waits for company
+    max_batch_delay_ms: float = 0.0  #: how long a batch's first request waits for company (0: requests
+    #: arriving while the engine is busy still share its next call, so batches grow with load at no latency cost)
     max_queue: int = 64  #: requests waiting or running before new ones get 503
     request_timeout_s: float = 30.0  #: a request not answered by then gets 504
     max_body_bytes: int = 32 * 1024 * 1024  #: larger request bodies get 413

@@ -95,3 +95,17 @@ def test_failed_release_changes_nothing(tmp_path):
         )
     assert ({p.name: p.read_bytes() for p in weights_dir.iterdir()}, manifest.read_text()) == before
     assert ok.onnx.verified() and ok.weights.verified() and '"x2-copy"' in manifest.read_text()
+
+
+def test_fp16_graph_keeps_float32_io_and_stays_within_its_bound(tmp_path, set5):
+    out = tmp_path / "x2-half.onnx"
+    result = run_cli("export", "onnx", "--model", "x2-fast", "--fp16", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    graph = onnx.load(str(out))
+    floats = {i.data_type for i in graph.graph.initializer if i.data_type in (1, 10)}
+    assert floats == {onnx.TensorProto.FLOAT16}
+    assert graph.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert graph.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert out.stat().st_size < 0.6 * get_model("x2-fast").onnx.path.stat().st_size
+    report = check_parity(get_model("x2-fast"), out, list(set5.values()), tolerance=5e-3)
+    assert report.psnr > 60
