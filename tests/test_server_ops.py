@@ -126,3 +126,37 @@ def test_bad_input_does_not_grow_memory(tmp_path, photo):
         growth_mb = (_rss_kb(server.proc.pid) - before) / 1024
         assert growth_mb < 10, f"resident memory grew {growth_mb:.1f} MB over 800 bad requests"
         assert c.post("/v1/upscale", content=png, headers={"Content-Type": "image/png"}).status_code == 200
+
+
+def test_deadline_gives_504_and_access_log_lines_are_json(tmp_path, photo):
+    import json
+
+    frame = np.ascontiguousarray(np.resize(photo, (300, 400, 3)))
+    headers = {"X-Width": "400", "X-Height": "300", "X-Request-ID": "slow-one"}
+    with serve(tmp_path, "--request-timeout-s", "0.001", "--max-batch-size", "1") as server, server.client() as c:
+        r = c.post("/v1/frames", content=frame.tobytes(), headers=headers)
+        assert r.status_code == 504 and r.json()["error"]["code"] == "timeout"
+        assert c.get("/healthz").status_code == 200
+    lines = [json.loads(line) for line in server.log.read_text().splitlines() if line.startswith("{")]
+    slow = next(entry for entry in lines if entry["request_id"] == "slow-one")
+    assert slow["status"] == 504 and slow["path"] == "/v1/frames" and slow["ms"] >= 0
+
+
+def test_readyz_is_503_until_models_are_loaded_and_warm():
+    import asyncio
+
+    from server.app import create_app
+    from server.settings import Settings
+
+    app = create_app(Settings())  # lifespan not run: nothing loaded yet
+
+    async def ask():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://service") as c:
+            return await c.get("/readyz"), await c.post(
+                "/v1/frames", content=bytes(3), headers={"X-Width": "1", "X-Height": "1"}
+            )
+
+    ready, frames = asyncio.run(ask())
+    assert ready.status_code == 503 and ready.json() == {"ready": False}
+    assert frames.status_code == 503 and frames.headers["retry-after"] == "1"
