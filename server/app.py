@@ -367,9 +367,10 @@ def _raw_frame(body: bytes, width: int, height: int, fmt: str) -> np.ndarray:
     return frame[:, :, ::-1] if reverse else frame
 
 
-def _raw_bytes(frame: np.ndarray, fmt: str) -> bytes:
+def _raw_bytes(frame: np.ndarray, fmt: str) -> memoryview:
+    """The frame's pixels in ``fmt``, without a copy when they are already in order."""
     _, reverse = RAW_FORMATS[fmt]
-    return np.ascontiguousarray(frame[:, :, ::-1] if reverse else frame).tobytes()
+    return memoryview(np.ascontiguousarray(frame[:, :, ::-1] if reverse else frame)).cast("B")
 
 
 async def _ws_error(websocket: WebSocket, status: int, message: str) -> None:

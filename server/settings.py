@@ -30,7 +30,8 @@ class Settings:
     models: list[str] = field(default_factory=lambda: ["default"])  #: models loaded at start (the first is default)
     backend: str = "auto"  #: inference engine (auto, onnxruntime, torch)
     threads: int = 0  #: CPU threads for inference (0: all cores)
-    max_batch_size: int = 4  #: requests of one shape run together, at most this many
+    max_batch_size: int = 1  #: requests of one shape run together, at most this many (raise it on GPUs:
+    #: on the CPU a batch costs more per frame than single frames)
     max_batch_delay_ms: float = 0.0  #: how long a batch's first request waits for company (0: requests
     #: arriving while the engine is busy still share its next call, so batches grow with load at no latency cost)
     max_queue: int = 64  #: requests waiting or running before new ones get 503

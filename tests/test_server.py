@@ -24,7 +24,8 @@ KEY = "k" * 24
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     args = ["--models", "x4-fast,x2-fast", "--max-pixels", "400000", "--max-body-bytes", "2000000"]
-    with serve(tmp_path_factory.mktemp("serve"), *args, "--max-batch-delay-ms", "30") as running:
+    batching = ["--max-batch-size", "4", "--max-batch-delay-ms", "30"]
+    with serve(tmp_path_factory.mktemp("serve"), *args, *batching) as running:
         yield running
 
 

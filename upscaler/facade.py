@@ -96,6 +96,8 @@ class Upscaler:
     def upscale(self, image: np.ndarray) -> np.ndarray:
         """Upscale one image; the result has the input's layout and sample type."""
         layout = pipeline.analyse(image)
+        if self._whole(layout):  # one engine call, no blending: the real-time path
+            return self._upscale_whole([image], [layout])[0]
         out = np.empty(layout.output_shape(self.scale), dtype=layout.dtype)
         view = out.reshape(out.shape[0], out.shape[1], -1)
 
@@ -134,16 +136,25 @@ class Upscaler:
         groups: dict[tuple, list[int]] = {}
         layouts = [pipeline.analyse(image) for image in images]
         for i, (image, layout) in enumerate(zip(images, layouts)):
-            fits = self.tile == 0 or (layout.height <= self.tile and layout.width <= self.tile)
-            if fits and not layout.alpha and not layout.grey:
+            if self._whole(layout):
                 groups.setdefault((image.shape, image.dtype.str), []).append(i)
             else:
                 results[i] = self.upscale(image)
         for indices in groups.values():
             for first in range(0, len(indices), self.batch_size):
                 chunk = indices[first : first + self.batch_size]
-                batch = np.stack([pipeline.color_input(images[i], layouts[i]) for i in chunk])
-                outputs = self._run(batch)
+                outputs = self._upscale_whole([images[i] for i in chunk], [layouts[i] for i in chunk])
                 for i, out in zip(chunk, outputs):
-                    results[i] = pipeline.from_float(out.transpose(1, 2, 0), images[i].dtype)
+                    results[i] = out
         return results  # type: ignore[return-value]
+
+    def _whole(self, layout: pipeline.Layout) -> bool:
+        """Whether an image goes through the engine in one piece: RGB, within one tile."""
+        fits = self.tile == 0 or (layout.height <= self.tile and layout.width <= self.tile)
+        return fits and not layout.alpha and not layout.grey
+
+    def _upscale_whole(self, images: list[np.ndarray], layouts: list[pipeline.Layout]) -> list[np.ndarray]:
+        """Same-shaped RGB images as one batch: one engine call, no tiles."""
+        batch = np.stack([pipeline.color_input(image, layout) for image, layout in zip(images, layouts)])
+        outputs = self._run(batch)
+        return [pipeline.from_float(out.transpose(1, 2, 0), image.dtype) for image, out in zip(images, outputs)]
