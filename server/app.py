@@ -160,6 +160,7 @@ def create_app(settings: Settings) -> FastAPI:
             backend=settings.backend,
             threads=settings.threads,
             max_batch_size=settings.max_batch_size,
+            spin=settings.engine_spin,
         )
         service.pool = pool
         service.batcher = Batcher(

@@ -19,14 +19,16 @@ log = logging.getLogger(__name__)
 class ModelPool:
     """One ``Upscaler`` per model, by name; aliases (``default``, ``x4``) resolve to the same one."""
 
-    def __init__(self, names: Sequence[str], *, backend: str, threads: int, max_batch_size: int) -> None:
+    def __init__(
+        self, names: Sequence[str], *, backend: str, threads: int, max_batch_size: int, spin: bool = False
+    ) -> None:
         self.upscalers: dict[str, Upscaler] = {}
         self.aliases: dict[str, str] = {}
         for name in names:
             model = get_model(name)
             if model.name not in self.upscalers:
                 self.upscalers[model.name] = Upscaler(
-                    model, backend, threads=threads or None, batch_size=max_batch_size
+                    model, backend, threads=threads or None, batch_size=max_batch_size, spin=spin
                 )
             self.aliases[name] = model.name
         self.default = self.aliases[names[0]]

@@ -43,6 +43,7 @@ class Settings:
     open_health: bool = True  #: /healthz and /readyz need no key
     open_metrics: bool = True  #: /metrics needs no key
     warmup: bool = True  #: run each model once before /readyz turns true
+    engine_spin: bool = False  #: let ONNX Runtime's threads spin between calls (they take cores from HTTP work)
     access_log: bool = True  #: one JSON line per request on stderr
     shutdown_timeout_s: float = 30.0  #: how long shutdown waits for in-flight requests
 

@@ -109,3 +109,9 @@ def test_importing_the_core_stays_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_ort_threads_may_sleep_between_calls_with_the_same_result(photo):
+    frame = photo[:24, :40]
+    calm = Upscaler("x2", "onnxruntime", spin=False)
+    assert np.array_equal(calm.upscale(frame), Upscaler("x2", "onnxruntime").upscale(frame))

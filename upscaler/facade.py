@@ -35,7 +35,9 @@ class Upscaler:
     (``auto`` falls back along the chain and logs why); ``tile``: tile edge in
     input pixels (``None`` for the default, ``0`` to never tile); ``feather``:
     half-width of the cross-fade between tiles; ``batch_size``: tiles per
-    engine call; ``alpha``: upscale alpha with the ``model`` or ``bicubic``.
+    engine call; ``alpha``: upscale alpha with the ``model`` or ``bicubic``;
+    ``spin``: let ONNX Runtime's threads spin between calls (lowest latency
+    for a lone caller; turn off when other work shares the cores).
     """
 
     def __init__(
@@ -49,6 +51,7 @@ class Upscaler:
         threads: int | None = None,
         alpha: str = "model",
         engine: Engine | None = None,
+        spin: bool = True,
     ) -> None:
         if tile is not None and tile < 0:
             raise ValueError(f"tile must be 0 (off) or a positive size, got {tile}")
@@ -59,7 +62,7 @@ class Upscaler:
         if alpha not in ALPHA_MODES:
             raise ValueError(f"alpha must be one of {', '.join(ALPHA_MODES)}, got {alpha!r}")
         self.model: ModelDescriptor = get_model(model)
-        self.engine: Engine = engine or create_engine(self.model, backend, threads=threads)
+        self.engine: Engine = engine or create_engine(self.model, backend, threads=threads, spin=spin)
         self.tile = DEFAULT_TILE if tile is None else tile
         self.feather = feather
         self.batch_size = batch_size

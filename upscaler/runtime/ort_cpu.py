@@ -17,13 +17,15 @@ log = logging.getLogger(__name__)
 class OrtCpuEngine:
     """Runs a model's ONNX graph with ONNX Runtime's CPU execution provider.
 
-    ``threads`` sets the intra-op thread count (``None``: one per core).
+    ``threads`` sets the intra-op thread count (``None``: one per core);
+    ``spin=False`` stops its worker threads from spinning between calls (they
+    then yield the cores to other work, e.g. a server's event loop).
     """
 
     device = "cpu"
     precision = "fp32"
 
-    def __init__(self, model: ModelDescriptor, *, threads: int | None = None) -> None:
+    def __init__(self, model: ModelDescriptor, *, threads: int | None = None, spin: bool = True) -> None:
         try:
             import onnxruntime as ort
         except ImportError:
@@ -36,6 +38,8 @@ class OrtCpuEngine:
         options.intra_op_num_threads = threads or 0
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        if not spin:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self._input = self._session.get_inputs()[0].name
         self.name = "onnxruntime-cpu"

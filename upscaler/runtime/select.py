@@ -14,20 +14,20 @@ __all__ = ["BACKENDS", "EngineChoice", "create_engine", "probe_engines"]
 log = logging.getLogger(__name__)
 
 
-def _ort_cpu(model: ModelDescriptor, threads: int | None) -> Engine:
+def _ort_cpu(model: ModelDescriptor, threads: int | None, spin: bool = True) -> Engine:
     from upscaler.runtime.ort_cpu import OrtCpuEngine
 
-    return OrtCpuEngine(model, threads=threads)
+    return OrtCpuEngine(model, threads=threads, spin=spin)
 
 
-def _torch_cpu(model: ModelDescriptor, threads: int | None) -> Engine:
+def _torch_cpu(model: ModelDescriptor, threads: int | None, spin: bool = True) -> Engine:
     from upscaler.runtime.torch_engine import TorchEngine
 
     return TorchEngine(model, device="cpu", threads=threads)
 
 
 #: Engine factories by name, in the order ``auto`` tries them.
-ENGINES: dict[str, Callable[[ModelDescriptor, int | None], Engine]] = {
+ENGINES: dict[str, Callable[..., Engine]] = {
     "onnxruntime-cpu": _ort_cpu,
     "torch-cpu": _torch_cpu,
 }
@@ -49,8 +49,13 @@ class EngineChoice:
     reason: str = ""  #: why it did not
 
 
-def create_engine(model: ModelDescriptor, backend: str = "auto", *, threads: int | None = None) -> Engine:
+def create_engine(
+    model: ModelDescriptor, backend: str = "auto", *, threads: int | None = None, spin: bool = True
+) -> Engine:
     """The first engine of ``backend``'s chain that loads ``model``.
+
+    ``spin=False`` asks engines with spinning worker threads (ONNX Runtime)
+    to let them sleep between calls.
 
     Logs one line per engine skipped, with the reason; raises
     ``EngineUnavailable`` listing every reason if none loads.
@@ -60,7 +65,7 @@ def create_engine(model: ModelDescriptor, backend: str = "auto", *, threads: int
     reasons = []
     for name in BACKENDS[backend]:
         try:
-            engine = ENGINES[name](model, threads)
+            engine = ENGINES[name](model, threads, spin)
         except EngineUnavailable as exc:
             log.info("engine %s skipped: %s", name, exc)
             reasons.append(f"{name}: {exc}")
