@@ -215,7 +215,7 @@ def create_app(settings: Settings) -> FastAPI:
                 response = error_response(500, "internal error")
         response.headers["X-Request-ID"] = request_id
         elapsed = time.perf_counter() - started
-        known = route if route in _ROUTES else "other"
+        known = route if route in routes else "other"  # bounded metric labels: unknown paths pool
         service.metrics.requests.labels(known, str(response.status_code)).inc()
         service.metrics.latency.labels(known).observe(elapsed)
         if settings.access_log:
@@ -337,13 +337,15 @@ def create_app(settings: Settings) -> FastAPI:
         await websocket.accept()
         try:
             service.check_pixels(width, height)
-            service.pool.resolve(model) if service.pool else None
+            if service.pool:
+                service.pool.resolve(model)
         except (ApiError, ModelError) as exc:
             await _ws_error(websocket, 413 if isinstance(exc, ApiError) else 404, str(exc))
             await websocket.close(code=1008)
             return
         await _serve_stream(websocket, service, width, height, format, model)
 
+    routes = {route.path for route in app.routes}  # read by the middleware at request time
     return app
 
 
@@ -354,9 +356,6 @@ def _package_version() -> str:
         return version("upscaler")
     except PackageNotFoundError:
         return "unknown"
-
-
-_ROUTES = {"/healthz", "/readyz", "/metrics", "/v1/models", "/v1/upscale", "/v1/frames", "/docs", "/openapi.json"}
 
 
 def _raw_frame(body: bytes, width: int, height: int, fmt: str) -> np.ndarray:

@@ -75,7 +75,7 @@ class Settings:
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 
-def _parse(name: str, kind: type, text: str) -> Any:
+def _parse(kind: type, text: str) -> Any:
     if kind is bool:
         low = text.strip().lower()
         if low in _TRUE | _FALSE:
@@ -102,7 +102,7 @@ def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[s
         var = ENV_PREFIX + name.upper()
         if var in environ:
             try:
-                values[name] = _parse(name, kind, environ[var])
+                values[name] = _parse(kind, environ[var])
             except ValueError as exc:
                 problems.append(f"{var}: {exc}")
     for name, value in (overrides or {}).items():

@@ -35,10 +35,15 @@ def photo(set5) -> np.ndarray:
     return set5["butterfly"]
 
 
+def cli_command() -> list[str]:
+    """How to run the installed ``upscaler`` console script (or the module, from a source tree)."""
+    exe = Path(sys.executable).with_name("upscaler")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "upscaler"]
+
+
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300):
     """Run the installed ``upscaler`` console script; returns the CompletedProcess."""
-    exe = Path(sys.executable).with_name("upscaler")
-    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "upscaler"]
+    command = cli_command()
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([*command, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
 

@@ -6,12 +6,13 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+
+from tests.conftest import cli_command
 
 
 def free_port() -> int:
@@ -35,11 +36,6 @@ class RunningServer:
         return self.proc.poll() is None
 
 
-def _command() -> list[str]:
-    exe = Path(sys.executable).with_name("upscaler")
-    return [str(exe)] if exe.exists() else [sys.executable, "-m", "upscaler"]
-
-
 @contextmanager
 def serve(tmp: Path, *args: str, env: dict | None = None, ready_timeout: float = 120):
     """Run ``upscaler serve`` with ``args`` until the block ends (then SIGTERM), yielding a RunningServer."""
@@ -48,7 +44,7 @@ def serve(tmp: Path, *args: str, env: dict | None = None, ready_timeout: float =
     full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     with open(log, "w") as fh:
         proc = subprocess.Popen(
-            [*_command(), "serve", "--port", str(port), *args], stdout=fh, stderr=subprocess.STDOUT, env=full_env
+            [*cli_command(), "serve", "--port", str(port), *args], stdout=fh, stderr=subprocess.STDOUT, env=full_env
         )
     server = RunningServer(proc, port, log)
     try:

@@ -13,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.conftest import run_cli, write_config
+from tests.conftest import cli_command, run_cli, write_config
 from training.config import ConfigError, load_config
 from training.degrade import MARGIN, jpeg_like, make_pair
 from training.trainer import Trainer
@@ -151,9 +151,8 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(tmp_path):
     straight = write_config(tmp_path, name="straight", steps=40, ckpt=4)
     killed = write_config(tmp_path, name="killed", steps=40, ckpt=4)
     assert run_cli("train", "--config", str(straight), "--no-progress").returncode == 0
-    exe = Path(sys.executable).with_name("upscaler")
     proc = subprocess.Popen(
-        [str(exe), "train", "--config", str(killed), "--no-progress"],
+        [*cli_command(), "train", "--config", str(killed), "--no-progress"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -393,9 +393,9 @@ class Trainer:
 
     def _check_replicas(self) -> None:
         """Under torchrun: every process must end with the same weights; ``ddp.json`` records it."""
-        digests = self.dist.weight_digests(self.net)
         if not self.dist.enabled:
             return
+        digests = self.dist.weight_digests(self.net)
         if self.dist.main:
             record = {"world_size": self.dist.world, "step": self.step, "digests": digests}
             (self.out / "ddp.json").write_text(json.dumps(record, indent=2) + "\n")
