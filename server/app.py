@@ -11,10 +11,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
-import logging
-import re
-import time
-import uuid
 from contextlib import asynccontextmanager
 from typing import Annotated, Literal
 
@@ -25,6 +21,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from server.batcher import Batcher, DeadlineExceeded, QueueFull
+from server.envelope import Envelope
 from server.errors import ApiError, error_response
 from server.metrics import Metrics
 from server.pool import ModelPool
@@ -35,14 +32,11 @@ from upscaler.models import ModelError
 
 __all__ = ["RAW_FORMATS", "create_app"]
 
-access_log = logging.getLogger("upscaler.access")
-
 #: Raw frame formats: channels per pixel, and whether the channel order is reversed (BGR).
 RAW_FORMATS = {"rgb24": (3, False), "bgr24": (3, True), "rgba32": (4, False)}
 _INPUT_FORMATS = {"png", "jpeg", "webp", "bmp", "tiff"}
 _IMAGE_TYPES = {"image/png", "image/jpeg", "image/jpg", "image/webp", "image/bmp", "image/tiff", "image/x-ms-bmp"}
 _MEDIA = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _OPEN_HEALTH = {"/healthz", "/readyz"}
 _OPEN_ALWAYS = {"/docs", "/openapi.json", "/docs/oauth2-redirect", "/redoc"}
 
@@ -199,39 +193,7 @@ def create_app(settings: Settings) -> FastAPI:
         parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
         return error_response(422, "; ".join(parts) or "invalid parameters")
 
-    @app.middleware("http")
-    async def _envelope(request: Request, call_next):
-        started = time.perf_counter()
-        given = request.headers.get("x-request-id", "")
-        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
-        route = request.url.path
-        if service.needs_key(route) and not service.authorised(request.headers.get("authorization")):
-            response = error_response(401, "unauthorized", {"WWW-Authenticate": "Bearer"})
-        else:
-            try:
-                response = await call_next(request)
-            except Exception:  # never let one request take the server down
-                logging.getLogger(__name__).exception("unhandled error on %s", route)
-                response = error_response(500, "internal error")
-        response.headers["X-Request-ID"] = request_id
-        elapsed = time.perf_counter() - started
-        known = route if route in routes else "other"  # bounded metric labels: unknown paths pool
-        service.metrics.requests.labels(known, str(response.status_code)).inc()
-        service.metrics.latency.labels(known).observe(elapsed)
-        if settings.access_log:
-            access_log.info(
-                json.dumps(
-                    {
-                        "request_id": request_id,
-                        "method": request.method,
-                        "path": route,
-                        "status": response.status_code,
-                        "ms": round(elapsed * 1000, 2),
-                        "client": request.client.host if request.client else None,
-                    }
-                )
-            )
-        return response
+    app.add_middleware(Envelope, service=service, routes=lambda: routes, access=settings.access_log)
 
     @app.get("/healthz", summary="The process is alive")
     async def healthz():
@@ -345,7 +307,7 @@ def create_app(settings: Settings) -> FastAPI:
             return
         await _serve_stream(websocket, service, width, height, format, model)
 
-    routes = {route.path for route in app.routes}  # read by the middleware at request time
+    routes = frozenset(route.path for route in app.routes)  # read by the envelope at request time
     return app
 
 

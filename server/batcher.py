@@ -1,23 +1,24 @@
 """Dynamic micro-batching: compatible requests share one engine call.
 
 Requests carry a key (model, shape, sample type); only requests with equal
-keys are batched. One runner task takes the group whose oldest request has
+keys are batched. One engine thread takes the group whose oldest request has
 waited longest, once that group is full (``max_batch_size``) or its oldest
-request has waited ``max_delay_s``, and runs it in a worker thread, off the
-event loop. While a batch runs, new requests gather, so batches grow with
-load. The queue is bounded: past ``max_queue`` requests (waiting or running)
-``submit`` raises :class:`QueueFull` at once. A request not answered within
-its deadline raises :class:`DeadlineExceeded`; if it had not started, it is
-taken out of the queue.
+request has waited ``max_delay_s``, and runs it. The thread picks its next
+batch itself the moment one finishes, so a busy event loop (parsing and
+answering other requests) never leaves the engine idle; results go back to
+the loop with ``call_soon_threadsafe``. While a batch runs, new requests
+gather, so batches grow with load. The queue is bounded: past ``max_queue``
+requests (waiting or running) ``submit`` raises :class:`QueueFull` at once.
+A request not answered within its deadline raises :class:`DeadlineExceeded`;
+if it had not started, it is taken out of the queue.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import threading
 import time
 from collections.abc import Callable, Hashable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,7 +55,7 @@ RunBatch = Callable[[Hashable, Sequence[Any]], Sequence[Any]]
 
 
 class Batcher:
-    """Gathers ``submit``-ted items by key and runs ``run_batch(key, items) -> results`` in a thread."""
+    """Gathers ``submit``-ted items by key and runs ``run_batch(key, items) -> results`` in its own thread."""
 
     def __init__(
         self,
@@ -68,58 +69,66 @@ class Batcher:
         self.run_batch = run_batch
         self.max_batch_size, self.max_delay_s, self.max_queue = max_batch_size, max_delay_s, max_queue
         self.on_batch = on_batch
-        self._groups: dict[Hashable, list[_Job]] = {}
+        self._groups: dict[Hashable, list[_Job]] = {}  # guarded by _cond
         self._running = 0
-        self._wake = asyncio.Event()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine")
-        self._task: asyncio.Task | None = None
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
 
     @property
     def waiting(self) -> int:
         """Requests queued, not yet running."""
-        return sum(len(jobs) for jobs in self._groups.values())
+        with self._cond:
+            return sum(len(jobs) for jobs in self._groups.values())
 
     @property
     def load(self) -> int:
         """Requests queued or running: what ``max_queue`` bounds."""
-        return self.waiting + self._running
+        with self._cond:
+            return sum(len(jobs) for jobs in self._groups.values()) + self._running
 
     def start(self) -> None:
-        """Start the runner task (on the running event loop)."""
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._runner(), name="batcher")
+        """Start the engine thread; results are delivered on the running event loop."""
+        if self._thread is None:
+            self._loop = asyncio.get_running_loop()
+            self._thread = threading.Thread(target=self._work, name="engine", daemon=True)
+            self._thread.start()
 
     async def close(self) -> None:
         """Finish what is queued and running, then stop."""
-        self._closing = True
-        self._wake.set()
-        if self._task is not None:
-            await self._task
-        self._executor.shutdown(wait=True)
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
+        await asyncio.sleep(0)  # let the last deliveries run
 
     async def submit(self, key: Hashable, item: Any, timeout: float | None = None) -> tuple[Any, BatchInfo]:
         """Queue ``item`` and wait for its result; raises ``QueueFull`` or ``DeadlineExceeded``."""
-        if self._closing:
-            raise QueueFull("the service is shutting down")
-        if self.load >= self.max_queue:
-            raise QueueFull(f"{self.load} requests are queued (limit {self.max_queue})")
         job = _Job(key, item, asyncio.get_running_loop().create_future())
-        self._groups.setdefault(key, []).append(job)
-        self._wake.set()
+        with self._cond:
+            if self._closing:
+                raise QueueFull("the service is shutting down")
+            load = sum(len(jobs) for jobs in self._groups.values()) + self._running
+            if load >= self.max_queue:
+                raise QueueFull(f"{load} requests are queued (limit {self.max_queue})")
+            self._groups.setdefault(key, []).append(job)
+            self._cond.notify()
         try:
             return await asyncio.wait_for(asyncio.shield(job.future), timeout)
         except TimeoutError:
-            job.abandoned = True
-            group = self._groups.get(key, [])
-            if job in group:  # not started: leave no work behind
-                group.remove(job)
-                if not group:
-                    del self._groups[key]
+            with self._cond:
+                job.abandoned = True
+                group = self._groups.get(key, [])
+                if job in group:  # not started: leave no work behind
+                    group.remove(job)
+                    if not group:
+                        del self._groups[key]
             raise DeadlineExceeded(f"not answered within {timeout:g} s") from None
 
     def _ready(self) -> tuple[Hashable | None, float]:
-        """The group to run now (or None), and how long to wait otherwise."""
+        """The group to run now (or None), and how long to wait otherwise (call with ``_cond`` held)."""
         if not self._groups:
             return None, float("inf")
         now = time.perf_counter()
@@ -133,36 +142,43 @@ class Batcher:
             return full[0], 0.0
         return None, self.max_delay_s - waited
 
-    async def _runner(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            key, wait = self._ready()
-            if key is None:
+    def _next(self) -> tuple[Hashable, list[_Job]] | None:
+        """Block until a batch is due and take it out of the queue; None once closed and drained."""
+        with self._cond:
+            while True:
+                key, wait = self._ready()
+                if key is not None:
+                    break
                 if self._closing and not self._groups:
-                    return
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), None if wait == float("inf") else wait)
-                continue
+                    return None
+                self._cond.wait(None if wait == float("inf") else wait)
             jobs = self._groups[key][: self.max_batch_size]
             rest = self._groups[key][len(jobs) :]
             if rest:
                 self._groups[key] = rest
             else:
                 del self._groups[key]
-            await self._run(loop, key, jobs)
+            self._running = len(jobs)
+            return key, jobs
 
-    async def _run(self, loop: asyncio.AbstractEventLoop, key: Hashable, jobs: list[_Job]) -> None:
-        self._running = len(jobs)
-        started = time.perf_counter()
-        try:
-            results = await loop.run_in_executor(self._executor, self.run_batch, key, [j.item for j in jobs])
-            error = None
-        except Exception as exc:  # answered to each request; the runner carries on
-            results, error = None, exc
-        finally:
-            self._running = 0
-        compute = time.perf_counter() - started
+    def _work(self) -> None:
+        while (batch := self._next()) is not None:
+            key, jobs = batch
+            started = time.perf_counter()
+            try:
+                results, error = self.run_batch(key, [j.item for j in jobs]), None
+            except Exception as exc:  # answered to each request; the thread carries on
+                results, error = None, exc
+            compute = time.perf_counter() - started
+            with self._cond:
+                self._running = 0
+            try:
+                self._loop.call_soon_threadsafe(self._deliver, jobs, results, error, started, compute)
+            except RuntimeError:  # the loop is gone (closed without close()): nobody is waiting
+                return
+
+    def _deliver(self, jobs: list[_Job], results, error: Exception | None, started: float, compute: float) -> None:
+        """On the event loop: answer each request of one finished batch."""
         if self.on_batch:
             self.on_batch(len(jobs), compute)
         for i, job in enumerate(jobs):

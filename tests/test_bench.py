@@ -32,3 +32,30 @@ def test_bench_cli_writes_json(tmp_path):
     assert report["machine"]["cores"] >= 1 and report["results"][0]["model"] == "x2-fast"
     bad = run_cli("bench", "--size", "big")
     assert bad.returncode == 2 and "size" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_http_mode_measures_a_running_service_against_the_engine_in_one_run(tmp_path):
+    from tests.server_helpers import serve
+
+    out = tmp_path / "service.json"
+    with serve(tmp_path, "--models", "x2") as server:
+        result = run_cli(
+            "bench", "-m", "x2", "--size", "32x20", "--http", server.url, "--concurrency", "1", "3",
+            "--requests", "12", "--rounds", "2", "--runs", "2", "--json", str(out),
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    assert report["direct"]["model"] == "x2-fast" and report["direct"]["calls"] == 4
+    assert [row["concurrency"] for row in report["http"]] == [1, 3]
+    for row in report["http"]:
+        assert row["status"] == {"200": row["requests"]} and row["requests"] >= 12
+        assert len(row["rounds"]["throughput_ratio"]) == 2 and row["throughput_ratio"] > 0
+    assert "x direct" in result.stdout
+
+
+def test_http_mode_without_a_service_is_one_line(tmp_path):
+    from tests.server_helpers import free_port
+
+    result = run_cli("bench", "--http", f"http://127.0.0.1:{free_port()}", "--size", "16x16")
+    assert result.returncode != 0 and "no service answers" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -32,6 +32,16 @@ def test_output_is_4x_and_better_than_stretching(up, reference, set5):
     assert psnr(up.upscale(lr), hr, border=4) > psnr(quantize_uint8(imresize(lr, 4)), hr, border=4) + 1.0
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32, np.float64])
+def test_whole_frame_output_is_contiguous_and_equals_the_per_pixel_conversion(dtype):
+    from upscaler.pipeline import from_float, planes_to_image
+
+    planes = np.random.default_rng(3).uniform(-0.1, 1.1, (3, 9, 11)).astype(np.float32)
+    image = planes_to_image(planes, dtype)
+    assert image.flags.c_contiguous and image.dtype == dtype and image.shape == (9, 11, 3)
+    assert np.array_equal(image, from_float(planes.transpose(1, 2, 0), dtype))
+
+
 @pytest.mark.parametrize(("tile", "feather"), [(64, 2), (100, 0), (37, 4)])
 def test_tiled_equals_untiled_on_a_real_image(set5, tile, feather):
     image = set5["baby"]  # 512x512 photo

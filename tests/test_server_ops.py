@@ -160,3 +160,35 @@ def test_readyz_is_503_until_models_are_loaded_and_warm():
     ready, frames = asyncio.run(ask())
     assert ready.status_code == 503 and ready.json() == {"ready": False}
     assert frames.status_code == 503 and frames.headers["retry-after"] == "1"
+
+
+def test_an_unhandled_error_is_a_json_500_and_the_server_lives_on():
+    import uvicorn
+
+    from server.app import create_app
+    from server.settings import Settings
+    from tests.server_helpers import free_port
+
+    app = create_app(Settings(warmup=False))
+
+    @app.get("/v1/broken")
+    async def broken():
+        raise RuntimeError("a bug in a handler")
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="critical"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        url = f"http://127.0.0.1:{server.config.port}"
+        failed = httpx.get(f"{url}/v1/broken", headers={"X-Request-ID": "bug-1"})
+        assert failed.status_code == 500 and failed.headers["x-request-id"] == "bug-1"
+        assert failed.json() == {"error": {"code": "internal_error", "message": "internal error"}}
+        assert httpx.get(f"{url}/healthz").status_code == 200
+        metrics = httpx.get(f"{url}/metrics").text
+        assert 'upscaler_requests_total{route="other",status="500"} 1.0' in metrics
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

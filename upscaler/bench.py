@@ -18,7 +18,7 @@ from upscaler.facade import Upscaler
 from upscaler.pipeline import to_float
 from upscaler.sysinfo import cpu_count, cpu_name
 
-__all__ = ["CaseResult", "machine_info", "measure", "parse_size"]
+__all__ = ["CaseResult", "machine_info", "measure", "parse_size", "timed"]
 
 
 @dataclass
@@ -59,7 +59,8 @@ def parse_size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def _timed(fn: Callable[[], object], runs: int) -> list[float]:
+def timed(fn: Callable[[], object], runs: int) -> list[float]:
+    """Wall times of ``runs`` calls of ``fn``, in milliseconds."""
     times = []
     for _ in range(runs):
         start = time.perf_counter()
@@ -91,8 +92,8 @@ def measure(
             up.upscale(frame)
     for _ in range(rounds):
         for up, result in cases:
-            result.network_ms += _timed(lambda up=up: up.engine.run(batch), runs)
-            result.end_to_end_ms += _timed(lambda up=up: up.upscale(frame), runs)
+            result.network_ms += timed(lambda up=up: up.engine.run(batch), runs)
+            result.end_to_end_ms += timed(lambda up=up: up.upscale(frame), runs)
     return [result for _, result in cases]
 
 

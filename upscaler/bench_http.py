@@ -10,12 +10,13 @@ from __future__ import annotations
 import http.client
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import numpy as np
 
-__all__ = ["HttpLoad", "post_frames", "server_rss_bytes"]
+__all__ = ["HttpLoad", "compare", "post_frames", "server_rss_bytes"]
 
 
 @dataclass
@@ -27,6 +28,16 @@ class HttpLoad:
     statuses: list[int] = field(default_factory=list)
     wall_s: float = 0.0
 
+    def add(self, other: HttpLoad) -> None:
+        """Fold another run at the same concurrency into this one."""
+        self.latencies_ms += other.latencies_ms
+        self.statuses += other.statuses
+        self.wall_s += other.wall_s
+
+    def ok_fps(self) -> float:
+        """Answered (200) frames per second."""
+        return sum(1 for s in self.statuses if s == 200) / self.wall_s if self.wall_s else 0.0
+
     def summary(self) -> dict:
         ok = [t for t, s in zip(self.latencies_ms, self.statuses) if s == 200]
         codes: dict[str, int] = {}
@@ -36,7 +47,7 @@ class HttpLoad:
             "concurrency": self.concurrency,
             "requests": len(self.statuses),
             "status": codes,
-            "fps": round(len(ok) / self.wall_s, 1) if self.wall_s else 0.0,
+            "fps": round(self.ok_fps(), 1),
             "median_ms": round(float(np.median(ok)), 2) if ok else None,
             "p95_ms": round(float(np.percentile(ok, 95)), 2) if ok else None,
             "server_errors": sum(1 for s in self.statuses if s >= 500 and s != 503),
@@ -103,3 +114,77 @@ def server_rss_bytes(url: str, headers=None) -> int | None:
         if line.startswith("process_resident_memory_bytes "):
             return int(float(line.split()[1]))
     return None
+
+
+def compare(
+    url: str,
+    model: str,
+    size: tuple[int, int],
+    *,
+    concurrency: Sequence[int],
+    requests: int,
+    rounds: int,
+    runs: int,
+    backend: str = "onnxruntime",
+    threads: int | None = None,
+    headers: dict | None = None,
+) -> dict:
+    """The service against the same model called in-process, interleaved round by round.
+
+    Each round times ``runs`` in-process ``Upscaler.upscale`` calls, then
+    sends ``requests / rounds`` frames at each concurrency; ratios and
+    latency overheads are taken within a round and their median reported,
+    so drift on a noisy machine cancels out.
+    """
+    from upscaler.bench import timed
+    from upscaler.facade import Upscaler
+
+    w, h = size
+    frame = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    try:
+        server_rss_bytes(url, headers)
+    except OSError as exc:
+        raise ConnectionError(f"{url}: no service answers there ({exc})") from None
+    most = max(concurrency)  # warm-up: every batch size the runs will see
+    post_frames(url, frame, concurrency=most, requests=4 * most, model=model, headers=headers)
+    rss_before = server_rss_bytes(url, headers)  # after warm-up: growth from here is what a leak would show
+    up = Upscaler(model, backend, tile=0, threads=threads)
+    timed(lambda: up.upscale(frame), 3)
+    direct: list[float] = []
+    loads = {c: HttpLoad(c) for c in concurrency}
+    ratios: dict[int, list[float]] = {c: [] for c in concurrency}
+    overheads: dict[int, list[float]] = {c: [] for c in concurrency}
+    per_round = max(1, requests // rounds)
+    for _ in range(rounds):
+        times = timed(lambda: up.upscale(frame), runs)
+        direct += times
+        direct_ms = float(np.median(times))
+        for c in concurrency:
+            load = post_frames(url, frame, concurrency=c, requests=max(c, per_round), model=model, headers=headers)
+            loads[c].add(load)
+            ratios[c].append(load.ok_fps() * direct_ms / 1000.0)
+            ok = [t for t, s in zip(load.latencies_ms, load.statuses) if s == 200]
+            overheads[c].append(float(np.median(ok)) - direct_ms if ok else float("nan"))
+    rss_after = server_rss_bytes(url, headers)
+    direct_ms = float(np.median(direct))
+    rows = []
+    for c in concurrency:
+        row = loads[c].summary()
+        row["throughput_ratio"] = round(float(np.median(ratios[c])), 3)
+        row["median_overhead_ms"] = round(float(np.median(overheads[c])), 2)
+        row["rounds"] = {"throughput_ratio": [round(r, 3) for r in ratios[c]]}
+        rows.append(row)
+    return {
+        "url": url,
+        "size": [w, h],
+        "rounds": rounds,
+        "direct": {
+            "model": up.model.name,
+            "engine": up.engine.name,
+            "median_ms": round(direct_ms, 2),
+            "fps": round(1000.0 / direct_ms, 1),
+            "calls": len(direct),
+        },
+        "http": rows,
+        "service_rss_mb": [round(v / 2**20, 1) if v else None for v in (rss_before, rss_after)],
+    }

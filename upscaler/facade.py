@@ -160,4 +160,4 @@ class Upscaler:
         """Same-shaped RGB images as one batch: one engine call, no tiles."""
         batch = np.stack([pipeline.color_input(image, layout) for image, layout in zip(images, layouts)])
         outputs = self._run(batch)
-        return [pipeline.from_float(out.transpose(1, 2, 0), image.dtype) for image, out in zip(images, outputs)]
+        return [pipeline.planes_to_image(out, image.dtype) for image, out in zip(images, outputs)]

@@ -75,63 +75,40 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _run_http(args: argparse.Namespace, size: tuple[int, int]) -> int:
-    """The service against the same model called in-process, side by side in one run."""
-    import numpy as np
+    """The service against the same model called in-process, interleaved round by round in one run."""
+    from upscaler.bench import machine_info
+    from upscaler.bench_http import compare
 
-    from upscaler.bench import machine_info, measure
-    from upscaler.bench_http import post_frames, server_rss_bytes
-
-    model = args.model[0]
     headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
-    frame = np.random.default_rng(0).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
-    try:
-        server_rss_bytes(args.http, headers)
-    except OSError as exc:
-        raise ConnectionError(f"{args.http}: no service answers there ({exc})") from None
-    most = max(args.concurrency)  # warm-up: every batch size the runs will see
-    post_frames(args.http, frame, concurrency=most, requests=8 * most, model=model, headers=headers)
-    rss_before = server_rss_bytes(args.http, headers)
-    direct = measure([model], size, backend=args.backend, threads=args.threads, rounds=2, runs=args.runs)[0]
-    loads = [
-        post_frames(args.http, frame, concurrency=c, requests=args.requests, model=model, headers=headers).summary()
-        for c in args.concurrency
-    ]
-    direct_after = measure([model], size, backend=args.backend, threads=args.threads, rounds=2, runs=args.runs)[0]
-    e2e = direct.end_to_end_ms + direct_after.end_to_end_ms
-    direct_ms = float(np.median(e2e))
-    direct_fps = 1000.0 / direct_ms
-    rss_after = server_rss_bytes(args.http, headers)
+    report = compare(
+        args.http,
+        args.model[0],
+        size,
+        concurrency=args.concurrency,
+        requests=args.requests,
+        rounds=args.rounds,
+        runs=args.runs,
+        backend=args.backend,
+        threads=args.threads,
+        headers=headers,
+    )
+    direct = report["direct"]
     print(
-        f"{size[0]}x{size[1]} rgb24 frames, model {direct.model}; in-process Upscaler: {direct_ms:.2f} ms median, "
-        f"{direct_fps:.1f} fps"
+        f"{size[0]}x{size[1]} rgb24 frames, model {direct['model']}; in-process Upscaler: {direct['median_ms']:.2f} ms "
+        f"median, {direct['fps']:.1f} fps; ratios are medians over {args.rounds} interleaved rounds"
     )
     print(
         f"{'clients':>7} {'requests':>8} {'fps':>7} {'x direct':>8} {'median ms':>9} {'+ms':>6} {'p95 ms':>7}  status"
     )
-    for s in loads:
-        ratio = s["fps"] / direct_fps
-        extra = (s["median_ms"] or float("nan")) - direct_ms
-        s.update({"throughput_ratio": round(ratio, 3), "median_overhead_ms": round(extra, 2)})
+    for s in report["http"]:
         print(
-            f"{s['concurrency']:>7} {s['requests']:>8} {s['fps']:>7.1f} {ratio:>8.2f} {s['median_ms'] or 0:>9.2f} "
-            f"{extra:>6.2f} {s['p95_ms'] or 0:>7.2f}  {s['status']}"
+            f"{s['concurrency']:>7} {s['requests']:>8} {s['fps']:>7.1f} {s['throughput_ratio']:>8.2f} "
+            f"{s['median_ms'] or 0:>9.2f} {s['median_overhead_ms']:>6.2f} {s['p95_ms'] or 0:>7.2f}  {s['status']}"
         )
-    if rss_before and rss_after:
-        print(f"service resident memory: {rss_before / 2**20:.1f} MB -> {rss_after / 2**20:.1f} MB")
+    before, after = report["service_rss_mb"]
+    if before and after:
+        print(f"service resident memory: {before:.1f} MB -> {after:.1f} MB")
     if args.json:
-        report = {
-            "measured": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": machine_info(),
-            "url": args.http,
-            "size": list(size),
-            "direct": {
-                "model": direct.model,
-                "engine": direct.engine,
-                "median_ms": round(direct_ms, 2),
-                "fps": round(direct_fps, 1),
-            },
-            "http": loads,
-            "service_rss_mb": [round(v / 2**20, 1) if v else None for v in (rss_before, rss_after)],
-        }
+        report = {"measured": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine_info(), **report}
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     return 0
