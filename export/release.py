@@ -23,7 +23,7 @@ from upscaler.io import sample_images
 from upscaler.models import MANIFEST_PATH, WEIGHTS_DIR, ModelDescriptor, ModelFile, load_manifest, sha256_file
 from upscaler.models.descriptor import descriptor_from_safetensors
 
-__all__ = ["release"]
+__all__ = ["add_graph", "release"]
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,36 @@ def _build(
     return replace(model, quality=quality, training=training)
 
 
+def add_graph(
+    name: str,
+    precision: str,
+    path: Path,
+    report: dict,
+    *,
+    manifest_path: Path = MANIFEST_PATH,
+    weights_dir: Path = WEIGHTS_DIR,
+) -> Path:
+    """Ship the checked graph at ``path`` as built-in model ``name``'s ``precision`` graph, with its report."""
+    raw = json.loads(manifest_path.read_text())
+    record = next((r for r in raw["models"] if r["name"] == name), None)
+    if record is None:
+        raise ValueError(f"{name!r} is not a built-in model; release it first")
+    target = weights_dir / f"{name}.{precision}.onnx"
+    os.replace(path, target)
+    record.setdefault("graphs", {})[precision] = {"path": target.name, "sha256": sha256_file(target)}
+    record.setdefault("precision_reports", {})[precision] = report
+    record["precisions"] = ["fp32", *(p for p in ("fp16", "int8") if p in record["graphs"])]
+    _save_manifest(raw, manifest_path)
+    return target
+
+
+def _save_manifest(raw: dict, manifest_path: Path) -> None:
+    tmp = manifest_path.with_name(f".{manifest_path.name}.part")
+    tmp.write_text(json.dumps(raw, indent=2) + "\n")
+    tmp.replace(manifest_path)
+    load_manifest.cache_clear()
+
+
 def _write_manifest(model: ModelDescriptor, make_default: bool, manifest_path: Path, weights_dir: Path) -> None:
     raw = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"models": [], "aliases": {}}
     record = model.to_dict(relative_to=weights_dir.resolve())
@@ -96,7 +126,4 @@ def _write_manifest(model: ModelDescriptor, make_default: bool, manifest_path: P
     if make_default or "default" not in aliases:
         aliases["default"] = model.name
     aliases.setdefault(f"x{model.scale}", model.name)
-    tmp = manifest_path.with_name(f".{manifest_path.name}.part")
-    tmp.write_text(json.dumps(raw, indent=2) + "\n")
-    tmp.replace(manifest_path)
-    load_manifest.cache_clear()
+    _save_manifest(raw, manifest_path)

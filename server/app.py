@@ -155,6 +155,7 @@ def create_app(settings: Settings) -> FastAPI:
             threads=settings.threads,
             max_batch_size=settings.max_batch_size,
             spin=settings.engine_spin,
+            precision=settings.precision or None,
         )
         service.pool = pool
         service.batcher = Batcher(

@@ -20,7 +20,14 @@ class ModelPool:
     """One ``Upscaler`` per model, by name; aliases (``default``, ``x4``) resolve to the same one."""
 
     def __init__(
-        self, names: Sequence[str], *, backend: str, threads: int, max_batch_size: int, spin: bool = False
+        self,
+        names: Sequence[str],
+        *,
+        backend: str,
+        threads: int,
+        max_batch_size: int,
+        spin: bool = False,
+        precision: str | None = None,
     ) -> None:
         self.upscalers: dict[str, Upscaler] = {}
         self.aliases: dict[str, str] = {}
@@ -28,7 +35,12 @@ class ModelPool:
             model = get_model(name)
             if model.name not in self.upscalers:
                 self.upscalers[model.name] = Upscaler(
-                    model, backend, threads=threads or None, batch_size=max_batch_size, spin=spin
+                    model,
+                    backend,
+                    threads=threads or None,
+                    batch_size=max_batch_size,
+                    spin=spin,
+                    precision=precision or None,
                 )
             self.aliases[name] = model.name
         self.default = self.aliases[names[0]]

@@ -29,6 +29,7 @@ class Settings:
     port: int = 8000  #: TCP port
     models: list[str] = field(default_factory=lambda: ["default"])  #: models loaded at start (the first is default)
     backend: str = "auto"  #: inference engine (auto, onnxruntime, torch)
+    precision: str = ""  #: fp32, fp16 (GPUs) or int8 (quantised CPU graph); empty: each engine's best
     threads: int = 0  #: CPU threads for inference (0: all cores)
     max_batch_size: int = 1  #: requests of one shape run together, at most this many (raise it on GPUs:
     #: on the CPU a batch costs more per frame than single frames)
@@ -65,7 +66,10 @@ class Settings:
                 out.append(f"{name} must be positive, got {getattr(self, name)}")
         if any(len(k) < 16 for k in self.api_keys):
             out.append("api_keys must each be at least 16 characters")
-        from upscaler.runtime import BACKENDS
+        from upscaler.runtime import BACKENDS, PRECISIONS
+
+        if self.precision and self.precision not in PRECISIONS:
+            out.append(f"precision must be one of {', '.join(PRECISIONS)} (or empty), got {self.precision!r}")
 
         if self.backend not in BACKENDS:
             out.append(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")

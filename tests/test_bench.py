@@ -18,6 +18,15 @@ def test_measure_times_network_and_end_to_end_side_by_side():
         assert s["engine"] == "onnxruntime-cpu" and (s["width"], s["height"]) == (40, 24)
 
 
+def test_precisions_and_batch_sizes_are_cases_of_their_own():
+    results = measure(["x4-fast"], (24, 16), rounds=1, runs=2, warmup=1, precisions=["fp32", "int8"], batches=[1, 3])
+    assert [(r.precision, r.batch) for r in results] == [("fp32", 1), ("fp32", 3), ("int8", 1), ("int8", 3)]
+    s = results[1].summary()
+    assert s["batch"] == 3 and s["network"]["fps"] == pytest.approx(3000 / s["network"]["median_ms"], rel=0.01)
+    with pytest.raises(ValueError, match="batch"):
+        measure(["x4-fast"], (8, 8), rounds=1, runs=1, batches=[0])
+
+
 @pytest.mark.parametrize("text", ["320", "axb", "0x10", "-3x4"])
 def test_bad_sizes_are_refused(text):
     with pytest.raises(ValueError, match="size"):

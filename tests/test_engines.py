@@ -11,6 +11,7 @@ from tests.conftest import run_cli
 from upscaler import Upscaler, default_model, read_image
 from upscaler.io import write_image
 from upscaler.runtime import Engine, EngineUnavailable, create_engine, probe_engines
+from upscaler.sysinfo import nvidia_driver
 
 # Makes 'import torch' (and safetensors) fail in a subprocess, as on a machine without them.
 NO_TORCH = """
@@ -32,7 +33,7 @@ def no_torch_env(tmp_path):
 
 
 def test_both_engines_implement_the_protocol():
-    for backend in ("onnxruntime", "torch"):
+    for backend in ("onnxruntime-cpu", "torch-cpu"):
         engine = create_engine(default_model(), backend)
         assert isinstance(engine, Engine)
         assert engine.scale == 4 and engine.device == "cpu" and engine.precision == "fp32"
@@ -55,10 +56,23 @@ def test_engine_rejects_malformed_batches():
         engine.run(np.zeros((1, 4, 8, 8), np.float32))
 
 
+GPU_ENGINES = ("tensorrt", "onnxruntime-tensorrt", "onnxruntime-cuda", "torch-cuda")
+no_gpu = pytest.mark.skipif(nvidia_driver() is not None, reason="this machine has an NVIDIA driver")
+
+
+@no_gpu
+def test_without_a_gpu_auto_picks_onnxruntime_cpu_and_says_why_each_gpu_engine_was_skipped(caplog):
+    with caplog.at_level(logging.INFO, logger="upscaler.runtime"):
+        engine = create_engine(default_model(), "auto")
+    assert engine.name == "onnxruntime-cpu" and engine.precision == "fp32"
+    skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert skipped == [f"engine {name} skipped: no NVIDIA GPU driver on this machine" for name in GPU_ENGINES]
+
+
 def test_auto_falls_back_and_logs_why(caplog):
     no_onnx = replace(default_model(), onnx=None)
     with caplog.at_level(logging.INFO, logger="upscaler.runtime"):
-        engine = create_engine(no_onnx, "auto")
+        engine = create_engine(no_onnx, "cpu")
     assert engine.name == "torch-cpu"
     skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
     assert skipped == [
@@ -67,17 +81,27 @@ def test_auto_falls_back_and_logs_why(caplog):
     ]
 
 
+def test_a_precision_no_engine_runs_is_refused_with_each_reason():
+    with pytest.raises(EngineUnavailable) as info:
+        create_engine(default_model(), "cpu", precision="fp16")
+    assert "onnxruntime-cpu does not run fp16 (it runs fp32, int8)" in str(info.value)
+    assert "torch-cpu does not run fp16 (it runs fp32)" in str(info.value)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        create_engine(default_model(), "cpu", precision="fp8")
+
+
 def test_no_engine_at_all_lists_every_reason():
     bare = replace(default_model(), onnx=None, weights=None)
     with pytest.raises(EngineUnavailable) as info:
         create_engine(bare, "auto")
-    assert "onnxruntime-cpu: " in str(info.value) and "torch-cpu: " in str(info.value)
+    assert all(f"{name}: " in str(info.value) for name in (*GPU_ENGINES, "onnxruntime-cpu", "torch-cpu"))
     with pytest.raises(EngineUnavailable, match="no ONNX graph"):
         create_engine(bare, "onnxruntime")
 
 
 def test_probe_reports_each_engine():
     choices = {c.engine: c for c in probe_engines(default_model())}
+    assert list(choices) == [*GPU_ENGINES, "onnxruntime-cpu", "torch-cpu"]
     assert choices["onnxruntime-cpu"].available and choices["torch-cpu"].available
     missing = {c.engine: c for c in probe_engines(replace(default_model(), weights=None))}
     assert not missing["torch-cpu"].available and "safetensors" in missing["torch-cpu"].reason
@@ -115,3 +139,19 @@ def test_ort_threads_may_sleep_between_calls_with_the_same_result(photo):
     frame = photo[:24, :40]
     calm = Upscaler("x2", "onnxruntime", spin=False)
     assert np.array_equal(calm.upscale(frame), Upscaler("x2", "onnxruntime").upscale(frame))
+
+
+def test_info_lists_the_machine_and_every_engine_with_its_reason():
+    import json
+
+    result = run_cli("info", "-m", "x4-fast", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["machine"]["cores"] >= 1 and report["libraries"]["onnxruntime"]
+    choices = report["models"]["x4-fast"]
+    assert [c["engine"] for c in choices] == [*GPU_ENGINES, "onnxruntime-cpu", "torch-cpu"]
+    assert all(c["available"] or c["reason"] for c in choices)
+    cpu = next(c for c in choices if c["engine"] == "onnxruntime-cpu")
+    assert cpu["available"] and cpu["precision"] == "fp32"
+    text = run_cli("info", "-m", "x4-fast", "--precision", "int8").stdout
+    assert "onnxruntime-cpu       available (int8)" in text and "torch-cpu does not run int8" in text

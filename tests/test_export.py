@@ -109,3 +109,15 @@ def test_fp16_graph_keeps_float32_io_and_stays_within_its_bound(tmp_path, set5):
     assert out.stat().st_size < 0.6 * get_model("x2-fast").onnx.path.stat().st_size
     report = check_parity(get_model("x2-fast"), out, list(set5.values()), tolerance=5e-3)
     assert report.psnr > 60
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+@pytest.mark.parametrize("name", ["x4-fast", "x4-quality", "x4-render", "x2-fast"])
+def test_every_shipped_graph_matches_pytorch_on_real_images(name, precision, set5):
+    from export.onnx_export import FP16_TOLERANCE, FP32_TOLERANCE
+
+    model = get_model(name)
+    images = [set5["bird"][:96, :128], set5["head"][:64, :64]]
+    tolerance = FP16_TOLERANCE if precision == "fp16" else FP32_TOLERANCE
+    report = check_parity(model, model.graph(precision).verified(), images, tolerance=tolerance)
+    assert report.max_abs_error <= tolerance and report.psnr > 60

@@ -32,7 +32,8 @@ def test_manifest_lists_a_4x_default_and_a_2x_model():
 
 @pytest.mark.parametrize("model", list_models(), ids=lambda m: m.name)
 def test_every_built_in_model_is_complete_and_intact(model):
-    for f in (model.weights, model.onnx):
+    assert model.precisions == ("fp32", "fp16", "int8")
+    for f in (model.weights, model.onnx, *model.graphs.values()):
         assert f is not None and f.path.is_file()
         assert sha256_file(f.path) == f.sha256
         assert f.path.stat().st_size < 5_000_000  # shipped weights stay small

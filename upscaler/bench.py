@@ -27,9 +27,11 @@ class CaseResult:
 
     model: str
     engine: str
+    precision: str
     threads: int | None
     width: int
     height: int
+    batch: int = 1  #: frames per call
     network_ms: list[float] = field(default_factory=list)
     end_to_end_ms: list[float] = field(default_factory=list)
 
@@ -42,7 +44,7 @@ class CaseResult:
             out[key.replace("_ms", "")] = {
                 "median_ms": round(median, 2),
                 "p95_ms": round(float(np.percentile(values, 95)), 2),
-                "fps": round(1000.0 / median, 1),
+                "fps": round(1000.0 * self.batch / median, 1),
                 "runs": len(values),
             }
         return out
@@ -79,22 +81,39 @@ def measure(
     runs: int = 10,
     warmup: int = 3,
     seed: int = 0,
+    precisions: Sequence[str | None] = (None,),
+    batches: Sequence[int] = (1,),
+    spin: bool = True,
 ) -> list[CaseResult]:
-    """Time each model on a random ``size`` frame: the engine alone, then the whole ``Upscaler.upscale``."""
+    """Time each model (in each precision, at each batch size) on random ``size`` frames.
+
+    Network: the engine alone on a prepared batch. End-to-end:
+    ``Upscaler.upscale_batch`` from uint8 frames to uint8 frames. Engines
+    return host arrays, so each timing includes the device's completion.
+
+    ``spin=False`` keeps ONNX Runtime's idle threads from spinning, so
+    several engines in one process do not slow each other down.
+    """
     w, h = size
     frame = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
-    batch = np.ascontiguousarray(to_float(frame).transpose(2, 0, 1)[None])
+    single = np.ascontiguousarray(to_float(frame).transpose(2, 0, 1)[None])
     cases = []
     for name in models:
-        up = Upscaler(name, backend, tile=0, threads=threads)
-        cases.append((up, CaseResult(up.model.name, up.engine.name, threads, w, h)))
-        for _ in range(warmup):
-            up.upscale(frame)
+        for precision in precisions:
+            up = Upscaler(name, backend, tile=0, threads=threads, precision=precision, spin=spin)
+            for n in batches:
+                if n < 1:
+                    raise ValueError(f"batch sizes must be at least 1, got {n}")
+                result = CaseResult(up.model.name, up.engine.name, up.engine.precision, threads, w, h, n)
+                cases.append((up, np.repeat(single, n, axis=0), [frame] * n, result))
+            for _ in range(warmup):
+                up.upscale(frame)
     for _ in range(rounds):
-        for up, result in cases:
-            result.network_ms += timed(lambda up=up: up.engine.run(batch), runs)
-            result.end_to_end_ms += timed(lambda up=up: up.upscale(frame), runs)
-    return [result for _, result in cases]
+        for up, batch, frames, result in cases:
+            up.batch_size = result.batch
+            result.network_ms += timed(lambda up=up, batch=batch: up.engine.run(batch), runs)
+            result.end_to_end_ms += timed(lambda up=up, frames=frames: up.upscale_batch(frames), runs)
+    return [case[-1] for case in cases]
 
 
 def machine_info() -> dict:

@@ -37,7 +37,9 @@ class Upscaler:
     half-width of the cross-fade between tiles; ``batch_size``: tiles per
     engine call; ``alpha``: upscale alpha with the ``model`` or ``bicubic``;
     ``spin``: let ONNX Runtime's threads spin between calls (lowest latency
-    for a lone caller; turn off when other work shares the cores).
+    for a lone caller; turn off when other work shares the cores);
+    ``precision``: ``fp32``, ``fp16`` (GPUs) or ``int8`` (the quantised CPU
+    graph); ``None`` lets each engine pick its best.
     """
 
     def __init__(
@@ -52,6 +54,7 @@ class Upscaler:
         alpha: str = "model",
         engine: Engine | None = None,
         spin: bool = True,
+        precision: str | None = None,
     ) -> None:
         if tile is not None and tile < 0:
             raise ValueError(f"tile must be 0 (off) or a positive size, got {tile}")
@@ -62,7 +65,9 @@ class Upscaler:
         if alpha not in ALPHA_MODES:
             raise ValueError(f"alpha must be one of {', '.join(ALPHA_MODES)}, got {alpha!r}")
         self.model: ModelDescriptor = get_model(model)
-        self.engine: Engine = engine or create_engine(self.model, backend, threads=threads, spin=spin)
+        self.engine: Engine = engine or create_engine(
+            self.model, backend, threads=threads, spin=spin, precision=precision
+        )
         self.tile = DEFAULT_TILE if tile is None else tile
         self.feather = feather
         self.batch_size = batch_size

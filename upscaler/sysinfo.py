@@ -6,7 +6,7 @@ import os
 import platform
 from functools import lru_cache
 
-__all__ = ["cpu_count", "cpu_name"]
+__all__ = ["cpu_count", "cpu_name", "nvidia_driver"]
 
 
 @lru_cache(maxsize=1)
@@ -28,3 +28,15 @@ def cpu_count() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+def nvidia_driver() -> str | None:
+    """The NVIDIA kernel driver's version line, or None: a cheap check before importing GPU libraries."""
+    try:
+        with open("/proc/driver/nvidia/version") as fh:
+            return fh.readline().strip() or "unknown"
+    except OSError:
+        pass
+    import ctypes.util
+
+    return "libcuda present" if ctypes.util.find_library("cuda") else None

@@ -23,9 +23,9 @@ class CliError(Exception):
 
 
 def _core_commands() -> list[Register]:
-    from upscaler.cli import bench, evaluate, models, upscale
+    from upscaler.cli import bench, evaluate, info, models, upscale
 
-    return [upscale.register, models.register, evaluate.register, bench.register]
+    return [upscale.register, models.register, info.register, evaluate.register, bench.register]
 
 
 def _plugin_commands() -> list[Register]:

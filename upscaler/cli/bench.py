@@ -25,6 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--size", default="320x180", help="input frame WIDTHxHEIGHT (default: 320x180)")
     p.add_argument("--backend", "-b", default="onnxruntime", choices=list(BACKENDS))
     p.add_argument("--threads", type=positive_int, help="CPU threads (default: all cores)")
+    p.add_argument(
+        "--precision", nargs="+", default=None, choices=["fp32", "fp16", "int8"], help="precisions to compare"
+    )
+    p.add_argument("--batch", type=positive_int, nargs="+", default=[1], help="frames per call (default: 1)")
     p.add_argument("--rounds", type=positive_int, default=5, help="rounds over all models (default: 5)")
     p.add_argument("--runs", type=positive_int, default=10, help="timed calls per model per round (default: 10)")
     p.add_argument("--warmup", type=positive_int, default=3, help="untimed calls per model first (default: 3)")
@@ -53,14 +57,18 @@ def _run(args: argparse.Namespace) -> int:
         rounds=args.rounds,
         runs=args.runs,
         warmup=args.warmup,
+        precisions=args.precision or [None],
+        batches=args.batch,
+        spin=len(args.model) * len(args.precision or [None]) == 1,  # engines side by side: none spins
     )
     summaries = [r.summary() for r in results]
     print(f"{size[0]}x{size[1]} input, median (p95) ms over {args.rounds} x {args.runs} calls")
-    print(f"{'model':<14} {'engine':<17} {'network':>16} {'end-to-end':>16} {'fps':>7}")
+    print(f"{'model':<14} {'engine':<17} {'prec':<5} {'batch':>5} {'network':>16} {'end-to-end':>16} {'fps':>7}")
     for s in summaries:
         net, e2e = s["network"], s["end_to_end"]
         print(
-            f"{s['model']:<14} {s['engine']:<17} {net['median_ms']:>8.2f} ({net['p95_ms']:>5.1f})"
+            f"{s['model']:<14} {s['engine']:<17} {s['precision']:<5} {s['batch']:>5} "
+            f"{net['median_ms']:>8.2f} ({net['p95_ms']:>5.1f})"
             f" {e2e['median_ms']:>8.2f} ({e2e['p95_ms']:>5.1f}) {e2e['fps']:>7.1f}"
         )
     if args.json:

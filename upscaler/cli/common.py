@@ -29,7 +29,7 @@ def non_negative_int(text: str) -> int:
 
 
 def add_engine_options(parser: argparse.ArgumentParser) -> None:
-    """``--model``, ``--backend`` and ``--threads``."""
+    """``--model``, ``--backend``, ``--precision`` and ``--threads``."""
     parser.add_argument(
         "--model",
         "-m",
@@ -41,6 +41,12 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
         "-b",
         default="auto",
         choices=list(BACKENDS),
-        help="inference engine; auto tries ONNX Runtime, then PyTorch (default: auto)",
+        help="inference engine or family; auto tries TensorRT, ONNX Runtime CUDA, PyTorch CUDA, then ONNX Runtime "
+        "and PyTorch on the CPU, and logs why it skipped each (see 'upscaler info'; default: auto)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=["fp32", "fp16", "int8"],
+        help="fp32, fp16 (GPUs) or int8 (the quantised CPU graph); default: each engine's best",
     )
     parser.add_argument("--threads", type=positive_int, help="CPU threads for inference (default: all cores)")

@@ -57,7 +57,7 @@ def _run(args: argparse.Namespace) -> int:
             parent = Path(report_path).resolve().parent
             if Path(report_path).is_dir() or not parent.is_dir():
                 raise FileNotFoundError(f"{report_path}: cannot write a report there")
-    upscaler = Upscaler(args.model, args.backend, tile=0, threads=args.threads)
+    upscaler = Upscaler(args.model, args.backend, tile=0, threads=args.threads, precision=args.precision)
     degradation = args.degradation or upscaler.model.degradation
     scores = []
     for folder in folders:

@@ -181,7 +181,13 @@ def _run(args: argparse.Namespace) -> int:
     plan = plan_jobs(args.inputs, args.output, args.format, args.recursive)
     jobs = plan.jobs
     upscaler = Upscaler(
-        args.model, args.backend, tile=args.tile, batch_size=args.batch_size, threads=args.threads, alpha=args.alpha
+        args.model,
+        args.backend,
+        tile=args.tile,
+        batch_size=args.batch_size,
+        threads=args.threads,
+        alpha=args.alpha,
+        precision=args.precision,
     )
     sources = {job.source.resolve() for job in jobs}
     targets: set[Path] = set()

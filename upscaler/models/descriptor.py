@@ -63,11 +63,21 @@ class ModelDescriptor:
     channels: int = 3  #: colour channels the network takes and returns (RGB)
     degradation: str = "bicubic"  #: the low-resolution process it was trained to invert
     size_multiple: int = 1  #: input height and width must be multiples of this
-    precisions: tuple[str, ...] = ("fp32",)  #: precisions it is validated in
     weights: ModelFile | None = None  #: safetensors weights (PyTorch engines)
-    onnx: ModelFile | None = None  #: ONNX graph (ONNX Runtime, TensorRT)
-    quality: Mapping[str, Any] = field(default_factory=dict)  #: measured PSNR/SSIM per dataset
+    onnx: ModelFile | None = None  #: FP32 ONNX graph (ONNX Runtime, TensorRT)
+    graphs: Mapping[str, ModelFile] = field(default_factory=dict)  #: other precisions' graphs: fp16, int8 (QDQ)
+    quality: Mapping[str, Any] = field(default_factory=dict)  #: measured PSNR/SSIM per dataset (FP32)
+    precision_reports: Mapping[str, Any] = field(default_factory=dict)  #: per extra precision: quality, speed
     training: Mapping[str, Any] = field(default_factory=dict)  #: how the weights were made
+
+    @property
+    def precisions(self) -> tuple[str, ...]:
+        """Precisions it ships a graph for (FP32 always; FP16 and INT8 when exported)."""
+        return ("fp32", *(p for p in ("fp16", "int8") if p in self.graphs))
+
+    def graph(self, precision: str) -> ModelFile | None:
+        """The ONNX graph for ``precision`` (``fp32``, ``fp16``, ``int8``), or None if not shipped."""
+        return self.onnx if precision == "fp32" else self.graphs.get(precision)
 
     @property
     def receptive_field(self) -> int:
@@ -102,7 +112,9 @@ class ModelDescriptor:
             "precisions": list(self.precisions),
             "weights": file_entry(self.weights),
             "onnx": file_entry(self.onnx),
+            "graphs": {k: file_entry(v) for k, v in self.graphs.items()},
             "quality": dict(self.quality),
+            "precision_reports": dict(self.precision_reports),
             "training": dict(self.training),
         }
 
@@ -125,10 +137,11 @@ class ModelDescriptor:
                 channels=int(record.get("channels", 3)),
                 degradation=record.get("degradation", "bicubic"),
                 size_multiple=int(record.get("size_multiple", 1)),
-                precisions=tuple(record.get("precisions", ("fp32",))),
                 weights=file_of(record.get("weights")),
                 onnx=file_of(record.get("onnx")),
+                graphs={k: file_of(v) for k, v in record.get("graphs", {}).items() if v},
                 quality=dict(record.get("quality", {})),
+                precision_reports=dict(record.get("precision_reports", {})),
                 training=dict(record.get("training", {})),
             )
         except KeyError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -9,7 +10,19 @@ import numpy as np
 
 from upscaler.models import ModelDescriptor, ModelError
 
-__all__ = ["Engine", "EngineUnavailable", "check_batch", "require_file"]
+__all__ = [
+    "PRECISIONS",
+    "Engine",
+    "EngineOptions",
+    "EngineUnavailable",
+    "check_batch",
+    "choose_precision",
+    "require_file",
+    "require_graph",
+]
+
+#: Every precision an engine may run in.
+PRECISIONS = ("fp32", "fp16", "int8")
 
 
 class EngineUnavailable(RuntimeError):
@@ -33,6 +46,32 @@ class Engine(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class EngineOptions:
+    """How to build an engine; each engine reads what applies to it."""
+
+    threads: int | None = None  #: CPU threads (None: one per core)
+    spin: bool = True  #: let ONNX Runtime's CPU threads spin between calls
+    precision: str | None = None  #: fp32, fp16 or int8; None: the engine's best (fp16 on GPUs, fp32 on the CPU)
+    device_id: int = 0  #: CUDA device
+    cache_dir: Path | None = None  #: TensorRT engine and timing caches (None: the user cache folder)
+
+    def __post_init__(self) -> None:
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"threads must be at least 1, got {self.threads}")
+
+
+def choose_precision(engine: str, requested: str | None, supported: tuple[str, ...]) -> str:
+    """``requested`` if ``engine`` runs it, its first ``supported`` precision if None; else ``EngineUnavailable``."""
+    if requested is None:
+        return supported[0]
+    if requested not in supported:
+        raise EngineUnavailable(f"{engine} does not run {requested} (it runs {', '.join(supported)})")
+    return requested
+
+
 def check_batch(batch: np.ndarray, channels: int = 3) -> np.ndarray:
     """Validate an engine input; returns it as contiguous float32."""
     if batch.ndim != 4 or batch.shape[1] != channels:
@@ -48,6 +87,20 @@ def require_file(model: ModelDescriptor, kind: str, missing_hint: str = "") -> P
     if entry is None:
         what = "ONNX graph" if kind == "onnx" else "safetensors weights"
         raise EngineUnavailable(f"model {model.name!r} has no {what}" + (f" ({missing_hint})" if missing_hint else ""))
+    try:
+        return entry.verified()
+    except ModelError as exc:
+        raise EngineUnavailable(str(exc)) from None
+
+
+def require_graph(model: ModelDescriptor, precision: str) -> Path:
+    """The verified ONNX graph of ``model`` for ``precision``, or ``EngineUnavailable`` saying how to make it."""
+    if precision == "fp32":
+        return require_file(model, "onnx", "export one with 'upscaler export onnx'")
+    entry = model.graph(precision)
+    if entry is None:
+        how = "upscaler export onnx --fp16" if precision == "fp16" else f"upscaler export {precision}"
+        raise EngineUnavailable(f"model {model.name!r} has no {precision} graph (make one with '{how}')")
     try:
         return entry.verified()
     except ModelError as exc:

@@ -1,4 +1,4 @@
-"""ONNX Runtime engine on the CPU (the embedded default)."""
+"""ONNX Runtime engine on the CPU (the embedded default): FP32, or the INT8 (QDQ) graph."""
 
 from __future__ import annotations
 
@@ -7,11 +7,20 @@ import logging
 import numpy as np
 
 from upscaler.models import ModelDescriptor
-from upscaler.runtime.base import EngineUnavailable, check_batch, require_file
+from upscaler.runtime.base import EngineOptions, EngineUnavailable, check_batch, choose_precision, require_graph
 
-__all__ = ["OrtCpuEngine"]
+__all__ = ["OrtCpuEngine", "import_onnxruntime"]
 
 log = logging.getLogger(__name__)
+
+
+def import_onnxruntime():
+    """The ``onnxruntime`` module, or ``EngineUnavailable``."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise EngineUnavailable("onnxruntime is not installed (pip install onnxruntime)") from None
+    return onnxruntime
 
 
 class OrtCpuEngine:
@@ -19,34 +28,31 @@ class OrtCpuEngine:
 
     ``threads`` sets the intra-op thread count (``None``: one per core);
     ``spin=False`` stops its worker threads from spinning between calls (they
-    then yield the cores to other work, e.g. a server's event loop).
+    then yield the cores to other work, e.g. a server's event loop);
+    ``precision`` ``int8`` runs the statically quantised graph.
     """
 
+    name = "onnxruntime-cpu"
     device = "cpu"
-    precision = "fp32"
 
-    def __init__(self, model: ModelDescriptor, *, threads: int | None = None, spin: bool = True) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise EngineUnavailable("onnxruntime is not installed (pip install onnxruntime)") from None
-        path = require_file(model, "onnx", "export one with 'upscaler export onnx'")
-        if threads is not None and threads < 1:
-            raise ValueError(f"threads must be at least 1, got {threads}")
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads or 0
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        if not spin:
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    def __init__(self, model: ModelDescriptor, options: EngineOptions | None = None) -> None:
+        options = options or EngineOptions()
+        ort = import_onnxruntime()
+        self.precision = choose_precision(self.name, options.precision, ("fp32", "int8"))
+        path = require_graph(model, self.precision)
+        session_options = ort.SessionOptions()
+        session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session_options.intra_op_num_threads = options.threads or 0
+        session_options.inter_op_num_threads = 1
+        session_options.log_severity_level = 3
+        if not options.spin:
+            session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self._session = ort.InferenceSession(str(path), session_options, providers=["CPUExecutionProvider"])
         self._input = self._session.get_inputs()[0].name
-        self.name = "onnxruntime-cpu"
         self.scale = model.scale
         self.channels = model.channels
-        self.threads = threads
-        log.debug("onnxruntime %s session for %s (%s)", ort.__version__, model.name, path)
+        self.threads = options.threads
+        log.debug("onnxruntime %s session for %s %s (%s)", ort.__version__, model.name, self.precision, path)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Upscale one batch (see ``Engine.run``)."""

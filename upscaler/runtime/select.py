@@ -1,4 +1,10 @@
-"""Choosing an engine: named backends and the ``auto`` fallback chain."""
+"""Choosing an engine: named backends and the ``auto`` fallback chain.
+
+``auto`` walks TensorRT -> ONNX Runtime (TensorRT, then CUDA provider) ->
+PyTorch CUDA -> ONNX Runtime CPU -> PyTorch CPU and logs one line per engine
+skipped, with the reason. GPU engines first check for an NVIDIA driver, so
+a CPU-only machine skips them without importing any GPU library.
+"""
 
 from __future__ import annotations
 
@@ -7,36 +13,77 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from upscaler.models import ModelDescriptor
-from upscaler.runtime.base import Engine, EngineUnavailable
+from upscaler.runtime.base import Engine, EngineOptions, EngineUnavailable
+from upscaler.sysinfo import nvidia_driver
 
-__all__ = ["BACKENDS", "EngineChoice", "create_engine", "probe_engines"]
+__all__ = ["BACKENDS", "ENGINES", "EngineChoice", "create_engine", "probe_engines"]
 
 log = logging.getLogger(__name__)
 
 
-def _ort_cpu(model: ModelDescriptor, threads: int | None, spin: bool = True) -> Engine:
+def _require_driver() -> None:
+    if nvidia_driver() is None:
+        raise EngineUnavailable("no NVIDIA GPU driver on this machine")
+
+
+def _tensorrt(model: ModelDescriptor, options: EngineOptions) -> Engine:
+    _require_driver()
+    from upscaler.runtime.tensorrt import TensorRTEngine
+
+    return TensorRTEngine(model, options)
+
+
+def _ort_tensorrt(model: ModelDescriptor, options: EngineOptions) -> Engine:
+    _require_driver()
+    from upscaler.runtime.ort_gpu import OrtGpuEngine
+
+    return OrtGpuEngine(model, options, provider="tensorrt")
+
+
+def _ort_cuda(model: ModelDescriptor, options: EngineOptions) -> Engine:
+    _require_driver()
+    from upscaler.runtime.ort_gpu import OrtGpuEngine
+
+    return OrtGpuEngine(model, options, provider="cuda")
+
+
+def _torch_cuda(model: ModelDescriptor, options: EngineOptions) -> Engine:
+    _require_driver()
+    from upscaler.runtime.torch_engine import TorchCudaEngine
+
+    return TorchCudaEngine(model, options)
+
+
+def _ort_cpu(model: ModelDescriptor, options: EngineOptions) -> Engine:
     from upscaler.runtime.ort_cpu import OrtCpuEngine
 
-    return OrtCpuEngine(model, threads=threads, spin=spin)
+    return OrtCpuEngine(model, options)
 
 
-def _torch_cpu(model: ModelDescriptor, threads: int | None, spin: bool = True) -> Engine:
+def _torch_cpu(model: ModelDescriptor, options: EngineOptions) -> Engine:
     from upscaler.runtime.torch_engine import TorchEngine
 
-    return TorchEngine(model, device="cpu", threads=threads)
+    return TorchEngine(model, options)
 
 
-#: Engine factories by name, in the order ``auto`` tries them.
-ENGINES: dict[str, Callable[..., Engine]] = {
+#: Engine factories by name, in the order ``auto`` tries them (GPU paths first).
+ENGINES: dict[str, Callable[[ModelDescriptor, EngineOptions], Engine]] = {
+    "tensorrt": _tensorrt,
+    "onnxruntime-tensorrt": _ort_tensorrt,
+    "onnxruntime-cuda": _ort_cuda,
+    "torch-cuda": _torch_cuda,
     "onnxruntime-cpu": _ort_cpu,
     "torch-cpu": _torch_cpu,
 }
 
-#: What each ``backend`` name may use, in order of preference.
+#: What each ``backend`` name may use, in order of preference; every engine name is a backend too.
 BACKENDS: dict[str, tuple[str, ...]] = {
     "auto": tuple(ENGINES),
-    "onnxruntime": ("onnxruntime-cpu",),
-    "torch": ("torch-cpu",),
+    "gpu": ("tensorrt", "onnxruntime-tensorrt", "onnxruntime-cuda", "torch-cuda"),
+    "cpu": ("onnxruntime-cpu", "torch-cpu"),
+    "onnxruntime": ("onnxruntime-tensorrt", "onnxruntime-cuda", "onnxruntime-cpu"),
+    "torch": ("torch-cuda", "torch-cpu"),
+    **{name: (name,) for name in ENGINES},
 }
 
 
@@ -47,42 +94,50 @@ class EngineChoice:
     engine: str  #: engine name
     available: bool  #: it loaded
     reason: str = ""  #: why it did not
+    precision: str = ""  #: what it runs in, when it loaded
 
 
 def create_engine(
-    model: ModelDescriptor, backend: str = "auto", *, threads: int | None = None, spin: bool = True
+    model: ModelDescriptor,
+    backend: str = "auto",
+    *,
+    threads: int | None = None,
+    spin: bool = True,
+    precision: str | None = None,
+    options: EngineOptions | None = None,
 ) -> Engine:
     """The first engine of ``backend``'s chain that loads ``model``.
 
-    ``spin=False`` asks engines with spinning worker threads (ONNX Runtime)
-    to let them sleep between calls.
-
-    Logs one line per engine skipped, with the reason; raises
-    ``EngineUnavailable`` listing every reason if none loads.
+    ``threads``, ``spin`` and ``precision`` build the ``EngineOptions`` when
+    ``options`` is not given. Logs one line per engine skipped,
+    with the reason; raises ``EngineUnavailable`` listing every reason if
+    none loads.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    if options is None:
+        options = EngineOptions(threads=threads, spin=spin, precision=precision)
     reasons = []
     for name in BACKENDS[backend]:
         try:
-            engine = ENGINES[name](model, threads, spin)
+            engine = ENGINES[name](model, options)
         except EngineUnavailable as exc:
             log.info("engine %s skipped: %s", name, exc)
             reasons.append(f"{name}: {exc}")
             continue
-        log.info("engine %s selected for model %s", name, model.name)
+        log.info("engine %s selected for model %s (%s)", name, model.name, engine.precision)
         return engine
     raise EngineUnavailable(f"no engine can run model {model.name!r} (" + "; ".join(reasons) + ")")
 
 
-def probe_engines(model: ModelDescriptor) -> list[EngineChoice]:
-    """Try every engine on ``model`` and report which load (for ``models --verbose``)."""
+def probe_engines(model: ModelDescriptor, precision: str | None = None) -> list[EngineChoice]:
+    """Try every engine on ``model`` and report which load, and why the others do not."""
     choices = []
     for name, factory in ENGINES.items():
         try:
-            factory(model, 1)
+            engine = factory(model, EngineOptions(threads=1, precision=precision))
         except EngineUnavailable as exc:
             choices.append(EngineChoice(name, False, str(exc)))
         else:
-            choices.append(EngineChoice(name, True))
+            choices.append(EngineChoice(name, True, precision=engine.precision))
     return choices

@@ -1,0 +1,148 @@
+"""INT8 for the CPU: static quantisation (QDQ) of the FP32 graph, calibrated on real images.
+
+Weights are quantised per output channel (int8, symmetric), activations per
+tensor (uint8) with ranges from calibration crops: low-resolution crops made
+from the given images by the model's own degradation, so the ranges are
+those the network sees in use. The QDQ form runs on ONNX Runtime's CPU
+integer kernels and is also what TensorRT builds INT8 engines from.
+
+``int8_report`` measures what it costs and gains, side by side with FP32 in
+one process: network latency (interleaved rounds) and PSNR on evaluation
+folders.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from upscaler.degradations import degrade, modcrop
+from upscaler.io import list_images, read_image
+from upscaler.models import ModelDescriptor, ModelFile
+from upscaler.pipeline import to_float, to_rgb8
+
+__all__ = ["METHODS", "calibration_batches", "int8_report", "quantize_int8", "with_graph"]
+
+METHODS = ("minmax", "entropy", "percentile")
+
+
+def calibration_batches(
+    folder: Path, model: ModelDescriptor, *, crops: int = 64, size: int = 48, seed: int = 0
+) -> list[np.ndarray]:
+    """Up to ``crops`` low-resolution ``1 x 3 x size x size`` crops, one per image (cycling), from ``folder``."""
+    files = list_images(Path(folder))
+    if not files:
+        raise FileNotFoundError(f"{folder}: no images to calibrate on")
+    rng = np.random.default_rng(seed)
+    batches = []
+    for i in range(crops):
+        hr = modcrop(to_rgb8(read_image(files[i % len(files)])), model.scale)
+        lr = degrade(hr, model.scale, model.degradation)
+        h, w = lr.shape[:2]
+        y, x = rng.integers(0, max(1, h - size + 1)), rng.integers(0, max(1, w - size + 1))
+        crop = lr[y : y + size, x : x + size]
+        batches.append(np.ascontiguousarray(to_float(crop).transpose(2, 0, 1)[None]))
+    return batches
+
+
+def quantize_int8(source: Path, out: Path, batches: list[np.ndarray], *, method: str = "minmax") -> Path:
+    """Write the QDQ INT8 version of the FP32 graph ``source`` to ``out`` (atomically)."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if method not in METHODS:
+        raise ValueError(f"calibration method must be one of {', '.join(METHODS)}, got {method!r}")
+    calibrate = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self._items = iter(batches)
+
+        def get_next(self):
+            batch = next(self._items, None)
+            return None if batch is None else {"input": batch}
+
+    out = Path(out)
+    with tempfile.TemporaryDirectory(prefix=".int8-", dir=out.parent) as work:
+        prepared, staged = Path(work) / "prepared.onnx", Path(work) / "int8.onnx"
+        quant_pre_process(str(source), str(prepared))
+        quantize_static(
+            str(prepared),
+            str(staged),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=calibrate[method],
+        )
+        staged.replace(out)
+    return out
+
+
+def with_graph(model: ModelDescriptor, precision: str, path: Path) -> ModelDescriptor:
+    """``model`` with ``path`` as its ``precision`` graph (unverified: for checks before release)."""
+    return replace(model, graphs={**model.graphs, precision: ModelFile(Path(path).resolve())})
+
+
+def int8_report(
+    model: ModelDescriptor,
+    int8_path: Path,
+    eval_dirs: list[Path],
+    *,
+    size: tuple[int, int] = (320, 180),
+    rounds: int = 5,
+    runs: int = 10,
+    threads: int | None = None,
+) -> dict:
+    """Speed-up (network, side by side) and PSNR of the INT8 graph against FP32."""
+    from upscaler.bench import timed
+    from upscaler.evaluate import evaluate_folder
+    from upscaler.facade import Upscaler
+    from upscaler.runtime.base import EngineOptions
+    from upscaler.runtime.ort_cpu import OrtCpuEngine
+
+    candidate = with_graph(model, "int8", int8_path)
+    engines = {
+        p: OrtCpuEngine(candidate, EngineOptions(threads=threads, spin=False, precision=p)) for p in ("fp32", "int8")
+    }
+    w, h = size
+    batch = np.random.default_rng(0).random((1, 3, h, w), dtype=np.float32)
+    times: dict[str, list[float]] = {p: [] for p in engines}
+    for engine in engines.values():
+        timed(lambda engine=engine: engine.run(batch), 3)
+    for _ in range(rounds):
+        for p, engine in engines.items():
+            times[p] += timed(lambda engine=engine: engine.run(batch), runs)
+    medians = {p: float(np.median(t)) for p, t in times.items()}
+    report: dict = {
+        "size": [w, h],
+        "network_ms": {p: round(m, 2) for p, m in medians.items()},
+        "speedup": round(medians["fp32"] / medians["int8"], 2),
+        "quality": {},
+    }
+    for folder in eval_dirs:
+        scores = {}
+        for p, engine in engines.items():
+            up = Upscaler(candidate, engine=engine, tile=0)
+            scores[p] = evaluate_folder(Path(folder), up.upscale, model.scale, model.degradation).summary()
+        report["quality"][scores["int8"]["dataset"]] = {
+            "images": scores["int8"]["images"],
+            "psnr_fp32": scores["fp32"]["psnr"],
+            "psnr_int8": scores["int8"]["psnr"],
+            "psnr_cost": round(scores["fp32"]["psnr"] - scores["int8"]["psnr"], 3),
+        }
+    return report

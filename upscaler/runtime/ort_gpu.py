@@ -1,0 +1,105 @@
+"""ONNX Runtime on NVIDIA GPUs: the CUDA and TensorRT execution providers (``onnxruntime-gpu``).
+
+Both use IO binding: the input is bound from host memory once per call and
+the output is allocated on the device and copied back once, so ONNX Runtime
+makes no extra copies between them.
+
+- ``onnxruntime-cuda``: the FP16 graph (``upscaler export onnx --fp16``) by
+  default, the FP32 graph on request.
+- ``onnxruntime-tensorrt``: TensorRT inside ONNX Runtime, from the FP32
+  graph with FP16 enabled (or the INT8 QDQ graph), with its engine and
+  timing caches in the TensorRT cache folder and explicit shape profiles.
+
+Neither has run here: no machine of ours has ``onnxruntime-gpu`` with a GPU.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from upscaler.models import ModelDescriptor
+from upscaler.runtime.base import EngineOptions, EngineUnavailable, check_batch, choose_precision, require_graph
+from upscaler.runtime.ort_cpu import import_onnxruntime
+from upscaler.runtime.profiles import DEFAULT_PROFILE, default_cache_dir
+
+__all__ = ["OrtGpuEngine", "require_provider", "tensorrt_provider_options"]
+
+log = logging.getLogger(__name__)
+
+
+def require_provider(ort, provider: str) -> None:
+    """``EngineUnavailable`` unless this ONNX Runtime build has ``provider``."""
+    available = ort.get_available_providers()
+    if provider not in available:
+        raise EngineUnavailable(
+            f"onnxruntime {ort.__version__} has no {provider} (install onnxruntime-gpu); it has {', '.join(available)}"
+        )
+
+
+def tensorrt_provider_options(model: ModelDescriptor, precision: str, options: EngineOptions) -> dict[str, str]:
+    """TensorRT execution provider options: precision, caches and the shape profile."""
+    cache = str((options.cache_dir or default_cache_dir()) / "ort-trt")
+    name = "input"
+    profile = DEFAULT_PROFILE
+    return {
+        "device_id": str(options.device_id),
+        "trt_fp16_enable": str(precision in ("fp16", "int8")),
+        "trt_int8_enable": str(precision == "int8"),
+        "trt_engine_cache_enable": "True",
+        "trt_engine_cache_path": cache,
+        "trt_timing_cache_enable": "True",
+        "trt_timing_cache_path": cache,
+        "trt_profile_min_shapes": f"{name}:{profile.shape_text('min')}",
+        "trt_profile_opt_shapes": f"{name}:{profile.shape_text('opt')}",
+        "trt_profile_max_shapes": f"{name}:{profile.shape_text('max')}",
+    }
+
+
+class OrtGpuEngine:
+    """ONNX Runtime with the ``cuda`` or ``tensorrt`` execution provider."""
+
+    def __init__(self, model: ModelDescriptor, options: EngineOptions | None = None, *, provider: str = "cuda") -> None:
+        options = options or EngineOptions()
+        ort = import_onnxruntime()
+        self.name = f"onnxruntime-{provider}"
+        if provider == "cuda":
+            self.precision = choose_precision(self.name, options.precision, ("fp16", "fp32"))
+            if options.precision is None and model.graph("fp16") is None:
+                self.precision = "fp32"  # no FP16 graph shipped: FP32 still runs on the GPU
+            graph = require_graph(model, self.precision)
+            require_provider(ort, "CUDAExecutionProvider")
+            providers = [("CUDAExecutionProvider", {"device_id": str(options.device_id)})]
+        elif provider == "tensorrt":
+            self.precision = choose_precision(self.name, options.precision, ("fp16", "fp32", "int8"))
+            graph = require_graph(model, "int8" if self.precision == "int8" else "fp32")
+            require_provider(ort, "TensorrtExecutionProvider")
+            trt_options = tensorrt_provider_options(model, self.precision, options)
+            providers = [("TensorrtExecutionProvider", trt_options), ("CUDAExecutionProvider", {})]
+        else:
+            raise ValueError(f"provider must be cuda or tensorrt, got {provider!r}")
+        session_options = ort.SessionOptions()
+        session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        session_options.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(str(graph), session_options, providers=providers)
+        except Exception as exc:  # a provider that fails to initialise (driver, libraries)
+            raise EngineUnavailable(f"{self.name} failed to start: {exc}") from None
+        if self._session.get_providers()[0] != providers[0][0]:
+            raise EngineUnavailable(f"{self.name}: ONNX Runtime fell back to {self._session.get_providers()[0]}")
+        self._input = self._session.get_inputs()[0].name
+        self._output = self._session.get_outputs()[0].name
+        self.device = f"cuda:{options.device_id}"
+        self._device_id = options.device_id
+        self.scale = model.scale
+        self.channels = model.channels
+        log.info("%s session for %s (%s, %s)", self.name, model.name, self.precision, graph.name)
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """Upscale one batch (see ``Engine.run``)."""
+        binding = self._session.io_binding()
+        binding.bind_cpu_input(self._input, check_batch(batch, self.channels))
+        binding.bind_output(self._output, "cuda", self._device_id)
+        self._session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()[0]
