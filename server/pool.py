@@ -48,7 +48,7 @@ class ModelPool:
 
     def resolve(self, name: str | None) -> Upscaler:
         """The upscaler for a requested model name (None: the default); ``ModelError`` if not served."""
-        key = self.default if name in (None, "") else name
+        key = self.default if name in (None, "", "default") else name  # "default": this service's default
         key = self.aliases.get(key, key)
         if key not in self.upscalers:
             with contextlib.suppress(ModelError):  # a built-in alias of a loaded model (e.g. "x4") is fine

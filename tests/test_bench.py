@@ -1,46 +1,140 @@
-"""The latency harness: real engines, real timings, structure and errors (no speed asserted)."""
+"""The benchmark harness: statistics, sweep parsing, bad arguments, and short real runs (no speed asserted)."""
 
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.conftest import run_cli
-from upscaler.bench import measure, parse_size
+from upscaler.bench import parse_size
+from upscaler.bench.report import add_ratios, format_markdown
+from upscaler.bench.stats import latency_stats, percentile
+from upscaler.bench.sweep import parse_int_list, parse_sizes
+from upscaler.sysinfo import nvidia_driver
+
+PEERS = Path(__file__).resolve().parents[2] / "shared" / "data" / "peers" / "opencv"
 
 
-def test_measure_times_network_and_end_to_end_side_by_side():
-    results = measure(["x2-fast", "x4-fast"], (40, 24), rounds=2, runs=2, warmup=1)
-    assert [r.model for r in results] == ["x2-fast", "x4-fast"]
-    for r in results:
-        s = r.summary()
-        assert s["network"]["runs"] == 4 and s["end_to_end"]["runs"] == 4
-        assert 0 < s["network"]["median_ms"] <= s["network"]["p95_ms"] + 1e-9
-        assert s["engine"] == "onnxruntime-cpu" and (s["width"], s["height"]) == (40, 24)
+def test_percentiles_on_known_samples():
+    samples = list(range(1, 101))  # 1..100 ms
+    assert percentile(samples, 50) == pytest.approx(50.5)
+    assert percentile(samples, 95) == pytest.approx(95.05)
+    assert percentile(samples, 99) == pytest.approx(99.01)
+    assert percentile([7.0], 99) == 7.0
+    stats = latency_stats(samples, frames=4, output_pixels=1280 * 720)
+    assert (stats["p50_ms"], stats["max_ms"], stats["mean_ms"], stats["runs"]) == (50.5, 100, 50.5, 100)
+    assert stats["fps"] == pytest.approx(4000 / 50.5, rel=1e-3)
+    assert stats["output_mpix_per_s"] == pytest.approx(1280 * 720 * 4 / 50.5 / 1000, rel=1e-2)
+    with pytest.raises(ValueError):
+        percentile([], 50)
+    with pytest.raises(ValueError):
+        percentile([1.0], 101)
 
 
-def test_precisions_and_batch_sizes_are_cases_of_their_own():
-    results = measure(["x4-fast"], (24, 16), rounds=1, runs=2, warmup=1, precisions=["fp32", "int8"], batches=[1, 3])
-    assert [(r.precision, r.batch) for r in results] == [("fp32", 1), ("fp32", 3), ("int8", 1), ("int8", 3)]
-    s = results[1].summary()
-    assert s["batch"] == 3 and s["network"]["fps"] == pytest.approx(3000 / s["network"]["median_ms"], rel=0.01)
-    with pytest.raises(ValueError, match="batch"):
-        measure(["x4-fast"], (8, 8), rounds=1, runs=1, batches=[0])
+def test_sweep_parsing():
+    assert parse_size("720p") == (1280, 720) and parse_size("1080P") == (1920, 1080) and parse_size("64x48") == (64, 48)
+    assert parse_sizes(["180p,270p", "180p", "32x20"]) == [(320, 180), (480, 270), (32, 20)]
+    assert parse_int_list(["1,4", "16", "4"], "batch sizes") == [1, 4, 16]
+    for bad in ("320", "axb", "0x10", "-3x4", "999p"):
+        with pytest.raises(ValueError, match="size"):
+            parse_size(bad)
+    for bad in (["0"], ["x"], [","]):
+        with pytest.raises(ValueError):
+            parse_int_list(bad, "batch sizes")
 
 
-@pytest.mark.parametrize("text", ["320", "axb", "0x10", "-3x4"])
-def test_bad_sizes_are_refused(text):
-    with pytest.raises(ValueError, match="size"):
-        parse_size(text)
+def test_ratios_compare_each_row_with_the_first_of_its_size_and_batch():
+    def row(name, size, batch, fps):
+        return {"name": name, "input": size, "batch": batch, "network": {"fps": fps}, "end_to_end": {"fps": fps / 2}}
+
+    rows = add_ratios([row("a", "64x48", 1, 100), row("b", "64x48", 1, 50), row("a", "128x72", 1, 40),
+                       row("b", "128x72", 1, 80), row("b", "64x48", 4, 10)])  # fmt: skip
+    assert [r["end_to_end"]["ratio"] for r in rows] == [1.0, 0.5, 1.0, 2.0, 1.0]
 
 
-def test_bench_cli_writes_json(tmp_path):
-    out = tmp_path / "bench.json"
-    result = run_cli("bench", "-m", "x2", "--size", "32x20", "--rounds", "1", "--runs", "2", "--json", str(out))
+def test_a_short_real_run_writes_json_markdown_and_a_plot(tmp_path, set5_dir):
+    out = {k: tmp_path / f"bench.{k}" for k in ("json", "md", "png")}
+    result = run_cli(
+        "bench", "-m", "x2", "--engine", "onnxruntime-cpu", "--precision", "fp32", "int8", "--size", "32x20,40x24",
+        "--batch", "1,2", "--rounds", "1", "--runs", "2", "--warmup", "1", "--quality", str(set5_dir),
+        "--quality-limit", "1", "--json", str(out["json"]), "--markdown", str(out["md"]), "--plot", str(out["png"]),
+        "--no-progress",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out["json"].read_text())
+    assert report["machine"]["cores"] >= 1 and report["machine"]["libraries"]["onnxruntime"]
+    rows = report["rows"]
+    names = [(r["name"], r["precision"]) for r in rows if r["input"] == "32x20" and r["batch"] == 1]
+    assert names == [("x2-fast", "fp32"), ("x2-fast", "int8"), ("bicubic", "-"), ("lanczos", "-")]
+    assert len(rows) == 2 * 2 * 4  # sizes x batches x subjects
+    for r in rows:
+        assert r["network"]["runs"] == 2 and r["end_to_end"]["p50_ms"] > 0
+        assert r["network"]["p50_ms"] <= r["network"]["p99_ms"] <= r["network"]["max_ms"]
+        assert set(r["stages_p50_ms"]) == {"decode", "prepare", "infer", "finish", "encode"}
+        assert r["end_to_end"]["ratio"] > 0 and r["host_peak_mb"] > 0 and r["quality"]["images"] == 1
+        assert r["output"] == {"32x20": "64x40", "40x24": "80x48"}[r["input"]]
+    assert [r["end_to_end"]["ratio"] for r in rows if r["name"] == "x2-fast" and r["precision"] == "fp32"] == [1.0] * 4
+    assert out["md"].read_text().startswith("| subject |") and out["png"].read_bytes()[:4] == b"\x89PNG"
+    assert "x first" in result.stdout and "bicubic" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--size", "big"], "size"),
+        (["--batch", "0"], "batch"),
+        (["--engine", "warp-drive"], "unknown engine"),
+        (["--peers", "/no/such/dir"], "no such folder"),
+        (["--json", "/no/such/dir/x.json"], "no such folder"),
+        (["--budget-s", "-1"], "budget"),
+    ],
+)
+def test_bad_arguments_are_one_clear_line(args, message):
+    result = run_cli("bench", "--size", "16x16", "--rounds", "1", "--runs", "1", *args)
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(nvidia_driver() is not None, reason="this machine has an NVIDIA driver")
+def test_an_engine_this_machine_cannot_run_is_reported_not_fatal(tmp_path):
+    out = tmp_path / "b.json"
+    result = run_cli(
+        "bench", "-m", "x2", "--engine", "torch-cuda", "onnxruntime-cpu", "--size", "16x16", "--rounds", "1",
+        "--runs", "1", "--json", str(out), "--no-progress",
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
-    assert report["machine"]["cores"] >= 1 and report["results"][0]["model"] == "x2-fast"
-    bad = run_cli("bench", "--size", "big")
-    assert bad.returncode == 2 and "size" in bad.stderr and "Traceback" not in bad.stderr
+    assert [s["engine"] for s in report["skipped"]] == ["torch-cuda"]
+    assert "skipped torch-cuda: no NVIDIA GPU driver" in result.stderr
+    assert report["rows"][0]["engine"] == "onnxruntime-cpu"
+
+
+def test_peer_folder_without_models_for_the_scale_is_refused(tmp_path):
+    (tmp_path / "ESPCN_x3.pb").write_bytes(b"not used")
+    result = run_cli("bench", "-m", "x4", "--size", "16x16", "--peers", str(tmp_path))
+    assert result.returncode == 2 and "_x4.pb" in result.stderr
+
+
+@pytest.mark.skipif(not PEERS.is_dir(), reason="../shared/data/peers/opencv is not here")
+def test_opencv_dnn_superres_peers_run_beside_our_engine(tmp_path):
+    out = tmp_path / "b.json"
+    result = run_cli(
+        "bench", "-m", "x4", "--engine", "onnxruntime-cpu", "--size", "24x16", "--rounds", "1", "--runs", "1",
+        "--peers", str(PEERS), "--json", str(out), "--no-progress",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    names = [r["name"] for r in json.loads(out.read_text())["rows"]]
+    assert names[:3] == ["x4-fast", "bicubic", "lanczos"] and {"ESPCN", "FSRCNN", "LapSRN"} <= set(names)
+
+
+def test_markdown_has_the_stage_breakdown():
+    row = {"kind": "engine", "name": "x4-fast", "engine": "onnxruntime-cpu", "precision": "fp32", "input": "8x8",
+           "batch": 1, "network": {"p50_ms": 1.0, "p99_ms": 2.0, "fps": 9.0, "ratio": 1.0},
+           "end_to_end": {"p50_ms": 3.0, "p99_ms": 4.0, "fps": 5.0, "ratio": 1.0},
+           "stages_p50_ms": {"decode": 0.1, "prepare": 0.2, "infer": 1.0, "finish": 0.3, "encode": 1.4}}  # fmt: skip
+    text = format_markdown([row])
+    assert "0.10 / 0.20 / 1.00 / 0.30 / 1.40" in text and "x4-fast fp32" in text
+    assert np.isfinite(row["end_to_end"]["fps"])
 
 
 def test_http_mode_measures_a_running_service_against_the_engine_in_one_run(tmp_path):
@@ -49,22 +143,25 @@ def test_http_mode_measures_a_running_service_against_the_engine_in_one_run(tmp_
     out = tmp_path / "service.json"
     with serve(tmp_path, "--models", "x2") as server:
         result = run_cli(
-            "bench", "-m", "x2", "--size", "32x20", "--http", server.url, "--concurrency", "1", "3",
-            "--requests", "12", "--rounds", "2", "--runs", "2", "--json", str(out),
+            "bench", "-m", "x2", "--size", "32x20", "--url", server.url, "--concurrency", "1,3",
+            "--requests", "12", "--rounds", "2", "--runs", "2", "--engine-baseline", "--json", str(out),
         )  # fmt: skip
+        plain = run_cli("bench", "--size", "32x20", "--url", server.url, "--concurrency", "2", "--requests", "4")
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
     assert report["direct"]["model"] == "x2-fast" and report["direct"]["calls"] == 4
     assert [row["concurrency"] for row in report["http"]] == [1, 3]
     for row in report["http"]:
-        assert row["status"] == {"200": row["requests"]} and row["requests"] >= 12
+        assert row["status"] == {"200": 12} and row["errors"] == 0
         assert len(row["rounds"]["throughput_ratio"]) == 2 and row["throughput_ratio"] > 0
     assert "x direct" in result.stdout
+    assert plain.returncode == 0, plain.stderr
+    assert "in-process" not in plain.stdout and "{'200': 4}" in plain.stdout
 
 
 def test_http_mode_without_a_service_is_one_line(tmp_path):
     from tests.server_helpers import free_port
 
-    result = run_cli("bench", "--http", f"http://127.0.0.1:{free_port()}", "--size", "16x16")
+    result = run_cli("bench", "--url", f"http://127.0.0.1:{free_port()}", "--size", "16x16")
     assert result.returncode != 0 and "no service answers" in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1

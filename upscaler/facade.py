@@ -83,7 +83,8 @@ class Upscaler:
         """Input pixels each tile reads beyond its core: receptive field plus feather."""
         return self.model.receptive_field + self.feather
 
-    def _run(self, batch: np.ndarray) -> np.ndarray:
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        """The engine on an ``N x 3 x H x W`` float batch (padded to the model's size multiple and cropped back)."""
         padded, h, w = pipeline.pad_batch(batch, self.model.size_multiple)
         out = self.engine.run(padded)
         return out[:, :, : h * self.scale, : w * self.scale]
@@ -91,7 +92,7 @@ class Upscaler:
     def _upscale_planes(self, planes: np.ndarray, prepare, write) -> None:
         run_tiled(
             planes,
-            self._run,
+            self.infer,
             write,
             scale=self.scale,
             tile=self.tile,
@@ -164,5 +165,5 @@ class Upscaler:
     def _upscale_whole(self, images: list[np.ndarray], layouts: list[pipeline.Layout]) -> list[np.ndarray]:
         """Same-shaped RGB images as one batch: one engine call, no tiles."""
         batch = np.stack([pipeline.color_input(image, layout) for image, layout in zip(images, layouts)])
-        outputs = self._run(batch)
+        outputs = self.infer(batch)
         return [pipeline.planes_to_image(out, image.dtype) for image, out in zip(images, outputs)]

@@ -6,7 +6,7 @@ import os
 import platform
 from functools import lru_cache
 
-__all__ = ["cpu_count", "cpu_name", "nvidia_driver"]
+__all__ = ["cpu_count", "cpu_name", "gpus", "libraries", "machine_info", "nvidia_driver"]
 
 
 @lru_cache(maxsize=1)
@@ -40,3 +40,63 @@ def nvidia_driver() -> str | None:
     import ctypes.util
 
     return "libcuda present" if ctypes.util.find_library("cuda") else None
+
+
+def _version(distribution: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return None
+
+
+def libraries() -> dict:
+    """Versions of the inference libraries (None: not installed), and ONNX Runtime's execution providers."""
+    out: dict = {
+        "numpy": _version("numpy"),
+        "opencv": _version("opencv-python-headless") or _version("opencv-contrib-python-headless"),
+        "onnxruntime": _version("onnxruntime") or _version("onnxruntime-gpu"),
+        "torch": _version("torch"),
+        "tensorrt": _version("tensorrt"),
+    }
+    try:
+        import onnxruntime
+
+        out["onnxruntime_providers"] = onnxruntime.get_available_providers()
+    except ImportError:
+        out["onnxruntime_providers"] = []
+    return out
+
+
+def gpus() -> list[dict]:
+    """NVIDIA GPUs (name, driver, memory) from nvidia-smi; empty without a driver."""
+    import shutil
+    import subprocess
+
+    if nvidia_driver() is None or shutil.which("nvidia-smi") is None:
+        return []
+    try:
+        text = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    rows = [[part.strip() for part in line.split(",")] for line in text.splitlines() if line.strip()]
+    return [{"name": r[0], "driver": r[1], "memory": r[2]} for r in rows if len(r) == 3]
+
+
+def machine_info() -> dict:
+    """Where figures were taken: CPU, cores, Python, NVIDIA driver and GPUs, library versions."""
+    return {
+        "cpu": cpu_name(),
+        "cores": cpu_count(),
+        "python": platform.python_version(),
+        "nvidia_driver": nvidia_driver(),
+        "gpus": gpus(),
+        "libraries": libraries(),
+    }

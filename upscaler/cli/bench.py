@@ -1,14 +1,19 @@
-"""``upscaler bench``: latency of models side by side (network-only and end-to-end)."""
+"""``upscaler bench``: engines, models, sizes, batches and precisions side by side, with peers.
+
+Two views of time for every row: the network alone, and end-to-end (PNG
+in, PNG out) with its stages. Service mode (``--url``) loads a running
+``upscaler serve`` instead.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 from upscaler.cli.common import positive_int
-from upscaler.runtime import BACKENDS
 
 __all__ = ["register"]
 
@@ -17,106 +22,209 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``bench`` subcommand."""
     p = sub.add_parser(
         "bench",
-        help="measure latency of models side by side",
-        description="Time models on one frame size: the engine alone (network) and Upscaler.upscale "
-        "(end-to-end: uint8 in, uint8 out). Medians and p95 over rounds x runs calls.",
+        help="measure latency and throughput: engines, models, sizes and peers side by side",
+        description="Sweep engines x models x precisions x sizes x batch sizes; for each: warm-up, then timed runs "
+        "in interleaved rounds; p50/p95/p99/max latency, frames/s, output megapixels/s, peak memory; network-only "
+        "and end-to-end (decode, prepare, infer, finish, encode). Bicubic and Lanczos always run alongside; OpenCV "
+        "dnn_superres models with --peers. Every row shows its ratio to the first row of its size and batch.",
     )
-    p.add_argument("--model", "-m", nargs="+", default=["default"], help="models to compare (default: default)")
-    p.add_argument("--size", default="320x180", help="input frame WIDTHxHEIGHT (default: 320x180)")
-    p.add_argument("--backend", "-b", default="onnxruntime", choices=list(BACKENDS))
-    p.add_argument("--threads", type=positive_int, help="CPU threads (default: all cores)")
+    p.add_argument("--model", "-m", nargs="+", default=["default"], help="models (default: default)")
     p.add_argument(
-        "--precision", nargs="+", default=None, choices=["fp32", "fp16", "int8"], help="precisions to compare"
+        "--engine", "-e", nargs="+", default=None, help="engines or backends (default: every engine this machine runs)"
     )
-    p.add_argument("--batch", type=positive_int, nargs="+", default=[1], help="frames per call (default: 1)")
-    p.add_argument("--rounds", type=positive_int, default=5, help="rounds over all models (default: 5)")
-    p.add_argument("--runs", type=positive_int, default=10, help="timed calls per model per round (default: 10)")
-    p.add_argument("--warmup", type=positive_int, default=3, help="untimed calls per model first (default: 3)")
-    p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    p.add_argument("--backend", "-b", dest="engine_alias", help=argparse.SUPPRESS)  # the old spelling
+    p.add_argument("--precision", nargs="+", choices=["fp32", "fp16", "int8"], help="precisions (default: best)")
+    p.add_argument("--size", "-s", nargs="+", default=["180p"], help="input sizes: 180p 270p 540p 720p 1080p or WxH")
+    p.add_argument("--batch", nargs="+", default=["1"], help="frames per call, e.g. 1,4 (default: 1)")
+    p.add_argument("--rounds", type=positive_int, default=3, help="interleaved rounds over all cases (default: 3)")
+    p.add_argument("--runs", type=positive_int, default=5, help="timed calls per case per round (default: 5)")
+    p.add_argument("--budget-s", type=float, help="instead of --runs: seconds per case (split over the rounds)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed calls per case first (default: 2)")
+    p.add_argument("--threads", type=positive_int, help="CPU threads (default: all cores)")
+    p.add_argument("--peers", metavar="DIR", help="folder of OpenCV dnn_superres models (ESPCN_x4.pb, ...)")
+    p.add_argument("--quality", metavar="DIR", help="also measure PSNR on this folder (upscaler eval's protocol)")
+    p.add_argument("--quality-limit", type=positive_int, help="images of --quality to use (default: all)")
+    p.add_argument("--json", metavar="PATH", help="write every figure, the machine and library versions")
+    p.add_argument("--markdown", metavar="PATH", help="write the table as markdown")
+    p.add_argument("--plot", metavar="PATH", help="write a PNG plot (needs matplotlib)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     http = p.add_argument_group("service mode", "load a running service (upscaler serve) with raw frames")
-    http.add_argument("--http", metavar="URL", help="base URL of a running service, e.g. http://127.0.0.1:8000")
-    http.add_argument("--concurrency", type=positive_int, nargs="+", default=[1, 8], help="clients (default: 1 8)")
+    http.add_argument("--url", "--http", dest="url", metavar="URL", help="base URL, e.g. http://127.0.0.1:8000")
+    http.add_argument("--concurrency", nargs="+", default=["1", "8"], help="clients, e.g. 1,4,16 (default: 1 8)")
     http.add_argument("--requests", type=positive_int, default=200, help="requests per concurrency (default: 200)")
+    http.add_argument(
+        "--engine-baseline", action="store_true", help="also time the same model in-process: overhead ratios"
+    )
     http.add_argument("--api-key", help="bearer key, if the service wants one")
     p.set_defaults(func=_run)
 
 
-def _run(args: argparse.Namespace) -> int:
-    from upscaler.bench import machine_info, measure, parse_size
+def _check_outputs(args: argparse.Namespace) -> None:
+    for option in ("json", "markdown", "plot"):
+        value = getattr(args, option)
+        if value and not Path(value).resolve().parent.is_dir():
+            raise FileNotFoundError(f"--{option} {value}: no such folder")
+    for option in ("peers", "quality"):
+        value = getattr(args, option)
+        if value and not Path(value).is_dir():
+            raise FileNotFoundError(f"--{option} {value}: no such folder")
+    if args.budget_s is not None and args.budget_s <= 0:
+        raise ValueError(f"--budget-s must be positive, got {args.budget_s}")
+    if args.warmup < 0:
+        raise ValueError(f"--warmup must not be negative, got {args.warmup}")
 
-    size = parse_size(args.size)
-    if args.json and not Path(args.json).resolve().parent.is_dir():
-        raise FileNotFoundError(f"{args.json}: cannot write a report there")
-    if args.http:
-        return _run_http(args, size)
-    results = measure(
-        args.model,
-        size,
-        backend=args.backend,
-        threads=args.threads,
-        rounds=args.rounds,
-        runs=args.runs,
-        warmup=args.warmup,
-        precisions=args.precision or [None],
-        batches=args.batch,
-        spin=len(args.model) * len(args.precision or [None]) == 1,  # engines side by side: none spins
-    )
-    summaries = [r.summary() for r in results]
-    print(f"{size[0]}x{size[1]} input, median (p95) ms over {args.rounds} x {args.runs} calls")
-    print(f"{'model':<14} {'engine':<17} {'prec':<5} {'batch':>5} {'network':>16} {'end-to-end':>16} {'fps':>7}")
-    for s in summaries:
-        net, e2e = s["network"], s["end_to_end"]
-        print(
-            f"{s['model']:<14} {s['engine']:<17} {s['precision']:<5} {s['batch']:>5} "
-            f"{net['median_ms']:>8.2f} ({net['p95_ms']:>5.1f})"
-            f" {e2e['median_ms']:>8.2f} ({e2e['p95_ms']:>5.1f}) {e2e['fps']:>7.1f}"
+
+def _run(args: argparse.Namespace) -> int:
+    from upscaler.bench.sweep import parse_int_list, parse_sizes
+
+    _check_outputs(args)
+    sizes = parse_sizes(args.size)
+    if args.url:
+        return _run_http(args, sizes[0], parse_int_list(args.concurrency, "concurrency"))
+    return _run_local(args, sizes, parse_int_list(args.batch, "batch sizes"))
+
+
+def _engines(args: argparse.Namespace) -> list[str]:
+    from upscaler.runtime import BACKENDS, ENGINES
+
+    names = args.engine or ([args.engine_alias] if args.engine_alias else list(ENGINES))
+    unknown = [n for n in names if n not in BACKENDS]
+    if unknown:
+        raise ValueError(f"unknown engine {unknown[0]!r}; choose from {', '.join(BACKENDS)}")
+    return names
+
+
+def _run_local(args: argparse.Namespace, sizes: list[tuple[int, int]], batches: list[int]) -> int:
+    from tqdm import tqdm
+
+    from upscaler.bench import machine_info
+    from upscaler.bench.peers import find_peers, resize_peers
+    from upscaler.bench.report import add_ratios, format_table
+    from upscaler.bench.runner import Case, PeerSubject, build_subjects, measure_quality, run_cases
+
+    engines = _engines(args)
+    precisions = args.precision or [None]
+    several = len(engines) * len(args.model) * len(precisions) > 1
+    subjects, skipped = build_subjects(args.model, engines, precisions, threads=args.threads, spin=not several)
+    for engine, reason in dict.fromkeys((s.engine, s.reason) for s in skipped):
+        print(f"skipped {engine}: {reason}", file=sys.stderr)
+    if not subjects:
+        raise RuntimeError("nothing to measure: no engine could run the models asked for")
+    scales = list(dict.fromkeys(s.scale for s in subjects))
+    peers = [p for scale in scales for p in resize_peers(scale)]
+    if args.peers:
+        peers += [p for scale in scales for p in find_peers(Path(args.peers), scale)]
+    everyone = [*subjects, *(PeerSubject(p) for p in peers)]
+    cases = [Case(s, w, h, n) for (w, h) in sizes for n in batches for s in everyone]
+    bar = tqdm(total=args.rounds * len(cases), desc="bench", unit="case", disable=args.no_progress or None)
+    with bar:
+        run_cases(
+            cases,
+            rounds=args.rounds,
+            runs=args.runs,
+            warmup=args.warmup,
+            budget_s=args.budget_s,
+            on_step=lambda case: bar.update(1),
         )
-    if args.json:
-        report = {
-            "measured": datetime.now(UTC).isoformat(timespec="seconds"),
-            "machine": machine_info(),
-            "size": list(size),
-            "results": summaries,
-        }
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    quality = {}
+    if args.quality:
+        for s in tqdm(everyone, desc="quality", disable=args.no_progress or None):
+            quality[id(s)] = measure_quality(s, args.quality, args.quality_limit)
+    rows = []
+    for case in cases:
+        row = case.summary()
+        if id(case.subject) in quality:
+            row["quality"] = quality[id(case.subject)]
+        rows.append(row)
+    rows = add_ratios(rows)
+    print(format_table(rows))
+    print(
+        f"latency in ms (p50, p99) over {args.rounds} interleaved rounds; fps and 'x first' are end-to-end "
+        "(PNG in, PNG out); 'x first' compares with the first row of the same size and batch"
+    )
+    report = {
+        "measured": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": "upscaler " + " ".join(sys.argv[2:]) if len(sys.argv) > 1 else "upscaler bench",
+        "machine": machine_info(),
+        "settings": {
+            "rounds": args.rounds,
+            "runs": args.runs,
+            "budget_s": args.budget_s,
+            "warmup": args.warmup,
+            "threads": args.threads,
+            "sizes": [f"{w}x{h}" for w, h in sizes],
+            "batches": batches,
+        },
+        "rows": rows,
+        "skipped": [s.__dict__ for s in skipped],
+    }
+    _write_outputs(args, report, rows)
     return 0
 
 
-def _run_http(args: argparse.Namespace, size: tuple[int, int]) -> int:
-    """The service against the same model called in-process, interleaved round by round in one run."""
+def _write_outputs(args: argparse.Namespace, report: dict, rows: list[dict]) -> None:
+    from upscaler.bench.report import format_markdown
+
+    if args.json:
+        _atomic_text(Path(args.json), json.dumps(report, indent=2) + "\n")
+    if args.markdown:
+        _atomic_text(Path(args.markdown), format_markdown(rows))
+    if args.plot:
+        from upscaler.bench.plot import plot
+
+        machine = report["machine"]
+        gpu = machine["gpus"][0]["name"] if machine.get("gpus") else None
+        plot(rows, Path(args.plot), title=f"{machine['cpu']}, {machine['cores']} cores" + (f", {gpu}" if gpu else ""))
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.part")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def _run_http(args: argparse.Namespace, size: tuple[int, int], concurrency: list[int]) -> int:
+    """A running service; with --engine-baseline the same model in-process, interleaved round by round."""
     from upscaler.bench import machine_info
-    from upscaler.bench_http import compare
+    from upscaler.bench.http import compare
 
     headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
     report = compare(
-        args.http,
+        args.url,
         args.model[0],
         size,
-        concurrency=args.concurrency,
+        concurrency=concurrency,
         requests=args.requests,
         rounds=args.rounds,
         runs=args.runs,
-        backend=args.backend,
+        backend=(args.engine or [args.engine_alias or "auto"])[0],
         threads=args.threads,
         headers=headers,
+        baseline=args.engine_baseline,
     )
     direct = report["direct"]
+    line = f"{size[0]}x{size[1]} rgb24 frames to {args.url}/v1/frames, model {args.model[0]}"
+    if direct:
+        line += (
+            f"; in-process Upscaler: {direct['median_ms']:.2f} ms median, {direct['fps']:.1f} fps; "
+            f"ratios are medians over {args.rounds} interleaved rounds"
+        )
+    print(line)
     print(
-        f"{size[0]}x{size[1]} rgb24 frames, model {direct['model']}; in-process Upscaler: {direct['median_ms']:.2f} ms "
-        f"median, {direct['fps']:.1f} fps; ratios are medians over {args.rounds} interleaved rounds"
-    )
-    print(
-        f"{'clients':>7} {'requests':>8} {'fps':>7} {'x direct':>8} {'median ms':>9} {'+ms':>6} {'p95 ms':>7}  status"
+        f"{'clients':>7} {'requests':>8} {'fps':>7} {'x direct':>8} {'p50 ms':>8} {'+ms':>7} {'p95 ms':>7} "
+        f"{'p99 ms':>7} {'errors':>6}  status"
     )
     for s in report["http"]:
+        ratio = f"{s['throughput_ratio']:.2f}" if "throughput_ratio" in s else "-"
+        extra = f"{s['median_overhead_ms']:.2f}" if "median_overhead_ms" in s else "-"
         print(
-            f"{s['concurrency']:>7} {s['requests']:>8} {s['fps']:>7.1f} {s['throughput_ratio']:>8.2f} "
-            f"{s['median_ms'] or 0:>9.2f} {s['median_overhead_ms']:>6.2f} {s['p95_ms'] or 0:>7.2f}  {s['status']}"
+            f"{s['concurrency']:>7} {s['requests']:>8} {s['fps']:>7.1f} {ratio:>8} {s['median_ms'] or 0:>8.2f} "
+            f"{extra:>7} {s['p95_ms'] or 0:>7.2f} {s['p99_ms'] or 0:>7.2f} {s['errors']:>6}  {s['status']}"
         )
     before, after = report["service_rss_mb"]
     if before and after:
         print(f"service resident memory: {before:.1f} MB -> {after:.1f} MB")
     if args.json:
         report = {"measured": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine_info(), **report}
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        _atomic_text(Path(args.json), json.dumps(report, indent=2) + "\n")
     return 0

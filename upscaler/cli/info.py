@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 
 from upscaler.models import get_model, list_models
-from upscaler.sysinfo import cpu_count, cpu_name, nvidia_driver
+from upscaler.sysinfo import machine_info
 
-__all__ = ["libraries", "register"]
+__all__ = ["register"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,43 +25,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run)
 
 
-def _version(module: str) -> str | None:
-    try:
-        from importlib.metadata import version
-
-        return version(module)
-    except Exception:  # not installed, or no metadata
-        return None
-
-
-def libraries() -> dict:
-    """Versions of the inference libraries (None: not installed), ONNX Runtime's providers."""
-    out: dict = {
-        "onnxruntime": _version("onnxruntime") or _version("onnxruntime-gpu"),
-        "torch": _version("torch"),
-        "tensorrt": _version("tensorrt"),
-    }
-    try:
-        import onnxruntime
-
-        out["onnxruntime_providers"] = onnxruntime.get_available_providers()
-    except ImportError:
-        out["onnxruntime_providers"] = []
-    return out
-
-
 def _run(args: argparse.Namespace) -> int:
     from upscaler.runtime import probe_engines
 
     models = [get_model(m) for m in args.model] if args.model else list_models()
+    machine = machine_info()
     report = {
-        "machine": {
-            "cpu": cpu_name(),
-            "cores": cpu_count(),
-            "python": platform.python_version(),
-            "nvidia_driver": nvidia_driver(),
-        },
-        "libraries": libraries(),
+        "machine": machine,
+        "libraries": machine.pop("libraries"),
         "models": {m.name: [c.__dict__ for c in probe_engines(m, args.precision)] for m in models},
     }
     if args.json:

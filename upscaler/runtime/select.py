@@ -127,6 +127,8 @@ def create_engine(
             continue
         log.info("engine %s selected for model %s (%s)", name, model.name, engine.precision)
         return engine
+    if len(reasons) == 1:  # one engine asked for: its own reason says it all
+        raise EngineUnavailable(reasons[0].split(": ", 1)[1])
     raise EngineUnavailable(f"no engine can run model {model.name!r} (" + "; ".join(reasons) + ")")
 
 

@@ -50,6 +50,9 @@ class HttpLoad:
             "fps": round(self.ok_fps(), 1),
             "median_ms": round(float(np.median(ok)), 2) if ok else None,
             "p95_ms": round(float(np.percentile(ok, 95)), 2) if ok else None,
+            "p99_ms": round(float(np.percentile(ok, 99)), 2) if ok else None,
+            "max_ms": round(float(max(ok)), 2) if ok else None,
+            "errors": sum(1 for s in self.statuses if s != 200),
             "server_errors": sum(1 for s in self.statuses if s >= 500 and s != 503),
         }
 
@@ -128,11 +131,12 @@ def compare(
     backend: str = "onnxruntime",
     threads: int | None = None,
     headers: dict | None = None,
+    baseline: bool = True,
 ) -> dict:
-    """The service against the same model called in-process, interleaved round by round.
+    """The service, and (``baseline``) the same model called in-process, interleaved round by round.
 
     Each round times ``runs`` in-process ``Upscaler.upscale`` calls, then
-    sends ``requests / rounds`` frames at each concurrency; ratios and
+    sends its share of ``requests`` frames at each concurrency; ratios and
     latency overheads are taken within a round and their median reported,
     so drift on a noisy machine cancels out.
     """
@@ -148,43 +152,50 @@ def compare(
     most = max(concurrency)  # warm-up: every batch size the runs will see
     post_frames(url, frame, concurrency=most, requests=4 * most, model=model, headers=headers)
     rss_before = server_rss_bytes(url, headers)  # after warm-up: growth from here is what a leak would show
-    up = Upscaler(model, backend, tile=0, threads=threads)
-    timed(lambda: up.upscale(frame), 3)
+    up = Upscaler(model, backend, tile=0, threads=threads) if baseline else None
+    if up is not None:
+        timed(lambda: up.upscale(frame), 3)
     direct: list[float] = []
     loads = {c: HttpLoad(c) for c in concurrency}
     ratios: dict[int, list[float]] = {c: [] for c in concurrency}
     overheads: dict[int, list[float]] = {c: [] for c in concurrency}
-    per_round = max(1, requests // rounds)
-    for _ in range(rounds):
-        times = timed(lambda: up.upscale(frame), runs)
+    shares = [requests // rounds + (1 if i < requests % rounds else 0) for i in range(rounds)]
+    for share in (n for n in shares if n):
+        times = timed(lambda: up.upscale(frame), runs) if up is not None else []
         direct += times
-        direct_ms = float(np.median(times))
+        direct_ms = float(np.median(times)) if times else None
         for c in concurrency:
-            load = post_frames(url, frame, concurrency=c, requests=max(c, per_round), model=model, headers=headers)
+            load = post_frames(url, frame, concurrency=c, requests=share, model=model, headers=headers)
             loads[c].add(load)
-            ratios[c].append(load.ok_fps() * direct_ms / 1000.0)
-            ok = [t for t, s in zip(load.latencies_ms, load.statuses) if s == 200]
-            overheads[c].append(float(np.median(ok)) - direct_ms if ok else float("nan"))
+            if direct_ms is not None:
+                ratios[c].append(load.ok_fps() * direct_ms / 1000.0)
+                ok = [t for t, s in zip(load.latencies_ms, load.statuses) if s == 200]
+                overheads[c].append(float(np.median(ok)) - direct_ms if ok else float("nan"))
     rss_after = server_rss_bytes(url, headers)
-    direct_ms = float(np.median(direct))
     rows = []
     for c in concurrency:
         row = loads[c].summary()
-        row["throughput_ratio"] = round(float(np.median(ratios[c])), 3)
-        row["median_overhead_ms"] = round(float(np.median(overheads[c])), 2)
-        row["rounds"] = {"throughput_ratio": [round(r, 3) for r in ratios[c]]}
+        if up is not None:
+            row["throughput_ratio"] = round(float(np.median(ratios[c])), 3)
+            row["median_overhead_ms"] = round(float(np.median(overheads[c])), 2)
+            row["rounds"] = {"throughput_ratio": [round(r, 3) for r in ratios[c]]}
         rows.append(row)
-    return {
-        "url": url,
-        "size": [w, h],
-        "rounds": rounds,
-        "direct": {
+    direct_summary = None
+    if up is not None:
+        direct_ms = float(np.median(direct))
+        direct_summary = {
             "model": up.model.name,
             "engine": up.engine.name,
             "median_ms": round(direct_ms, 2),
             "fps": round(1000.0 / direct_ms, 1),
             "calls": len(direct),
-        },
+        }
+    return {
+        "url": url,
+        "model": model,
+        "size": [w, h],
+        "rounds": rounds,
+        "direct": direct_summary,
         "http": rows,
         "service_rss_mb": [round(v / 2**20, 1) if v else None for v in (rss_before, rss_after)],
     }

@@ -1,0 +1,303 @@
+"""Timing subjects (our engines and the peers) over a sweep, network-only and end-to-end with stages.
+
+A subject is one row source: a model on an engine in a precision, or a
+peer. Every (subject, size, batch) case runs in rounds, interleaved with
+all other cases, so drift on a noisy machine touches each alike.
+
+- network: the engine alone on a prepared ``N x 3 x H x W`` float batch (a
+  peer: its upscale call on decoded frames);
+- end-to-end: PNG bytes in, PNG bytes out, timed per stage: decode, prepare
+  (to float, batched), infer (the engine call with its uploads and
+  downloads: engines return host arrays, so the device has finished),
+  finish (clamp, round, interleave to 8 bits), encode.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from upscaler import pipeline
+from upscaler.bench.peers import Peer
+from upscaler.bench.stats import latency_stats
+from upscaler.io import decode_image, encode_image
+
+__all__ = ["STAGES", "Case", "EngineSubject", "PeakMemory", "PeerSubject", "run_cases"]
+
+STAGES = ("decode", "prepare", "infer", "finish", "encode")
+
+
+class PeakMemory:
+    """Peak resident memory of this process while the block runs (sampled every ``interval`` s), in bytes."""
+
+    def __init__(self, interval: float = 0.005) -> None:
+        self.interval, self.peak = interval, 0
+        self._stop = threading.Event()
+        self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+    def _rss(self) -> int:
+        try:
+            with open("/proc/self/statm") as fh:
+                return int(fh.read().split()[1]) * self._page
+        except OSError:  # not Linux: the peak so far, from the kernel's accounting
+            import resource
+
+            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, self._rss())
+
+    def __enter__(self) -> PeakMemory:
+        self.peak = self._rss()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._rss())
+
+
+class EngineSubject:
+    """One of our models on one engine, in one precision."""
+
+    kind = "engine"
+
+    def __init__(self, upscaler) -> None:
+        self.up = upscaler
+        self.name, self.engine = upscaler.model.name, upscaler.engine.name
+        self.precision, self.scale = upscaler.engine.precision, upscaler.scale
+        self.degradation = upscaler.model.degradation
+
+    def network_input(self, frames: list[np.ndarray]) -> np.ndarray:
+        return self.prepare(frames)
+
+    def network(self, batch: np.ndarray) -> object:
+        return self.up.engine.run(batch)
+
+    def prepare(self, frames: list[np.ndarray]) -> np.ndarray:
+        return np.stack([pipeline.color_input(f, pipeline.analyse(f)) for f in frames])
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        return self.up.infer(batch)
+
+    def finish(self, outputs: np.ndarray) -> list[np.ndarray]:
+        return [pipeline.planes_to_image(o, np.uint8) for o in outputs]
+
+    def upscale(self, image: np.ndarray) -> np.ndarray:
+        return self.up.upscale(image)
+
+    def device_peak_bytes(self) -> int | None:
+        if not self.up.engine.device.startswith("cuda"):
+            return None
+        try:
+            import torch
+
+            return int(torch.cuda.max_memory_allocated(self.up.engine.device))
+        except Exception:  # not a PyTorch-allocated engine
+            return None
+
+    def reset_device_peak(self) -> None:
+        if self.up.engine.device.startswith("cuda"):
+            try:
+                import torch
+
+                torch.cuda.reset_peak_memory_stats(self.up.engine.device)
+            except Exception:  # not PyTorch's memory
+                pass
+
+
+class PeerSubject:
+    """A peer (OpenCV): no separate network step, so ``prepare`` and ``finish`` are empty."""
+
+    kind = "peer"
+    precision = "-"
+    degradation = "bicubic"
+
+    def __init__(self, peer: Peer) -> None:
+        self.peer = peer
+        self.name, self.engine, self.scale = peer.name, peer.engine, peer.scale
+
+    def network_input(self, frames: list[np.ndarray]) -> list[np.ndarray]:
+        return frames
+
+    def network(self, frames: list[np.ndarray]) -> object:
+        return [self.peer.upscale(f) for f in frames]
+
+    def prepare(self, frames: list[np.ndarray]) -> list[np.ndarray]:
+        return frames
+
+    def infer(self, frames: list[np.ndarray]) -> list[np.ndarray]:
+        return [self.peer.upscale(f) for f in frames]
+
+    def finish(self, outputs: list[np.ndarray]) -> list[np.ndarray]:
+        return outputs
+
+    def upscale(self, image: np.ndarray) -> np.ndarray:
+        return self.peer.upscale(image)
+
+    def device_peak_bytes(self) -> None:
+        return None
+
+    def reset_device_peak(self) -> None:
+        pass
+
+
+@dataclass
+class Case:
+    """One subject at one input size and batch size, and what was measured."""
+
+    subject: EngineSubject | PeerSubject
+    width: int
+    height: int
+    batch: int
+    network_ms: list[float] = field(default_factory=list)
+    end_to_end_ms: list[float] = field(default_factory=list)
+    stages_ms: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
+    host_peak_bytes: int = 0
+    device_peak_bytes: int | None = None
+
+    def summary(self) -> dict:
+        s = self.subject
+        out_pixels = self.width * self.height * s.scale * s.scale
+        return {
+            "kind": s.kind,
+            "name": s.name,
+            "engine": s.engine,
+            "precision": s.precision,
+            "input": f"{self.width}x{self.height}",
+            "output": f"{self.width * s.scale}x{self.height * s.scale}",
+            "output_mpix": round(out_pixels / 1e6, 3),
+            "batch": self.batch,
+            "network": latency_stats(self.network_ms, frames=self.batch, output_pixels=out_pixels),
+            "end_to_end": latency_stats(self.end_to_end_ms, frames=self.batch, output_pixels=out_pixels),
+            "stages_p50_ms": {k: round(float(np.median(v)), 3) for k, v in self.stages_ms.items() if v},
+            "host_peak_mb": round(self.host_peak_bytes / 2**20, 1),
+            "device_peak_mb": None if self.device_peak_bytes is None else round(self.device_peak_bytes / 2**20, 1),
+        }
+
+
+def _frames(width: int, height: int, batch: int, seed: int) -> tuple[list[np.ndarray], list[bytes]]:
+    """Random-textured but compressible frames (a real photo would need data; noise is the worst case for PNG)."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, (max(2, height // 8), max(2, width // 8), 3), dtype=np.uint8)
+    base = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
+    frames = [np.ascontiguousarray(np.roll(base, i * 3, axis=1)) for i in range(batch)]
+    return frames, [encode_image(f, "png") for f in frames]
+
+
+def _end_to_end(subject, encoded: list[bytes], stages: dict[str, list[float]]) -> float:
+    marks = [time.perf_counter()]
+    frames = [decode_image(data) for data in encoded]
+    marks.append(time.perf_counter())
+    prepared = subject.prepare(frames)
+    marks.append(time.perf_counter())
+    outputs = subject.infer(prepared)
+    marks.append(time.perf_counter())
+    images = subject.finish(outputs)
+    marks.append(time.perf_counter())
+    for image in images:
+        encode_image(image, "png")
+    marks.append(time.perf_counter())
+    for name, start, end in zip(STAGES, marks, marks[1:]):
+        stages[name].append((end - start) * 1000.0)
+    return (marks[-1] - marks[0]) * 1000.0
+
+
+def run_cases(
+    cases: Sequence[Case],
+    *,
+    rounds: int = 3,
+    runs: int = 5,
+    warmup: int = 2,
+    budget_s: float | None = None,
+    seed: int = 0,
+    on_step: Callable[[Case], None] | None = None,
+) -> None:
+    """Measure every case in place: warm-up, then ``rounds`` interleaved blocks of ``runs`` calls each.
+
+    With ``budget_s``, each block runs for ``budget_s / rounds`` seconds
+    instead (at least one call). ``on_step`` is called after every block.
+    """
+    inputs = {}
+    for case in cases:
+        frames, encoded = _frames(case.width, case.height, case.batch, seed)
+        net_in = case.subject.network_input(frames)
+        inputs[id(case)] = (net_in, encoded)
+        for _ in range(warmup):
+            case.subject.network(net_in)
+            _end_to_end(case.subject, encoded, {s: [] for s in STAGES})
+    for _ in range(rounds):
+        for case in cases:
+            net_in, encoded = inputs[id(case)]
+            case.subject.reset_device_peak()
+            with PeakMemory() as memory:
+                deadline = None if budget_s is None else time.perf_counter() + budget_s / rounds
+                done = 0
+                while done < runs if deadline is None else (done == 0 or time.perf_counter() < deadline):
+                    start = time.perf_counter()
+                    case.subject.network(net_in)
+                    case.network_ms.append((time.perf_counter() - start) * 1000.0)
+                    case.end_to_end_ms.append(_end_to_end(case.subject, encoded, case.stages_ms))
+                    done += 1
+            case.host_peak_bytes = max(case.host_peak_bytes, memory.peak)
+            device = case.subject.device_peak_bytes()
+            if device is not None:
+                case.device_peak_bytes = max(case.device_peak_bytes or 0, device)
+            if on_step:
+                on_step(case)
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A subject that could not be built here, and why."""
+
+    engine: str
+    model: str
+    precision: str
+    reason: str
+
+
+def build_subjects(
+    models: Sequence[str],
+    engines: Sequence[str],
+    precisions: Sequence[str | None],
+    *,
+    threads: int | None = None,
+    spin: bool = False,
+) -> tuple[list[EngineSubject], list[Skipped]]:
+    """One subject per engine x model x precision that loads here; the others with their reason."""
+    from upscaler.facade import Upscaler
+    from upscaler.runtime import EngineUnavailable
+
+    subjects, skipped = [], []
+    for engine in engines:
+        for model in models:
+            for precision in precisions:
+                try:
+                    up = Upscaler(model, engine, tile=0, threads=threads, precision=precision, spin=spin)
+                except EngineUnavailable as exc:
+                    skipped.append(Skipped(engine, str(model), precision or "default", str(exc)))
+                    continue
+                subjects.append(EngineSubject(up))
+    return subjects, skipped
+
+
+def measure_quality(subject: EngineSubject | PeerSubject, folder, limit: int | None = None) -> dict:
+    """PSNR/SSIM (Y, ``upscaler eval``'s protocol) of one subject on ``folder``, with its own degradation."""
+    from pathlib import Path
+
+    from upscaler.evaluate import evaluate_folder
+
+    score = evaluate_folder(Path(folder), subject.upscale, subject.scale, subject.degradation, limit=limit)
+    summary = score.summary()
+    return {"dataset": summary["dataset"], "images": summary["images"], "psnr": summary["psnr"],
+            "ssim": summary["ssim"], "degradation": subject.degradation}  # fmt: skip
