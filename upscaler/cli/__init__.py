@@ -23,9 +23,9 @@ class CliError(Exception):
 
 
 def _core_commands() -> list[Register]:
-    from upscaler.cli import bench, evaluate, info, models, upscale
+    from upscaler.cli import bench, evaluate, info, models, upscale, video
 
-    return [upscale.register, models.register, info.register, evaluate.register, bench.register]
+    return [upscale.register, video.register, models.register, info.register, evaluate.register, bench.register]
 
 
 def _plugin_commands() -> list[Register]:

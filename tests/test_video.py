@@ -1,0 +1,151 @@
+"""The video CLI on real clips made with PyAV: fidelity, resume after kill -9, bad inputs."""
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import cli_command, run_cli
+from tests.video_helpers import (
+    audio_payloads,
+    frame_times,
+    frames_rgb,
+    make_audio_only,
+    make_clip,
+    subtitle_payloads,
+    video_packets,
+    video_span,
+)
+from upscaler.video.probe import probe
+from upscaler.video.segments import plan_segments
+
+
+def _check_faithful(source: Path, output: Path, scale: int = 4) -> None:
+    a, b = probe(source), probe(output)
+    assert (b.width, b.height) == (a.width * scale, a.height * scale)
+    times_in, times_out = frame_times(source), frame_times(output)
+    assert len(times_in) == len(times_out)
+    assert max(abs(x - y) for x, y in zip(times_in, times_out)) < 0.001  # Matroska keeps milliseconds
+    assert audio_payloads(source) == audio_payloads(output)
+    frame = 1 / float(a.rate or 25)
+    assert abs(video_span(source) - video_span(output)) <= frame + 1e-6
+    dts = [d for _, d in video_packets(output) if d is not None]
+    assert all(x < y for x, y in itertools.pairwise(dts))
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_a_clip_with_audio_comes_out_4x_with_every_frame_time_and_audio_packet(tmp_path, suffix):
+    source = make_clip(tmp_path / f"in{suffix}", frames=30, vfr=True)
+    out = tmp_path / f"out{suffix}"
+    result = run_cli("video", str(source), "-o", str(out), "--segment-seconds", "1", "--batch", "2", "-q")
+    assert result.returncode == 0, result.stderr
+    _check_faithful(source, out)
+    sr, lr = frames_rgb(out)[5].astype(float), frames_rgb(source)[5].astype(float)
+    assert abs(sr.mean() - lr.mean()) < 4  # the same picture, 4x larger
+    assert not list(tmp_path.glob(".*"))  # no work folder or partial file left
+
+
+def test_ten_bit_rotation_colour_tags_and_subtitles_are_kept(tmp_path):
+    source = make_clip(tmp_path / "in.mkv", frames=20, pix_fmt="yuv420p10le", rotation=90, colour=(1, 1, 1, 1),
+                       subtitles=True)  # fmt: skip
+    out = tmp_path / "out.mkv"
+    assert run_cli("video", str(source), "-o", str(out), "-q").returncode == 0
+    b = probe(out)
+    assert b.pix_fmt == "yuv420p10le" and b.bit_depth == 10
+    assert b.rotation == 90 and (b.color_primaries, b.color_trc, b.colorspace, b.color_range) == (1, 1, 1, 1)
+    assert subtitle_payloads(out) == subtitle_payloads(source) and len(subtitle_payloads(out)) == 3
+    _check_faithful(source, out)
+
+
+def test_segments_are_keyframe_aligned_and_cover_everything():
+    keys = [0, 10, 20, 30, 45, 60]
+    plan = plan_segments(keys, Fraction(1, 10), 2.0)  # 2 s at 10 ticks a second: cut every 20 ticks or more
+    assert [(s.start, s.end) for s in plan[1:]] == [(20, 45), (45, None)]
+    assert plan[0].end == 20 and plan[0].start < 0  # the first also takes frames before the first keyframe
+    assert [s.seek for s in plan] == [0, 10, 30]  # decoding starts one keyframe early (open GOPs)
+    assert len(plan_segments([], Fraction(1, 10), 2.0)) == 1
+    with pytest.raises(ValueError):
+        plan_segments(keys, Fraction(1, 10), 0)
+
+
+def _start(args, tmp_path):
+    log = open(tmp_path / "run.log", "w")  # noqa: SIM115 (closed by the caller through the process)
+    return subprocess.Popen([*cli_command(), *args], stdout=log, stderr=subprocess.STDOUT)
+
+
+def test_resume_after_kill_9_equals_an_uninterrupted_run(tmp_path):
+    source = make_clip(tmp_path / "in.mp4", frames=360, size=(96, 64), fps=24, gop=12)
+    common = ["--segment-seconds", "1", "--preset", "medium", "-q"]
+    whole = tmp_path / "whole.mkv"
+    assert run_cli("video", str(source), "-o", str(whole), *common).returncode == 0
+    out = tmp_path / "out.mkv"
+    work = tmp_path / ".out.mkv.upscaler"
+    proc = _start(["video", str(source), "-o", str(out), *common], tmp_path)
+    deadline = time.monotonic() + 120
+    while len(list(work.glob("seg-*[0-9].mp4"))) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = len(list(work.glob("seg-*[0-9].mp4")))
+    assert 2 <= finished < 15 and not out.exists()  # killed part-way: whole segments only, no output
+    summary = tmp_path / "summary.json"
+    result = run_cli("video", str(source), "-o", str(out), *common, "--resume", "--json", str(summary))
+    assert result.returncode == 0, result.stderr
+    entry = json.loads(summary.read_text())["files"][0]
+    assert entry["status"] == "done" and entry["resumed_segments"] >= 2 and entry["frames"] == 360
+    first, second = frames_rgb(whole), frames_rgb(out)
+    assert len(first) == len(second) == 360
+    assert all(np.array_equal(x, y) for x, y in zip(first, second))
+    assert frame_times(whole) == frame_times(out) and not work.exists()
+
+
+def test_bad_inputs_fail_one_line_each_and_the_rest_still_run(tmp_path):
+    good = make_clip(tmp_path / "good.mp4", frames=12)
+    (tmp_path / "text.mp4").write_text("not a video")
+    audio_only = make_audio_only(tmp_path / "tone.m4a")
+    out = tmp_path / "out"
+    summary = tmp_path / "s.json"
+    inputs = [str(good), str(tmp_path / "text.mp4"), str(audio_only), str(tmp_path / "missing.mp4")]
+    result = run_cli("video", *inputs, "-o", str(out), "-q", "--json", str(summary))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 3
+    assert any("not a video file" in line for line in lines) and any("no video stream" in line for line in lines)
+    assert any("no such file" in line for line in lines)
+    statuses = [f["status"] for f in json.loads(summary.read_text())["files"]]
+    assert statuses == ["done", "failed", "failed", "failed"] and (out / "good.mp4").is_file()
+
+
+def test_unsupported_codec_unwritable_output_and_the_input_itself_are_refused(tmp_path):
+    good = make_clip(tmp_path / "good.mp4", frames=8)
+    result = run_cli("video", str(good), "-o", str(tmp_path / "x.mp4"), "--codec", "no-such-codec", "-q")
+    assert result.returncode == 1 and "unsupported codec" in result.stderr and not (tmp_path / "x.mp4").exists()
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a folder should be")
+    result = run_cli("video", str(good), "-o", str(blocker / "sub"), "-q")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    before = good.read_bytes()
+    result = run_cli("video", str(good), "-o", str(good), "--overwrite", "-q")
+    assert result.returncode == 1 and "overwrite the input" in result.stderr and good.read_bytes() == before
+    result = run_cli("video", str(good), "-o", str(tmp_path / "y.mp4"), "-q")
+    again = run_cli("video", str(good), "-o", str(tmp_path / "y.mp4"))
+    assert result.returncode == 0 and again.returncode == 0 and "skipped" in again.stdout
+
+
+def test_avi_frames_get_their_display_times_in_order(tmp_path):
+    """AVI stores no presentation order: decoded frame stamps come out permuted; ours are sorted."""
+    source = make_clip(tmp_path / "in.avi", frames=20)
+    stamps = frame_times(source)
+    assert stamps != sorted(stamps)  # the container really lacks the order
+    out = tmp_path / "out.mkv"
+    result = run_cli("video", str(source), "-o", str(out), "-q")
+    assert result.returncode == 0, result.stderr
+    assert max(abs(x - y) for x, y in zip(sorted(stamps), frame_times(out))) < 0.001
+    assert audio_payloads(source) == audio_payloads(out) and len(frame_times(out)) == 20

@@ -1,0 +1,149 @@
+"""Small real clips for the video tests, written with PyAV: moving pictures, a tone, optional subtitles."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+
+def make_clip(
+    path: Path,
+    *,
+    frames: int = 24,
+    size: tuple[int, int] = (48, 32),
+    fps: int = 12,
+    audio: bool = True,
+    pix_fmt: str = "yuv420p",
+    codec: str = "libx264",
+    vfr: bool = False,
+    gop: int = 8,
+    subtitles: bool = False,
+    rotation: int = 0,
+    colour: tuple[int, int, int, int] | None = None,
+) -> Path:
+    """Write a clip; with ``vfr`` frame durations alternate between one and two ticks."""
+    import av
+
+    w, h = size
+    tb = Fraction(1, fps * 2)
+    with av.open(str(path), "w") as out:
+        video = out.add_stream(codec, rate=fps)
+        video.width, video.height, video.pix_fmt = w, h, pix_fmt
+        video.codec_context.time_base = tb
+        video.time_base = tb
+        video.codec_context.options = {"g": str(gop), "crf": "20"}
+        if colour:
+            ctx = video.codec_context
+            ctx.color_primaries, ctx.color_trc, ctx.colorspace, ctx.color_range = colour
+        if rotation:
+            video.set_display_rotation(rotation)
+        subs = out.add_mux_stream("subrip") if subtitles else None
+        sound = None
+        if audio:
+            sound = out.add_stream("aac", rate=8000)
+            sound.codec_context.layout = "mono"
+        yy, xx = np.mgrid[0:h, 0:w]
+        pts = 0
+        deep = "10" in pix_fmt
+        for i in range(frames):
+            rgb = np.stack([(xx * 5 + i * 7) % 256, (yy * 7 + i * 3) % 256, ((xx + yy) * 3 + i * 11) % 256], -1)
+            if deep:
+                frame = av.VideoFrame.from_ndarray((rgb.astype(np.uint16) * 257), format="rgb48le")
+            else:
+                frame = av.VideoFrame.from_ndarray(rgb.astype(np.uint8), format="rgb24")
+            frame = frame.reformat(format=pix_fmt)
+            frame.pts, frame.time_base = pts, tb
+            pts += (1 + (i % 2)) if vfr else 2
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in video.encode(None):
+            out.mux(packet)
+        if subs is not None:
+            for j, text in enumerate(["Hello", "upscaled", "world"]):
+                cue = av.Packet(text.encode())
+                cue.pts = cue.dts = j * 300
+                cue.duration, cue.time_base, cue.stream = 250, Fraction(1, 1000), subs
+                out.mux(cue)
+        if sound is not None:
+            _tone(out, sound, int(8000 * pts * tb))
+    return path
+
+
+def video_packets(path: Path) -> list[tuple[int, int | None]]:
+    """(pts, dts) of every video packet."""
+    import av
+
+    with av.open(str(path)) as c:
+        return [(p.pts, p.dts) for p in c.demux(c.streams.video[0]) if p.size]
+
+
+def frame_times(path: Path) -> list[float]:
+    """Presentation times (s) of every decoded video frame."""
+    import av
+
+    with av.open(str(path)) as c:
+        return [float(f.pts * f.time_base) for f in c.decode(c.streams.video[0])]
+
+
+def audio_payloads(path: Path) -> list[bytes]:
+    import av
+
+    with av.open(str(path)) as c:
+        if not c.streams.audio:
+            return []
+        return [bytes(p) for p in c.demux(c.streams.audio[0]) if p.size]
+
+
+def frames_rgb(path: Path) -> list[np.ndarray]:
+    import av
+
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(c.streams.video[0])]
+
+
+def subtitle_payloads(path: Path) -> list[tuple[float, bytes]]:
+    import av
+
+    with av.open(str(path)) as c:
+        if not c.streams.subtitles:
+            return []
+        return [(float(p.pts * p.time_base), bytes(p)) for p in c.demux(c.streams.subtitles[0]) if p.size]
+
+
+def video_span(path: Path) -> float:
+    """Seconds from the first frame's start to the last frame's end."""
+    import av
+
+    with av.open(str(path)) as c:
+        frames = [(f.pts, f.duration or 0, f.time_base) for f in c.decode(c.streams.video[0])]
+    (first, _, tb), (last, duration, _) = frames[0], frames[-1]
+    return float((last + duration - first) * tb)
+
+
+def _tone(out, sound, samples: int) -> None:
+    """Encode and mux ``samples`` of a 440 Hz tone at 8 kHz into ``sound``."""
+    import av
+
+    t = np.arange(samples) / 8000.0
+    tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
+    for start in range(0, samples, 1024):
+        chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(tone[:, start : start + 1024]), format="fltp",
+                                           layout="mono")  # fmt: skip
+        chunk.sample_rate, chunk.pts = 8000, start
+        for packet in sound.encode(chunk):
+            out.mux(packet)
+    for packet in sound.encode(None):
+        out.mux(packet)
+
+
+def make_audio_only(path: Path, samples: int = 4096) -> Path:
+    """A file with one AAC stream and no video."""
+    import av
+
+    with av.open(str(path), "w") as out:
+        sound = out.add_stream("aac", rate=8000)
+        sound.codec_context.layout = "mono"
+        _tone(out, sound, samples)
+    return path

@@ -1,0 +1,187 @@
+"""``upscaler video``: video files, folders and globs in, upscaled videos out (audio and subtitles copied)."""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from upscaler.cli.common import add_engine_options, positive_int
+
+__all__ = ["VIDEO_SUFFIXES", "plan_videos", "register"]
+
+#: Extensions taken as videos when a folder or glob is listed.
+VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".ts", ".mts", ".m2ts", ".flv", ".wmv", ".mpg"}
+#: Containers written: an input in another container is written as Matroska.
+_WRITABLE = {".mp4", ".mkv", ".mov", ".webm", ".m4v"}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``video`` subcommand."""
+    p = sub.add_parser(
+        "video",
+        help="upscale video files, folders or globs (audio and subtitles copied)",
+        description="Decode, upscale in batches and encode, overlapped; audio and subtitle streams copied as they "
+        "are; timestamps, rotation and colour tags kept; 10-bit stays 10-bit where the codec allows. Work goes in "
+        "keyframe-aligned segments beside the output, so --resume continues an interrupted job.",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="video files, folders or glob patterns")
+    p.add_argument("-o", "--output", required=True, help="output file (one input) or folder")
+    add_engine_options(p)
+    p.add_argument("--codec", default="libx264", help="encoder: libx264, libx265, libvpx-vp9, ... (default: libx264)")
+    p.add_argument("--crf", type=int, default=18, help="constant quality (default: 18)")
+    p.add_argument("--preset", help="encoder preset, e.g. medium, slow, ultrafast")
+    p.add_argument("--pix-fmt", help="output pixel format (default: the source's where the codec allows)")
+    p.add_argument("--batch", type=positive_int, default=1, help="frames per engine call (default: 1)")
+    p.add_argument("--segment-seconds", type=float, default=10.0, help="resume granularity (default: 10)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted job from its finished segments")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    p.add_argument("--json", metavar="PATH", help="write a summary: per file frames, seconds, fps, status")
+    p.add_argument(
+        "--engine-baseline",
+        action="store_true",
+        help="after each file, time the engine alone on its frames (same size and batch): the pipeline's ratio",
+    )
+    p.set_defaults(func=_run)
+
+
+def _listing(item: str) -> list[Path]:
+    path = Path(item)
+    if path.is_dir():
+        return sorted(f for f in path.iterdir() if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES)
+    if glob.has_magic(item) and not path.exists():
+        return sorted(Path(m) for m in glob.glob(item, recursive=True) if Path(m).is_file())
+    return [path]
+
+
+def plan_videos(inputs: list[str], output: str) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """``(source, target)`` per input video, and one error line per input that names nothing."""
+    out = Path(output)
+    pairs, errors, seen = [], [], set()
+    sources = []
+    for item in inputs:
+        listed = _listing(item)
+        if not listed:
+            errors.append(f"{item}: no video here")
+        for source in listed:
+            if source.resolve() not in seen:
+                seen.add(source.resolve())
+                sources.append(source)
+    single = out.suffix.lower() in _WRITABLE and not out.is_dir()
+    if single and len(sources) > 1:
+        raise ValueError(f"{out}: several inputs need an output folder, not a file name")
+    if out.suffix.lower() in VIDEO_SUFFIXES and not single and not out.is_dir():
+        raise ValueError(f"{out}: cannot write {out.suffix} files; name a .mp4, .mkv, .mov or .webm file, or a folder")
+    for source in sources:
+        if single:
+            target = out
+        else:
+            suffix = source.suffix.lower() if source.suffix.lower() in _WRITABLE else ".mkv"
+            target = out / f"{source.stem}{suffix}"
+        pairs.append((source, target))
+    return pairs, errors
+
+
+def _run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from upscaler.facade import Upscaler
+    from upscaler.video.job import JobResult, engine_fps, run_job
+    from upscaler.video.probe import VideoError
+    from upscaler.video.transcode import EncodeSettings
+
+    if args.segment_seconds <= 0:
+        raise ValueError(f"--segment-seconds must be positive, got {args.segment_seconds}")
+    if args.json and not Path(args.json).resolve().parent.is_dir():
+        raise FileNotFoundError(f"--json {args.json}: no such folder")
+    pairs, errors = plan_videos(args.inputs, args.output)
+    settings = EncodeSettings(codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt)
+    upscaler = baseline = None
+    results: list[JobResult] = []
+    for message in errors:
+        print(f"upscaler: error: {message}", file=sys.stderr)
+    overall = tqdm(total=len(pairs), desc="videos", unit="file", disable=args.quiet or None, position=0)
+    for source, target in pairs:
+        if target.resolve() == source.resolve():
+            results.append(JobResult(str(source), str(target), "failed", message="output would overwrite the input"))
+        elif target.exists() and not args.overwrite:
+            results.append(JobResult(str(source), str(target), "skipped", message="exists (use --overwrite)"))
+        else:
+            bar = tqdm(desc=source.name, unit="frame", disable=args.quiet or None, position=1, leave=False)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if upscaler is None:
+                    upscaler = Upscaler(
+                        args.model, args.backend, threads=args.threads, precision=args.precision, spin=False
+                    )  # idle engine threads must not spin: the decoder and encoder need the cores
+                result = run_job(
+                    source,
+                    target,
+                    upscaler,
+                    settings,
+                    batch=args.batch,
+                    resume=args.resume,
+                    segment_s=args.segment_seconds,
+                    on_start=lambda total, bar=bar: setattr(bar, "total", total or None),
+                    on_frame=bar.update,
+                )
+                if args.engine_baseline:
+                    if baseline is None:  # the engine at its best alone: its threads may spin
+                        baseline = Upscaler(
+                            upscaler.model, upscaler.engine.name, threads=args.threads,
+                            precision=upscaler.engine.precision, spin=True,
+                        )  # fmt: skip
+                    result.engine_fps = round(engine_fps(source, baseline, args.batch), 2)
+                    result.ratio = round(result.fps / result.engine_fps, 3)
+                results.append(result)
+            except VideoError as exc:
+                results.append(JobResult(str(source), str(target), "failed", message=_one_line(exc)))
+            except Exception as exc:  # an encoder or file error: this file fails, the others still run
+                message = f"{source}: {_one_line(exc)}"
+                results.append(JobResult(str(source), str(target), "failed", message=message))
+            finally:
+                bar.close()
+        if results[-1].status == "failed":
+            print(f"upscaler: error: {results[-1].message}", file=sys.stderr)
+        overall.update(1)
+    overall.close()
+    if args.json:
+        from upscaler.sysinfo import machine_info
+
+        summary = {
+            "machine": machine_info(),
+            "settings": {
+                **asdict(settings),
+                "model": args.model,
+                "backend": args.backend,
+                "batch": args.batch,
+                "threads": args.threads,
+                "precision": args.precision,
+            },
+            "files": [asdict(r) for r in results],
+            "errors": errors,
+        }
+        tmp = Path(args.json).with_name(f".{Path(args.json).name}.part")
+        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+        tmp.replace(args.json)
+    if not args.quiet:
+        for r in results:
+            line = f"{r.status:>7}  {r.input} -> {r.output}"
+            if r.status == "done":
+                line += f"  {r.frames} frames in {r.seconds:.1f} s ({r.fps:.1f} fps)"
+                line += f", {r.resumed_segments} of {r.segments} segments resumed" if r.resumed_segments else ""
+                line += f"; engine alone {r.engine_fps:.1f} fps, ratio {r.ratio:.2f}" if r.engine_fps else ""
+            elif r.message:
+                line += f"  ({r.message})"
+            print(line)
+    failed = errors or any(r.status == "failed" for r in results)
+    return 1 if failed else 0
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0]

@@ -1,0 +1,71 @@
+"""Join the encoded segments into the final file, with the input's audio and subtitle packets copied.
+
+Nothing is re-encoded here: video packets come from the segment files,
+audio and subtitle packets straight from the input, merged in time order so
+the muxer never buffers much. Display rotation is set on the new video
+stream. Where two segments meet, B-frame reordering can make the next
+segment's first decode timestamps fall before the previous segment's last;
+those are nudged forward by a tick (presentation timestamps never change).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from upscaler.video.probe import VideoError, VideoInfo, open_input
+
+__all__ = ["assemble"]
+
+
+def _timed(packets, order: int) -> Iterator[tuple[float, int, int, object]]:
+    for i, packet in enumerate(packets):
+        stamp = packet.dts if packet.dts is not None else packet.pts
+        if packet.size == 0 or stamp is None:
+            continue
+        yield float(stamp * packet.time_base), order, i, packet
+
+
+def _segment_packets(paths: Sequence[Path]) -> Iterator:
+    for path in paths:
+        with open_input(path) as container:
+            yield from container.demux(container.streams.video[0])
+
+
+def assemble(info: VideoInfo, segments: Sequence[Path], out_path: Path) -> None:
+    """Write ``out_path``: the segments' video, then every audio and subtitle stream of the input, copied."""
+    import av
+
+    try:
+        # timestamps are kept as they are: no shift to make B-frame decode times non-negative
+        out = av.open(str(out_path), "w", container_options={"avoid_negative_ts": "disabled", "fflags": "+bitexact"})
+    except (av.error.FFmpegError, ValueError) as exc:
+        raise VideoError(f"{out_path}: cannot write this container ({exc})") from None
+    with out, open_input(info.path) as source, open_input(segments[0]) as first:
+        video = out.add_stream_from_template(first.streams.video[0], opaque=True)
+        video.time_base = info.time_base
+        if info.rotation:
+            video.set_display_rotation(info.rotation)
+        copied = {}
+        for stream in [*source.streams.audio, *source.streams.subtitles]:
+            try:
+                target = out.add_stream_from_template(stream, opaque=True)  # packets only: no codec
+            except (av.error.FFmpegError, ValueError) as exc:
+                raise VideoError(f"{out_path.suffix} cannot hold the {stream.type} stream ({exc}); try .mkv") from None
+            for key, value in stream.metadata.items():
+                target.metadata[key] = value
+            copied[stream.index] = target
+        others = source.demux(*[source.streams[i] for i in copied]) if copied else iter(())
+        last_dts = None
+        for _, order, _, packet in heapq.merge(_timed(_segment_packets(segments), 0), _timed(others, 1)):
+            if order == 0:
+                packet.stream = video
+                if last_dts is not None and packet.dts is not None and packet.dts <= last_dts:
+                    packet.dts = last_dts + 1
+                    if packet.pts is not None and packet.pts < packet.dts:
+                        packet.pts = packet.dts
+                last_dts = packet.dts
+            else:
+                packet.stream = copied[packet.stream.index]
+            out.mux(packet)

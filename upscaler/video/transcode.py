@@ -1,0 +1,209 @@
+"""Upscale one segment: decode, infer in batches and encode, overlapped in three threads.
+
+The decoder and the encoder run in their own threads, the engine in the
+caller's; bounded queues between them keep memory flat for any length and
+let the engine take the next batch while the previous one is encoded.
+PyAV and the engines release the GIL in their native code, so the stages
+really overlap. Frames keep their decoded timestamps; 8-bit sources go
+through RGB24 and deeper ones through RGB48, converted with the source's
+own matrix and range and tagged the same on the way out.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from upscaler.video.probe import VideoError, VideoInfo, open_input
+from upscaler.video.segments import Segment
+
+__all__ = ["EncodeSettings", "SegmentStats", "choose_pix_fmt", "upscale_segment"]
+
+_END = object()
+
+
+@dataclass(frozen=True)
+class EncodeSettings:
+    """How the upscaled video is encoded."""
+
+    codec: str = "libx264"
+    crf: int | None = 18  #: constant quality (libx264/libx265/libvpx-vp9/libaom/svt); None: the codec's default
+    preset: str | None = None  #: encoder speed preset (e.g. medium, slow)
+    pix_fmt: str | None = None  #: None: keep the source's where the codec allows (10-bit stays 10-bit)
+
+
+@dataclass
+class SegmentStats:
+    frames: int = 0
+    engine_s: float = 0.0  #: time in the engine (busy), to compare with the wall time
+
+
+def choose_pix_fmt(codec: str, source: str, bit_depth: int, requested: str | None) -> str:
+    """The output pixel format: the request, else the source's if the encoder takes it, else 8 or 10-bit 4:2:0."""
+    import av
+
+    try:
+        formats = [f.name for f in av.codec.Codec(codec, "w").video_formats or []]
+    except Exception:  # unknown codec
+        raise VideoError(f"unsupported codec {codec!r} (not an encoder this PyAV build has)") from None
+    if requested:
+        if formats and requested not in formats:
+            raise VideoError(f"{codec} cannot encode {requested}; it takes {', '.join(formats)}")
+        return requested
+    if not formats or source in formats:
+        return source
+    if bit_depth > 8:
+        for deep in ("yuv420p10le", "yuv422p10le", "yuv444p10le", "p010le"):
+            if deep in formats:
+                return deep
+    return "yuv420p" if "yuv420p" in formats else formats[0]
+
+
+def _sws_colorspace(av_colorspace: int) -> int:
+    """swscale's matrix constant for an AVColorSpace (unspecified: BT.601, swscale's default)."""
+    return {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}.get(av_colorspace, 5)
+
+
+def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
+    while not stop.is_set():
+        try:
+            q.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _get(q: queue.Queue, stop: threading.Event):
+    while not stop.is_set():
+        try:
+            return q.get(timeout=0.1)
+        except queue.Empty:
+            continue
+    return _END
+
+
+def upscale_segment(
+    info: VideoInfo,
+    segment: Segment,
+    upscaler,
+    out_path: Path,
+    settings: EncodeSettings,
+    *,
+    batch: int = 1,
+    on_frame: Callable[[int], None] | None = None,
+    retime: list[int] | None = None,
+) -> SegmentStats:
+    """Write the upscaled frames of ``segment`` (video only) to ``out_path`` (MP4); returns frames and engine time.
+
+    ``retime``: timestamps to give the decoded frames in order (one segment only), for containers whose
+    frames carry no reliable ones.
+    """
+    import av
+    from av.video.reformatter import ColorRange, Colorspace
+
+    deep = info.bit_depth > 8
+    rgb = "rgb48le" if deep else "rgb24"
+    matrix = Colorspace(_sws_colorspace(info.colorspace))
+    rng = ColorRange(info.color_range) if info.color_range in (1, 2) else ColorRange(1)
+    pix_fmt = choose_pix_fmt(settings.codec, info.pix_fmt, info.bit_depth, settings.pix_fmt)
+    stop = threading.Event()
+    failures: list[BaseException] = []
+    decoded: queue.Queue = queue.Queue(maxsize=2 * batch + 2)
+    upscaled: queue.Queue = queue.Queue(maxsize=2 * batch + 2)
+    stats = SegmentStats()
+
+    def decode() -> None:
+        try:
+            with open_input(info.path) as container:
+                stream = container.streams.video[0]
+                stream.thread_type = "AUTO"
+                if segment.index:
+                    container.seek(segment.seek, stream=stream, backward=True)
+                for count, frame in enumerate(container.decode(stream)):
+                    pts = frame.pts if retime is None else (retime[count] if count < len(retime) else None)
+                    if pts is None or pts < segment.start:
+                        continue
+                    if segment.end is not None and pts >= segment.end:
+                        break
+                    image = frame.reformat(format=rgb, src_colorspace=matrix, src_color_range=rng).to_ndarray()
+                    if not _put(decoded, (pts, image), stop):
+                        return
+        except BaseException as exc:  # handed to the caller
+            failures.append(exc)
+            stop.set()
+        finally:
+            _put(decoded, _END, stop)
+
+    def encode() -> None:
+        try:
+            with av.open(str(out_path), "w", format="mp4", container_options={"fflags": "+bitexact"}) as container:
+                stream = container.add_stream(settings.codec, rate=info.rate or 25)
+                ctx = stream.codec_context
+                ctx.width, ctx.height = info.width * upscaler.scale, info.height * upscaler.scale
+                ctx.pix_fmt = pix_fmt
+                ctx.time_base = info.time_base
+                stream.time_base = info.time_base
+                ctx.color_primaries, ctx.color_trc = info.color_primaries, info.color_trc
+                ctx.colorspace, ctx.color_range = info.colorspace, info.color_range
+                options = {}
+                if settings.crf is not None:
+                    options["crf"] = str(settings.crf)
+                if settings.preset:
+                    options["preset"] = settings.preset
+                if settings.codec == "libvpx-vp9" and settings.crf is not None:
+                    options["b"] = "0"  # constant quality mode
+                ctx.options = options
+                while (item := _get(upscaled, stop)) is not _END:
+                    pts, image = item
+                    frame = av.VideoFrame.from_ndarray(image, format=rgb)
+                    frame = frame.reformat(format=pix_fmt, dst_colorspace=matrix, dst_color_range=rng)
+                    frame.pts, frame.time_base = pts, info.time_base
+                    for packet in stream.encode(frame):
+                        container.mux(packet)
+                    stats.frames += 1
+                    if on_frame:
+                        on_frame(1)
+                if not stop.is_set():
+                    for packet in stream.encode(None):
+                        container.mux(packet)
+        except BaseException as exc:  # handed to the caller
+            failures.append(exc)
+            stop.set()
+
+    threads = [threading.Thread(target=decode, name="decode"), threading.Thread(target=encode, name="encode")]
+    for t in threads:
+        t.start()
+    try:
+        done = False
+        while not done and not stop.is_set():
+            items = []
+            while len(items) < batch:
+                item = _get(decoded, stop)
+                if item is _END:
+                    done = True
+                    break
+                items.append(item)
+            if items:
+                started = time.perf_counter()
+                outputs = upscaler.upscale_batch([image for _, image in items])
+                stats.engine_s += time.perf_counter() - started
+                for (pts, _), out in zip(items, outputs):
+                    if not _put(upscaled, (pts, np.ascontiguousarray(out)), stop):
+                        break
+        _put(upscaled, _END, stop)
+    except BaseException:
+        stop.set()
+        raise
+    finally:
+        for t in threads:
+            t.join()
+    if failures:
+        raise failures[0]
+    return stats
