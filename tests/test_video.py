@@ -3,6 +3,7 @@
 import itertools
 import json
 import os
+import secrets
 import signal
 import subprocess
 import time
@@ -149,3 +150,82 @@ def test_avi_frames_get_their_display_times_in_order(tmp_path):
     assert result.returncode == 0, result.stderr
     assert max(abs(x - y) for x, y in zip(sorted(stamps), frame_times(out))) < 0.001
     assert audio_payloads(source) == audio_payloads(out) and len(frame_times(out)) == 20
+
+
+@pytest.fixture(scope="module")
+def ray_head():
+    """A real local Ray cluster (head node with 2 CPUs), stopped afterwards."""
+    import shutil
+    import sys
+
+    from tests.server_helpers import free_port
+
+    ray = shutil.which("ray") or str(Path(sys.executable).parent / "ray")
+    port = free_port()
+    # token authentication (on by default in recent Ray): the head and the client share a token by environment
+    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16), "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {**os.environ, **auth}
+    start = [ray, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false"]
+    subprocess.run(start, check=True, env=env, capture_output=True, timeout=300)
+    try:
+        yield f"127.0.0.1:{port}", auth
+    finally:
+        subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=300)
+
+
+def test_ray_spreads_segments_of_several_videos_and_matches_one_process(tmp_path, ray_head):
+    a = make_clip(tmp_path / "a.mp4", frames=40, gop=6)
+    b = make_clip(tmp_path / "b.mkv", frames=30, subtitles=True, gop=6)
+    common = ["--segment-seconds", "1", "-q"]
+    local = run_cli("video", str(a), str(b), "-o", str(tmp_path / "local"), "--threads", "1", *common)
+    assert local.returncode == 0, local.stderr
+    summary = tmp_path / "ray.json"
+    address, auth = ray_head
+    spread = run_cli("video", str(a), str(b), "-o", str(tmp_path / "ray"), "--ray", address, "--json", str(summary),
+                     *common, env=auth, timeout=600)  # fmt: skip
+    assert spread.returncode == 0, spread.stderr
+    files = json.loads(summary.read_text())["files"]
+    assert [f["status"] for f in files] == ["done", "done"] and all(f["segments"] > 1 for f in files)
+    for name in ("a.mp4", "b.mkv"):
+        one, many = tmp_path / "local" / name, tmp_path / "ray" / name
+        differing = [i for i, (x, y) in enumerate(zip(frames_rgb(one), frames_rgb(many), strict=True))
+                     if not np.array_equal(x, y)]  # fmt: skip
+        assert not differing, f"{name}: frames {differing} differ from the single-process run"
+        assert frame_times(one) == frame_times(many) and audio_payloads(many) == audio_payloads(one)
+    assert subtitle_payloads(tmp_path / "ray" / "b.mkv") == subtitle_payloads(b)
+
+
+def test_without_ray_nothing_of_ray_is_imported(tmp_path):
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text(
+        "import importlib.abc, sys\n"
+        "class _Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'ray':\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}')\n"
+        "sys.meta_path.insert(0, _Block())\n"
+    )
+    clip = make_clip(tmp_path / "a.mp4", frames=8)
+    env = {"PYTHONPATH": str(shim)}
+    assert run_cli("video", str(clip), "-o", str(tmp_path / "out.mp4"), "-q", env=env).returncode == 0
+    result = run_cli("video", str(clip), "-o", str(tmp_path / "r.mp4"), "--ray", "local", "-q", env=env)
+    assert result.returncode == 2 and "pip install 'upscaler[ray]'" in result.stderr
+    assert result.stderr.count("\n") == 1 and not (tmp_path / "r.mp4").exists()
+
+
+def test_ctrl_c_stops_cleanly_and_the_job_resumes(tmp_path):
+    source = make_clip(tmp_path / "in.mp4", frames=360, size=(96, 64), fps=24, gop=12)
+    out = tmp_path / "out.mp4"
+    work = tmp_path / ".out.mp4.upscaler"
+    proc = _start(["video", str(source), "-o", str(out), "--segment-seconds", "1", "-q"], tmp_path)
+    deadline = time.monotonic() + 120
+    while not list(work.glob("seg-*[0-9].mp4")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    assert "interrupted" in (tmp_path / "run.log").read_text() and "Traceback" not in (tmp_path / "run.log").read_text()
+    assert not out.exists() and not list(tmp_path.glob(".out.part*")) and work.is_dir()
+    result = run_cli("video", str(source), "-o", str(out), "--segment-seconds", "1", "--resume", "-q")
+    assert result.returncode == 0, result.stderr
+    assert len(frame_times(out)) == 360 and not work.exists()

@@ -35,12 +35,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--crf", type=int, default=18, help="constant quality (default: 18)")
     p.add_argument("--preset", help="encoder preset, e.g. medium, slow, ultrafast")
     p.add_argument("--pix-fmt", help="output pixel format (default: the source's where the codec allows)")
+    p.add_argument(
+        "--encoder-threads",
+        type=positive_int,
+        default=1,
+        help="encoder threads (default: 1, the same bitstream on every run; more is faster, but resumed or "
+        "distributed segments may then differ from an uninterrupted run)",
+    )
     p.add_argument("--batch", type=positive_int, default=1, help="frames per engine call (default: 1)")
     p.add_argument("--segment-seconds", type=float, default=10.0, help="resume granularity (default: 10)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted job from its finished segments")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     p.add_argument("--json", metavar="PATH", help="write a summary: per file frames, seconds, fps, status")
+    p.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="spread segments over a Ray cluster: host:port, auto (RAY_ADDRESS) or local; needs upscaler[ray]",
+    )
     p.add_argument(
         "--engine-baseline",
         action="store_true",
@@ -87,11 +99,7 @@ def plan_videos(inputs: list[str], output: str) -> tuple[list[tuple[Path, Path]]
 
 
 def _run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from upscaler.facade import Upscaler
-    from upscaler.video.job import JobResult, engine_fps, run_job
-    from upscaler.video.probe import VideoError
+    from upscaler.video.job import JobResult
     from upscaler.video.transcode import EncodeSettings
 
     if args.segment_seconds <= 0:
@@ -99,56 +107,108 @@ def _run(args: argparse.Namespace) -> int:
     if args.json and not Path(args.json).resolve().parent.is_dir():
         raise FileNotFoundError(f"--json {args.json}: no such folder")
     pairs, errors = plan_videos(args.inputs, args.output)
-    settings = EncodeSettings(codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt)
-    upscaler = baseline = None
-    results: list[JobResult] = []
+    settings = EncodeSettings(
+        codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt, threads=args.encoder_threads
+    )
     for message in errors:
         print(f"upscaler: error: {message}", file=sys.stderr)
-    overall = tqdm(total=len(pairs), desc="videos", unit="file", disable=args.quiet or None, position=0)
+    results: dict[Path, JobResult] = {}
+    todo = []
     for source, target in pairs:
         if target.resolve() == source.resolve():
-            results.append(JobResult(str(source), str(target), "failed", message="output would overwrite the input"))
+            results[source] = JobResult(str(source), str(target), "failed", message="output would overwrite the input")
         elif target.exists() and not args.overwrite:
-            results.append(JobResult(str(source), str(target), "skipped", message="exists (use --overwrite)"))
+            results[source] = JobResult(str(source), str(target), "skipped", message="exists (use --overwrite)")
         else:
-            bar = tqdm(desc=source.name, unit="frame", disable=args.quiet or None, position=1, leave=False)
             try:
                 target.parent.mkdir(parents=True, exist_ok=True)
-                if upscaler is None:
-                    upscaler = Upscaler(
-                        args.model, args.backend, threads=args.threads, precision=args.precision, spin=False
-                    )  # idle engine threads must not spin: the decoder and encoder need the cores
-                result = run_job(
-                    source,
-                    target,
-                    upscaler,
-                    settings,
-                    batch=args.batch,
-                    resume=args.resume,
-                    segment_s=args.segment_seconds,
-                    on_start=lambda total, bar=bar: setattr(bar, "total", total or None),
-                    on_frame=bar.update,
-                )
-                if args.engine_baseline:
-                    if baseline is None:  # the engine at its best alone: its threads may spin
-                        baseline = Upscaler(
-                            upscaler.model, upscaler.engine.name, threads=args.threads,
-                            precision=upscaler.engine.precision, spin=True,
-                        )  # fmt: skip
-                    result.engine_fps = round(engine_fps(source, baseline, args.batch), 2)
-                    result.ratio = round(result.fps / result.engine_fps, 3)
-                results.append(result)
-            except VideoError as exc:
-                results.append(JobResult(str(source), str(target), "failed", message=_one_line(exc)))
-            except Exception as exc:  # an encoder or file error: this file fails, the others still run
-                message = f"{source}: {_one_line(exc)}"
-                results.append(JobResult(str(source), str(target), "failed", message=message))
-            finally:
-                bar.close()
-        if results[-1].status == "failed":
-            print(f"upscaler: error: {results[-1].message}", file=sys.stderr)
+            except OSError as exc:
+                message = f"{target.parent}: cannot create the output folder ({exc.strerror or exc})"
+                results[source] = JobResult(str(source), str(target), "failed", message=message)
+                continue
+            todo.append((source, target))
+    run = _run_ray if args.ray else _run_local
+    results.update(zip([s for s, _ in todo], run(args, todo, settings)))
+    ordered = [results[source] for source, _ in pairs]
+    for r in ordered:
+        if r.status == "failed":
+            print(f"upscaler: error: {r.message}", file=sys.stderr)
+    _report(args, ordered, errors, settings)
+    failed = errors or any(r.status == "failed" for r in ordered)
+    return 1 if failed else 0
+
+
+def _run_local(args: argparse.Namespace, todo: list[tuple[Path, Path]], settings) -> list:
+    from tqdm import tqdm
+
+    from upscaler.facade import Upscaler
+    from upscaler.video.job import JobResult, engine_fps, run_job
+    from upscaler.video.probe import VideoError
+
+    upscaler = baseline = None
+    results = []
+    overall = tqdm(total=len(todo), desc="videos", unit="file", disable=args.quiet or None, position=0)
+    for source, target in todo:
+        bar = tqdm(desc=source.name, unit="frame", disable=args.quiet or None, position=1, leave=False)
+        try:
+            if upscaler is None:
+                upscaler = Upscaler(
+                    args.model, args.backend, threads=args.threads, precision=args.precision, spin=False
+                )  # idle engine threads must not spin: the decoder and encoder need the cores
+            result = run_job(
+                source,
+                target,
+                upscaler,
+                settings,
+                batch=args.batch,
+                resume=args.resume,
+                segment_s=args.segment_seconds,
+                on_start=lambda total, bar=bar: setattr(bar, "total", total or None),
+                on_frame=bar.update,
+            )
+            if args.engine_baseline:
+                if baseline is None:  # the engine at its best alone: its threads may spin
+                    baseline = Upscaler(
+                        upscaler.model, upscaler.engine.name, threads=args.threads,
+                        precision=upscaler.engine.precision, spin=True,
+                    )  # fmt: skip
+                result.engine_fps = round(engine_fps(source, baseline, args.batch), 2)
+                result.ratio = round(result.fps / result.engine_fps, 3)
+        except VideoError as exc:
+            result = JobResult(str(source), str(target), "failed", message=_one_line(exc))
+        except Exception as exc:  # an encoder or file error: this file fails, the others still run
+            result = JobResult(str(source), str(target), "failed", message=f"{source}: {_one_line(exc)}")
+        finally:
+            bar.close()
+        results.append(result)
         overall.update(1)
     overall.close()
+    return results
+
+
+def _run_ray(args: argparse.Namespace, todo: list[tuple[Path, Path]], settings) -> list:
+    from tqdm import tqdm
+
+    from upscaler.video.distributed import EngineSpec, run_on_ray
+
+    spec = EngineSpec(args.model, args.backend, args.precision, args.threads or 1)
+    bar = tqdm(desc=f"ray {args.ray}", unit="frame", disable=args.quiet or None)
+    try:
+        return run_on_ray(
+            args.ray,
+            todo,
+            spec,
+            settings,
+            batch=args.batch,
+            resume=args.resume,
+            segment_s=args.segment_seconds,
+            on_frames=bar.update,
+        )
+    finally:
+        bar.close()
+
+
+def _report(args: argparse.Namespace, results: list, errors: list[str], settings) -> None:
     if args.json:
         from upscaler.sysinfo import machine_info
 
@@ -161,6 +221,7 @@ def _run(args: argparse.Namespace) -> int:
                 "batch": args.batch,
                 "threads": args.threads,
                 "precision": args.precision,
+                "ray": args.ray,
             },
             "files": [asdict(r) for r in results],
             "errors": errors,
@@ -178,8 +239,6 @@ def _run(args: argparse.Namespace) -> int:
             elif r.message:
                 line += f"  ({r.message})"
             print(line)
-    failed = errors or any(r.status == "failed" for r in results)
-    return 1 if failed else 0
 
 
 def _one_line(exc: BaseException) -> str:

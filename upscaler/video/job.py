@@ -5,9 +5,12 @@ Work happens in a folder beside the target (``.<name>.upscaler/``): its
 engine, precision and encoding settings and the segment plan; each finished
 segment is renamed into place there only when complete, so a crash (even
 ``kill -9``) leaves only whole segments behind. ``resume=True`` reuses them
-when ``job.json`` matches; the result is the same bytes an uninterrupted
-run writes. The final file is assembled under a temporary name and renamed
-onto the target at the end; the work folder is removed then.
+when ``job.json`` matches; the result is the same an uninterrupted run
+writes. The final file is assembled under a temporary name and renamed onto
+the target at the end; the work folder is removed then.
+
+``prepare_job`` and ``finish_job`` are the two ends; the segments in
+between run here (``run_job``) or on a Ray cluster (``distributed``).
 """
 
 from __future__ import annotations
@@ -16,15 +19,15 @@ import json
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from upscaler.video.assemble import assemble
-from upscaler.video.probe import UNTIMED_CONTAINERS, VideoError, display_times, keyframes, probe
-from upscaler.video.segments import plan_segments
+from upscaler.video.probe import UNTIMED_CONTAINERS, VideoError, VideoInfo, display_times, keyframes, probe
+from upscaler.video.segments import Segment, plan_segments
 from upscaler.video.transcode import EncodeSettings, upscale_segment
 
-__all__ = ["JobResult", "engine_fps", "run_job", "work_dir"]
+__all__ = ["JobPlan", "JobResult", "engine_fps", "finish_job", "prepare_job", "run_job", "work_dir"]
 
 SEGMENT_SECONDS = 10.0
 JOB_VERSION = 1
@@ -48,24 +51,124 @@ class JobResult:
     message: str = ""
 
 
+@dataclass
+class JobPlan:
+    """A prepared job: what is done already and what is left."""
+
+    source: Path
+    target: Path
+    info: VideoInfo
+    folder: Path
+    segments: list[Segment]
+    retime: list[int] | None  #: display timestamps for containers without them (one segment)
+    result: JobResult
+    started: float = field(default_factory=time.perf_counter)
+    engine_s: float = 0.0
+
+    def path(self, segment: Segment) -> Path:
+        """Where a finished segment lives."""
+        return self.folder / f"{segment.name}.mp4"
+
+    def part(self, segment: Segment) -> Path:
+        """Where a segment is written until it is complete."""
+        return self.folder / f"{segment.name}.part.mp4"
+
+    @property
+    def missing(self) -> list[Segment]:
+        return [s for s in self.segments if not self.path(s).is_file()]
+
+    def done(self, segment: Segment, frames: int, engine_s: float) -> None:
+        """Record a segment whose complete file is at ``part(segment)``: rename it into place."""
+        self.part(segment).replace(self.path(segment))
+        self.result.frames += frames
+        self.engine_s += engine_s
+
+
 def work_dir(target: Path) -> Path:
     """Where a job keeps its segments: beside the target, hidden."""
     return target.with_name(f".{target.name}.upscaler")
 
 
-def _fingerprint(source: Path, upscaler, settings: EncodeSettings, batch: int, segment_s: float) -> dict:
+def prepare_job(
+    source: Path,
+    target: Path,
+    identity: dict,
+    settings: EncodeSettings,
+    *,
+    resume: bool = False,
+    segment_s: float = SEGMENT_SECONDS,
+) -> JobPlan:
+    """Probe, plan segments, set up (or, with ``resume``, reuse) the work folder.
+
+    ``identity``: what the frames depend on besides the input and the
+    encoder (model, engine, precision); a resumed job must match it.
+    """
+    info = probe(source)
+    if not info.frames and not info.duration_s:
+        raise VideoError(f"{source}: video stream is empty")
+    retime = None
+    if info.container.split(",")[0] in UNTIMED_CONTAINERS:  # no presentation order in the file: one segment
+        retime = display_times(source, info.time_base, info.rate)
+        segments = plan_segments([], info.time_base, segment_s)
+    else:
+        segments = plan_segments(keyframes(source), info.time_base, segment_s)
     stat = source.stat()
-    return {
+    fingerprint = {
         "version": JOB_VERSION,
         "input": str(source.resolve()),
         "size": stat.st_size,
         "mtime_ns": stat.st_mtime_ns,
-        "model": upscaler.model.name,
-        "engine": upscaler.engine.name,
-        "precision": upscaler.engine.precision,
+        **identity,
         "encode": asdict(settings),
         "segment_s": segment_s,
+        "segments": [[s.start, s.end] for s in segments],
     }
+    folder = work_dir(target)
+    job_file = folder / "job.json"
+    previous = json.loads(job_file.read_text()) if job_file.is_file() else None
+    if previous is not None and (not resume or previous != fingerprint):
+        if resume:
+            raise VideoError(
+                f"{target}: the unfinished job there was made with other settings or another input; "
+                f"run without --resume to start over"
+            )
+        shutil.rmtree(folder)
+        previous = None
+    folder.mkdir(parents=True, exist_ok=True)
+    if previous is None:
+        job_file.write_text(json.dumps(fingerprint, indent=2))
+    plan = JobPlan(source, target, info, folder, segments, retime, JobResult(str(source), str(target), "done"))
+    plan.result.segments = len(segments)
+    for segment in segments:
+        if plan.path(segment).is_file():
+            plan.result.resumed_segments += 1
+            plan.result.frames += _count_frames(plan.path(segment))
+    return plan
+
+
+def finish_job(plan: JobPlan) -> JobResult:
+    """Assemble the finished segments into the target (atomically) and remove the work folder."""
+    if plan.missing:
+        raise VideoError(f"{plan.source}: {len(plan.missing)} segment(s) not finished")
+    if plan.result.frames == 0:
+        raise VideoError(f"{plan.source}: no frame could be decoded")
+    partial = plan.target.with_name(f".{plan.target.stem}.part{plan.target.suffix}")
+    try:
+        assemble(plan.info, [plan.path(s) for s in plan.segments], partial)
+        partial.replace(plan.target)
+    finally:
+        partial.unlink(missing_ok=True)
+    shutil.rmtree(plan.folder, ignore_errors=True)
+    result = plan.result
+    result.seconds = round(time.perf_counter() - plan.started, 3)
+    result.fps = round(result.frames / result.seconds, 2) if result.seconds else 0.0
+    result.engine_busy = round(plan.engine_s / result.seconds, 3) if result.seconds else 0.0
+    return result
+
+
+def identity_of(upscaler) -> dict:
+    """What a job's frames depend on, from a loaded ``Upscaler``."""
+    return {"model": upscaler.model.name, "engine": upscaler.engine.name, "precision": upscaler.engine.precision}
 
 
 def run_job(
@@ -80,72 +183,20 @@ def run_job(
     on_start: Callable[[int], None] | None = None,
     on_frame: Callable[[int], None] | None = None,
 ) -> JobResult:
-    """Upscale ``source`` into ``target``; ``VideoError`` for inputs that cannot be done (one line)."""
-    started = time.perf_counter()
-    info = probe(source)
-    if not info.frames and not info.duration_s:
-        raise VideoError(f"{source}: video stream is empty")
+    """Upscale ``source`` into ``target`` in this process; ``VideoError`` for inputs that cannot be done."""
     upscaler.batch_size = max(upscaler.batch_size, batch)
-    fingerprint = _fingerprint(source, upscaler, settings, batch, segment_s)
-    folder = work_dir(target)
-    job_file = folder / "job.json"
-    previous = json.loads(job_file.read_text()) if job_file.is_file() else None
-    retime = None
-    if info.container.split(",")[0] in UNTIMED_CONTAINERS:  # no presentation order in the file: one segment
-        retime = display_times(source, info.time_base, info.rate)
-        plan = plan_segments([], info.time_base, segment_s)
-    else:
-        plan = plan_segments(keyframes(source), info.time_base, segment_s)
-    fingerprint["segments"] = [[s.start, s.end] for s in plan]
-    if previous is not None and (not resume or previous != fingerprint):
-        if resume:
-            raise VideoError(
-                f"{target}: the unfinished job there was made with other settings or another input; "
-                f"run without --resume to start over"
-            )
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    if previous is None or not resume:
-        job_file.write_text(json.dumps(fingerprint, indent=2))
+    plan = prepare_job(source, target, identity_of(upscaler), settings, resume=resume, segment_s=segment_s)
     if on_start:
-        on_start(info.frames)
-    result = JobResult(str(source), str(target), "done", segments=len(plan))
-    engine_s = 0.0
-    paths = []
-    for segment in plan:
-        path = folder / f"{segment.name}.mp4"
-        paths.append(path)
-        if path.is_file():
-            result.resumed_segments += 1
-            result.frames += _count_frames(path)
-            if on_frame:
-                on_frame(_count_frames(path))
-            continue
-        part = folder / f"{segment.name}.part.mp4"
-        stats = upscale_segment(info, segment, upscaler, part, settings, batch=batch, on_frame=on_frame, retime=retime)
-        part.replace(path)
-        result.frames += stats.frames
-        engine_s += stats.engine_s
-    if result.frames == 0:
-        raise VideoError(f"{source}: no frame could be decoded")
-    partial = target.with_name(f".{target.stem}.part{target.suffix}")
-    try:
-        assemble(info, paths, partial)
-        partial.replace(target)
-    finally:
-        partial.unlink(missing_ok=True)
-    shutil.rmtree(folder, ignore_errors=True)
-    result.seconds = round(time.perf_counter() - started, 3)
-    result.fps = round(result.frames / result.seconds, 2) if result.seconds else 0.0
-    result.engine_busy = round(engine_s / result.seconds, 3) if result.seconds else 0.0
-    return result
-
-
-def _count_frames(path: Path) -> int:
-    from upscaler.video.probe import open_input
-
-    with open_input(path) as container:
-        return sum(1 for p in container.demux(container.streams.video[0]) if p.size)
+        on_start(plan.info.frames)
+    if on_frame and plan.result.frames:
+        on_frame(plan.result.frames)
+    for segment in plan.missing:
+        stats = upscale_segment(
+            plan.info, segment, upscaler, plan.part(segment), settings, batch=batch, on_frame=on_frame,
+            retime=plan.retime,
+        )  # fmt: skip
+        plan.done(segment, stats.frames, stats.engine_s)
+    return finish_job(plan)
 
 
 def engine_fps(source: Path, upscaler, batch: int, calls: int = 10) -> float:
@@ -170,3 +221,10 @@ def engine_fps(source: Path, upscaler, batch: int, calls: int = 10) -> float:
     for _ in range(calls):
         upscaler.infer(prepared)
     return batch * calls / (time.perf_counter() - started)
+
+
+def _count_frames(path: Path) -> int:
+    from upscaler.video.probe import open_input
+
+    with open_input(path) as container:
+        return sum(1 for p in container.demux(container.streams.video[0]) if p.size)

@@ -36,6 +36,8 @@ class EncodeSettings:
     crf: int | None = 18  #: constant quality (libx264/libx265/libvpx-vp9/libaom/svt); None: the codec's default
     preset: str | None = None  #: encoder speed preset (e.g. medium, slow)
     pix_fmt: str | None = None  #: None: keep the source's where the codec allows (10-bit stays 10-bit)
+    threads: int = 1  #: encoder threads: 1 keeps the bitstream the same on every run and machine (x264's frame
+    #: threads were seen to change it), so resumed and distributed segments equal an uninterrupted run
 
 
 @dataclass
@@ -123,7 +125,7 @@ def upscale_segment(
         try:
             with open_input(info.path) as container:
                 stream = container.streams.video[0]
-                stream.thread_type = "AUTO"
+                stream.thread_type = "SLICE"  # frame threading can reorder output after a seek
                 if segment.index:
                     container.seek(segment.seek, stream=stream, backward=True)
                 for count, frame in enumerate(container.decode(stream)):
@@ -132,7 +134,10 @@ def upscale_segment(
                         continue
                     if segment.end is not None and pts >= segment.end:
                         break
-                    image = frame.reformat(format=rgb, src_colorspace=matrix, src_color_range=rng).to_ndarray()
+                    converted = frame.reformat(format=rgb, src_colorspace=matrix, src_color_range=rng)
+                    image = np.array(
+                        converted.to_ndarray(), copy=True
+                    )  # our own memory: the decoder reuses its buffers
                     if not _put(decoded, (pts, image), stop):
                         return
         except BaseException as exc:  # handed to the caller
@@ -148,6 +153,7 @@ def upscale_segment(
                 ctx = stream.codec_context
                 ctx.width, ctx.height = info.width * upscaler.scale, info.height * upscaler.scale
                 ctx.pix_fmt = pix_fmt
+                ctx.thread_count = settings.threads
                 ctx.time_base = info.time_base
                 stream.time_base = info.time_base
                 ctx.color_primaries, ctx.color_trc = info.color_primaries, info.color_trc

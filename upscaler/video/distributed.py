@@ -1,0 +1,146 @@
+"""Scale-out on Ray: every missing segment of every video is a Ray task; the driver joins them in order.
+
+Workers read the inputs by path (so inputs must be on storage every worker
+sees) and send each encoded segment back as bytes, so outputs need no shared
+storage: the driver writes segments into the same work folders a local run
+uses, which keeps ``--resume`` and the atomic final rename as they are. Each
+worker process loads the engine once and keeps it. Ray is imported only
+here, and only when ``--ray`` is given.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from upscaler.video.job import JobPlan, JobResult, finish_job, prepare_job
+from upscaler.video.segments import Segment
+from upscaler.video.transcode import EncodeSettings, upscale_segment
+
+__all__ = ["EngineSpec", "run_on_ray"]
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """How workers build their ``Upscaler`` (names, not objects: it travels to other machines)."""
+
+    model: str
+    backend: str = "auto"
+    precision: str | None = None
+    threads: int = 1  #: engine threads per task (and the CPUs each task asks Ray for)
+
+    def identity(self) -> dict:
+        from upscaler.models import get_model
+
+        return {"model": get_model(self.model).name, "engine": self.backend, "precision": self.precision or "best"}
+
+
+_WORKER_UPSCALERS: dict[EngineSpec, object] = {}
+
+
+def _worker_upscaler(spec: EngineSpec):
+    if spec not in _WORKER_UPSCALERS:
+        from upscaler.facade import Upscaler
+
+        _WORKER_UPSCALERS[spec] = Upscaler(
+            spec.model, spec.backend, threads=spec.threads, precision=spec.precision, spin=False
+        )
+    return _WORKER_UPSCALERS[spec]
+
+
+def upscale_remote(info, segment: Segment, spec: EngineSpec, settings: EncodeSettings, batch: int, retime):
+    """The Ray task: one segment, encoded, returned as ``(bytes, frames, engine seconds)``."""
+    upscaler = _worker_upscaler(spec)
+    upscaler.batch_size = max(upscaler.batch_size, batch)
+    with tempfile.TemporaryDirectory(prefix="upscaler-segment-") as work:
+        path = Path(work) / "segment.mp4"
+        stats = upscale_segment(info, segment, upscaler, path, settings, batch=batch, retime=retime)
+        return path.read_bytes(), stats.frames, stats.engine_s
+
+
+def _connect(address: str):
+    try:
+        import ray
+    except ImportError:
+        raise RuntimeError("--ray needs Ray: pip install 'upscaler[ray]'") from None
+    if not ray.is_initialized():
+        ray.init(
+            address=None if address == "local" else address,
+            ignore_reinit_error=True,
+            log_to_driver=False,
+            logging_level="ERROR",
+            include_dashboard=False if address == "local" else None,
+        )
+    return ray
+
+
+def run_on_ray(
+    address: str,
+    pairs: Sequence[tuple[Path, Path]],
+    spec: EngineSpec,
+    settings: EncodeSettings,
+    *,
+    batch: int = 1,
+    resume: bool = False,
+    segment_s: float = 10.0,
+    on_frames: Callable[[int], None] | None = None,
+    on_result: Callable[[JobResult], None] | None = None,
+) -> list[JobResult]:
+    """Upscale every ``(source, target)`` on the cluster at ``address`` (``auto``, ``host:port`` or ``local``)."""
+    ray = _connect(address)
+    task = ray.remote(num_cpus=spec.threads)(upscale_remote)
+    results: dict[Path, JobResult] = {}
+    plans: dict[Path, JobPlan] = {}
+    pending: dict = {}
+    for source, target in pairs:
+        try:
+            plan = prepare_job(source, target, spec.identity(), settings, resume=resume, segment_s=segment_s)
+        except Exception as exc:  # this file fails, the others go on
+            results[source] = JobResult(str(source), str(target), "failed", message=_line(exc, source))
+            continue
+        plans[source] = plan
+        if on_frames and plan.result.frames:
+            on_frames(plan.result.frames)
+        for segment in plan.missing:
+            ref = task.remote(plan.info, segment, spec, settings, batch, plan.retime)
+            pending[ref] = (plan, segment)
+    for source, plan in plans.items():
+        if not plan.missing:
+            results[source] = _finish(plan)
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        for ref in ready:
+            plan, segment = pending.pop(ref)
+            if plan.source in results:  # the file failed already
+                continue
+            try:
+                data, frames, engine_s = ray.get(ref)
+                plan.part(segment).write_bytes(data)
+                plan.done(segment, frames, engine_s)
+                if on_frames:
+                    on_frames(frames)
+            except Exception as exc:  # a worker's error: this file fails
+                results[plan.source] = JobResult(
+                    str(plan.source), str(plan.target), "failed", message=_line(exc, plan.source)
+                )
+                continue
+            if not plan.missing:
+                results[plan.source] = _finish(plan)
+                if on_result:
+                    on_result(results[plan.source])
+    return [results[source] for source, _ in pairs]
+
+
+def _finish(plan: JobPlan) -> JobResult:
+    try:
+        return finish_job(plan)
+    except Exception as exc:  # assembly failed: this file fails
+        return JobResult(str(plan.source), str(plan.target), "failed", message=_line(exc, plan.source))
+
+
+def _line(exc: BaseException, source: Path) -> str:
+    text = (str(exc) or type(exc).__name__).strip().splitlines()
+    message = text[-1] if text else type(exc).__name__
+    return message if str(source) in message else f"{source}: {message}"
