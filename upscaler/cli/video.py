@@ -39,8 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--encoder-threads",
         type=positive_int,
         default=1,
-        help="encoder threads (default: 1, the same bitstream on every run; more is faster, but resumed or "
-        "distributed segments may then differ from an uninterrupted run)",
+        help="encoder threads (default: 1; more is faster, but x264's frame threads change the bitstream, so "
+        "resumed or distributed segments then differ in bytes from an uninterrupted run)",
     )
     p.add_argument("--batch", type=positive_int, default=1, help="frames per engine call (default: 1)")
     p.add_argument("--segment-seconds", type=float, default=10.0, help="resume granularity (default: 10)")

@@ -36,8 +36,8 @@ class EncodeSettings:
     crf: int | None = 18  #: constant quality (libx264/libx265/libvpx-vp9/libaom/svt); None: the codec's default
     preset: str | None = None  #: encoder speed preset (e.g. medium, slow)
     pix_fmt: str | None = None  #: None: keep the source's where the codec allows (10-bit stays 10-bit)
-    threads: int = 1  #: encoder threads: 1 keeps the bitstream the same on every run and machine (x264's frame
-    #: threads were seen to change it), so resumed and distributed segments equal an uninterrupted run
+    threads: int = 1  #: encoder threads: x264's frame threads change the bitstream from run to run, so resumed
+    #: and distributed segments keep closest to an uninterrupted run with one
 
 
 @dataclass
@@ -125,7 +125,9 @@ def upscale_segment(
         try:
             with open_input(info.path) as container:
                 stream = container.streams.video[0]
-                stream.thread_type = "SLICE"  # frame threading can reorder output after a seek
+                # one decoder thread, as for the encoder: threaded decoding was seen to give different
+                # frames right after a seek under load, and resumed segments must equal one run
+                stream.codec_context.thread_count = 1
                 if segment.index:
                     container.seek(segment.seek, stream=stream, backward=True)
                 for count, frame in enumerate(container.decode(stream)):
@@ -134,7 +136,7 @@ def upscale_segment(
                         continue
                     if segment.end is not None and pts >= segment.end:
                         break
-                    converted = frame.reformat(format=rgb, src_colorspace=matrix, src_color_range=rng)
+                    converted = frame.reformat(format=rgb, src_colorspace=matrix, src_color_range=rng, threads=1)
                     image = np.array(
                         converted.to_ndarray(), copy=True
                     )  # our own memory: the decoder reuses its buffers
@@ -169,7 +171,7 @@ def upscale_segment(
                 while (item := _get(upscaled, stop)) is not _END:
                     pts, image = item
                     frame = av.VideoFrame.from_ndarray(image, format=rgb)
-                    frame = frame.reformat(format=pix_fmt, dst_colorspace=matrix, dst_color_range=rng)
+                    frame = frame.reformat(format=pix_fmt, dst_colorspace=matrix, dst_color_range=rng, threads=1)
                     frame.pts, frame.time_base = pts, info.time_base
                     for packet in stream.encode(frame):
                         container.mux(packet)
@@ -183,10 +185,14 @@ def upscale_segment(
             failures.append(exc)
             stop.set()
 
-    threads = [threading.Thread(target=decode, name="decode"), threading.Thread(target=encode, name="encode")]
-    for t in threads:
-        t.start()
+    # daemon threads: an interrupt at any moment can never leave the process waiting on them at exit
+    threads = [
+        threading.Thread(target=decode, name="decode", daemon=True),
+        threading.Thread(target=encode, name="encode", daemon=True),
+    ]
     try:
+        for t in threads:
+            t.start()
         done = False
         while not done and not stop.is_set():
             items = []
@@ -208,8 +214,13 @@ def upscale_segment(
         stop.set()
         raise
     finally:
-        for t in threads:
-            t.join()
+        try:
+            for t in threads:
+                if t.ident is not None:
+                    t.join()
+        except BaseException:  # interrupted while waiting: tell the threads to stop, then go
+            stop.set()
+            raise
     if failures:
         raise failures[0]
     return stats
