@@ -75,9 +75,11 @@ def _run(args: argparse.Namespace) -> int:
                 f"\n{r['name']}: receptive field {r['receptive_field']} px, "
                 f"{r['macs_per_pixel'] / 1000:.1f} kMAC per input pixel, precisions {', '.join(r['precisions'])}"
             )
-            for kind in ("weights", "onnx"):
-                if r[kind]:
-                    print(f"  {kind}: {WEIGHTS_DIR / r[kind]['path']} (sha256 {r[kind]['sha256'][:12]}...)")
+            files = {"weights": r["weights"], "onnx": r["onnx"]}
+            files.update({f"onnx {precision}": entry for precision, entry in r.get("graphs", {}).items()})
+            for kind, entry in files.items():
+                if entry:
+                    print(f"  {kind}: {WEIGHTS_DIR / entry['path']} (sha256 {entry['sha256'][:12]}...)")
             for e in r["engines"]:
                 status = "available" if e["available"] else f"unavailable: {e['reason']}"
                 print(f"  engine {e['engine']}: {status}")
