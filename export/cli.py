@@ -203,7 +203,9 @@ def _int8(args: argparse.Namespace) -> int:
         if worst > args.max_cost:
             raise ValueError(f"INT8 loses {worst:.3f} dB, more than --max-cost {args.max_cost}; nothing written")
         if args.json:
-            Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+            from upscaler.io import write_atomic
+
+            write_atomic(args.json, json.dumps(report, indent=2) + "\n")
         if out is None:
             from export.release import add_graph
 
@@ -235,8 +237,7 @@ def _profile(text: str | None):
 
 
 def _tensorrt(args: argparse.Namespace) -> int:
-    import shutil
-
+    from upscaler.io import write_atomic
     from upscaler.models import get_model
 
     model = get_model(args.model)
@@ -244,9 +245,7 @@ def _tensorrt(args: argparse.Namespace) -> int:
     key, plan = _plan(model, args.precision, _profile(args.profile), cache_dir, args.device)
     print(f"TensorRT engine for {model.name} ({key['precision']}, {key['gpu']}): {plan}")
     if args.output:
-        tmp = Path(args.output).with_name(f".{Path(args.output).name}.part")
-        shutil.copyfile(plan, tmp)
-        tmp.replace(args.output)
+        write_atomic(args.output, plan.read_bytes())
         print(f"copied to {args.output}")
     return 0
 

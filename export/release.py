@@ -19,7 +19,7 @@ from pathlib import Path
 from export.onnx_export import check_parity, export_onnx
 from upscaler.evaluate import evaluate_folder
 from upscaler.facade import Upscaler
-from upscaler.io import sample_images
+from upscaler.io import sample_images, write_atomic
 from upscaler.models import MANIFEST_PATH, WEIGHTS_DIR, ModelDescriptor, ModelFile, load_manifest, sha256_file
 from upscaler.models.descriptor import descriptor_from_safetensors
 
@@ -108,9 +108,7 @@ def add_graph(
 
 
 def _save_manifest(raw: dict, manifest_path: Path) -> None:
-    tmp = manifest_path.with_name(f".{manifest_path.name}.part")
-    tmp.write_text(json.dumps(raw, indent=2) + "\n")
-    tmp.replace(manifest_path)
+    write_atomic(manifest_path, json.dumps(raw, indent=2) + "\n")
     load_manifest.cache_clear()
 
 

@@ -18,6 +18,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from upscaler.io import write_atomic
 from upscaler.models import ModelDescriptor
 from upscaler.runtime.base import require_graph
 from upscaler.runtime.profiles import ShapeProfile
@@ -133,9 +134,5 @@ def write_repository(
             tensorrt_precision=accel,
             profile=profile if plan is not None else None,
         )
-        config = folder / "config.pbtxt"
-        tmp = folder / ".config.pbtxt.part"
-        tmp.write_text(text)
-        tmp.replace(config)
-        written.append(config)
+        written.append(write_atomic(folder / "config.pbtxt", text))
     return written

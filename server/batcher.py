@@ -86,7 +86,10 @@ class Batcher:
     def load(self) -> int:
         """Requests queued or running: what ``max_queue`` bounds."""
         with self._cond:
-            return sum(len(jobs) for jobs in self._groups.values()) + self._running
+            return self._load()
+
+    def _load(self) -> int:  # with ``_cond`` held
+        return sum(len(jobs) for jobs in self._groups.values()) + self._running
 
     def start(self) -> None:
         """Start the engine thread; results are delivered on the running event loop."""
@@ -110,7 +113,7 @@ class Batcher:
         with self._cond:
             if self._closing:
                 raise QueueFull("the service is shutting down")
-            load = sum(len(jobs) for jobs in self._groups.values()) + self._running
+            load = self._load()
             if load >= self.max_queue:
                 raise QueueFull(f"{load} requests are queued (limit {self.max_queue})")
             self._groups.setdefault(key, []).append(job)

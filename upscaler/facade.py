@@ -164,6 +164,5 @@ class Upscaler:
 
     def _upscale_whole(self, images: list[np.ndarray], layouts: list[pipeline.Layout]) -> list[np.ndarray]:
         """Same-shaped RGB images as one batch: one engine call, no tiles."""
-        batch = np.stack([pipeline.color_input(image, layout) for image, layout in zip(images, layouts)])
-        outputs = self.infer(batch)
+        outputs = self.infer(pipeline.color_batch(images, layouts))
         return [pipeline.planes_to_image(out, image.dtype) for image, out in zip(images, outputs)]

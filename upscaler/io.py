@@ -28,6 +28,7 @@ __all__ = [
     "quiet_codec_logs",
     "read_image",
     "sample_images",
+    "write_atomic",
     "write_image",
 ]
 
@@ -181,26 +182,33 @@ def encode_image(image: np.ndarray, fmt: str = "png", quality: int | None = None
     return buf.tobytes()
 
 
+def write_atomic(path: str | os.PathLike, data: bytes | str) -> Path:
+    """Write ``data`` to ``path`` atomically: a temporary file beside it (usual permissions), then a rename.
+
+    A reader sees the old file or the whole new one, never part; ``OSError`` on failure, nothing left behind.
+    """
+    path = Path(path)
+    payload = data.encode() if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; use the usual mode
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
 def write_image(path: str | os.PathLike, image: np.ndarray, fmt: str | None = None, quality: int | None = None) -> Path:
     """Encode and write atomically (temporary file, then rename into place)."""
     path = Path(path)
     data = encode_image(image, fmt or format_from_path(path), quality)
     if path.is_dir():
         raise ImageError(f"{path}: is a directory, expected an output file")
-    parent = path.parent
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=parent)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return write_atomic(path, data)
     except OSError as exc:
         raise ImageError(f"{path}: cannot write ({exc.strerror or exc})") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; use the usual mode
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise ImageError(f"{path}: cannot write ({exc.strerror or exc})") from None
-        raise
-    return path

@@ -17,6 +17,7 @@ __all__ = [
     "Layout",
     "alpha_plane",
     "analyse",
+    "color_batch",
     "color_input",
     "from_float",
     "grey_input",
@@ -119,6 +120,12 @@ def color_input(crop: np.ndarray, layout: Layout) -> np.ndarray:
     if layout.grey:
         return grey_input(data[:, :, 0])
     return to_float(data[:, :, :3].transpose(2, 0, 1))
+
+
+def color_batch(images: list[np.ndarray], layouts: list[Layout] | None = None) -> np.ndarray:
+    """Network input (``N x 3 x h x w`` float32) from same-sized images (their layouts, if already known)."""
+    layouts = layouts or [analyse(image) for image in images]
+    return np.stack([color_input(image, layout) for image, layout in zip(images, layouts)])
 
 
 def grey_input(plane: np.ndarray) -> np.ndarray:

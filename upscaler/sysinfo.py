@@ -30,8 +30,12 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+@lru_cache(maxsize=1)
 def nvidia_driver() -> str | None:
-    """The NVIDIA kernel driver's version line, or None: a cheap check before importing GPU libraries."""
+    """The NVIDIA kernel driver's version line, or None: a cheap check before importing GPU libraries.
+
+    Cached: ``find_library`` runs ``ldconfig``, and every GPU engine of the chain asks.
+    """
     try:
         with open("/proc/driver/nvidia/version") as fh:
             return fh.readline().strip() or "unknown"

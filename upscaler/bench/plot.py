@@ -13,8 +13,9 @@ __all__ = ["plot"]
 
 def _series(rows: Sequence[dict]) -> dict[str, list[dict]]:
     series: dict[str, list[dict]] = {}
+    smallest = min(r["batch"] for r in rows)
     for row in rows:
-        if row["batch"] != min(r["batch"] for r in rows):
+        if row["batch"] != smallest:
             continue  # one batch size per line: the smallest (latency view)
         label = row["name"] if row["kind"] == "peer" else f"{row['name']} {row['engine']} {row['precision']}"
         series.setdefault(label, []).append(row)

@@ -77,14 +77,11 @@ class EngineSubject:
         self.precision, self.scale = upscaler.engine.precision, upscaler.scale
         self.degradation = upscaler.model.degradation
 
-    def network_input(self, frames: list[np.ndarray]) -> np.ndarray:
-        return self.prepare(frames)
-
     def network(self, batch: np.ndarray) -> object:
         return self.up.engine.run(batch)
 
     def prepare(self, frames: list[np.ndarray]) -> np.ndarray:
-        return np.stack([pipeline.color_input(f, pipeline.analyse(f)) for f in frames])
+        return pipeline.color_batch(frames)
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         return self.up.infer(batch)
@@ -126,11 +123,8 @@ class PeerSubject:
         self.peer = peer
         self.name, self.engine, self.scale = peer.name, peer.engine, peer.scale
 
-    def network_input(self, frames: list[np.ndarray]) -> list[np.ndarray]:
-        return frames
-
     def network(self, frames: list[np.ndarray]) -> object:
-        return [self.peer.upscale(f) for f in frames]
+        return self.infer(frames)
 
     def prepare(self, frames: list[np.ndarray]) -> list[np.ndarray]:
         return frames
@@ -230,7 +224,7 @@ def run_cases(
     inputs = {}
     for case in cases:
         frames, encoded = _frames(case.width, case.height, case.batch, seed)
-        net_in = case.subject.network_input(frames)
+        net_in = case.subject.prepare(frames)
         inputs[id(case)] = (net_in, encoded)
         for _ in range(warmup):
             case.subject.network(net_in)

@@ -30,9 +30,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model", "-m", nargs="+", default=["default"], help="models (default: default)")
     p.add_argument(
-        "--engine", "-e", nargs="+", default=None, help="engines or backends (default: every engine this machine runs)"
+        "--engine",
+        "-e",
+        "--backend",
+        "-b",
+        nargs="+",
+        default=None,
+        help="engines or backends (default: every engine this machine runs)",
     )
-    p.add_argument("--backend", "-b", dest="engine_alias", help=argparse.SUPPRESS)  # the old spelling
     p.add_argument("--precision", nargs="+", choices=["fp32", "fp16", "int8"], help="precisions (default: best)")
     p.add_argument("--size", "-s", nargs="+", default=["180p"], help="input sizes: 180p 270p 540p 720p 1080p or WxH")
     p.add_argument("--batch", nargs="+", default=["1"], help="frames per call, e.g. 1,4 (default: 1)")
@@ -87,7 +92,7 @@ def _run(args: argparse.Namespace) -> int:
 def _engines(args: argparse.Namespace) -> list[str]:
     from upscaler.runtime import BACKENDS, ENGINES
 
-    names = args.engine or ([args.engine_alias] if args.engine_alias else list(ENGINES))
+    names = args.engine or list(ENGINES)
     unknown = [n for n in names if n not in BACKENDS]
     if unknown:
         raise ValueError(f"unknown engine {unknown[0]!r}; choose from {', '.join(BACKENDS)}")
@@ -164,23 +169,18 @@ def _run_local(args: argparse.Namespace, sizes: list[tuple[int, int]], batches: 
 
 def _write_outputs(args: argparse.Namespace, report: dict, rows: list[dict]) -> None:
     from upscaler.bench.report import format_markdown
+    from upscaler.io import write_atomic
 
     if args.json:
-        _atomic_text(Path(args.json), json.dumps(report, indent=2) + "\n")
+        write_atomic(args.json, json.dumps(report, indent=2) + "\n")
     if args.markdown:
-        _atomic_text(Path(args.markdown), format_markdown(rows))
+        write_atomic(args.markdown, format_markdown(rows))
     if args.plot:
         from upscaler.bench.plot import plot
 
         machine = report["machine"]
         gpu = machine["gpus"][0]["name"] if machine.get("gpus") else None
         plot(rows, Path(args.plot), title=f"{machine['cpu']}, {machine['cores']} cores" + (f", {gpu}" if gpu else ""))
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def _run_http(args: argparse.Namespace, size: tuple[int, int], concurrency: list[int]) -> int:
@@ -197,7 +197,7 @@ def _run_http(args: argparse.Namespace, size: tuple[int, int], concurrency: list
         requests=args.requests,
         rounds=args.rounds,
         runs=args.runs,
-        backend=(args.engine or [args.engine_alias or "auto"])[0],
+        backend=(args.engine or ["auto"])[0],
         threads=args.threads,
         headers=headers,
         baseline=args.engine_baseline,
@@ -225,6 +225,8 @@ def _run_http(args: argparse.Namespace, size: tuple[int, int], concurrency: list
     if before and after:
         print(f"service resident memory: {before:.1f} MB -> {after:.1f} MB")
     if args.json:
+        from upscaler.io import write_atomic
+
         report = {"measured": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine_info(), **report}
-        _atomic_text(Path(args.json), json.dumps(report, indent=2) + "\n")
+        write_atomic(args.json, json.dumps(report, indent=2) + "\n")
     return 0

@@ -142,8 +142,7 @@ def _run_local(args: argparse.Namespace, todo: list[tuple[Path, Path]], settings
     from tqdm import tqdm
 
     from upscaler.facade import Upscaler
-    from upscaler.video.job import JobResult, engine_fps, run_job
-    from upscaler.video.probe import VideoError
+    from upscaler.video.job import engine_fps, failed, run_job
 
     upscaler = baseline = None
     results = []
@@ -174,10 +173,8 @@ def _run_local(args: argparse.Namespace, todo: list[tuple[Path, Path]], settings
                     )  # fmt: skip
                 result.engine_fps = round(engine_fps(source, baseline, args.batch), 2)
                 result.ratio = round(result.fps / result.engine_fps, 3)
-        except VideoError as exc:
-            result = JobResult(str(source), str(target), "failed", message=_one_line(exc))
-        except Exception as exc:  # an encoder or file error: this file fails, the others still run
-            result = JobResult(str(source), str(target), "failed", message=f"{source}: {_one_line(exc)}")
+        except Exception as exc:  # a bad input, an encoder or file error: this file fails, the others still run
+            result = failed(source, target, exc)
         finally:
             bar.close()
         results.append(result)
@@ -210,6 +207,7 @@ def _run_ray(args: argparse.Namespace, todo: list[tuple[Path, Path]], settings) 
 
 def _report(args: argparse.Namespace, results: list, errors: list[str], settings) -> None:
     if args.json:
+        from upscaler.io import write_atomic
         from upscaler.sysinfo import machine_info
 
         summary = {
@@ -226,9 +224,7 @@ def _report(args: argparse.Namespace, results: list, errors: list[str], settings
             "files": [asdict(r) for r in results],
             "errors": errors,
         }
-        tmp = Path(args.json).with_name(f".{Path(args.json).name}.part")
-        tmp.write_text(json.dumps(summary, indent=2) + "\n")
-        tmp.replace(args.json)
+        write_atomic(args.json, json.dumps(summary, indent=2) + "\n")
     if not args.quiet:
         for r in results:
             line = f"{r.status:>7}  {r.input} -> {r.output}"
@@ -239,8 +235,3 @@ def _report(args: argparse.Namespace, results: list, errors: list[str], settings
             elif r.message:
                 line += f"  ({r.message})"
             print(line)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text.splitlines()[0]

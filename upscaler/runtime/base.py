@@ -81,27 +81,26 @@ def check_batch(batch: np.ndarray, channels: int = 3) -> np.ndarray:
     return np.ascontiguousarray(batch, dtype=np.float32)
 
 
-def require_file(model: ModelDescriptor, kind: str, missing_hint: str = "") -> Path:
-    """The verified path of ``model.<kind>`` (``onnx`` or ``weights``), or ``EngineUnavailable``."""
-    entry = getattr(model, kind)
+def _verified(entry, missing: str) -> Path:
+    """``entry``'s checked path; ``EngineUnavailable`` with ``missing`` if there is none, or its own reason."""
     if entry is None:
-        what = "ONNX graph" if kind == "onnx" else "safetensors weights"
-        raise EngineUnavailable(f"model {model.name!r} has no {what}" + (f" ({missing_hint})" if missing_hint else ""))
+        raise EngineUnavailable(missing)
     try:
         return entry.verified()
     except ModelError as exc:
         raise EngineUnavailable(str(exc)) from None
+
+
+def require_file(model: ModelDescriptor, kind: str, missing_hint: str = "") -> Path:
+    """The verified path of ``model.<kind>`` (``onnx`` or ``weights``), or ``EngineUnavailable``."""
+    what = "ONNX graph" if kind == "onnx" else "safetensors weights"
+    hint = f" ({missing_hint})" if missing_hint else ""
+    return _verified(getattr(model, kind), f"model {model.name!r} has no {what}{hint}")
 
 
 def require_graph(model: ModelDescriptor, precision: str) -> Path:
     """The verified ONNX graph of ``model`` for ``precision``, or ``EngineUnavailable`` saying how to make it."""
     if precision == "fp32":
         return require_file(model, "onnx", "export one with 'upscaler export onnx'")
-    entry = model.graph(precision)
-    if entry is None:
-        how = "upscaler export onnx --fp16" if precision == "fp16" else f"upscaler export {precision}"
-        raise EngineUnavailable(f"model {model.name!r} has no {precision} graph (make one with '{how}')")
-    try:
-        return entry.verified()
-    except ModelError as exc:
-        raise EngineUnavailable(str(exc)) from None
+    how = "upscaler export onnx --fp16" if precision == "fp16" else f"upscaler export {precision}"
+    return _verified(model.graph(precision), f"model {model.name!r} has no {precision} graph (make one with '{how}')")

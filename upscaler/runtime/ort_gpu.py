@@ -38,7 +38,7 @@ def require_provider(ort, provider: str) -> None:
         )
 
 
-def tensorrt_provider_options(model: ModelDescriptor, precision: str, options: EngineOptions) -> dict[str, str]:
+def tensorrt_provider_options(precision: str, options: EngineOptions) -> dict[str, str]:
     """TensorRT execution provider options: precision, caches and the shape profile."""
     cache = str((options.cache_dir or default_cache_dir()) / "ort-trt")
     name = "input"
@@ -75,7 +75,7 @@ class OrtGpuEngine:
             self.precision = choose_precision(self.name, options.precision, ("fp16", "fp32", "int8"))
             graph = require_graph(model, "int8" if self.precision == "int8" else "fp32")
             require_provider(ort, "TensorrtExecutionProvider")
-            trt_options = tensorrt_provider_options(model, self.precision, options)
+            trt_options = tensorrt_provider_options(self.precision, options)
             providers = [("TensorrtExecutionProvider", trt_options), ("CUDAExecutionProvider", {})]
         else:
             raise ValueError(f"provider must be cuda or tensorrt, got {provider!r}")

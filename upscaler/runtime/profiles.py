@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from upscaler.io import write_atomic
+
 __all__ = [
     "DEFAULT_PROFILE",
     "EngineCache",
@@ -160,10 +162,8 @@ class EngineCache:
         """Write a plan and its key; returns the plan's path."""
         self.root.mkdir(parents=True, exist_ok=True)
         path = self.path(model, key)
-        for target, data in ((path, plan), (path.with_suffix(".json"), json.dumps(key, indent=2).encode())):
-            tmp = target.with_name(f".{target.name}.part")
-            tmp.write_bytes(data)
-            tmp.replace(target)
+        write_atomic(path, plan)
+        write_atomic(path.with_suffix(".json"), json.dumps(key, indent=2))  # last: a key file means a whole plan
         return path
 
     def evict(self, model: str, key: Mapping) -> None:

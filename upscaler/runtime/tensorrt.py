@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from upscaler.io import write_atomic
 from upscaler.models import ModelDescriptor, sha256_file
 from upscaler.runtime.base import EngineOptions, EngineUnavailable, check_batch, choose_precision, require_graph
 from upscaler.runtime.profiles import (
@@ -82,9 +83,7 @@ def build_plan(trt, onnx_path: Path, precision: str, profile: ShapeProfile, timi
     if plan is None:
         raise EngineUnavailable(f"TensorRT failed to build an engine from {onnx_path} ({precision})")
     timing_cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = timing_cache.with_name(f".{timing_cache.name}.part")
-    tmp.write_bytes(bytes(config.get_timing_cache().serialize()))
-    tmp.replace(timing_cache)
+    write_atomic(timing_cache, bytes(config.get_timing_cache().serialize()))
     return bytes(plan)
 
 

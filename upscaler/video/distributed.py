@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from upscaler.video.job import JobPlan, JobResult, finish_job, prepare_job
+from upscaler.video.job import JobPlan, JobResult, failed, finish_job, prepare_job
 from upscaler.video.segments import Segment
 from upscaler.video.transcode import EncodeSettings, upscale_segment
 
@@ -86,7 +86,6 @@ def run_on_ray(
     resume: bool = False,
     segment_s: float = 10.0,
     on_frames: Callable[[int], None] | None = None,
-    on_result: Callable[[JobResult], None] | None = None,
 ) -> list[JobResult]:
     """Upscale every ``(source, target)`` on the cluster at ``address`` (``auto``, ``host:port`` or ``local``)."""
     ray = _connect(address)
@@ -98,7 +97,7 @@ def run_on_ray(
         try:
             plan = prepare_job(source, target, spec.identity(), settings, resume=resume, segment_s=segment_s)
         except Exception as exc:  # this file fails, the others go on
-            results[source] = JobResult(str(source), str(target), "failed", message=_line(exc, source))
+            results[source] = failed(source, target, exc)
             continue
         plans[source] = plan
         if on_frames and plan.result.frames:
@@ -122,14 +121,10 @@ def run_on_ray(
                 if on_frames:
                     on_frames(frames)
             except Exception as exc:  # a worker's error: this file fails
-                results[plan.source] = JobResult(
-                    str(plan.source), str(plan.target), "failed", message=_line(exc, plan.source)
-                )
+                results[plan.source] = failed(plan.source, plan.target, exc)
                 continue
             if not plan.missing:
                 results[plan.source] = _finish(plan)
-                if on_result:
-                    on_result(results[plan.source])
     return [results[source] for source, _ in pairs]
 
 
@@ -137,10 +132,4 @@ def _finish(plan: JobPlan) -> JobResult:
     try:
         return finish_job(plan)
     except Exception as exc:  # assembly failed: this file fails
-        return JobResult(str(plan.source), str(plan.target), "failed", message=_line(exc, plan.source))
-
-
-def _line(exc: BaseException, source: Path) -> str:
-    text = (str(exc) or type(exc).__name__).strip().splitlines()
-    message = text[-1] if text else type(exc).__name__
-    return message if str(source) in message else f"{source}: {message}"
+        return failed(plan.source, plan.target, exc)

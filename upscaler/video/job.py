@@ -27,7 +27,7 @@ from upscaler.video.probe import UNTIMED_CONTAINERS, VideoError, VideoInfo, disp
 from upscaler.video.segments import Segment, plan_segments
 from upscaler.video.transcode import EncodeSettings, upscale_segment
 
-__all__ = ["JobPlan", "JobResult", "engine_fps", "finish_job", "prepare_job", "run_job", "work_dir"]
+__all__ = ["JobPlan", "JobResult", "engine_fps", "failed", "finish_job", "prepare_job", "run_job", "work_dir"]
 
 SEGMENT_SECONDS = 10.0
 JOB_VERSION = 1
@@ -82,6 +82,16 @@ class JobPlan:
         self.part(segment).replace(self.path(segment))
         self.result.frames += frames
         self.engine_s += engine_s
+
+
+def failed(source: Path, target: Path, exc: BaseException) -> JobResult:
+    """The result of a file that failed: the error's first line, naming the file."""
+    cause = getattr(exc, "cause", None) or exc  # a Ray task error carries the worker's exception
+    lines = (str(cause) or type(cause).__name__).strip().splitlines()
+    message = lines[0] if lines else type(cause).__name__
+    if str(source) not in message:
+        message = f"{source}: {message}"
+    return JobResult(str(source), str(target), "failed", message=message)
 
 
 def work_dir(target: Path) -> Path:
@@ -201,8 +211,6 @@ def run_job(
 
 def engine_fps(source: Path, upscaler, batch: int, calls: int = 10) -> float:
     """Frames per second of the engine alone on ``batch`` real frames of ``source`` (prepared as the pipeline does)."""
-    import numpy as np
-
     from upscaler import pipeline
     from upscaler.video.probe import open_input
 
@@ -215,7 +223,7 @@ def engine_fps(source: Path, upscaler, batch: int, calls: int = 10) -> float:
             if len(frames) == batch:
                 break
     frames += [frames[-1]] * (batch - len(frames))
-    prepared = np.stack([pipeline.color_input(f, pipeline.analyse(f)) for f in frames])
+    prepared = pipeline.color_batch(frames)
     upscaler.infer(prepared)  # warm-up
     started = time.perf_counter()
     for _ in range(calls):
