@@ -41,16 +41,25 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     int8 = kinds.add_parser(
         "int8",
-        help="quantise a model to INT8 (QDQ) for the CPU, calibrated on real images",
+        help="quantise a model to INT8 (QDQ), calibrated on real images",
         description="Static INT8 quantisation (per-channel weights, QDQ) with calibration crops made from real "
-        "images; reports the speed-up and PSNR cost against FP32 measured side by side, and refuses the graph "
-        "if it loses more than --max-cost dB on any --eval folder.",
+        "images; reports the speed-up and PSNR cost against FP32 measured side by side on ONNX Runtime's CPU "
+        "engine, and refuses the graph if it loses more than --max-cost dB on any --eval folder. "
+        "--scheme cpu (default) makes the shipped 'int8' graph: int8 activations with zero points, exact on every "
+        "x86-64 CPU; --scheme symmetric makes the 'int8-symmetric' graph TensorRT builds INT8 engines from "
+        "(every zero point 0).",
     )
     int8.add_argument("--model", "-m", default="default", help="built-in model or .safetensors path")
     int8.add_argument("--calibration", required=True, metavar="DIR", help="images to calibrate on (HR; degraded here)")
     int8.add_argument("--crops", type=_positive, default=64, help="calibration crops (default: 64)")
     int8.add_argument("--crop-size", type=_positive, default=48, help="LR crop edge in pixels (default: 48)")
     int8.add_argument("--method", default="minmax", choices=["minmax", "entropy", "percentile"])
+    int8.add_argument(
+        "--scheme",
+        default="cpu",
+        choices=["cpu", "symmetric"],
+        help="cpu: the CPU graph (default); symmetric: zero points 0, for TensorRT",
+    )
     int8.add_argument("--eval", nargs="*", default=[], metavar="DIR", help="folders to measure the PSNR cost on")
     int8.add_argument("--max-cost", type=float, default=0.15, help="PSNR loss allowed, dB (default: 0.15)")
     int8.add_argument("--size", default="320x180", help="frame for the speed comparison (default: 320x180)")
@@ -63,9 +72,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     trt = kinds.add_parser(
         "tensorrt",
         help="build (or reuse from the cache) a TensorRT engine for this GPU",
-        description="Build a TensorRT engine from the model's ONNX graph: FP16 (or FP32, or INT8 from the QDQ "
-        "graph), one optimisation profile, a timing cache; engines are cached by ONNX hash, TensorRT version, GPU, "
-        "compute capability, precision and profile, and rebuilt when any of them changes. Needs TensorRT.",
+        description="Build a TensorRT engine from the model's ONNX graph: FP16 (or FP32, or INT8 from the "
+        "'int8-symmetric' QDQ graph), one optimisation profile, a timing cache; engines are cached by ONNX hash, "
+        "TensorRT version, GPU, compute capability, precision and profile, and rebuilt when any of them changes. "
+        "Needs TensorRT.",
     )
     trt.add_argument("--model", "-m", default="default", help="built-in model or .safetensors path")
     trt.add_argument("--precision", default="fp16", choices=["fp16", "fp32", "int8"])
@@ -81,12 +91,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         "triton",
         help="write a Triton Inference Server model repository",
         description="One folder per model with config.pbtxt (dynamic batch, height and width; dynamic batching) "
-        "and the ONNX graph, or a TensorRT plan built here with --plan.",
+        "and the ONNX graph, or a TensorRT plan built here with --plan. A plan serves only its profile's batches: "
+        "with --plan, max_batch_size is the profile's max batch unless --max-batch-size asks for less (more is an "
+        "error; raise the profile's batch instead).",
     )
     tri.add_argument("--dir", required=True, help="repository folder to write")
     tri.add_argument("--model", "-m", nargs="+", default=None, help="models (default: every built-in model)")
     tri.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "int8"], help="which ONNX graph to ship")
-    tri.add_argument("--max-batch-size", type=_positive, default=8, help="Triton max_batch_size (default: 8)")
+    tri.add_argument(
+        "--max-batch-size",
+        type=_positive,
+        default=None,
+        help="Triton max_batch_size (default: 8; with --plan, the profile's max batch, which it may not exceed)",
+    )
     tri.add_argument("--cpu", action="store_true", help="instances on the CPU (KIND_CPU) instead of the GPU")
     tri.add_argument(
         "--tensorrt", choices=["fp16", "fp32"], help="let Triton's ONNX Runtime backend use TensorRT at this precision"
@@ -176,7 +193,7 @@ def _onnx(args: argparse.Namespace) -> int:
 
 def _int8(args: argparse.Namespace) -> int:
     _require_export_extra()
-    from export.int8 import calibration_batches, int8_report, quantize_int8
+    from export.int8 import SCHEMES, calibration_batches, int8_report, quantize_int8
     from upscaler.bench import parse_size
     from upscaler.models import get_model
     from upscaler.runtime.base import require_graph
@@ -189,10 +206,11 @@ def _int8(args: argparse.Namespace) -> int:
     staged, out = _staging(args, model)
     try:  # the destination changes only for a graph within its PSNR bound
         batches = calibration_batches(Path(args.calibration), model, crops=args.crops, size=args.crop_size)
-        quantize_int8(require_graph(model, "fp32"), staged, batches, method=args.method)
+        quantize_int8(require_graph(model, "fp32"), staged, batches, method=args.method, scheme=args.scheme)
         report = int8_report(model, staged, [Path(d) for d in args.eval], size=size)
         report.update({"calibration": {"folder": Path(args.calibration).name, "crops": args.crops,
-                                       "crop_size": args.crop_size, "method": args.method}})  # fmt: skip
+                                       "crop_size": args.crop_size, "method": args.method},
+                       "scheme": args.scheme})  # fmt: skip
         for dataset, q in report["quality"].items():
             print(f"{dataset}: FP32 {q['psnr_fp32']:.3f} dB, INT8 {q['psnr_int8']:.3f} dB (cost {q['psnr_cost']:.3f})")
         print(
@@ -209,7 +227,7 @@ def _int8(args: argparse.Namespace) -> int:
         if out is None:
             from export.release import add_graph
 
-            out = add_graph(model.name, "int8", staged, report)
+            out = add_graph(model.name, SCHEMES[args.scheme], staged, report)
         else:
             staged.replace(out)
     finally:
@@ -221,13 +239,13 @@ def _int8(args: argparse.Namespace) -> int:
 def _plan(model, precision: str, profile, cache_dir: Path | None, device: int = 0) -> tuple[dict, Path]:
     """Build (or find in the cache) a TensorRT engine: its cache key and plan path."""
     from upscaler.runtime.base import EngineOptions
-    from upscaler.runtime.profiles import EngineCache, default_cache_dir
+    from upscaler.runtime.profiles import default_cache_dir
     from upscaler.runtime.tensorrt import TensorRTEngine
 
     cache_dir = cache_dir or default_cache_dir()
     options = EngineOptions(precision=precision, device_id=device, cache_dir=cache_dir)
     engine = TensorRTEngine(model, options, profile=profile)
-    return engine.key, EngineCache(cache_dir).path(model.name, engine.key)
+    return engine.key, engine.plan_path
 
 
 def _profile(text: str | None):
@@ -251,7 +269,7 @@ def _tensorrt(args: argparse.Namespace) -> int:
 
 
 def _triton(args: argparse.Namespace) -> int:
-    from export.triton import write_repository
+    from export.triton import max_batch_size_for, write_repository
     from upscaler.models import get_model, list_models
 
     models = [get_model(m) for m in args.model] if args.model else list_models()
@@ -259,6 +277,9 @@ def _triton(args: argparse.Namespace) -> int:
     profile = _profile(args.profile)
     plans = None
     if args.plan:
+        if args.cpu:
+            raise ValueError("--plan ships TensorRT plans, which run on GPUs only: drop --cpu")
+        max_batch_size_for(args.max_batch_size, profile)  # before minutes of building
         plans = {m.name: _plan(m, args.tensorrt or "fp16", profile, None)[1] for m in models}
     configs = write_repository(
         models,

@@ -81,6 +81,25 @@ def test_auto_falls_back_and_logs_why(caplog):
     ]
 
 
+@pytest.mark.parametrize("failure", [RuntimeError("CUDA error: out of memory"), OSError(30, "Read-only file system")])
+def test_any_engine_failure_moves_the_chain_on_and_says_why(monkeypatch, caplog, failure):
+    from upscaler.runtime import select
+
+    def broken(model, options):
+        raise failure
+
+    monkeypatch.setitem(select.ENGINES, "onnxruntime-cpu", broken)
+    with caplog.at_level(logging.INFO, logger="upscaler.runtime"):
+        engine = create_engine(default_model(), "cpu")
+    assert engine.name == "torch-cpu"
+    skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert skipped == [f"engine onnxruntime-cpu skipped: failed to start ({type(failure).__name__}: {failure})"]
+    with pytest.raises(EngineUnavailable, match=type(failure).__name__):  # alone, it is refused with its reason
+        create_engine(default_model(), "onnxruntime-cpu")
+    choices = {c.engine: c for c in probe_engines(default_model())}
+    assert not choices["onnxruntime-cpu"].available and type(failure).__name__ in choices["onnxruntime-cpu"].reason
+
+
 def test_a_precision_no_engine_runs_is_refused_with_each_reason():
     with pytest.raises(EngineUnavailable) as info:
         create_engine(default_model(), "cpu", precision="fp16")
@@ -154,4 +173,4 @@ def test_info_lists_the_machine_and_every_engine_with_its_reason():
     cpu = next(c for c in choices if c["engine"] == "onnxruntime-cpu")
     assert cpu["available"] and cpu["precision"] == "fp32"
     text = run_cli("info", "-m", "x4-fast", "--precision", "int8").stdout
-    assert "onnxruntime-cpu       available (int8)" in text and "torch-cpu does not run int8" in text
+    assert "onnxruntime-cpu       available (int8: requested)" in text and "torch-cpu does not run int8" in text

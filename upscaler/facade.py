@@ -39,7 +39,9 @@ class Upscaler:
     ``spin``: let ONNX Runtime's threads spin between calls (lowest latency
     for a lone caller; turn off when other work shares the cores);
     ``precision``: ``fp32``, ``fp16`` (GPUs) or ``int8`` (the quantised CPU
-    graph); ``None`` lets each engine pick its best.
+    graph); ``None`` (or ``auto``) lets each engine pick its best: FP16 on
+    GPUs, and on the CPU INT8 only where this CPU runs it faster within the
+    PSNR bound (``upscaler.runtime.cpu_precision``).
     """
 
     def __init__(

@@ -6,7 +6,10 @@ import os
 import platform
 from functools import lru_cache
 
-__all__ = ["cpu_count", "cpu_name", "gpus", "libraries", "machine_info", "nvidia_driver"]
+__all__ = ["SIMD_FLAGS", "cpu_count", "cpu_flags", "cpu_name", "gpus", "libraries", "machine_info", "nvidia_driver"]
+
+#: The CPU features that decide how fast our networks run (INT8 above all): recorded with every figure.
+SIMD_FLAGS = ("avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8")
 
 
 @lru_cache(maxsize=1)
@@ -20,6 +23,20 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+@lru_cache(maxsize=1)
+def cpu_flags() -> tuple[str, ...]:
+    """Which of ``SIMD_FLAGS`` this CPU has (from ``/proc/cpuinfo``; empty where it cannot be read)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    present = set(line.split(":", 1)[1].split())
+                    return tuple(f for f in SIMD_FLAGS if f in present)
+    except OSError:
+        pass
+    return ()
 
 
 def cpu_count() -> int:
@@ -98,6 +115,7 @@ def machine_info() -> dict:
     """Where figures were taken: CPU, cores, Python, NVIDIA driver and GPUs, library versions."""
     return {
         "cpu": cpu_name(),
+        "cpu_flags": list(cpu_flags()),
         "cores": cpu_count(),
         "python": platform.python_version(),
         "nvidia_driver": nvidia_driver(),

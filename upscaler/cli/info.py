@@ -6,7 +6,7 @@ import argparse
 import json
 
 from upscaler.models import get_model, list_models
-from upscaler.sysinfo import machine_info
+from upscaler.sysinfo import SIMD_FLAGS, machine_info
 
 __all__ = ["register"]
 
@@ -20,7 +20,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "chain: available (and in which precision) or the reason it is not.",
     )
     p.add_argument("--model", "-m", nargs="+", help="models to check (default: all built-in models)")
-    p.add_argument("--precision", choices=["fp32", "fp16", "int8"], help="check this precision (default: best)")
+    p.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "fp16", "int8"],
+        help="check this precision (default: auto, each engine's own choice, with the reason)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_run)
 
@@ -39,7 +43,8 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
         return 0
     machine, libs = report["machine"], report["libraries"]
-    print(f"machine: {machine['cpu']}, {machine['cores']} cores, Python {machine['python']}")
+    flags = ", ".join(machine["cpu_flags"]) or "none of " + ", ".join(SIMD_FLAGS)
+    print(f"machine: {machine['cpu']} ({flags}), {machine['cores']} cores, Python {machine['python']}")
     print(f"NVIDIA driver: {machine['nvidia_driver'] or 'none'}")
     for name in ("onnxruntime", "torch", "tensorrt"):
         print(f"{name}: {libs[name] or 'not installed'}")
@@ -47,6 +52,10 @@ def _run(args: argparse.Namespace) -> int:
     for name, choices in report["models"].items():
         print(f"\n{name} (auto tries these in order):")
         for c in choices:
-            status = f"available ({c['precision']})" if c["available"] else f"skipped: {c['reason']}"
+            status = (
+                f"available ({c['precision']}: {c['precision_reason']})"
+                if c["available"]
+                else f"skipped: {c['reason']}"
+            )
             print(f"  {c['engine']:<21} {status}")
     return 0

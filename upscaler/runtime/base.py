@@ -19,6 +19,7 @@ __all__ = [
     "choose_precision",
     "require_file",
     "require_graph",
+    "tensorrt_graph",
 ]
 
 #: Every precision an engine may run in.
@@ -52,11 +53,15 @@ class EngineOptions:
 
     threads: int | None = None  #: CPU threads (None: one per core)
     spin: bool = True  #: let ONNX Runtime's CPU threads spin between calls
-    precision: str | None = None  #: fp32, fp16 or int8; None: the engine's best (fp16 on GPUs, fp32 on the CPU)
+    precision: str | None = (
+        None  #: fp32, fp16 or int8; None or auto: the engine's best (fp16 on GPUs; on the CPU int8 where it pays)
+    )
     device_id: int = 0  #: CUDA device
     cache_dir: Path | None = None  #: TensorRT engine and timing caches (None: the user cache folder)
 
     def __post_init__(self) -> None:
+        if self.precision == "auto":  # the spelling users type for "left to the engine"
+            object.__setattr__(self, "precision", None)
         if self.precision is not None and self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.threads is not None and self.threads < 1:
@@ -102,5 +107,17 @@ def require_graph(model: ModelDescriptor, precision: str) -> Path:
     """The verified ONNX graph of ``model`` for ``precision``, or ``EngineUnavailable`` saying how to make it."""
     if precision == "fp32":
         return require_file(model, "onnx", "export one with 'upscaler export onnx'")
-    how = "upscaler export onnx --fp16" if precision == "fp16" else f"upscaler export {precision}"
+    how = {
+        "fp16": "upscaler export onnx --fp16",
+        "int8-symmetric": "upscaler export int8 --scheme symmetric",
+    }.get(precision, f"upscaler export {precision}")
     return _verified(model.graph(precision), f"model {model.name!r} has no {precision} graph (make one with '{how}')")
+
+
+def tensorrt_graph(model: ModelDescriptor, precision: str) -> Path:
+    """The graph TensorRT builds ``precision`` from: FP32 (FP16 is a builder flag), or the symmetric INT8 graph.
+
+    TensorRT's ONNX parser takes only symmetric INT8 (every zero point 0), so
+    INT8 engines come from ``int8-symmetric``, never from the CPU's ``int8``.
+    """
+    return require_graph(model, "int8-symmetric" if precision == "int8" else "fp32")

@@ -29,7 +29,9 @@ class OrtCpuEngine:
     ``threads`` sets the intra-op thread count (``None``: one per core);
     ``spin=False`` stops its worker threads from spinning between calls (they
     then yield the cores to other work, e.g. a server's event loop);
-    ``precision`` ``int8`` runs the statically quantised graph.
+    ``precision`` ``int8`` runs the statically quantised graph; left to the
+    engine (None), it is INT8 only where this CPU runs it faster within the
+    PSNR bound (``cpu_precision``), and ``precision_reason`` says why.
     """
 
     name = "onnxruntime-cpu"
@@ -38,7 +40,14 @@ class OrtCpuEngine:
     def __init__(self, model: ModelDescriptor, options: EngineOptions | None = None) -> None:
         options = options or EngineOptions()
         ort = import_onnxruntime()
-        self.precision = choose_precision(self.name, options.precision, ("fp32", "int8"))
+        if options.precision is None:  # auto: INT8 only where this CPU gains from it within the PSNR bound
+            from upscaler.runtime.cpu_precision import choose_cpu_precision
+
+            choice = choose_cpu_precision(model, options.threads)
+            self.precision, self.precision_reason = choice.precision, choice.reason
+        else:
+            self.precision = choose_precision(self.name, options.precision, ("fp32", "int8"))
+            self.precision_reason = "requested"
         path = require_graph(model, self.precision)
         session_options = ort.SessionOptions()
         session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -95,6 +95,7 @@ class EngineChoice:
     available: bool  #: it loaded
     reason: str = ""  #: why it did not
     precision: str = ""  #: what it runs in, when it loaded
+    precision_reason: str = ""  #: why that precision (requested, or the engine's own choice)
 
 
 def create_engine(
@@ -109,7 +110,9 @@ def create_engine(
     """The first engine of ``backend``'s chain that loads ``model``.
 
     ``threads``, ``spin`` and ``precision`` build the ``EngineOptions`` when
-    ``options`` is not given. Logs one line per engine skipped,
+    ``options`` is not given. Any failure to build an engine (not only
+    ``EngineUnavailable``: a CUDA ``RuntimeError``, an ``OSError`` from the
+    engine cache) moves on to the next, logging one line per engine skipped
     with the reason; raises ``EngineUnavailable`` listing every reason if
     none loads.
     """
@@ -125,6 +128,11 @@ def create_engine(
             log.info("engine %s skipped: %s", name, exc)
             reasons.append(f"{name}: {exc}")
             continue
+        except Exception as exc:  # a driver, library or cache failure: the next engine may still run
+            why = f"failed to start ({type(exc).__name__}: {exc})"
+            log.warning("engine %s skipped: %s", name, why)
+            reasons.append(f"{name}: {why}")
+            continue
         log.info("engine %s selected for model %s (%s)", name, model.name, engine.precision)
         return engine
     if len(reasons) == 1:  # one engine asked for: its own reason says it all
@@ -137,9 +145,12 @@ def probe_engines(model: ModelDescriptor, precision: str | None = None) -> list[
     choices = []
     for name, factory in ENGINES.items():
         try:
-            engine = factory(model, EngineOptions(threads=1, precision=precision))
+            engine = factory(model, EngineOptions(precision=precision))  # default threads: the choice a run makes
         except EngineUnavailable as exc:
             choices.append(EngineChoice(name, False, str(exc)))
+        except Exception as exc:  # reported like the chain does, never raised from a probe
+            choices.append(EngineChoice(name, False, f"failed to start ({type(exc).__name__}: {exc})"))
         else:
-            choices.append(EngineChoice(name, True, precision=engine.precision))
+            why = getattr(engine, "precision_reason", "") or ("requested" if precision else "the engine's default")
+            choices.append(EngineChoice(name, True, precision=engine.precision, precision_reason=why))
     return choices
