@@ -14,9 +14,9 @@ network sees in use. Two schemes (``SCHEMES``):
 - ``symmetric`` (the ``int8-symmetric`` graph, for TensorRT): every zero
   point is 0, the only form TensorRT's ONNX parser accepts.
 
-In both, the final ``DepthToSpace`` runs on the 8-bit tensor and the
-dequantisation follows it (the same values: a per-tensor scale commutes
-with a permutation), which moves a quarter of the bytes.
+In both, the final ``DepthToSpace`` gets a quantise/dequantise pair of its own
+(``quantize_shuffle``), so ONNX Runtime runs it on 8 bits and keeps the
+residual ``Add`` quantised: 1.17x -> 1.38x FP32 for x4-fast on an AVX2 EPYC.
 
 ``int8_report`` measures what it costs and gains, side by side with FP32 in
 one process: network latency (interleaved rounds) and PSNR on evaluation
@@ -42,7 +42,7 @@ __all__ = [
     "calibration_batches",
     "int8_report",
     "quantize_int8",
-    "shuffle_before_dequantize",
+    "quantize_shuffle",
     "with_graph",
 ]
 
@@ -118,42 +118,44 @@ def quantize_int8(
             extra_options={"ActivationSymmetric": scheme == "symmetric", "WeightSymmetric": True},
         )
         graph = onnx.load(str(staged))
-        shuffle_before_dequantize(graph)
+        quantize_shuffle(graph)
         onnx.checker.check_model(graph)
         onnx.save(graph, str(staged))
         staged.replace(out)
     return out
 
 
-def shuffle_before_dequantize(graph) -> int:
-    """Rewrite ``DequantizeLinear -> DepthToSpace`` as ``DepthToSpace -> DequantizeLinear``; returns how many.
+def quantize_shuffle(graph) -> int:
+    """Give each ``DequantizeLinear -> DepthToSpace`` a ``QuantizeLinear -> DequantizeLinear`` pair after it.
 
-    Only per-tensor dequantisation is moved (a scalar scale and zero point
-    commute with the permutation, so the output is the same).
+    The pair has the same (per-tensor) scale and zero point, so the values
+    are unchanged: a permutation of quantised values re-quantises to itself.
+    It lets ONNX Runtime see the shuffle as an 8-bit operator: it keeps the
+    residual ``Add`` as one ``QLinearAdd`` and moves a quarter of the bytes
+    through the (slow) ``DepthToSpace``. Returns how many were rewritten.
     """
+    from onnx import helper
+
     nodes = list(graph.graph.node)
     producer = {out: node for node in nodes for out in node.output}
     scalars = {i.name for i in graph.graph.initializer if len(i.dims) == 0}
-    consumers: dict[str, int] = {}
-    for node in nodes:
-        for name in node.input:
-            consumers[name] = consumers.get(name, 0) + 1
-    moved = 0
+    rewritten = 0
     for shuffle in [n for n in nodes if n.op_type == "DepthToSpace"]:
         dq = producer.get(shuffle.input[0])
-        if dq is None or dq.op_type != "DequantizeLinear" or consumers.get(dq.output[0]) != 1:
+        if dq is None or dq.op_type != "DequantizeLinear" or not all(name in scalars for name in dq.input[1:]):
             continue
-        if not all(name in scalars for name in dq.input[1:]):
-            continue
-        quantized, result = dq.input[0], shuffle.output[0]
-        shuffle.input[0], shuffle.output[0] = quantized, f"{result}_quantized"
-        dq.input[0], dq.output[0] = f"{result}_quantized", result
-        nodes.remove(dq)
-        nodes.insert(nodes.index(shuffle) + 1, dq)
-        moved += 1
+        result, float_out, quantised = shuffle.output[0], f"{shuffle.output[0]}_float", f"{shuffle.output[0]}_int8"
+        shuffle.output[0] = float_out
+        pair = [
+            helper.make_node("QuantizeLinear", [float_out, *dq.input[1:]], [quantised], name=f"{shuffle.name}_q"),
+            helper.make_node("DequantizeLinear", [quantised, *dq.input[1:]], [result], name=f"{shuffle.name}_dq"),
+        ]
+        at = nodes.index(shuffle) + 1
+        nodes[at:at] = pair
+        rewritten += 1
     del graph.graph.node[:]
     graph.graph.node.extend(nodes)
-    return moved
+    return rewritten
 
 
 def with_graph(model: ModelDescriptor, precision: str, path: Path) -> ModelDescriptor:

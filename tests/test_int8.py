@@ -87,6 +87,23 @@ def test_the_cpu_int8_graph_has_signed_activations_and_weights():
         assert types == {np.dtype(np.int8), np.dtype(np.int32)}, (model.name, types)  # int32: the biases
 
 
+def test_onnxruntime_fuses_the_cpu_int8_graph_into_integer_kernels(tmp_path):
+    """Every convolution but the 3-channel head runs as QLinearConv, the residual add as QLinearAdd, and the pixel
+    shuffle on 8 bits, with one dequantisation at the very end: no float work hides between Q/DQ pairs."""
+    import onnxruntime as ort
+
+    for model in list_models():
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.optimized_model_filepath = str(tmp_path / f"{model.name}.onnx")
+        ort.InferenceSession(str(model.graph("int8").verified()), options, providers=["CPUExecutionProvider"])
+        ops = [n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node]
+        convs = sum(op == "Conv" for op in onnx.load(str(model.onnx.verified())).graph.node for op in [op.op_type])
+        assert ops.count("QLinearConv") == convs - 1 and ops.count("Conv") == 1, (model.name, ops)
+        assert "QLinearAdd" in ops and "Add" not in ops, (model.name, ops)
+        assert ops[-2:] == ["DepthToSpace", "DequantizeLinear"], (model.name, ops)
+
+
 def test_tensorrt_gets_a_symmetric_int8_graph():
     for model in list_models():
         path = tensorrt_graph(model, "int8")
@@ -128,7 +145,7 @@ def test_export_int8_writes_a_checked_graph_and_its_report(tmp_path, set5_dir, s
     up = Upscaler(get_model("x2-fast"), engine=_engine_for(out))
     assert up.upscale(set5["head"][:40, :40]).shape == (80, 80, 3)
     graph = onnx.load(str(out)).graph
-    assert [n.op_type for n in graph.node][-2:] == ["DepthToSpace", "DequantizeLinear"]  # the shuffle moves 8 bits
+    assert [n.op_type for n in graph.node][-3:] == ["DepthToSpace", "QuantizeLinear", "DequantizeLinear"]
 
 
 def test_export_int8_symmetric_scheme_has_zero_points_of_zero(tmp_path, set5_dir):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -20,10 +21,18 @@ __all__ = [
     "require_file",
     "require_graph",
     "tensorrt_graph",
+    "user_cache_dir",
 ]
 
 #: Every precision an engine may run in.
 PRECISIONS = ("fp32", "fp16", "int8")
+
+
+def user_cache_dir() -> Path:
+    """Where engines keep what they measure or build: ``$UPSCALER_CACHE_DIR``, else ``$XDG_CACHE_HOME/upscaler``."""
+    if os.environ.get("UPSCALER_CACHE_DIR"):
+        return Path(os.environ["UPSCALER_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "upscaler"
 
 
 class EngineUnavailable(RuntimeError):

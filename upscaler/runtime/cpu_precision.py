@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from upscaler.models import ModelDescriptor, sha256_file
+from upscaler.runtime.base import user_cache_dir
 
 __all__ = [
     "ENV",
@@ -37,7 +38,6 @@ __all__ = [
     "choose_cpu_precision",
     "decide",
     "int8_cost",
-    "user_cache_dir",
 ]
 
 log = logging.getLogger(__name__)
@@ -60,13 +60,6 @@ class PrecisionChoice:
     precision: str  #: fp32 or int8
     reason: str  #: one line for logs and ``upscaler info``
     speedup: float | None = None  #: INT8 over FP32 measured here (None: not measured)
-
-
-def user_cache_dir() -> Path:
-    """``$UPSCALER_CACHE_DIR``, else ``$XDG_CACHE_HOME/upscaler`` (``~/.cache/upscaler``)."""
-    if os.environ.get("UPSCALER_CACHE_DIR"):
-        return Path(os.environ["UPSCALER_CACHE_DIR"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "upscaler"
 
 
 def int8_cost(model: ModelDescriptor) -> float | None:
