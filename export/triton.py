@@ -7,6 +7,13 @@ dynamic (``-1``); requests are batched by Triton's dynamic batcher. Input
 and output names and types are read from the graph itself, so the config
 always matches what it describes.
 
+A plan serves only batches inside its optimisation profile, and Triton
+refuses a config whose ``max_batch_size`` exceeds the profile's max batch.
+So for plans ``max_batch_size`` defaults to the profile's max batch, a
+larger one is an error (raise the profile's batch instead: the profile is
+what the engine was built for), the profile's min batch must be 1 (Triton
+sends single requests), and ``preferred_batch_size`` stays within it.
+
 Triton is not installed on our machines: the repository layout and configs
 follow Triton's model-configuration documentation and are checked by tests
 for structure and consistency with the graphs, not served.
@@ -23,7 +30,10 @@ from upscaler.models import ModelDescriptor
 from upscaler.runtime.base import require_graph
 from upscaler.runtime.profiles import ShapeProfile
 
-__all__ = ["model_config", "write_repository"]
+__all__ = ["DEFAULT_MAX_BATCH", "max_batch_size_for", "model_config", "write_repository"]
+
+#: ``max_batch_size`` of ONNX models (ONNX Runtime takes any batch).
+DEFAULT_MAX_BATCH = 8
 
 _TYPES = {"tensor(float)": "TYPE_FP32", "tensor(float16)": "TYPE_FP16", "tensor(uint8)": "TYPE_UINT8"}
 
@@ -37,19 +47,44 @@ def _io(graph: Path) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     return inputs, outputs
 
 
+def max_batch_size_for(requested: int | None, profile: ShapeProfile | None) -> int:
+    """Triton's ``max_batch_size`` for a model: ``requested``, checked against a plan's ``profile``.
+
+    ``profile`` is None for ONNX models (default ``DEFAULT_MAX_BATCH``); for a
+    TensorRT plan the default is the profile's max batch, and a larger
+    request, or a profile whose min batch is above 1, is a ``ValueError``.
+    """
+    if requested is not None and requested < 1:
+        raise ValueError(f"max_batch_size must be at least 1, got {requested}")
+    if profile is None:
+        return DEFAULT_MAX_BATCH if requested is None else requested
+    if profile.min[0] != 1:
+        raise ValueError(
+            f"the TensorRT profile's min batch is {profile.min[0]}, but Triton sends single requests: use a profile "
+            f"whose min batch is 1"
+        )
+    if requested is not None and requested > profile.max[0]:
+        raise ValueError(
+            f"max batch size {requested} is more than the TensorRT profile's max batch of {profile.max[0]}, which "
+            f"Triton refuses: lower --max-batch-size or raise the profile's batch (--profile)"
+        )
+    return profile.max[0] if requested is None else requested
+
+
 def model_config(
     model: ModelDescriptor,
     graph: Path,
     *,
     platform: str,
-    max_batch_size: int,
+    max_batch_size: int | None,
     gpu: bool,
     instances: int = 1,
     max_queue_delay_us: int = 500,
     tensorrt_precision: str | None = None,
     profile: ShapeProfile | None = None,
 ) -> str:
-    """The ``config.pbtxt`` text for one model."""
+    """The ``config.pbtxt`` text for one model; ``profile`` is that of a plan (``platform`` ``tensorrt_plan``)."""
+    max_batch_size = max_batch_size_for(max_batch_size, profile)
     inputs, outputs = _io(graph)
 
     def tensors(kind: str, items: list[tuple[str, str]]) -> list[str]:
@@ -100,7 +135,7 @@ def write_repository(
     root: Path,
     *,
     precision: str = "fp32",
-    max_batch_size: int = 8,
+    max_batch_size: int | None = None,
     gpu: bool = True,
     tensorrt_precision: str | None = None,
     plans: dict[str, Path] | None = None,
@@ -109,9 +144,16 @@ def write_repository(
     """Write one Triton model folder per model under ``root``; returns the config paths.
 
     ``plans`` maps model names to TensorRT plan files to serve instead of
-    ONNX (``tensorrt_plan``; their I/O is read from the ONNX they came from).
+    ONNX (``tensorrt_plan``; their I/O is read from the ONNX they came from),
+    built with ``profile``, which is then required. ``max_batch_size``
+    defaults to 8 for ONNX models and to the profile's max batch for plans
+    (see ``max_batch_size_for``); everything is checked before anything is written.
     """
     root = Path(root)
+    if plans and profile is None:
+        raise ValueError("plans need the profile they were built with")
+    for model in models:  # checked first: a bad request writes nothing
+        max_batch_size_for(max_batch_size, profile if (plans or {}).get(model.name) else None)
     written = []
     for model in models:
         graph = require_graph(model, precision)

@@ -1,7 +1,8 @@
 """TensorRT's plain-Python parts: shape profiles, cache keys, the engine cache, and tiling outside a profile.
 
 TensorRT itself cannot be installed here; the tiling is checked with the real
-ONNX Runtime engine standing in for the engine that only takes profile shapes.
+ONNX Runtime engine standing in for the engine that only takes profile shapes,
+and its values against a whole-frame run of the same engine.
 """
 
 import importlib.util
@@ -12,8 +13,10 @@ import numpy as np
 import pytest
 
 from tests.conftest import run_cli
-from upscaler.models import default_model
+from upscaler.models import default_model, get_model
 from upscaler.runtime import create_engine
+from upscaler.runtime.base import EngineOptions
+from upscaler.runtime.ort_cpu import OrtCpuEngine
 from upscaler.runtime.profiles import (
     DEFAULT_PROFILE,
     EngineCache,
@@ -109,9 +112,48 @@ def test_inputs_outside_the_profile_are_split_and_tiled_to_the_same_result(set5)
     tiled = run_within_profile(batch, only_in_profile, profile, model.scale, model.receptive_field)
     assert tiled.shape == whole.shape and np.abs(tiled - whole).max() < 1e-4
     assert len(seen) > 4  # it really was split
-    small = batch[:1, :, :5, :7]  # below the profile's minimum: padded, then cropped
-    out = run_within_profile(small, only_in_profile, profile, model.scale, model.receptive_field)
-    assert out.shape == (1, 3, 20, 28)
+
+
+def test_frames_below_the_profile_minimum_give_the_whole_frame_values(set5):
+    """Padding feeds no output pixel that is kept, so border pixels equal a whole-frame run's.
+
+    The network zero-pads its convolutions at the frame border; any padding
+    before it (edge, reflection, zeros) changes the outputs within its
+    receptive field of the padding: edge-padding once and cropping was off by
+    up to 39 levels (of 255) on these frames. Below the minimum each axis runs twice,
+    padded after and before, keeping each half from the run whose padding it
+    cannot see; short tiles read more of the image instead of padding.
+    """
+    model = get_model("x4-fast")
+    engine = OrtCpuEngine(model, EngineOptions(precision="fp32"))
+    halo = model.receptive_field
+    for text in ("1x16x16:1x32x32:2x40x48", "2x16x16:2x24x24:3x40x48"):  # the second pads the batch too
+        profile = parse_profile(text)
+
+        def only_in_profile(batch, profile=profile):
+            assert profile.fits(batch.shape), batch.shape
+            return engine.run(batch)
+
+        # below the minimum in one or both axes (down to 2 x halo), short last tiles, both at once
+        for h, w in [(12, 11), (2 * halo, 2 * halo + 1), (9, 30), (70, 20), (15, 100)]:
+            for name in ("butterfly", "baby", "bird"):
+                crop = set5[name][40 : 40 + h, 60 : 60 + w]
+                batch = np.ascontiguousarray(crop.transpose(2, 0, 1)[None], np.float32) / 255
+                whole = engine.run(batch)
+                tiled = run_within_profile(batch, only_in_profile, profile, model.scale, halo)
+                assert np.abs(tiled - whole).max() < 1e-5, (text, name, h, w)
+
+
+def test_frames_too_small_to_reproduce_are_refused(set5):
+    """Shorter than the minimum and than twice the receptive field: no run inside the profile gives its border."""
+    model = get_model("x4-fast")
+    profile = parse_profile("1x16x16:1x32x32:2x40x48")
+    batch = np.zeros((1, 3, 2 * model.receptive_field - 1, 20), np.float32)
+    with pytest.raises(ValueError, match=r"height of 7 px is below the TensorRT profile's minimum \(16\)"):
+        run_within_profile(batch, lambda b: b, profile, model.scale, model.receptive_field)
+    frame = np.zeros((1, 3, 7, 5), np.float32)  # fine where the profile's minimum is 1
+    out = run_within_profile(frame, lambda b: np.repeat(np.repeat(b, 4, 2), 4, 3), DEFAULT_PROFILE, 4, 4)
+    assert out.shape == (1, 3, 28, 20)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here")

@@ -1,12 +1,26 @@
-"""The Triton model repository: layout, config consistent with each graph, graphs that load."""
+"""The Triton model repository: layout, config consistent with each graph, graphs that load.
+
+The ``--plan`` path builds TensorRT plans, which needs TensorRT: it runs here
+against the fake TensorRT and CUDA device of ``tests/fakes`` (see
+``tests/test_gpu_adapters.py``), which is enough to check that the config
+agrees with the profile the plan was built with, not that Triton serves it.
+"""
 
 import re
+import sys
 
 import numpy as np
 import onnxruntime as ort
+import pytest
 
+from export.triton import write_repository
 from tests.conftest import run_cli
-from upscaler.models import list_models
+from tests.fakes.cuda import FakeCudaDevice
+from tests.fakes.tensorrt import make_tensorrt, plan_header
+from upscaler.cli import main
+from upscaler.models import get_model, list_models
+from upscaler.runtime import tensorrt as trt_adapter
+from upscaler.runtime.profiles import parse_profile
 
 
 def _config(path) -> str:
@@ -51,3 +65,68 @@ def test_unknown_model_is_one_line(tmp_path):
     result = run_cli("export", "triton", "--dir", str(tmp_path / "r"), "-m", "x9-nothing")
     assert result.returncode == 2 and "unknown model" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "r").exists()
+
+
+@pytest.fixture
+def fake_tensorrt(monkeypatch, tmp_path):
+    """A fake TensorRT and CUDA device; the engine cache in ``tmp_path``."""
+    device = FakeCudaDevice()
+    trt = make_tensorrt(device)
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    monkeypatch.setattr(trt_adapter, "cuda_device", lambda device_id: device)
+    monkeypatch.setenv("UPSCALER_CACHE_DIR", str(tmp_path / "cache"))
+    return trt
+
+
+def _plan_config(folder):
+    """The config's max_batch_size and preferred sizes, and the (min, opt, max) profile of the plan beside it."""
+    text = _config(folder / "config.pbtxt")
+    assert 'platform: "tensorrt_plan"' in text and "kind: KIND_GPU" in text
+    max_batch = int(re.search(r"^max_batch_size: (\d+)$", text, re.M)[1])
+    preferred = [int(b) for b in re.search(r"preferred_batch_size: \[ ([\d, ]+) \]", text)[1].split(", ")]
+    (profile,) = plan_header((folder / "1" / "model.plan").read_bytes())["profile"].values()
+    return max_batch, preferred, profile
+
+
+def test_plan_repository_batches_stay_within_the_plans_profile(tmp_path, fake_tensorrt, capsys):
+    repo = tmp_path / "plans"
+    assert main(["export", "triton", "--dir", str(repo), "-m", "x4-fast", "--plan"]) == 0, capsys.readouterr().err
+    max_batch, preferred, (lo, _, hi) = _plan_config(repo / "x4-fast")
+    # Triton refuses a plan whose profile cannot take max_batch_size; the defaults must agree
+    assert max_batch == hi[0] == 4 and lo[0] == 1
+    assert preferred == [1, 2, 4] and all(lo[0] <= b <= max_batch for b in preferred)
+    assert fake_tensorrt.Runtime(fake_tensorrt.Logger()).deserialize_cuda_engine(
+        (repo / "x4-fast/1/model.plan").read_bytes()
+    )
+
+    smaller = tmp_path / "smaller"
+    argv = ["export", "triton", "--dir", str(smaller), "-m", "x4-fast", "--plan", "--max-batch-size", "3",
+            "--profile", "1x1x1:2x64x64:6x256x256"]  # fmt: skip
+    assert main(argv) == 0
+    max_batch, preferred, (_, _, hi) = _plan_config(smaller / "x4-fast")
+    assert (max_batch, preferred, hi[0]) == (3, [1, 2], 6)
+
+    builds = len(fake_tensorrt.calls.builds)
+    refused = tmp_path / "refused"
+    assert main(["export", "triton", "--dir", str(refused), "-m", "x4-fast", "--plan", "--max-batch-size", "8"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "max batch size 8" in err and "max batch of 4" in err
+    assert not refused.exists() and len(fake_tensorrt.calls.builds) == builds  # refused before building
+    argv = ["export", "triton", "--dir", str(refused), "-m", "x4-fast", "--plan", "--profile", "2x8x8:2x64x64:4x64x64"]
+    assert main(argv) == 2 and "min batch is 2" in capsys.readouterr().err
+
+
+def test_write_repository_checks_plans_against_their_profile(tmp_path):
+    model = get_model("x4-fast")
+    plan = tmp_path / "x4.plan"
+    plan.write_bytes(b"plan" * 32)
+    profile = parse_profile("1x1x1:1x64x64:2x128x128")
+    (config,) = write_repository([model], tmp_path / "a", plans={model.name: plan}, profile=profile)
+    assert "max_batch_size: 2\n" in config.read_text() and "preferred_batch_size: [ 1, 2 ]" in config.read_text()
+    with pytest.raises(ValueError, match="more than the TensorRT profile's max batch of 2"):
+        write_repository([model], tmp_path / "b", plans={model.name: plan}, profile=profile, max_batch_size=4)
+    with pytest.raises(ValueError, match="profile they were built with"):
+        write_repository([model], tmp_path / "c", plans={model.name: plan})
+    assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+    (config,) = write_repository([model], tmp_path / "d")  # ONNX: any batch, 8 by default
+    assert "max_batch_size: 8\n" in config.read_text()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -91,10 +90,9 @@ def parse_profile(text: str) -> ShapeProfile:
 
 def default_cache_dir() -> Path:
     """``$UPSCALER_CACHE_DIR/tensorrt``, else ``$XDG_CACHE_HOME`` (or ``~/.cache``) ``/upscaler/tensorrt``."""
-    if os.environ.get("UPSCALER_CACHE_DIR"):
-        return Path(os.environ["UPSCALER_CACHE_DIR"]) / "tensorrt"
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "upscaler" / "tensorrt"
+    from upscaler.runtime.base import user_cache_dir
+
+    return user_cache_dir() / "tensorrt"
 
 
 def cache_key(
@@ -136,10 +134,14 @@ class EngineCache:
     def path(self, model: str, key: Mapping) -> Path:
         return self.root / f"{model}-{key['precision']}-{_digest(key)}.plan"
 
-    @property
-    def timing_cache(self) -> Path:
-        """Shared TensorRT timing cache: layer timings reused across builds on this machine."""
-        return self.root / "timing.cache"
+    def timing_cache_for(self, key: Mapping) -> Path:
+        """The TensorRT timing cache for ``key``'s TensorRT version and GPU: layer timings shared by its builds.
+
+        One file per version and device, since TensorRT refuses a cache made
+        by another (``ignore_mismatch=False``) and one folder may serve several GPUs.
+        """
+        device = {k: key[k] for k in ("tensorrt", "gpu", "compute_capability")}
+        return self.root / f"timing-{_digest(device)}.cache"
 
     def load(self, model: str, key: Mapping) -> bytes | None:
         """The plan for ``key``, or None when there is none or it was built for something else."""
@@ -203,38 +205,78 @@ def spans(length: int, limit: int, halo: int) -> list[tuple[int, int, int, int]]
     return out
 
 
+def _axis_pieces(length: int, lo: int, hi: int, halo: int, axis: str) -> list[tuple[int, int, int, int, int, int]]:
+    """How to cover one axis of ``length`` with runs whose extent lies in ``[lo, hi]``.
+
+    Returns ``(read_start, read_end, pad_before, pad_after, keep_start, keep_end)``:
+    read the image over ``[read_start, read_end)``, pad it, run, and keep the
+    output of ``[keep_start, keep_end)``. Where the image is at least ``lo``
+    long, a read that would be shorter is widened into the image instead of
+    padded (more real context, the same result). Where the whole axis is
+    shorter than ``lo`` it is padded, twice: once after it (its first half is
+    kept) and once before it (its second half is kept); the padding reaches
+    no kept pixel when ``length >= 2 * halo``, and shorter axes are refused.
+    """
+    if length < lo:
+        if length < 2 * halo:
+            raise ValueError(
+                f"the frame's {axis} of {length} px is below the TensorRT profile's minimum ({lo}) and under twice "
+                f"the model's receptive field ({2 * halo} px), so no padding keeps its border exact; "
+                f"use an engine whose profile minimum is at most {length}"
+            )
+        pad, split = lo - length, length // 2
+        halves = [(0, length, 0, pad, 0, split), (0, length, pad, 0, split, length)]
+        return [p for p in halves if p[4] < p[5]]
+    pieces = []
+    for r0, r1, c0, c1 in spans(length, hi, halo):
+        if r1 - r0 < lo:
+            r0 = max(0, min(r0, r1 - lo))
+            r1 = min(length, max(r1, r0 + lo))
+        pieces.append((r0, r1, 0, 0, c0, c1))
+    return pieces
+
+
 def run_within_profile(
     batch: np.ndarray, run: Callable[[np.ndarray], np.ndarray], profile: ShapeProfile, scale: int, halo: int
 ) -> np.ndarray:
-    """``run(batch)`` where ``run`` accepts only shapes inside ``profile``.
+    """``run(batch)`` where ``run`` accepts only shapes inside ``profile``, giving the whole-frame result.
 
     Larger batches are split; larger frames are tiled with ``halo`` input
-    pixels of context (the model's receptive field), so the result equals a
-    whole-frame run; pieces below the profile's minimum are edge-padded and
-    their output cropped.
+    pixels of context (the model's receptive field). Tiles shorter than the
+    profile's minimum read more of the image instead of being padded. So
+    wherever the frame is at least the profile's minimum, the result equals a
+    whole-frame run (to float rounding).
+
+    A frame below the minimum has to be padded, and no padding content (edge,
+    reflection, zeros) reproduces the network's own zero padding at the
+    border: whatever the padding holds changes the output pixels within
+    ``halo`` of it. So such an axis runs twice, padded after it and padded
+    before it, and each output pixel is kept from the run whose padding it
+    does not see: exact when the axis is at least ``2 * halo`` long. A frame
+    shorter than that (and than the minimum) is refused with ``ValueError``:
+    its border cannot be reproduced inside the profile. Batches below the
+    minimum repeat their last frame (frames never mix).
     """
     if profile.fits(batch.shape):
         return run(batch)
     n, c, h, w = batch.shape
-    max_n, max_h, max_w = profile.max
+    max_n = profile.max[0]
     min_n, min_h, min_w = profile.min
+    rows = _axis_pieces(h, min_h, profile.max[1], halo, "height")
+    cols = _axis_pieces(w, min_w, profile.max[2], halo, "width")
     out = np.empty((n, c, h * scale, w * scale), np.float32)
     for b0 in range(0, n, max_n):
         chunk = batch[b0 : b0 + max_n]
-        for y0, y1, cy0, cy1 in spans(h, max_h, halo):
-            for x0, x1, cx0, cx1 in spans(w, max_w, halo):
+        count = len(chunk)
+        for y0, y1, top, bottom, ky0, ky1 in rows:
+            for x0, x1, left, right, kx0, kx1 in cols:
                 piece = chunk[:, :, y0:y1, x0:x1]
-                pad = (
-                    (0, max(0, min_n - len(piece))),
-                    (0, 0),
-                    (0, max(0, min_h - (y1 - y0))),
-                    (0, max(0, min_w - (x1 - x0))),
-                )
-                if any(p[1] for p in pad):
+                pad = ((0, max(0, min_n - count)), (0, 0), (top, bottom), (left, right))
+                if any(any(p) for p in pad):
                     piece = np.pad(piece, pad, mode="edge")
-                result = run(np.ascontiguousarray(piece))[: len(chunk)]
-                oy, ox = (cy0 - y0) * scale, (cx0 - x0) * scale
-                out[b0 : b0 + len(chunk), :, cy0 * scale : cy1 * scale, cx0 * scale : cx1 * scale] = result[
-                    :, :, oy : oy + (cy1 - cy0) * scale, ox : ox + (cx1 - cx0) * scale
+                result = run(np.ascontiguousarray(piece))[:count]
+                oy, ox = (top + ky0 - y0) * scale, (left + kx0 - x0) * scale
+                out[b0 : b0 + count, :, ky0 * scale : ky1 * scale, kx0 * scale : kx1 * scale] = result[
+                    :, :, oy : oy + (ky1 - ky0) * scale, ox : ox + (kx1 - kx0) * scale
                 ]
     return out

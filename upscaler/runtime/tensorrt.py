@@ -1,25 +1,36 @@
 """Native TensorRT: build an engine from the ONNX graph (cached), deserialise it, run it on a CUDA stream.
 
-A thin adapter over TensorRT's documented Python API (TensorRT 10: named
-I/O tensors, ``set_input_shape``, ``set_tensor_address``,
-``execute_async_v3``). Device buffers and the stream come from PyTorch,
-which the GPU image ships, so no pycuda is needed. Everything that needs no
-TensorRT (profiles, the cache and its keys, tiling outside the profile)
-lives in ``profiles`` and is tested there.
+A thin adapter over TensorRT 10's documented Python API: ``OnnxParser``, one
+optimisation profile, a timing cache, ``build_serialized_network``; named
+I/O tensors with ``set_input_shape``, ``set_tensor_address`` and
+``execute_async_v3``. INT8 engines are built from the model's
+``int8-symmetric`` graph (``base.tensorrt_graph``), FP16 and FP32 from the
+FP32 graph. Device memory, the stream and the device's name come from
+PyTorch (``TorchCudaDevice``), which the GPU image ships, so no pycuda is
+needed. Everything that needs no TensorRT (profiles, the cache and its
+keys, running shapes outside the profile) lives in ``profiles``.
 
-Not executed on any machine of ours: TensorRT cannot be installed here.
+Never executed against the real library: TensorRT and a CUDA device cannot
+be had on our machines. ``tests/test_gpu_adapters.py`` runs this module
+against a fake of the TensorRT calls it makes (names and signatures from
+NVIDIA's TensorRT 10 Python API reference) and a fake ``CudaDevice``; the
+fake computes outputs with ONNX Runtime's CPU engine, so the tests check the
+calls, cache keys, profiles, buffers and values, not TensorRT's parser,
+builder, kernels or speed. ``TorchCudaDevice`` has never run at all.
 """
 
 from __future__ import annotations
 
 import logging
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
 from upscaler.io import write_atomic
 from upscaler.models import ModelDescriptor, sha256_file
-from upscaler.runtime.base import EngineOptions, EngineUnavailable, check_batch, choose_precision, require_graph
+from upscaler.runtime.base import EngineOptions, EngineUnavailable, check_batch, choose_precision, tensorrt_graph
 from upscaler.runtime.profiles import (
     DEFAULT_PROFILE,
     EngineCache,
@@ -30,14 +41,14 @@ from upscaler.runtime.profiles import (
     run_within_profile,
 )
 
-__all__ = ["TensorRTEngine", "build_plan", "import_tensorrt"]
+__all__ = ["CudaDevice", "TensorRTEngine", "TorchCudaDevice", "build_plan", "cuda_device", "import_tensorrt"]
 
 log = logging.getLogger(__name__)
 
 WORKSPACE_BYTES = 4 << 30
 
 
-def import_tensorrt():
+def import_tensorrt() -> Any:
     """The ``tensorrt`` module, or ``EngineUnavailable``."""
     try:
         import tensorrt
@@ -46,19 +57,107 @@ def import_tensorrt():
     return tensorrt
 
 
-def _cuda_torch(device_id: int):
-    try:
-        import torch
-    except ImportError:
-        raise EngineUnavailable("tensorrt uses PyTorch for CUDA buffers; torch is not installed") from None
-    if not torch.cuda.is_available() or device_id >= torch.cuda.device_count():
-        raise EngineUnavailable(f"no CUDA device {device_id} visible")
-    return torch
+class CudaDevice(Protocol):
+    """What the engine needs of a CUDA device: its identity, float32 buffers, a stream."""
+
+    name: str  #: e.g. ``NVIDIA H100 80GB HBM3`` (part of the engine cache key)
+    compute_capability: str  #: e.g. ``9.0``
+
+    def current(self) -> AbstractContextManager[Any]:
+        """Make this the current device: TensorRT builds, loads and runs on the current one."""
+        ...
+
+    def upload(self, array: np.ndarray) -> Any:
+        """A device copy of a float32 host array (ordered on ``stream``)."""
+        ...
+
+    def empty(self, shape: tuple[int, ...]) -> Any:
+        """An uninitialised float32 device buffer of ``shape``."""
+        ...
+
+    def address(self, buffer: Any) -> int:
+        """The device pointer of a buffer, for ``set_tensor_address``."""
+        ...
+
+    def download(self, buffer: Any) -> np.ndarray:
+        """Wait for ``stream``, then copy a buffer to the host."""
+        ...
+
+    @property
+    def stream(self) -> int:
+        """The raw ``cudaStream_t`` handle work is enqueued on."""
+        ...
 
 
-def build_plan(trt, onnx_path: Path, precision: str, profile: ShapeProfile, timing_cache: Path) -> bytes:
-    """Parse ``onnx_path`` and build a serialised engine for ``precision`` and ``profile``."""
-    logger = trt.Logger(trt.Logger.WARNING)
+class TorchCudaDevice:
+    """``CudaDevice`` on PyTorch's CUDA allocator and one stream of its own. Never executed here."""
+
+    def __init__(self, device_id: int) -> None:
+        try:
+            import torch
+        except ImportError:
+            raise EngineUnavailable("tensorrt uses PyTorch for CUDA buffers; torch is not installed") from None
+        if not torch.cuda.is_available() or device_id >= torch.cuda.device_count():
+            raise EngineUnavailable(f"no CUDA device {device_id} visible")
+        self._torch = torch
+        self._device = torch.device("cuda", device_id)
+        self.name = torch.cuda.get_device_name(device_id)
+        major, minor = torch.cuda.get_device_capability(device_id)
+        self.compute_capability = f"{major}.{minor}"
+        self._stream = torch.cuda.Stream(self._device)
+
+    def current(self) -> AbstractContextManager[Any]:
+        return self._torch.cuda.device(self._device)
+
+    def upload(self, array: np.ndarray) -> Any:
+        with self._torch.cuda.stream(self._stream):  # the copy is ordered before the engine's work
+            return self._torch.from_numpy(array).to(self._device)
+
+    def empty(self, shape: tuple[int, ...]) -> Any:
+        with self._torch.cuda.stream(self._stream):
+            return self._torch.empty(shape, dtype=self._torch.float32, device=self._device)
+
+    def address(self, buffer: Any) -> int:
+        return int(buffer.data_ptr())
+
+    def download(self, buffer: Any) -> np.ndarray:
+        self._stream.synchronize()
+        return buffer.cpu().numpy()
+
+    @property
+    def stream(self) -> int:
+        return int(self._stream.cuda_stream)
+
+
+def cuda_device(device_id: int) -> CudaDevice:
+    """The CUDA device ``device_id`` (``EngineUnavailable`` if there is none); tests replace this."""
+    return TorchCudaDevice(device_id)
+
+
+def _timing_cache(config: Any, path: Path) -> Any:
+    """Attach the timing cache stored at ``path`` to ``config``; a fresh one if it is missing or unusable."""
+    previous = path.read_bytes() if path.is_file() else b""
+    cache = config.create_timing_cache(previous) if previous else None
+    if cache is not None and config.set_timing_cache(cache, ignore_mismatch=False):
+        return cache
+    if previous:
+        log.warning("ignoring the TensorRT timing cache %s (unreadable or made elsewhere)", path)
+    cache = config.create_timing_cache(b"")
+    config.set_timing_cache(cache, ignore_mismatch=False)
+    return cache
+
+
+def build_plan(
+    trt: Any, onnx_path: Path, precision: str, profile: ShapeProfile, timing_cache: Path, logger: Any = None
+) -> bytes:
+    """Parse ``onnx_path`` and build a serialised engine for ``precision`` and ``profile``.
+
+    ``timing_cache`` is read before the build (if present) and written after
+    it. INT8 needs a graph with symmetric Q/DQ nodes (its scales are in the
+    graph, so there is no calibrator); FP16 is a builder flag on the FP32
+    graph. Runs on the current CUDA device.
+    """
+    logger = logger or trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(0)  # TensorRT 10: explicit batch is the only mode
     parser = trt.OnnxParser(network, logger)
@@ -70,20 +169,18 @@ def build_plan(trt, onnx_path: Path, precision: str, profile: ShapeProfile, timi
     if precision in ("fp16", "int8"):
         config.set_flag(trt.BuilderFlag.FP16)
     if precision == "int8":
-        config.set_flag(trt.BuilderFlag.INT8)  # the QDQ graph carries its own scales: no calibrator
+        config.set_flag(trt.BuilderFlag.INT8)  # the Q/DQ graph carries its own scales: no calibrator
+    tensor = network.get_input(0)
+    channels = int(tensor.shape[1])
     shapes = builder.create_optimization_profile()
-    name = network.get_input(0).name
-    channels = network.get_input(0).shape[1]
-    shapes.set_shape(name, *(profile.full(w, channels) for w in ("min", "opt", "max")))
+    shapes.set_shape(tensor.name, *(profile.full(w, channels) for w in ("min", "opt", "max")))
     config.add_optimization_profile(shapes)
-    previous = timing_cache.read_bytes() if timing_cache.is_file() else b""
-    cache = config.create_timing_cache(previous)
-    config.set_timing_cache(cache, ignore_mismatch=False)
+    cache = _timing_cache(config, timing_cache)
     plan = builder.build_serialized_network(network, config)
     if plan is None:
         raise EngineUnavailable(f"TensorRT failed to build an engine from {onnx_path} ({precision})")
     timing_cache.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(timing_cache, bytes(config.get_timing_cache().serialize()))
+    write_atomic(timing_cache, bytes(cache.serialize()))
     return bytes(plan)
 
 
@@ -92,8 +189,10 @@ class TensorRTEngine:
 
     The plan comes from ``plan_file`` if given, else from the engine cache
     (built on a miss, or when the cached one was made for another GPU,
-    TensorRT version, precision, profile or graph). Inputs outside the
-    profile are split and tiled (``profiles.run_within_profile``).
+    TensorRT version, precision, profile or graph). The profile it runs
+    with is read from the engine itself, so a ``plan_file`` built with
+    another profile runs correctly; inputs outside it are split and tiled
+    (``profiles.run_within_profile``).
     """
 
     name = "tensorrt"
@@ -108,58 +207,72 @@ class TensorRTEngine:
     ) -> None:
         options = options or EngineOptions()
         trt = import_tensorrt()
-        torch = _cuda_torch(options.device_id)
+        self._device = cuda_device(options.device_id)
         self.precision = choose_precision(self.name, options.precision, ("fp16", "fp32", "int8"))
-        graph = require_graph(model, "int8" if self.precision == "int8" else "fp32")
+        graph = tensorrt_graph(model, self.precision)
         self.device = f"cuda:{options.device_id}"
-        major, minor = torch.cuda.get_device_capability(options.device_id)
         self.key = cache_key(
             onnx_sha256=sha256_file(graph),
             tensorrt=trt.__version__,
-            gpu=torch.cuda.get_device_name(options.device_id),
-            compute_capability=f"{major}.{minor}",
+            gpu=self._device.name,
+            compute_capability=self._device.compute_capability,
             precision=self.precision,
             profile=profile,
         )
+        logger = trt.Logger(trt.Logger.WARNING)
         cache = EngineCache(options.cache_dir or default_cache_dir())
-        if plan_file is not None:
-            plan = read_plan(plan_file)
-        else:
-            plan = cache.load(model.name, self.key)
-            if plan is None:
-                log.info("building a TensorRT engine for %s (%s); cached after", model.name, self.precision)
-                plan = build_plan(trt, graph, self.precision, profile, cache.timing_cache)
-                self.plan_path = cache.store(model.name, self.key, plan)
-        self._runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-        self._engine = self._runtime.deserialize_cuda_engine(plan)
-        if self._engine is None:
-            if plan_file is None:
-                cache.evict(model.name, self.key)
-            raise EngineUnavailable(
-                f"TensorRT could not load the engine for {model.name} "
-                f"({plan_file or 'cache'}: built by another TensorRT version, or broken)"
-            )
-        self._context = self._engine.create_execution_context()
+        with self._device.current():
+            if plan_file is not None:
+                plan, self.plan_path = read_plan(plan_file), Path(plan_file)
+            else:
+                self.plan_path = cache.path(model.name, self.key)
+                plan = cache.load(model.name, self.key)
+                if plan is None:
+                    log.info("building a TensorRT engine for %s (%s); cached after", model.name, self.precision)
+                    plan = build_plan(trt, graph, self.precision, profile, cache.timing_cache_for(self.key), logger)
+                    cache.store(model.name, self.key, plan)
+            self._runtime = trt.Runtime(logger)
+            self._engine = self._runtime.deserialize_cuda_engine(plan)
+            if self._engine is None:
+                if plan_file is None:
+                    cache.evict(model.name, self.key)
+                raise EngineUnavailable(
+                    f"TensorRT could not load the engine for {model.name} "
+                    f"({plan_file or 'cache'}: built by another TensorRT version, or broken)"
+                )
+            self._context = self._engine.create_execution_context()
         names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
-        self._input = next(n for n in names if self._engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT)
-        self._output = next(n for n in names if n != self._input)
-        self._torch, self._stream = torch, torch.cuda.Stream(self.device)
-        self.profile, self.scale, self.channels = profile, model.scale, model.channels
-        self.halo = model.receptive_field
+        modes = {n: self._engine.get_tensor_mode(n) for n in names}
+        inputs = [n for n in names if modes[n] == trt.TensorIOMode.INPUT]
+        outputs = [n for n in names if modes[n] == trt.TensorIOMode.OUTPUT]
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise EngineUnavailable(f"expected an engine with one input and one output, got {names}")
+        if any(self._engine.get_tensor_dtype(n) != trt.DataType.FLOAT for n in names):
+            raise EngineUnavailable("expected an engine with float32 input and output (built from our graphs)")
+        self._input, self._output = inputs[0], outputs[0]
+        shapes = self._engine.get_tensor_profile_shape(self._input, 0)  # min, opt, max as N x C x H x W
+        self.profile = ShapeProfile(*((int(s[0]), int(s[2]), int(s[3])) for s in shapes))
+        self.scale, self.channels, self.halo = model.scale, model.channels, model.receptive_field
 
     def _run_fitting(self, batch: np.ndarray) -> np.ndarray:
-        torch = self._torch
+        device, context = self._device, self._context
         n, c, h, w = batch.shape
-        x = torch.from_numpy(batch).to(self.device)
-        out = torch.empty((n, c, h * self.scale, w * self.scale), dtype=torch.float32, device=self.device)
-        self._context.set_input_shape(self._input, (n, c, h, w))
-        self._context.set_tensor_address(self._input, x.data_ptr())
-        self._context.set_tensor_address(self._output, out.data_ptr())
-        self._stream.wait_stream(torch.cuda.current_stream(self.device))  # the upload is done
-        if not self._context.execute_async_v3(self._stream.cuda_stream):
-            raise RuntimeError("TensorRT execution failed")
-        self._stream.synchronize()
-        return out.cpu().numpy()
+        expected = (n, c, h * self.scale, w * self.scale)
+        with device.current():
+            if not context.set_input_shape(self._input, batch.shape):
+                raise RuntimeError(f"TensorRT refused the input shape {batch.shape}")
+            shape = tuple(int(d) for d in context.get_tensor_shape(self._output))
+            if shape != expected:
+                raise RuntimeError(f"TensorRT reports an output of {shape} for {batch.shape}, expected {expected}")
+            x, out = device.upload(batch), device.empty(shape)
+            if not (
+                context.set_tensor_address(self._input, device.address(x))
+                and context.set_tensor_address(self._output, device.address(out))
+            ):
+                raise RuntimeError("TensorRT refused a tensor address")
+            if not context.execute_async_v3(device.stream):
+                raise RuntimeError("TensorRT execution failed")
+            return device.download(out)
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Upscale one batch (see ``Engine.run``); shapes outside the profile are split and tiled."""
