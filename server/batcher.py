@@ -42,7 +42,7 @@ class BatchInfo:
     compute_s: float  #: the call itself
 
 
-@dataclass
+@dataclass(eq=False)  # identity: jobs hold frames, and `job in group` must not compare them
 class _Job:
     key: Hashable
     item: Any

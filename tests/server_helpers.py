@@ -1,4 +1,6 @@
-"""Start and stop real ``upscaler serve`` processes on loopback for the service tests."""
+"""Start and stop services on loopback for the service tests: real ``upscaler serve`` processes, or the
+application under uvicorn in a thread of the test process, where a test can hold the engine (``Gate``) to
+put requests in flight or in the queue deterministically, whatever the machine's speed."""
 
 from __future__ import annotations
 
@@ -6,13 +8,28 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from tests.conftest import cli_command
+
+#: How long a wait on a condition may take before the test fails: a guard against hangs, never a pace.
+HANG_GUARD_S = 120.0
+
+
+def wait_until(condition: Callable[[], object], what: str, timeout: float = HANG_GUARD_S) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` if it has not within ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.005)
 
 
 def free_port() -> int:
@@ -69,3 +86,63 @@ def serve(tmp: Path, *args: str, env: dict | None = None, ready_timeout: float =
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+class Gate:
+    """A batch function that holds every engine call until ``open()``: requests stay running or queued.
+
+    ``calls`` records each call's batch size; ``entered`` is set once the first call is inside.
+    """
+
+    def __init__(self, run_batch: Callable[[Hashable, Sequence[Any]], Sequence[Any]]) -> None:
+        self.run_batch = run_batch
+        self.entered = threading.Event()
+        self._open = threading.Event()
+        self.calls: list[int] = []
+
+    def __call__(self, key: Hashable, items: Sequence[Any]) -> Sequence[Any]:
+        self.calls.append(len(items))
+        self.entered.set()
+        if not self._open.wait(HANG_GUARD_S):
+            raise TimeoutError("the test never opened the gate")
+        return self.run_batch(key, items)
+
+    def open(self) -> None:
+        """Let the held call and every later one through."""
+        self._open.set()
+
+
+class InProcessServer:
+    """The application under uvicorn in a thread of this process, its base URL and its ``Service``."""
+
+    def __init__(self, url: str, service: Any) -> None:
+        self.url, self.service = url, service
+
+    def client(self, **kw) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=HANG_GUARD_S, **kw)
+
+    def gate(self) -> Gate:
+        """Put a ``Gate`` in front of the engine (the batcher looks its batch function up for every batch)."""
+        gate = Gate(self.service.batcher.run_batch)
+        self.service.batcher.run_batch = gate
+        return gate
+
+
+@contextmanager
+def serve_in_thread(settings: Any, app: Any = None) -> Iterator[InProcessServer]:
+    """Serve ``create_app(settings)`` (or ``app``) on a free loopback port until the block ends."""
+    import uvicorn
+
+    from server.app import create_app
+
+    app = app or create_app(settings)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="critical"))
+    thread = threading.Thread(target=server.run, daemon=True)  # not the main thread: no signal handlers
+    thread.start()
+    try:
+        wait_until(lambda: server.started or not thread.is_alive(), "the in-process server to start")
+        assert server.started, "the in-process server did not start"
+        yield InProcessServer(f"http://127.0.0.1:{server.config.port}", app.state.service)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=HANG_GUARD_S)

@@ -9,10 +9,13 @@ import pytest
 
 from tests.conftest import run_cli
 from upscaler.bench import parse_size
+from upscaler.bench.memory import MEMORY_NOTE, measure_memory
+from upscaler.bench.peers import resize_peers
 from upscaler.bench.report import add_ratios, format_markdown
+from upscaler.bench.runner import Case, PeerSubject, run_cases
 from upscaler.bench.stats import latency_stats, percentile
 from upscaler.bench.sweep import parse_int_list, parse_sizes
-from upscaler.sysinfo import nvidia_driver
+from upscaler.sysinfo import cpu_flags, cpu_name, nvidia_driver
 
 #: OpenCV dnn_superres models (ESPCN_x4.pb, ...) for the peer test; not in the repository, so it runs only when
 #: pointed at them: UPSCALER_TEST_PEERS=/path/to/opencv-models
@@ -62,11 +65,14 @@ def test_a_short_real_run_writes_json_markdown_and_a_plot(tmp_path, set5_dir):
         "bench", "-m", "x2", "--engine", "onnxruntime-cpu", "--precision", "fp32", "int8", "--size", "32x20,40x24",
         "--batch", "1,2", "--rounds", "1", "--runs", "2", "--warmup", "1", "--quality", str(set5_dir),
         "--quality-limit", "1", "--json", str(out["json"]), "--markdown", str(out["md"]), "--plot", str(out["png"]),
-        "--no-progress",
+        "--no-progress", "--no-memory",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     report = json.loads(out["json"].read_text())
-    assert report["machine"]["cores"] >= 1 and report["machine"]["libraries"]["onnxruntime"]
+    machine = report["machine"]
+    assert machine["cores"] >= 1 and machine["libraries"]["onnxruntime"]
+    assert machine["cpu"] == cpu_name() and machine["cpu_flags"] == list(cpu_flags())
+    assert report["memory"] is None  # --no-memory: no figures, and no note claiming any
     rows = report["rows"]
     names = [(r["name"], r["precision"]) for r in rows if r["input"] == "32x20" and r["batch"] == 1]
     assert names == [("x2-fast", "fp32"), ("x2-fast", "int8"), ("bicubic", "-"), ("lanczos", "-")]
@@ -75,10 +81,19 @@ def test_a_short_real_run_writes_json_markdown_and_a_plot(tmp_path, set5_dir):
         assert r["network"]["runs"] == 2 and r["end_to_end"]["p50_ms"] > 0
         assert r["network"]["p50_ms"] <= r["network"]["p99_ms"] <= r["network"]["max_ms"]
         assert set(r["stages_p50_ms"]) == {"decode", "prepare", "infer", "finish", "encode"}
-        assert r["end_to_end"]["ratio"] > 0 and r["host_peak_mb"] > 0 and r["quality"]["images"] == 1
+        assert r["end_to_end"]["ratio"] > 0 and r["quality"]["images"] == 1
+        assert r["host_peak_mb"] is None and r["host_case_mb"] is None
+        for view in ("network", "end_to_end"):  # what the harness computed from its own timings
+            fps, p50 = r[view]["fps"], r[view]["p50_ms"]  # rounded to 0.01 and 0.001
+            assert np.isfinite(fps) and fps > 0
+            highest = 1000.0 * r["batch"] / (p50 - 5e-4) + 5e-3 if p50 > 5e-4 else float("inf")
+            assert 1000.0 * r["batch"] / (p50 + 5e-4) - 5e-3 <= fps <= highest
         assert r["output"] == {"32x20": "64x40", "40x24": "80x48"}[r["input"]]
     assert [r["end_to_end"]["ratio"] for r in rows if r["name"] == "x2-fast" and r["precision"] == "fp32"] == [1.0] * 4
-    assert out["md"].read_text().startswith("| subject |") and out["png"].read_bytes()[:4] == b"\x89PNG"
+    header, *_ = out["md"].read_text().splitlines()
+    assert header.startswith(f"Measured on {cpu_name()}") and out["png"].read_bytes()[:4] == b"\x89PNG"
+    assert f"; CPU flags: {', '.join(cpu_flags()) or 'none detected'}" in header
+    assert "| subject |" in out["md"].read_text()
     assert "x first" in result.stdout and "bicubic" in result.stdout
 
 
@@ -130,14 +145,54 @@ def test_opencv_dnn_superres_peers_run_beside_our_engine(tmp_path):
     assert names[:3] == ["x4-fast", "bicubic", "lanczos"] and {"ESPCN", "FSRCNN", "LapSRN"} <= set(names)
 
 
-def test_markdown_has_the_stage_breakdown():
+def test_markdown_has_the_machine_the_memory_and_the_stage_breakdown():
     row = {"kind": "engine", "name": "x4-fast", "engine": "onnxruntime-cpu", "precision": "fp32", "input": "8x8",
            "batch": 1, "network": {"p50_ms": 1.0, "p99_ms": 2.0, "fps": 9.0, "ratio": 1.0},
-           "end_to_end": {"p50_ms": 3.0, "p99_ms": 4.0, "fps": 5.0, "ratio": 1.0},
-           "stages_p50_ms": {"decode": 0.1, "prepare": 0.2, "infer": 1.0, "finish": 0.3, "encode": 1.4}}  # fmt: skip
-    text = format_markdown([row])
-    assert "0.10 / 0.20 / 1.00 / 0.30 / 1.40" in text and "x4-fast fp32" in text
-    assert np.isfinite(row["end_to_end"]["fps"])
+           "end_to_end": {"p50_ms": 3.0, "p99_ms": 4.0, "fps": 5.0, "ratio": 0.5}, "host_peak_mb": 180.25,
+           "host_case_mb": 96.0, "stages_p50_ms": {"decode": 0.1, "prepare": 0.2, "infer": 1.0, "finish": 0.3,
+           "encode": 1.4}}  # fmt: skip
+    machine = {"cpu": "Test CPU 9000", "cores": 2, "cpu_flags": ["avx2", "fma", "avx512_vnni"], "gpus": []}
+    lines = format_markdown([row], machine=machine, note=MEMORY_NOTE).splitlines()
+    assert lines[0] == "Measured on Test CPU 9000, 2 cores; CPU flags: avx2, fma, avx512_vnni"
+    assert MEMORY_NOTE in lines and "| host peak MB | case MB |" in lines[lines.index(MEMORY_NOTE) + 2]
+    cells = [c.strip() for c in lines[-1].strip("|").split("|")]
+    assert cells == ["x4-fast fp32", "onnxruntime-cpu", "8x8", "1", "1.00", "2.00", "3.00", "4.00", "5.0", "0.50",
+                     "-", "180.2", "96.0", "0.10 / 0.20 / 1.00 / 0.30 / 1.40"]  # fmt: skip
+    bare = format_markdown([{**row, "host_peak_mb": None, "host_case_mb": None}], stages=False)
+    assert bare.startswith("| subject |") and bare.splitlines()[-1].endswith("| - | - |")
+    no_flags = format_markdown([row], machine={**machine, "cpu_flags": [], "gpus": [{"name": "H200"}]})
+    assert no_flags.splitlines()[0] == "Measured on Test CPU 9000, 2 cores; CPU flags: none detected; GPU: H200"
+
+
+def test_memory_is_measured_per_case_not_for_the_whole_process():
+    ballast = np.ones(512 * 2**20 // 8)  # 512 MiB written, so resident in this process
+    case = Case(PeerSubject(resize_peers(2)[0]), 32, 20, 1)
+    run_cases([case], rounds=1, runs=1, warmup=0)
+    assert measure_memory([case]) == []
+    # A whole-process figure would be over 512 MiB here; bicubic on 32x20 alone needs Python, NumPy and OpenCV.
+    assert 0 < case.host_peak_bytes < ballast.nbytes / 2
+    assert 0 <= case.host_case_bytes < 32 * 2**20
+    assert case.summary()["host_peak_mb"] == round(case.host_peak_bytes / 2**20, 1)
+    del ballast
+
+
+def test_each_row_of_a_run_has_its_own_memory(tmp_path):
+    out = {k: tmp_path / f"bench.{k}" for k in ("json", "md")}
+    result = run_cli(
+        "bench", "-m", "x2", "--engine", "onnxruntime-cpu", "--precision", "fp32", "--size", "32x20", "--rounds",
+        "1", "--runs", "1", "--warmup", "0", "--json", str(out["json"]), "--markdown", str(out["md"]), "--no-progress",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out["json"].read_text())
+    assert report["memory"] == MEMORY_NOTE and MEMORY_NOTE in out["md"].read_text()
+    rows = {r["name"]: r for r in report["rows"]}
+    assert set(rows) == {"x2-fast", "bicubic", "lanczos"}
+    for r in rows.values():
+        assert 0 <= r["host_case_mb"] < r["host_peak_mb"]
+    # In one process every row would carry the same resident memory; alone, bicubic needs no model and no
+    # ONNX Runtime.
+    assert rows["bicubic"]["host_case_mb"] < rows["x2-fast"]["host_case_mb"]
+    assert rows["bicubic"]["host_peak_mb"] < rows["x2-fast"]["host_peak_mb"]
 
 
 def test_http_mode_measures_a_running_service_against_the_engine_in_one_run(tmp_path):
@@ -153,6 +208,7 @@ def test_http_mode_measures_a_running_service_against_the_engine_in_one_run(tmp_
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
     assert report["direct"]["model"] == "x2-fast" and report["direct"]["calls"] == 4
+    assert report["machine"]["cpu"] == cpu_name() and report["machine"]["cpu_flags"] == list(cpu_flags())
     assert [row["concurrency"] for row in report["http"]] == [1, 3]
     for row in report["http"]:
         assert row["status"] == {"200": 12} and row["errors"] == 0

@@ -14,9 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.sync.client import connect
 
-from tests.server_helpers import serve
+from server.settings import Settings
+from tests.server_helpers import serve, serve_in_thread, wait_until
 from upscaler import Upscaler
-from upscaler.io import decode_image, encode_image
+from upscaler.io import ImageError, decode_image, encode_image
 
 KEY = "k" * 24
 
@@ -163,9 +164,18 @@ def _png_header(w: int, h: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
 
 
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
 def _bomb() -> bytes:
     """A valid 3000x3000 PNG of zeros: a few KB that decode to 27 MB."""
     return encode_image(np.zeros((3000, 3000, 3), np.uint8), "png")
+
+
+def _undecodable_bomb() -> bytes:
+    """A PNG whose header declares 3000x3000 but whose pixel data is not even a zlib stream."""
+    return _png_header(3000, 3000) + _chunk(b"IDAT", bytes(range(256)) * 32) + _chunk(b"IEND", b"")
 
 
 @pytest.mark.parametrize(
@@ -194,6 +204,15 @@ def test_bad_images_get_json_errors_and_the_server_carries_on(client, photo, dir
         "bomb": _bomb(),
     }.get(body, body)
     error_of(client.post("/v1/upscale", content=body, headers=headers), status)
+    assert_healthy(client, photo, direct)
+
+
+def test_a_bomb_is_refused_from_its_header_without_decoding(client, photo, direct):
+    body = _undecodable_bomb()
+    with pytest.raises(ImageError):  # decoding it fails: had the service decoded it, the answer would be a 400
+        decode_image(body)
+    error = error_of(client.post("/v1/upscale", content=body, headers={"Content-Type": "image/png"}), 413)
+    assert error == {"code": "too_large", "message": "3000x3000 is 9000000 pixels; the limit is 400000"}
     assert_healthy(client, photo, direct)
 
 
@@ -255,21 +274,26 @@ def _batch_counts(client) -> tuple[float, float]:
     return count, total
 
 
-def test_concurrent_same_shape_requests_run_as_batches(client, server, photo, direct):
-    calls0, served0 = _batch_counts(client)
+def test_concurrent_same_shape_requests_run_as_batches(photo, direct):
     frame = np.ascontiguousarray(photo[:32, :48])
     headers = {"X-Width": "48", "X-Height": "32"}
+    settings = Settings(models=["x4-fast"], max_batch_size=4, warmup=False)
+    with serve_in_thread(settings) as server, server.client() as c, ThreadPoolExecutor(9) as pool:
+        gate = server.gate()  # the engine holds its first call while the others gather
 
-    def one(_):
-        with server.client() as c:
-            return c.post("/v1/frames", content=frame.tobytes(), headers=headers)
+        def one(_):
+            with server.client() as mine:
+                return mine.post("/v1/frames", content=frame.tobytes(), headers=headers)
 
-    with ThreadPoolExecutor(8) as pool:
-        replies = list(pool.map(one, range(16)))
+        first = pool.submit(one, 0)
+        wait_until(gate.entered.is_set, "the first request to reach the engine")
+        rest = [pool.submit(one, i) for i in range(1, 9)]
+        wait_until(lambda: server.service.batcher.waiting == 8, "eight requests to queue")
+        gate.open()
+        replies = [first.result(), *(f.result() for f in rest)]
+        calls, served = _batch_counts(c)
     assert all(r.status_code == 200 for r in replies)
     expected = direct["x4-fast"].upscale(frame)
     assert all(close_to(np.frombuffer(r.content, np.uint8).reshape(expected.shape), expected) for r in replies)
-    calls, served = _batch_counts(client)
-    assert served - served0 == 16
-    assert calls - calls0 < 16, "no two requests shared an engine call"
-    assert max(int(r.headers["x-batch-size"]) for r in replies) > 1
+    assert gate.calls == [1, 4, 4] and (calls, served) == (3, 9)
+    assert sorted(int(r.headers["x-batch-size"]) for r in replies) == [1] + [4] * 8

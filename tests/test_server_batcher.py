@@ -1,4 +1,8 @@
-"""Micro-batching: grouping by key, bounded queue, deadlines, errors (real threads, real timing)."""
+"""Micro-batching: grouping by key, bounded queue, deadlines, errors (real threads).
+
+Where a test needs a batch to be running or requests to be waiting, the batch function is held on an event
+(``Recorder(gate=...)``) rather than slowed by a sleep, so no outcome depends on how fast the machine is.
+"""
 
 import asyncio
 import threading
@@ -8,31 +12,46 @@ import pytest
 
 from server.batcher import Batcher, DeadlineExceeded, QueueFull
 
+HANG_GUARD_S = 60.0  #: a wait that lasts this long has hung: never a pace
+
 
 class Recorder:
-    """A batch function that doubles its inputs and records each call."""
+    """A batch function that doubles its inputs and records each call; with a ``gate``, each call first
+    waits for it to open (``entered`` tells that a call is inside)."""
 
-    def __init__(self, delay: float = 0.0) -> None:
+    def __init__(self, gate: threading.Event | None = None) -> None:
         self.calls: list[tuple] = []
-        self.delay = delay
         self.threads: set[str] = set()
+        self.gate = gate
+        self.entered = threading.Event()
 
     def __call__(self, key, items):
         self.calls.append((key, list(items)))
         self.threads.add(threading.current_thread().name)
-        time.sleep(self.delay)
+        self.entered.set()
+        if self.gate is not None and not self.gate.wait(HANG_GUARD_S):
+            raise TimeoutError("the test never opened the gate")
         return [2 * x for x in items]
 
 
 def run(coro):
-    return asyncio.run(coro)
+    return asyncio.run(asyncio.wait_for(coro, HANG_GUARD_S))
+
+
+async def until(condition, what: str) -> None:
+    """Yield to the event loop until ``condition()`` holds (a hang guard, not a pace)."""
+    deadline = time.monotonic() + HANG_GUARD_S
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.001)
 
 
 def test_concurrent_requests_of_one_key_share_calls_and_get_their_own_answers():
-    rec = Recorder(delay=0.01)
+    rec = Recorder()
 
     async def main():
-        batcher = Batcher(rec, max_batch_size=4, max_delay_s=0.05)
+        # A delay no test run reaches: batches leave only when full, so their sizes cannot depend on timing.
+        batcher = Batcher(rec, max_batch_size=4, max_delay_s=HANG_GUARD_S)
         batcher.start()
         results = await asyncio.gather(*(batcher.submit("a", i) for i in range(8)))
         await batcher.close()
@@ -71,37 +90,47 @@ def test_a_lone_request_waits_at_most_the_delay():
         await batcher.close()
         return info, elapsed
 
-    info, elapsed = run(main())
-    assert info.batch_size == 1 and info.queue_s >= 0.009 and elapsed < 1.0
+    info, elapsed = run(main())  # returning at all is the point: the batch never fills, the delay releases it
+    assert info.batch_size == 1 and info.queue_s >= 0.01 and elapsed >= 0.01
 
 
 def test_a_full_queue_refuses_at_once_and_the_rest_succeed():
-    rec = Recorder(delay=0.05)
+    gate = threading.Event()
+    rec = Recorder(gate)
 
     async def main():
         batcher = Batcher(rec, max_batch_size=2, max_delay_s=0.0, max_queue=4)
         batcher.start()
-        outcomes = await asyncio.gather(*(batcher.submit("a", i) for i in range(7)), return_exceptions=True)
+        tasks = [asyncio.create_task(batcher.submit("a", 0))]
+        await until(rec.entered.is_set, "the first batch to start")  # running, and held there by the gate
+        tasks += [asyncio.create_task(batcher.submit("a", i)) for i in range(1, 7)]
+        await until(lambda: batcher.waiting + sum(t.done() for t in tasks) == 6, "each to queue or be refused")
+        # One running and three waiting make four, the limit: exactly the last three are refused.
+        refused = [i for i, t in enumerate(tasks) if t.done()]
+        assert refused == [4, 5, 6] and all(isinstance(tasks[i].exception(), QueueFull) for i in refused)
+        assert batcher.waiting == 3 and batcher.load == 4
+        gate.set()
+        served = [await t for t in tasks[:4]]
         await batcher.close()
-        return outcomes
+        return served
 
-    outcomes = run(main())
-    refused = [o for o in outcomes if isinstance(o, QueueFull)]
-    served = [o for o in outcomes if not isinstance(o, Exception)]
-    assert len(refused) == 3 and len(served) == 4
+    assert [result for result, _ in run(main())] == [0, 2, 4, 6]
+    assert [items for _, items in rec.calls] == [[0], [1, 2], [3]]
 
 
 def test_deadline_removes_a_request_that_never_started():
-    rec = Recorder(delay=0.2)
+    gate = threading.Event()
+    rec = Recorder(gate)
 
     async def main():
         batcher = Batcher(rec, max_batch_size=1, max_delay_s=0.0)
         batcher.start()
         first = asyncio.create_task(batcher.submit("a", 1))
-        await asyncio.sleep(0.02)  # the first is running now
+        await until(rec.entered.is_set, "the first batch to start")  # and it stays running: the gate is shut
         with pytest.raises(DeadlineExceeded):
             await batcher.submit("a", 2, timeout=0.05)
         assert batcher.waiting == 0
+        gate.set()
         await first
         await batcher.close()
 
@@ -125,3 +154,32 @@ def test_an_engine_error_reaches_each_caller_and_the_runner_survives():
         return result
 
     assert run(main()) == 5
+
+
+def test_a_deadline_is_a_deadline_while_frames_of_the_same_shape_wait():
+    import numpy as np
+
+    gate = threading.Event()
+    rec = Recorder(gate)
+
+    def frames_back(key, items):
+        rec(key, [0] * len(items))  # held by the gate
+        return items
+
+    async def main():
+        batcher = Batcher(frames_back, max_batch_size=1)
+        batcher.start()
+        first = asyncio.create_task(batcher.submit("k", np.zeros((2, 2))))
+        await until(rec.entered.is_set, "the first batch to start")
+        waiting = asyncio.create_task(batcher.submit("k", np.zeros((2, 2))))
+        await until(lambda: batcher.waiting == 1, "a frame to wait")
+        try:
+            with pytest.raises(DeadlineExceeded):
+                await batcher.submit("k", np.ones((2, 2)), timeout=0.05)
+        finally:
+            gate.set()
+            await first
+            await waiting
+            await batcher.close()
+
+    run(main())

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import http.client
+import json
+import logging
 import signal
-import threading
-import time
+import socket
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -13,8 +15,11 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
+from server.app import create_app
+from server.settings import Settings
 from tests.conftest import run_cli
-from tests.server_helpers import serve
+from tests.server_helpers import HANG_GUARD_S, serve, serve_in_thread, wait_until
+from upscaler import Upscaler
 from upscaler.io import encode_image
 
 KEY = "test-key-0123456789abcdef"
@@ -25,24 +30,30 @@ def _rss_kb(pid: int) -> int:
         return next(int(line.split()[1]) for line in fh if line.startswith("VmRSS"))
 
 
-def test_overload_gets_503_with_retry_after_and_nothing_hangs(tmp_path, photo):
-    frame = np.ascontiguousarray(np.resize(photo, (160, 200, 3)))
-    headers = {"X-Width": "200", "X-Height": "160"}
-    with serve(tmp_path, "--max-queue", "2", "--max-batch-size", "1", "--max-batch-delay-ms", "0") as server:
+def test_overload_gets_503_with_retry_after_and_nothing_hangs(photo):
+    frame = np.ascontiguousarray(np.resize(photo, (40, 50, 3)))
+    headers = {"X-Width": "50", "X-Height": "40"}
+    settings = Settings(models=["x4-fast"], max_queue=2, max_batch_size=1, warmup=False)
+    with serve_in_thread(settings) as server, ThreadPoolExecutor(2) as pool:
+        gate = server.gate()  # the engine holds its first call: nothing leaves the queue until the gate opens
 
-        def one(_):
+        def one():
             with server.client() as c:
                 return c.post("/v1/frames", content=frame.tobytes(), headers=headers)
 
-        with ThreadPoolExecutor(12) as pool:
-            replies = list(pool.map(one, range(24)))
-        codes = [r.status_code for r in replies]
-        assert set(codes) <= {200, 503} and codes.count(503) > 0 and codes.count(200) >= 2
-        for r in replies:
-            if r.status_code == 503:
-                assert r.headers["retry-after"] == "1" and r.json()["error"]["code"] == "overloaded"
-        with server.client() as c:  # and it recovers
-            assert c.post("/v1/frames", content=frame.tobytes(), headers=headers).status_code == 200
+        running = pool.submit(one)
+        wait_until(gate.entered.is_set, "the first request to reach the engine")
+        queued = pool.submit(one)
+        wait_until(lambda: server.service.batcher.waiting == 1, "the second request to queue")
+        with server.client() as c:  # running + queued = max_queue: every further request is refused at once
+            for _ in range(5):
+                r = c.post("/v1/frames", content=frame.tobytes(), headers=headers)
+                assert r.status_code == 503 and r.headers["retry-after"] == "1"
+                assert r.json()["error"]["code"] == "overloaded"
+            gate.open()
+            assert running.result().status_code == 200 and queued.result().status_code == 200
+            assert c.post("/v1/frames", content=frame.tobytes(), headers=headers).status_code == 200  # recovered
+        assert gate.calls == [1, 1, 1]
 
 
 def test_api_keys_guard_everything_but_the_open_endpoints(tmp_path, photo):
@@ -65,26 +76,43 @@ def test_api_keys_guard_everything_but_the_open_endpoints(tmp_path, photo):
 
 
 def test_graceful_shutdown_finishes_in_flight_requests(tmp_path, photo):
-    frame = np.ascontiguousarray(np.resize(photo, (300, 400, 3)))
-    headers = {"X-Width": "400", "X-Height": "300"}
-    with serve(tmp_path) as server:
-        results = {}
-
-        def slow():
-            with server.client() as c:
-                results["reply"] = c.post("/v1/frames", content=frame.tobytes(), headers=headers)
-
-        worker = threading.Thread(target=slow)
-        worker.start()
-        time.sleep(0.15)  # the request is in flight
-        server.proc.send_signal(signal.SIGTERM)
-        worker.join(timeout=60)
-        assert results["reply"].status_code == 200 and len(results["reply"].content) == 1600 * 1200 * 3
+    h, w = 120, 160
+    frame = np.ascontiguousarray(np.resize(photo, (h, w, 3)))
+    body = frame.tobytes()
+    with serve(tmp_path, "--models", "x4-fast") as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=HANG_GUARD_S) as sock:
+            head = (
+                f"POST /v1/frames HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Width: {w}\r\nX-Height: {h}\r\n"
+                f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n"
+            )
+            sock.sendall(head.encode())
+            # "100 Continue" comes once the handler asks for the body: the request is in flight, and its
+            # body, hence its end, is in the test's hands.
+            assert _read_head(sock) == b"HTTP/1.1 100 Continue\r\n\r\n"
+            server.proc.send_signal(signal.SIGTERM)
+            wait_until(lambda: "Waiting for connections to close" in server.log.read_text(), "the drain to begin")
+            with pytest.raises(httpx.TransportError):  # draining: no new connections
+                httpx.get(f"{server.url}/healthz", timeout=HANG_GUARD_S)
+            sock.sendall(body)
+            reply = http.client.HTTPResponse(sock)
+            reply.begin()
+            content = reply.read()
+        assert reply.status == 200 and reply.getheader("x-width") == str(4 * w)
+        got = np.frombuffer(content, np.uint8).reshape(4 * h, 4 * w, 3).astype(int)
+        assert int(np.abs(got - Upscaler("x4-fast", "onnxruntime").upscale(frame)).max()) <= 1
         # uvicorn re-raises the signal once drained, so the exit status says "terminated by SIGTERM".
-        assert server.proc.wait(timeout=30) in (0, -signal.SIGTERM)
+        assert server.proc.wait(timeout=HANG_GUARD_S) in (0, -signal.SIGTERM)
         assert "Finished server process" in server.log.read_text()
-        with pytest.raises(httpx.TransportError):
-            httpx.get(f"{server.url}/healthz", timeout=2)
+
+
+def _read_head(sock: socket.socket) -> bytes:
+    """Bytes up to and including the first blank line (one response head), however TCP splits them."""
+    data = b""
+    while not data.endswith(b"\r\n\r\n"):
+        chunk = sock.recv(1)  # byte by byte: nothing of the next response is taken from the socket
+        assert chunk, f"connection closed after {data!r}"
+        data += chunk
+    return data
 
 
 @pytest.mark.parametrize(
@@ -128,25 +156,37 @@ def test_bad_input_does_not_grow_memory(tmp_path, photo):
         assert c.post("/v1/upscale", content=png, headers={"Content-Type": "image/png"}).status_code == 200
 
 
-def test_deadline_gives_504_and_access_log_lines_are_json(tmp_path, photo):
-    import json
-
-    frame = np.ascontiguousarray(np.resize(photo, (300, 400, 3)))
-    headers = {"X-Width": "400", "X-Height": "300", "X-Request-ID": "slow-one"}
-    with serve(tmp_path, "--request-timeout-s", "0.001", "--max-batch-size", "1") as server, server.client() as c:
+def test_deadline_gives_504(photo, caplog):
+    frame = np.ascontiguousarray(np.resize(photo, (30, 40, 3)))
+    headers = {"X-Width": "40", "X-Height": "30", "X-Request-ID": "slow-one"}
+    caplog.set_level(logging.INFO, logger="upscaler.access")
+    settings = Settings(models=["x4-fast"], request_timeout_s=0.05, max_batch_size=1, warmup=False)
+    with serve_in_thread(settings) as server, server.client() as c:
+        gate = server.gate()  # the engine never answers before the deadline, however fast it is
         r = c.post("/v1/frames", content=frame.tobytes(), headers=headers)
-        assert r.status_code == 504 and r.json()["error"]["code"] == "timeout"
+        assert r.status_code == 504
+        assert r.json()["error"] == {"code": "timeout", "message": "not answered within 0.05 s"}
+        gate.open()
         assert c.get("/healthz").status_code == 200
+        assert c.post("/v1/frames", content=frame.tobytes(), headers=headers).status_code == 200
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "upscaler.access"]
+    assert [e["status"] for e in lines if e["request_id"] == "slow-one"] == [504, 200]
+
+
+def test_access_log_lines_are_json(tmp_path, photo):
+    png = encode_image(photo[:8, :8], "png")
+    with serve(tmp_path, "--models", "x2-fast") as server, server.client() as c:
+        headers = {"Content-Type": "image/png", "X-Request-ID": "logged-one"}
+        assert c.post("/v1/upscale", content=png, headers=headers).status_code == 200
+        assert c.get("/v1/nowhere", headers={"X-Request-ID": "lost-one"}).status_code == 404
     lines = [json.loads(line) for line in server.log.read_text().splitlines() if line.startswith("{")]
-    slow = next(entry for entry in lines if entry["request_id"] == "slow-one")
-    assert slow["status"] == 504 and slow["path"] == "/v1/frames" and slow["ms"] >= 0
+    ok = next(entry for entry in lines if entry["request_id"] == "logged-one")
+    assert ok["status"] == 200 and ok["path"] == "/v1/upscale" and ok["method"] == "POST" and ok["ms"] >= 0
+    assert next(entry for entry in lines if entry["request_id"] == "lost-one")["status"] == 404
 
 
 def test_readyz_is_503_until_models_are_loaded_and_warm():
     import asyncio
-
-    from server.app import create_app
-    from server.settings import Settings
 
     app = create_app(Settings())  # lifespan not run: nothing loaded yet
 
@@ -163,32 +203,15 @@ def test_readyz_is_503_until_models_are_loaded_and_warm():
 
 
 def test_an_unhandled_error_is_a_json_500_and_the_server_lives_on():
-    import uvicorn
-
-    from server.app import create_app
-    from server.settings import Settings
-    from tests.server_helpers import free_port
-
     app = create_app(Settings(warmup=False))
 
     @app.get("/v1/broken")
     async def broken():
         raise RuntimeError("a bug in a handler")
 
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="critical"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 60
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        url = f"http://127.0.0.1:{server.config.port}"
-        failed = httpx.get(f"{url}/v1/broken", headers={"X-Request-ID": "bug-1"})
+    with serve_in_thread(None, app) as server, server.client() as c:
+        failed = c.get("/v1/broken", headers={"X-Request-ID": "bug-1"})
         assert failed.status_code == 500 and failed.headers["x-request-id"] == "bug-1"
         assert failed.json() == {"error": {"code": "internal_error", "message": "internal error"}}
-        assert httpx.get(f"{url}/healthz").status_code == 200
-        metrics = httpx.get(f"{url}/metrics").text
-        assert 'upscaler_requests_total{route="other",status="500"} 1.0' in metrics
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+        assert c.get("/healthz").status_code == 200
+        assert 'upscaler_requests_total{route="other",status="500"} 1.0' in c.get("/metrics").text

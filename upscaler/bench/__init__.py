@@ -1,9 +1,10 @@
 """The latency benchmark harness behind ``upscaler bench``.
 
 ``sweep`` parses what to measure, ``runner`` times it (network-only and
-end-to-end with stages, interleaved rounds), ``peers`` brings OpenCV's
-resizers and ``dnn_superres`` networks into the same run, ``report`` makes
-the table, markdown and JSON, ``plot`` the PNG, ``http`` loads a running
+end-to-end with stages, interleaved rounds), ``memory`` measures each
+case's host memory in a fresh process, ``peers`` brings OpenCV's resizers
+and ``dnn_superres`` networks into the same run, ``report`` makes the
+table, markdown and JSON, ``plot`` the PNG, ``http`` loads a running
 service.
 """
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-__all__ = ["DnnPeer", "Peer", "ResizePeer", "find_peers", "resize_peers"]
+__all__ = ["DnnPeer", "Peer", "ResizePeer", "find_peers", "peer_from_recipe", "resize_peers"]
 
 _DNN_FILE = re.compile(r"^(ESPCN|FSRCNN|FSRCNN-small|LapSRN)_x(\d)\.pb$")
 _ALGORITHMS = {"ESPCN": "espcn", "FSRCNN": "fsrcnn", "FSRCNN-small": "fsrcnn", "LapSRN": "lapsrn"}
@@ -32,6 +32,10 @@ class Peer:
     def upscale(self, image: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
+    def recipe(self) -> dict:
+        """What ``peer_from_recipe`` needs to build this peer again (in another process)."""
+        raise NotImplementedError
+
 
 @dataclass
 class ResizePeer(Peer):
@@ -45,12 +49,15 @@ class ResizePeer(Peer):
         h, w = image.shape[:2]
         return cv2.resize(image, (w * self.scale, h * self.scale), interpolation=self.interpolation)
 
+    def recipe(self) -> dict:
+        return {"kind": "resize", "name": self.name, "scale": self.scale, "interpolation": self.interpolation}
+
 
 class DnnPeer(Peer):
     """One OpenCV ``dnn_superres`` network."""
 
     def __init__(self, path: Path, algorithm: str, scale: int, name: str) -> None:
-        self.name, self.scale, self.path = name, scale, path
+        self.name, self.scale, self.path, self.algorithm = name, scale, path, algorithm
         self._sr = cv2.dnn_superres.DnnSuperResImpl_create()
         self._sr.readModel(str(path))
         self._sr.setModel(algorithm, scale)
@@ -58,6 +65,19 @@ class DnnPeer(Peer):
     def upscale(self, image: np.ndarray) -> np.ndarray:
         bgr = np.ascontiguousarray(image[:, :, ::-1])
         return np.ascontiguousarray(self._sr.upsample(bgr)[:, :, ::-1])
+
+    def recipe(self) -> dict:
+        return {"kind": "dnn", "name": self.name, "scale": self.scale, "path": str(self.path),
+                "algorithm": self.algorithm}  # fmt: skip
+
+
+def peer_from_recipe(recipe: dict) -> Peer:
+    """The peer a ``Peer.recipe()`` describes."""
+    if recipe["kind"] == "resize":
+        return ResizePeer(recipe["name"], recipe["scale"], recipe["interpolation"])
+    if recipe["kind"] == "dnn":
+        return DnnPeer(Path(recipe["path"]), recipe["algorithm"], recipe["scale"], recipe["name"])
+    raise ValueError(f"not a peer recipe: {recipe!r}")
 
 
 def resize_peers(scale: int) -> list[Peer]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["add_ratios", "format_markdown", "format_table"]
+__all__ = ["add_ratios", "format_markdown", "format_table", "machine_line"]
 
 
 def add_ratios(rows: Sequence[dict]) -> list[dict]:
@@ -61,14 +61,33 @@ def format_table(rows: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
-def format_markdown(rows: Sequence[dict], stages: bool = True) -> str:
-    """The same table as markdown, with the end-to-end stage medians when ``stages``."""
-    head = list(_HEAD)
+def machine_line(machine: dict) -> str:
+    """One line naming the machine: CPU model, cores, the CPU's SIMD flags (they decide INT8 speed), GPUs."""
+    flags = ", ".join(machine.get("cpu_flags") or []) or "none detected"
+    line = f"{machine.get('cpu', 'unknown CPU')}, {machine.get('cores', '?')} cores; CPU flags: {flags}"
+    gpus = [g["name"] for g in machine.get("gpus") or []]
+    return line + (f"; GPU: {', '.join(gpus)}" if gpus else "")
+
+
+def _mb(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def format_markdown(rows: Sequence[dict], stages: bool = True, machine: dict | None = None, note: str = "") -> str:
+    """The same table as markdown, with host memory per case and, when ``stages``, the end-to-end stage medians.
+
+    ``machine`` (``sysinfo.machine_info()``) names the CPU and its flags in
+    a header line; ``note`` (what the memory figures mean) follows it.
+    """
+    head = [*_HEAD, "host peak MB", "case MB"]
     if stages:
         head.append("stages p50 ms (decode / prepare / infer / finish / encode)")
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines = [f"Measured on {machine_line(machine)}", ""] if machine else []
+    if note:
+        lines += [note, ""]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
-        cells = list(_cells(row))
+        cells = [*_cells(row), _mb(row.get("host_peak_mb")), _mb(row.get("host_case_mb"))]
         if stages:
             st = row.get("stages_p50_ms", {})
             order = ("decode", "prepare", "infer", "finish", "encode")

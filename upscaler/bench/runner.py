@@ -14,8 +14,6 @@ all other cases, so drift on a noisy machine touches each alike.
 
 from __future__ import annotations
 
-import os
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,42 +26,9 @@ from upscaler.bench.peers import Peer
 from upscaler.bench.stats import latency_stats
 from upscaler.io import decode_image, encode_image
 
-__all__ = ["STAGES", "Case", "EngineSubject", "PeakMemory", "PeerSubject", "run_cases"]
+__all__ = ["STAGES", "Case", "EngineSubject", "PeerSubject", "end_to_end", "frames_for", "run_cases"]
 
 STAGES = ("decode", "prepare", "infer", "finish", "encode")
-
-
-class PeakMemory:
-    """Peak resident memory of this process while the block runs (sampled every ``interval`` s), in bytes."""
-
-    def __init__(self, interval: float = 0.005) -> None:
-        self.interval, self.peak = interval, 0
-        self._stop = threading.Event()
-        self._page = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-    def _rss(self) -> int:
-        try:
-            with open("/proc/self/statm") as fh:
-                return int(fh.read().split()[1]) * self._page
-        except OSError:  # not Linux: the peak so far, from the kernel's accounting
-            import resource
-
-            return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-    def _watch(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.peak = max(self.peak, self._rss())
-
-    def __enter__(self) -> PeakMemory:
-        self.peak = self._rss()
-        self._thread = threading.Thread(target=self._watch, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self._rss())
 
 
 class EngineSubject:
@@ -71,8 +36,10 @@ class EngineSubject:
 
     kind = "engine"
 
-    def __init__(self, upscaler) -> None:
+    def __init__(self, upscaler, recipe: dict | None = None) -> None:
         self.up = upscaler
+        #: how to build it again in another process (the memory probe); None: it cannot be
+        self.recipe = recipe
         self.name, self.engine = upscaler.model.name, upscaler.engine.name
         self.precision, self.scale = upscaler.engine.precision, upscaler.scale
         self.degradation = upscaler.model.degradation
@@ -121,6 +88,7 @@ class PeerSubject:
 
     def __init__(self, peer: Peer) -> None:
         self.peer = peer
+        self.recipe = peer.recipe()
         self.name, self.engine, self.scale = peer.name, peer.engine, peer.scale
 
     def network(self, frames: list[np.ndarray]) -> object:
@@ -156,7 +124,8 @@ class Case:
     network_ms: list[float] = field(default_factory=list)
     end_to_end_ms: list[float] = field(default_factory=list)
     stages_ms: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
-    host_peak_bytes: int = 0
+    host_peak_bytes: int | None = None  #: peak RSS of a fresh process running only this case (memory.py)
+    host_case_bytes: int | None = None  #: that peak less the process's RSS before it built the subject
     device_peak_bytes: int | None = None
 
     def summary(self) -> dict:
@@ -174,13 +143,19 @@ class Case:
             "network": latency_stats(self.network_ms, frames=self.batch, output_pixels=out_pixels),
             "end_to_end": latency_stats(self.end_to_end_ms, frames=self.batch, output_pixels=out_pixels),
             "stages_p50_ms": {k: round(float(np.median(v)), 3) for k, v in self.stages_ms.items() if v},
-            "host_peak_mb": round(self.host_peak_bytes / 2**20, 1),
-            "device_peak_mb": None if self.device_peak_bytes is None else round(self.device_peak_bytes / 2**20, 1),
+            "host_peak_mb": _mb(self.host_peak_bytes),
+            "host_case_mb": _mb(self.host_case_bytes),
+            "device_peak_mb": _mb(self.device_peak_bytes),
         }
 
 
-def _frames(width: int, height: int, batch: int, seed: int) -> tuple[list[np.ndarray], list[bytes]]:
-    """Random-textured but compressible frames (a real photo would need data; noise is the worst case for PNG)."""
+def _mb(value: int | None) -> float | None:
+    return None if value is None else round(value / 2**20, 1)
+
+
+def frames_for(width: int, height: int, batch: int, seed: int) -> tuple[list[np.ndarray], list[bytes]]:
+    """``batch`` frames of ``width`` x ``height`` and their PNGs: random-textured but compressible
+    (a real photo would need data; noise is the worst case for PNG)."""
     rng = np.random.default_rng(seed)
     coarse = rng.integers(0, 256, (max(2, height // 8), max(2, width // 8), 3), dtype=np.uint8)
     base = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
@@ -188,7 +163,8 @@ def _frames(width: int, height: int, batch: int, seed: int) -> tuple[list[np.nda
     return frames, [encode_image(f, "png") for f in frames]
 
 
-def _end_to_end(subject, encoded: list[bytes], stages: dict[str, list[float]]) -> float:
+def end_to_end(subject, encoded: list[bytes], stages: dict[str, list[float]]) -> float:
+    """One PNG-in, PNG-out pass of ``subject`` over ``encoded``: its ms; each stage's ms appended to ``stages``."""
     marks = [time.perf_counter()]
     frames = [decode_image(data) for data in encoded]
     marks.append(time.perf_counter())
@@ -223,26 +199,24 @@ def run_cases(
     """
     inputs = {}
     for case in cases:
-        frames, encoded = _frames(case.width, case.height, case.batch, seed)
+        frames, encoded = frames_for(case.width, case.height, case.batch, seed)
         net_in = case.subject.prepare(frames)
         inputs[id(case)] = (net_in, encoded)
         for _ in range(warmup):
             case.subject.network(net_in)
-            _end_to_end(case.subject, encoded, {s: [] for s in STAGES})
+            end_to_end(case.subject, encoded, {s: [] for s in STAGES})
     for _ in range(rounds):
         for case in cases:
             net_in, encoded = inputs[id(case)]
             case.subject.reset_device_peak()
-            with PeakMemory() as memory:
-                deadline = None if budget_s is None else time.perf_counter() + budget_s / rounds
-                done = 0
-                while done < runs if deadline is None else (done == 0 or time.perf_counter() < deadline):
-                    start = time.perf_counter()
-                    case.subject.network(net_in)
-                    case.network_ms.append((time.perf_counter() - start) * 1000.0)
-                    case.end_to_end_ms.append(_end_to_end(case.subject, encoded, case.stages_ms))
-                    done += 1
-            case.host_peak_bytes = max(case.host_peak_bytes, memory.peak)
+            deadline = None if budget_s is None else time.perf_counter() + budget_s / rounds
+            done = 0
+            while done < runs if deadline is None else (done == 0 or time.perf_counter() < deadline):
+                start = time.perf_counter()
+                case.subject.network(net_in)
+                case.network_ms.append((time.perf_counter() - start) * 1000.0)
+                case.end_to_end_ms.append(end_to_end(case.subject, encoded, case.stages_ms))
+                done += 1
             device = case.subject.device_peak_bytes()
             if device is not None:
                 case.device_peak_bytes = max(case.device_peak_bytes or 0, device)
@@ -281,7 +255,9 @@ def build_subjects(
                 except EngineUnavailable as exc:
                     skipped.append(Skipped(engine, str(model), precision or "default", str(exc)))
                     continue
-                subjects.append(EngineSubject(up))
+                recipe = {"kind": "engine", "model": str(model), "engine": up.engine.name,
+                          "precision": up.engine.precision, "threads": threads}  # fmt: skip
+                subjects.append(EngineSubject(up, recipe))
     return subjects, skipped
 
 

@@ -24,9 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "bench",
         help="measure latency and throughput: engines, models, sizes and peers side by side",
         description="Sweep engines x models x precisions x sizes x batch sizes; for each: warm-up, then timed runs "
-        "in interleaved rounds; p50/p95/p99/max latency, frames/s, output megapixels/s, peak memory; network-only "
+        "in interleaved rounds; p50/p95/p99/max latency, frames/s, output megapixels/s; network-only "
         "and end-to-end (decode, prepare, infer, finish, encode). Bicubic and Lanczos always run alongside; OpenCV "
-        "dnn_superres models with --peers. Every row shows its ratio to the first row of its size and batch.",
+        "dnn_superres models with --peers. Every row shows its ratio to the first row of its size and batch. Host "
+        "memory is measured per case, each in a fresh process running only that case.",
     )
     p.add_argument("--model", "-m", nargs="+", default=["default"], help="models (default: default)")
     p.add_argument(
@@ -52,6 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", metavar="PATH", help="write every figure, the machine and library versions")
     p.add_argument("--markdown", metavar="PATH", help="write the table as markdown")
     p.add_argument("--plot", metavar="PATH", help="write a PNG plot (needs matplotlib)")
+    p.add_argument("--no-memory", action="store_true", help="skip the host memory probes (one fresh process per case)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     http = p.add_argument_group("service mode", "load a running service (upscaler serve) with raw frames")
     http.add_argument("--url", "--http", dest="url", metavar="URL", help="base URL, e.g. http://127.0.0.1:8000")
@@ -103,6 +105,7 @@ def _run_local(args: argparse.Namespace, sizes: list[tuple[int, int]], batches: 
     from tqdm import tqdm
 
     from upscaler.bench import machine_info
+    from upscaler.bench.memory import MEMORY_NOTE, measure_memory
     from upscaler.bench.peers import find_peers, resize_peers
     from upscaler.bench.report import add_ratios, format_table
     from upscaler.bench.runner import Case, PeerSubject, build_subjects, measure_quality, run_cases
@@ -131,6 +134,11 @@ def _run_local(args: argparse.Namespace, sizes: list[tuple[int, int]], batches: 
             budget_s=args.budget_s,
             on_step=lambda case: bar.update(1),
         )
+    if not args.no_memory:  # after the timing, so the probes' processes do not share the machine with it
+        with tqdm(total=len(cases), desc="memory", unit="case", disable=args.no_progress or None) as bar:
+            failures = measure_memory(cases, on_step=lambda case: bar.update(1))
+        for line in failures:
+            print(f"memory probe failed for {line}", file=sys.stderr)
     quality = {}
     if args.quality:
         for s in tqdm(everyone, desc="quality", disable=args.no_progress or None):
@@ -151,6 +159,7 @@ def _run_local(args: argparse.Namespace, sizes: list[tuple[int, int]], batches: 
         "measured": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": "upscaler " + " ".join(sys.argv[2:]) if len(sys.argv) > 1 else "upscaler bench",
         "machine": machine_info(),
+        "memory": None if args.no_memory else MEMORY_NOTE,
         "settings": {
             "rounds": args.rounds,
             "runs": args.runs,
@@ -174,7 +183,7 @@ def _write_outputs(args: argparse.Namespace, report: dict, rows: list[dict]) -> 
     if args.json:
         write_atomic(args.json, json.dumps(report, indent=2) + "\n")
     if args.markdown:
-        write_atomic(args.markdown, format_markdown(rows))
+        write_atomic(args.markdown, format_markdown(rows, machine=report["machine"], note=report["memory"] or ""))
     if args.plot:
         from upscaler.bench.plot import plot
 
