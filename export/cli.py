@@ -272,7 +272,7 @@ def _triton(args: argparse.Namespace) -> int:
     from export.triton import max_batch_size_for, write_repository
     from upscaler.models import get_model, list_models
 
-    models = [get_model(m) for m in args.model] if args.model else list_models()
+    models = [get_model(m) for m in args.model] if args.model else list_models("frame")
     models = list({m.name: m for m in models}.values())
     profile = _profile(args.profile)
     plans = None

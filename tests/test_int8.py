@@ -60,7 +60,7 @@ def test_shipped_int8_graph_runs_and_costs_at_most_the_bound_on_set5(set5):
     assert -0.05 < cost <= MAX_COST
 
 
-@pytest.mark.parametrize("name", [m.name for m in list_models()])
+@pytest.mark.parametrize("name", [m.name for m in list_models("frame")])
 def test_onnxruntime_computes_the_int8_graph_exactly_on_this_cpu(name, set5):
     """ONNX Runtime's integer kernels give what the graph's arithmetic defines (ONNX's reference evaluator), to one
     output quantisation step: no 16-bit saturation (U8S8 without VNNI), whatever this CPU's instruction set."""
@@ -81,7 +81,7 @@ def test_onnxruntime_computes_the_int8_graph_exactly_on_this_cpu(name, set5):
 
 def test_the_cpu_int8_graph_has_signed_activations_and_weights():
     """S8S8: ONNX Runtime's exact path on every x86-64 CPU (U8S8 saturates on CPUs without VNNI)."""
-    for model in list_models():
+    for model in list_models("frame"):
         zero_points = _zero_points(model.graph("int8").verified())
         types = {z.dtype for z in zero_points.values()}
         assert types == {np.dtype(np.int8), np.dtype(np.int32)}, (model.name, types)  # int32: the biases
@@ -92,7 +92,7 @@ def test_onnxruntime_fuses_the_cpu_int8_graph_into_integer_kernels(tmp_path):
     shuffle on 8 bits, with one dequantisation at the very end: no float work hides between Q/DQ pairs."""
     import onnxruntime as ort
 
-    for model in list_models():
+    for model in list_models("frame"):
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.optimized_model_filepath = str(tmp_path / f"{model.name}.onnx")
@@ -105,7 +105,7 @@ def test_onnxruntime_fuses_the_cpu_int8_graph_into_integer_kernels(tmp_path):
 
 
 def test_tensorrt_gets_a_symmetric_int8_graph():
-    for model in list_models():
+    for model in list_models("frame"):
         path = tensorrt_graph(model, "int8")
         assert path == model.graph("int8-symmetric").verified() != model.graph("int8").verified()
         zero_points = _zero_points(path)
@@ -116,7 +116,7 @@ def test_tensorrt_gets_a_symmetric_int8_graph():
 
 def test_every_shipped_int8_graph_is_quantised_and_its_recorded_cost_is_what_it_costs(set5):
     """The manifest's Set5 figures are re-measured here on the bundled Set5 (bit-identical to the benchmark's)."""
-    for model in list_models():
+    for model in list_models("frame"):
         assert "int8" in model.precisions, model.name
         graph = onnx.load(str(model.graph("int8").verified()))
         ops = {node.op_type for node in graph.graph.node}

@@ -71,7 +71,7 @@ def test_readme_has_exactly_two_setup_commands_and_ci_runs_the_second():
 def test_readme_quality_table_is_the_manifest():
     table = run_cli("models", "--markdown").stdout.strip()
     assert table in README
-    assert all(m.name in table for m in list_models())
+    assert all(m.name in table for m in list_models("frame"))
 
 
 def test_docker_files_name_existing_paths():

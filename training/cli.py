@@ -50,6 +50,8 @@ def _run(args: argparse.Namespace) -> int:
         config.data.workers = args.workers
     validate_config(config, "after command-line overrides")
     logging.getLogger("training").setLevel(logging.INFO)
+    if config.data.degradation == "sequence":  # temporal models: rendered sequences, unrolled in time
+        from training.temporal import TemporalTrainer as Trainer
     trainer = Trainer(config, data_root=args.data_root, restart=args.restart, progress=not args.no_progress)
     weights = trainer.run()
     print(f"weights: {weights}")

@@ -46,6 +46,8 @@ class DataConfig:
     degradation: str = "bicubic"  #: how low-resolution inputs are made: bicubic, render, video or paired
     jitter: int = 0  #: render: sub-pixel phase drawn from 0..jitter high-resolution pixels per axis
     patch: int = 48  #: low-resolution patch edge
+    frames: int = 8  #: sequence: frames per sequence trained through (truncated back-propagation)
+    warmup_frames: int = 0  #: sequence: frames run first without gradients, so history has built up
     batch: int = 16  #: patches per step
     workers: int = 0  #: data-loading processes (0: in the training process)
 
@@ -63,6 +65,7 @@ class OptimConfig:
     ema: float = 0.999  #: EMA decay of the weights validated and shipped (0: off)
     loss: str = "l1"  #: ``l1`` or ``charbonnier``
     grad_clip: float = 0.0  #: max gradient norm (0: off)
+    temporal_weight: float = 0.0  #: sequence: weight of the temporal-stability loss
 
 
 @dataclass

@@ -32,8 +32,9 @@ __all__ = ["MARGIN", "TRAIN_DEGRADATIONS", "bicubic_down", "jpeg_like", "make_pa
 #: kernel (antialiased bicubic) reaches 2 low-resolution pixels.
 MARGIN = 2
 
-#: Degradations ``make_pair`` knows; ``paired`` means the data brings its own low-resolution frames.
-TRAIN_DEGRADATIONS = ("bicubic", "render", "video", "paired")
+#: Degradations ``make_pair`` knows; ``paired`` means the data brings its own low-resolution frames;
+#: ``sequence`` trains temporal models on rendered sequences (``training.temporal``).
+TRAIN_DEGRADATIONS = ("bicubic", "render", "video", "paired", "sequence")
 
 _KERNELS = ("cubic", "linear", "box")
 

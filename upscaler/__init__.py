@@ -12,6 +12,7 @@ from upscaler.facade import DEFAULT_TILE, Upscaler
 from upscaler.io import ImageError, decode_image, encode_image, read_image, write_image
 from upscaler.models import ModelDescriptor, ModelError, default_model, get_model, list_models
 from upscaler.runtime import Engine, EngineUnavailable, create_engine
+from upscaler.temporal import TemporalUpscaler
 
 __all__ = [
     "DEFAULT_TILE",
@@ -20,6 +21,7 @@ __all__ = [
     "ImageError",
     "ModelDescriptor",
     "ModelError",
+    "TemporalUpscaler",
     "Upscaler",
     "create_engine",
     "decode_image",

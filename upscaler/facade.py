@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from upscaler import pipeline
-from upscaler.models import ModelDescriptor, get_model
+from upscaler.models import ModelDescriptor, ModelError, get_model
 from upscaler.runtime import Engine, create_engine
 from upscaler.tiling import run_tiled
 
@@ -67,6 +67,10 @@ class Upscaler:
         if alpha not in ALPHA_MODES:
             raise ValueError(f"alpha must be one of {', '.join(ALPHA_MODES)}, got {alpha!r}")
         self.model: ModelDescriptor = get_model(model)
+        if self.model.arch == "temporal":
+            raise ModelError(
+                f"{self.model.name} is a temporal model (it needs jitter, motion and history): use TemporalUpscaler"
+            )
         self.engine: Engine = engine or create_engine(
             self.model, backend, threads=threads, spin=spin, precision=precision
         )

@@ -32,6 +32,12 @@ def _plainsr_macs(p: Mapping[str, Any], scale: int) -> int:
     return 3 * c * 9 + b * c * c * 9 + c * out * tail * tail + base
 
 
+def _temporal_macs(p: Mapping[str, Any], scale: int) -> int:
+    c, b, hc = int(p.get("channels", 32)), int(p.get("blocks", 2)), int(p.get("history_channels", 16))
+    s2 = scale * scale
+    return 3 * s2 * hc + (6 + hc) * c * 9 + b * c * c * 9 + c * 5 * s2 + 3 * 9 * s2
+
+
 ARCHS: dict[str, ArchSpec] = {
     "plainsr": ArchSpec(
         name="plainsr",
@@ -40,6 +46,14 @@ ARCHS: dict[str, ArchSpec] = {
         # head conv + hidden convs, one pixel each, + tail conv (1 px when 3x3); the base reads 1 px.
         receptive_field=lambda p: int(p.get("blocks", 4)) + 1 + int(p.get("tail", 3)) // 2,
         macs=_plainsr_macs,
+    ),
+    "temporal": ArchSpec(
+        name="temporal",
+        module="upscaler.archs.temporal",
+        cls="TemporalSR",
+        # head + hidden convs, one pixel each (the base reads one too); the history adds its motion
+        receptive_field=lambda p: int(p.get("blocks", 2)) + 1,
+        macs=_temporal_macs,
     ),
 }
 

@@ -65,10 +65,13 @@ def _run(args: argparse.Namespace) -> int:
         params = ",".join(f"{k}={v}" for k, v in r["params"].items())
         name = r["name"] + (" *" if r["default"] else "")
         rows.append((name, f"x{r['scale']}", f"{r['arch']}({params})", r["degradation"], _quality(r), r["description"]))
+    temporal = [r for r in records if r["arch"] == "temporal"]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths)) + "  " + row[-1])
     print("* default")
+    for r in temporal:
+        print(f"{r['name']} (TemporalUpscaler) inputs: {r['inputs']}")
     if args.details:
         for r in records:
             print(

@@ -52,9 +52,12 @@ def load_manifest() -> tuple[dict[str, ModelDescriptor], dict[str, str]]:
     return models, aliases
 
 
-def list_models() -> list[ModelDescriptor]:
-    """Every built-in model, in manifest order."""
-    return list(load_manifest()[0].values())
+def list_models(kind: str | None = None) -> list[ModelDescriptor]:
+    """Every built-in model, in manifest order; ``kind`` ``frame`` or ``temporal`` keeps only those."""
+    if kind not in (None, "frame", "temporal"):
+        raise ValueError(f"kind must be frame or temporal, got {kind!r}")
+    models = list(load_manifest()[0].values())
+    return models if kind is None else [m for m in models if m.temporal == (kind == "temporal")]
 
 
 def default_model() -> ModelDescriptor:

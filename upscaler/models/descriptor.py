@@ -71,6 +71,21 @@ class ModelDescriptor:
     training: Mapping[str, Any] = field(default_factory=dict)  #: how the weights were made
 
     @property
+    def temporal(self) -> bool:
+        """A temporal model: it takes jitter, motion and history (``TemporalUpscaler``), not single frames."""
+        return self.arch == "temporal"
+
+    @property
+    def inputs(self) -> str:
+        """What the model takes, in a line."""
+        if self.temporal:
+            return (
+                "per frame: H x W x 3 uint8 RGB, jitter (jx, jy) in [-0.5, 0.5) LR pixels, motion H x W x 2 float32 "
+                "LR pixels (previous = current + motion; or estimated), reset; the history stays in TemporalUpscaler"
+            )
+        return "an image of any size: RGB, RGBA or grey, 8 or 16 bits"
+
+    @property
     def precisions(self) -> tuple[str, ...]:
         """Precisions it ships a graph for (FP32 always; FP16 and INT8 when exported)."""
         return ("fp32", *(p for p in ("fp16", "int8") if p in self.graphs))
@@ -110,6 +125,7 @@ class ModelDescriptor:
             "macs_per_pixel": self.macs_per_pixel,
             "size_multiple": self.size_multiple,
             "precisions": list(self.precisions),
+            "inputs": self.inputs,
             "weights": file_entry(self.weights),
             "onnx": file_entry(self.onnx),
             "graphs": {k: file_entry(v) for k, v in self.graphs.items()},
@@ -164,13 +180,15 @@ def read_safetensors_metadata(path: Path) -> dict[str, str]:
 def descriptor_from_safetensors(path: Path) -> ModelDescriptor:
     """Describe a weights file written by ``upscaler train`` from its own metadata.
 
-    An ONNX graph with the same stem beside it is used when present.
+    An ONNX graph with the same stem beside it is used when present (and, for
+    a temporal model, ``<stem>.folded.onnx``).
     """
     path = Path(path).resolve()
     meta = read_safetensors_metadata(path)
     if "arch" not in meta or "scale" not in meta:
         raise ModelError(f"{path}: weights carry no upscaler metadata (arch, scale)")
     onnx_path = path.with_suffix(".onnx")
+    folded = path.with_suffix(".folded.onnx")  # a temporal model's CPU graph (upscaler export temporal)
     return ModelDescriptor(
         name=meta.get("name", path.stem),
         arch=meta["arch"],
@@ -180,5 +198,6 @@ def descriptor_from_safetensors(path: Path) -> ModelDescriptor:
         degradation=meta.get("degradation", "bicubic"),
         weights=ModelFile(path),
         onnx=ModelFile(onnx_path) if onnx_path.is_file() else None,
+        graphs={"folded": ModelFile(folded)} if folded.is_file() else {},
         training=json.loads(meta.get("training", "{}")),
     )

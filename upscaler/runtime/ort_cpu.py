@@ -9,7 +9,7 @@ import numpy as np
 from upscaler.models import ModelDescriptor
 from upscaler.runtime.base import EngineOptions, EngineUnavailable, check_batch, choose_precision, require_graph
 
-__all__ = ["OrtCpuEngine", "import_onnxruntime"]
+__all__ = ["OrtCpuEngine", "cpu_session", "import_onnxruntime"]
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +21,19 @@ def import_onnxruntime():
     except ImportError:
         raise EngineUnavailable("onnxruntime is not installed (pip install onnxruntime)") from None
     return onnxruntime
+
+
+def cpu_session(path, options: EngineOptions):
+    """An ONNX Runtime CPU session for the graph at ``path``: all graph optimisations, ``options``' threads."""
+    ort = import_onnxruntime()
+    session_options = ort.SessionOptions()
+    session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session_options.intra_op_num_threads = options.threads or 0
+    session_options.inter_op_num_threads = 1
+    session_options.log_severity_level = 3
+    if not options.spin:  # let the threads sleep between calls: other work shares the cores
+        session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), session_options, providers=["CPUExecutionProvider"])
 
 
 class OrtCpuEngine:
@@ -49,14 +62,7 @@ class OrtCpuEngine:
             self.precision = choose_precision(self.name, options.precision, ("fp32", "int8"))
             self.precision_reason = "requested"
         path = require_graph(model, self.precision)
-        session_options = ort.SessionOptions()
-        session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        session_options.intra_op_num_threads = options.threads or 0
-        session_options.inter_op_num_threads = 1
-        session_options.log_severity_level = 3
-        if not options.spin:
-            session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(str(path), session_options, providers=["CPUExecutionProvider"])
+        self._session = cpu_session(path, options)
         self._input = self._session.get_inputs()[0].name
         self.scale = model.scale
         self.channels = model.channels

@@ -142,6 +142,10 @@ def create_engine(
 
 def probe_engines(model: ModelDescriptor, precision: str | None = None) -> list[EngineChoice]:
     """Try every engine on ``model`` and report which load, and why the others do not."""
+    if model.temporal:  # its own engines: one step with history, not batches of frames
+        from upscaler.temporal.engines import probe_temporal_engines
+
+        return probe_temporal_engines(model)
     choices = []
     for name, factory in ENGINES.items():
         try:

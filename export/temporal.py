@@ -1,0 +1,150 @@
+"""Temporal models to ONNX: the whole per-frame step, and its folded (after-reprojection) part for the CPU.
+
+- ``<name>.onnx``: ``frame`` (N x 3 x H x W), ``jitter`` (N x 2), ``motion``
+  (N x 2 x H x W), ``history`` (N x 3 x sH x sW), ``reset`` (N x 1) ->
+  ``output`` (N x 3 x sH x sW): reprojection (``GridSample``), network and
+  blend in one graph, dynamic batch, height and width; what GPU engines
+  (ONNX Runtime CUDA/TensorRT, TensorRT) run, the history kept on the device.
+- ``<name>.folded.onnx``: ``frame``, ``jitter``, ``history`` (N x 3s² x H x W,
+  already reprojected and folded), ``reset`` -> ``output``: what ONNX
+  Runtime's CPU engine runs after reprojecting with OpenCV.
+
+``check_temporal_parity`` runs both graphs beside PyTorch over a rendered
+sequence (history carried from frame to frame) and reports the largest
+difference.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from export.onnx_export import OPSET, ParityError
+from upscaler.models import ModelDescriptor
+
+__all__ = ["TemporalParity", "check_temporal_parity", "export_temporal"]
+
+#: Largest |ONNX - PyTorch| allowed over a sequence (the CPU path reprojects with OpenCV's fixed-point weights).
+TEMPORAL_TOLERANCE = {"full": 1e-3, "folded": 2e-2}
+
+
+def _dynamic(names: dict[str, str]) -> dict[str, dict[int, str]]:
+    spatial = {"frame": ("h", "w"), "motion": ("h", "w"), "history": names, "output": ("oh", "ow")}
+    axes = {}
+    for name, (a, b) in {k: v if isinstance(v, tuple) else (v["h"], v["w"]) for k, v in spatial.items()}.items():
+        axes[name] = {0: "batch", 2: a, 3: b}
+    axes["jitter"] = {0: "batch"}
+    axes["reset"] = {0: "batch"}
+    return axes
+
+
+def export_temporal(model: ModelDescriptor, full: Path, folded: Path, *, opset: int = OPSET) -> tuple[Path, Path]:
+    """Write the whole-step graph to ``full`` and the folded one to ``folded`` (atomically)."""
+    import torch
+
+    from upscaler.runtime.torch_engine import load_network
+
+    net = load_network(model)
+    s = model.scale
+    h, w = 24, 32
+    frame, jitter, reset = torch.rand(1, 3, h, w), torch.rand(1, 2) - 0.5, torch.zeros(1, 1)
+    motion, history = torch.randn(1, 2, h, w) * 0.5, torch.rand(1, 3, h * s, w * s)
+
+    class Folded(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, frame, jitter, history, reset):
+            return self.net.forward_folded(frame, jitter, history, reset)
+
+    jobs = [
+        (net, (frame, jitter, motion, history, reset), ["frame", "jitter", "motion", "history", "reset"], full,
+         {"h": "sh", "w": "sw"}),
+        (Folded(), (frame, jitter, torch.rand(1, 3 * s * s, h, w), reset), ["frame", "jitter", "history", "reset"],
+         folded, {"h": "h", "w": "w"}),
+    ]  # fmt: skip
+    for module, args, names, out, history_axes in jobs:
+        out = Path(out)
+        tmp = out.with_name(f".{out.name}.part")
+        axes = {k: v for k, v in _dynamic(history_axes).items() if k in [*names, "output"]}
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(module, args, str(tmp), dynamo=False, opset_version=opset, input_names=names,
+                                  output_names=["output"], dynamic_axes=axes, do_constant_folding=True)  # fmt: skip
+            _describe(tmp, model)
+            tmp.replace(out)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return Path(full), Path(folded)
+
+
+def _describe(path: Path, model: ModelDescriptor) -> None:
+    import json
+
+    import onnx
+
+    graph = onnx.load(str(path))
+    onnx.checker.check_model(graph)
+    graph.producer_name = "upscaler"
+    graph.doc_string = f"upscaler temporal model {model.name}: x{model.scale} step (reproject, network, blend)"
+    props = {"name": model.name, "arch": model.arch, "scale": str(model.scale),
+             "params": json.dumps(dict(model.params), sort_keys=True),
+             "conventions": "jitter in LR pixels, sample at (x+0.5+jx, y+0.5+jy); motion LR pixels, "
+                            "previous = current + motion; reset 1 = history is the frame upsampled"}  # fmt: skip
+    onnx.helper.set_model_props(graph, props)
+    onnx.save(graph, str(path))
+
+
+@dataclass(frozen=True)
+class TemporalParity:
+    """Largest difference to PyTorch over a sequence, per graph."""
+
+    full: float
+    folded: float
+    frames: int
+
+
+def check_temporal_parity(model: ModelDescriptor, full: Path, folded: Path, frames: list) -> TemporalParity:
+    """Run PyTorch, the full graph (ORT) and the folded graph (ORT + OpenCV reprojection) over ``frames``.
+
+    ``frames`` are ``upscaler.sequences.SequenceFrame``; each path carries
+    its own history. ``ParityError`` beyond ``TEMPORAL_TOLERANCE``.
+    """
+    from dataclasses import replace
+
+    import onnxruntime as ort
+
+    from upscaler.models import ModelFile
+    from upscaler.temporal.engines import OrtCpuTemporalEngine, TorchTemporalEngine, _upsample
+
+    candidate = replace(model, onnx=ModelFile(Path(full)), graphs={**model.graphs, "folded": ModelFile(Path(folded))})
+    torch_engine, cpu_engine = TorchTemporalEngine(candidate), OrtCpuTemporalEngine(candidate)
+    session = ort.InferenceSession(str(full), providers=["CPUExecutionProvider"])
+    worst = {"full": 0.0, "folded": 0.0}
+    history = None
+    for t, f in enumerate(frames):
+        x = np.ascontiguousarray(f.lr.transpose(2, 0, 1)[None], np.float32) / 255
+        jitter = np.array([f.jitter], np.float32)
+        motion = np.ascontiguousarray(f.motion.transpose(2, 0, 1)[None])
+        reference = torch_engine.step(x, jitter, motion, reset=t == 0)
+        if t == 0:
+            history, step_motion = _upsample(x, model.scale)[None], np.zeros_like(motion)
+        else:
+            step_motion = motion
+        feeds = {"frame": x, "jitter": jitter, "motion": step_motion, "history": history,
+                 "reset": np.array([[1.0 if t == 0 else 0.0]], np.float32)}  # fmt: skip
+        history = session.run(None, feeds)[0]
+        worst["full"] = max(worst["full"], float(np.abs(history - reference).max()))
+        folded_out = cpu_engine.step(x, jitter, motion, reset=t == 0)
+        worst["folded"] = max(worst["folded"], float(np.abs(folded_out - reference).max()))
+        history = reference  # each graph is judged on one step from the same history
+    report = TemporalParity(worst["full"], worst["folded"], len(frames))
+    for kind, bound in TEMPORAL_TOLERANCE.items():
+        if getattr(report, kind) > bound:
+            raise ParityError(f"the {kind} temporal graph differs from PyTorch by up to {getattr(report, kind):.2e}")
+    return report

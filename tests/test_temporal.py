@@ -1,0 +1,194 @@
+"""Temporal super-sampling: the jitter and motion conventions, the step's pieces, the API's state handling and
+bad input, and the exported graphs' parity with PyTorch."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from upscaler import TemporalUpscaler
+from upscaler.archs.temporal import TemporalSR, reproject, sample_weights
+from upscaler.models import ModelError, get_model
+from upscaler.sequences import Camera, SequenceSpec, jitter_sequence, make_sequence
+from upscaler.temporal import PlainAccumulator
+from upscaler.temporal.engines import fold_reproject
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A small random temporal model with both graphs exported: tests the machinery, not the quality."""
+    from export.temporal import export_temporal
+
+    torch.manual_seed(0)
+    net = TemporalSR(4, channels=8, blocks=1, history_channels=4)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    path = tmp_path_factory.mktemp("temporal") / "tiny.safetensors"
+    meta = {"name": "tiny", "arch": "temporal", "scale": "4", "degradation": "sequence", "training": "{}",
+            "params": json.dumps(net.inference_params())}  # fmt: skip
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path), metadata=meta)
+    export_temporal(get_model(path), path.with_suffix(".onnx"), path.with_suffix(".folded.onnx"))
+    return path
+
+
+def _scene(h=96, w=128, seed=0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def _pan(frames=6, velocity=(0.7, -0.3), size=(24, 16), seed=0):
+    scene = _scene(seed=seed)
+    spec = SequenceSpec(4, size, frames, Camera(center=(64, 48), velocity=(velocity[0] * 4, velocity[1] * 4)))
+    return make_sequence(scene, spec)
+
+
+# --- conventions -------------------------------------------------------------------------------------------
+
+
+def test_jitter_sequence_is_halton_2_3_in_range():
+    jitters = jitter_sequence(16)
+    assert jitters[0] == (0.0, pytest.approx(1 / 3 - 0.5)) and jitters[1] == (-0.25, pytest.approx(2 / 3 - 0.5))
+    assert all(-0.5 <= j < 0.5 for pair in jitters for j in pair) and len(set(jitters)) == 16
+
+
+def test_a_frame_samples_the_scene_at_pixel_centre_plus_jitter():
+    """A horizontal ramp scene: each LR pixel's value tells where it sampled."""
+    ramp = np.tile(np.linspace(0, 1, 256, dtype=np.float32), (64, 1))
+    scene = np.repeat(ramp[..., None], 3, axis=2)
+    jitter = (-0.25, 0.125)
+    spec = SequenceSpec(2, (16, 8), 1, Camera(center=(128, 32)), jitter=(jitter,))
+    lr = make_sequence(scene, spec)[0].lr[..., 0].astype(float) / 255
+    # screen x (HR px) of LR pixel x: (x + 0.5 + jx) * 2; source x = screen - 16 + 128; ramp value = (src - 0.5) / 255
+    expected = (((np.arange(16) + 0.5 + jitter[0]) * 2 - 16 + 128) - 0.5) / 255
+    assert np.abs(lr[4] - expected).max() < 1 / 255
+
+
+def test_motion_points_to_where_the_surface_was_in_the_previous_frame():
+    frames = _pan(frames=3, velocity=(1.0, 0.0))
+    # the camera moved 1 LR px right: the surface now at x was at x + 1 before
+    assert np.allclose(frames[2].motion[..., 0], 1.0) and np.allclose(frames[2].motion[..., 1], 0.0)
+    same = SequenceSpec(4, (24, 16), 3, Camera(center=(64, 48), velocity=(4.0, 0.0)), jitter=((0.1, 0.2),))
+    a, b = make_sequence(_scene(), same)[1:]
+    assert np.abs(b.lr[:, :-1].astype(int) - a.lr[:, 1:]).max() <= 1  # with one jitter: the picture moved 1 px left
+
+
+def test_sample_weights_peak_at_the_sub_pixel_the_sample_fell_in():
+    for jx, jy in [(-0.5, -0.5), (-0.375, 0.125), (0.3, -0.2), (0.49, 0.49)]:
+        w = sample_weights(torch.tensor([[jx, jy]]), 4)[0, :, 0, 0].reshape(4, 4)
+        row, col = divmod(int(w.argmax()), 4)
+        assert (row, col) == (int((0.5 + jy) * 4), int((0.5 + jx) * 4))
+
+
+@pytest.mark.parametrize("motion", [(1.0, 0.0), (0.0, -2.0), (0.25, 0.5)])
+def test_reprojection_moves_the_history_by_the_motion_in_torch_and_opencv(motion):
+    """A known shift gives the known answer: previous = current + motion, whole HR pixels when motion * 4 is."""
+    rng = np.random.default_rng(1)
+    history = rng.random((3, 32, 48), dtype=np.float32)
+    m = np.empty((2, 8, 12), np.float32)
+    m[0], m[1] = motion
+    dx, dy = int(motion[0] * 4), int(motion[1] * 4)
+    expected = np.roll(history, (-dy, -dx), axis=(1, 2))
+    ours = reproject(torch.from_numpy(history[None]), torch.from_numpy(m[None]), 4)[0].numpy()
+    inner = (slice(None), slice(8, -8), slice(8, -8))
+    assert np.abs(ours - expected)[inner].max() < 1e-5
+    folded = fold_reproject(history, m, 4)
+    unfolded = torch.nn.functional.pixel_shuffle(torch.from_numpy(folded[None]), 4)[0].numpy()
+    assert np.abs(unfolded - ours).max() < 1e-4  # the CPU engine's reprojection is the graph's
+
+
+def test_plain_accumulation_gathers_the_jittered_samples_of_a_still_scene():
+    frames = _pan(frames=16, velocity=(0.0, 0.0))
+    acc = PlainAccumulator(4)
+    outs = [acc.step(f.lr, f.jitter, f.motion) for f in frames]
+    err = [np.abs(o.astype(float) - f.hr).mean() for o, f in zip(outs, frames)]
+    assert err[-1] < 0.7 * err[0]
+
+
+# --- the API -----------------------------------------------------------------------------------------------
+
+
+def test_temporal_upscaler_returns_the_scaled_frame_and_counts(tiny):
+    ts = TemporalUpscaler(tiny, "onnxruntime-cpu")
+    frames = _pan(frames=3)
+    out = [ts.upscale(f.lr, f.jitter, f.motion) for f in frames]
+    assert out[0].shape == (64, 96, 3) and out[0].dtype == np.uint8 and ts.frames == 3 and ts.scale == 4
+
+
+def test_onnxruntime_and_torch_engines_agree_over_a_sequence(tiny):
+    frames = _pan(frames=6)
+    a, b = TemporalUpscaler(tiny, "onnxruntime-cpu"), TemporalUpscaler(tiny, "torch-cpu")
+    for f in frames:
+        x, y = a.upscale(f.lr, f.jitter, f.motion), b.upscale(f.lr, f.jitter, f.motion)
+        assert np.abs(x.astype(int) - y).max() <= 1
+
+
+def test_reset_and_size_change_start_a_new_stream(tiny):
+    frames, other = _pan(frames=4), _pan(frames=1, size=(20, 12), seed=3)
+    ts = TemporalUpscaler(tiny, "onnxruntime-cpu")
+    for f in frames[:3]:
+        ts.upscale(f.lr, f.jitter, f.motion)
+    fresh = TemporalUpscaler(tiny, "onnxruntime-cpu").upscale(frames[3].lr, frames[3].jitter, frames[3].motion)
+    assert np.array_equal(ts.upscale(frames[3].lr, frames[3].jitter, frames[3].motion, reset=True), fresh)
+    resized = ts.upscale(other[0].lr, other[0].jitter, other[0].motion)  # a new size: history dropped
+    assert resized.shape == (48, 80, 3) and ts.frames == 1
+    assert np.array_equal(resized, TemporalUpscaler(tiny, "onnxruntime-cpu").upscale(other[0].lr, other[0].jitter))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"motion": np.zeros((16, 24, 3), np.float32)}, "16 x 24 x 2"),
+        ({"motion": np.zeros((16, 24, 2), np.float64)}, "float32"),
+        ({"motion": np.full((16, 24, 2), np.nan, np.float32)}, "NaN"),
+        ({"jitter": (0.5, 0.0)}, r"\[-0.5, 0.5\)"),
+        ({"jitter": (0.1,)}, "two numbers"),
+        ({"frame": np.zeros((16, 24, 3), np.float32)}, "uint8"),
+        ({"frame": np.zeros((16, 24), np.uint8)}, "H x W x 3"),
+        ({"depth": np.zeros((15, 24), np.float32)}, "depth"),
+    ],
+)
+def test_bad_input_is_refused_clearly_and_the_stream_goes_on_unharmed(tiny, change, message):
+    frames = _pan(frames=3)
+    clean, hurt = TemporalUpscaler(tiny, "onnxruntime-cpu"), TemporalUpscaler(tiny, "onnxruntime-cpu")
+    for ts in (clean, hurt):
+        ts.upscale(frames[0].lr, frames[0].jitter, frames[0].motion)
+    args = {"frame": frames[1].lr, "jitter": frames[1].jitter, "motion": frames[1].motion, **change}
+    with pytest.raises((ValueError, TypeError), match=message):
+        hurt.upscale(**args)
+    for f in frames[1:]:
+        assert np.array_equal(hurt.upscale(f.lr, f.jitter, f.motion), clean.upscale(f.lr, f.jitter, f.motion))
+
+
+def test_motion_none_estimates_the_motion_of_a_pan(tiny, set5):
+    from upscaler.temporal.flow import MotionEstimator
+
+    spec = SequenceSpec(4, (48, 48), 3, Camera(center=(128, 128), zoom=0.8, velocity=(4.0, 2.0)))
+    frames = make_sequence(set5["butterfly"], spec)
+    flow = MotionEstimator()
+    flow.estimate(frames[1].lr, frames[1].jitter)
+    estimate = flow.estimate(frames[2].lr, frames[2].jitter)
+    inner = estimate[8:-8, 8:-8]
+    assert np.abs(np.median(inner[..., 0]) - 1.0) < 0.25 and np.abs(np.median(inner[..., 1]) - 0.5) < 0.25
+    ts = TemporalUpscaler(tiny, "onnxruntime-cpu")
+    assert ts.upscale(frames[0].lr, frames[0].jitter).shape == (192, 192, 3)
+
+
+def test_single_frame_and_temporal_models_are_not_mixed_up(tiny):
+    from upscaler import Upscaler
+
+    with pytest.raises(ModelError, match="single-frame"):
+        TemporalUpscaler("x4-fast")
+    with pytest.raises(ModelError, match="TemporalUpscaler"):
+        Upscaler(tiny)
+
+
+def test_exported_graphs_match_pytorch_over_a_sequence(tiny):
+    from export.temporal import check_temporal_parity
+
+    model = get_model(tiny)
+    report = check_temporal_parity(model, tiny.with_suffix(".onnx"), tiny.with_suffix(".folded.onnx"), _pan(6))
+    assert report.full < 1e-4 and report.folded < 1e-3 and report.frames == 6

@@ -1,0 +1,266 @@
+"""Training temporal models (``data.degradation = "sequence"``) on rendered sequences made on the fly.
+
+Each sample is a short sequence from ``upscaler.sequences``: a photo from the
+training folders as the scene, a random camera (sub-pixel pan, zoom drift,
+small rotation), half the time a sprite layer cut from another photo moving
+on its own, sometimes an exposure drift or a cut to a third photo; every
+frame point-sampled with a Halton jitter, the reference anti-aliased, the
+motion exact. The network runs through ``data.warmup_frames`` frames without
+gradients (history builds up, as in a long stream), then back-propagates
+through ``data.frames`` frames (truncated back-propagation through time).
+
+Loss per frame: L1 (or Charbonnier) to the reference, plus
+``optim.temporal_weight`` times the L1 between the output's change from its
+reprojected previous frame and the reference's (temporal stability: no
+flicker the reference does not have). The first frame of a stream, and a cut
+where the game says so (half of them), come with ``reset``; the history is
+then the frame upsampled (as ``TemporalUpscaler`` does).
+
+Validation: fixed sequences made from the validation folders (camera pans,
+one with a layer), PSNR on Y from frame 8 on, beside plain accumulation.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from training.config import TrainConfig
+from training.logs import RunLog
+from training.trainer import _atomic_save, _loss, lr_at, save_weights
+from upscaler.archs import build_network
+from upscaler.archs.temporal import reproject
+from upscaler.io import list_images, read_image
+from upscaler.pipeline import to_rgb8
+from upscaler.sequences import Camera, Layer, SequenceSpec, make_sequence, random_spec
+
+__all__ = ["SequenceSet", "TemporalTrainer", "val_sequences"]
+
+log = logging.getLogger(__name__)
+
+#: Samples per axis per reference pixel in training (the evaluation uses ``upscaler.sequences.SUPERSAMPLES``).
+TRAIN_SUPERSAMPLES = 3
+
+
+class SequenceSet(Dataset):
+    """Sequence ``i`` is drawn from a generator seeded by ``(seed, i)``: a resumed run sees the same data."""
+
+    def __init__(self, images: list[np.ndarray], config: TrainConfig, length: int) -> None:
+        self.images, self.config, self.length = images, config, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        c = self.config
+        rng = np.random.default_rng([c.run.seed, index])
+        pick = lambda: self.images[int(rng.integers(len(self.images)))]  # noqa: E731
+        scene, texture = pick(), pick()
+        cut_scene = pick() if rng.random() < 0.3 else None
+        frames = c.data.warmup_frames + c.data.frames
+        spec = random_spec(
+            rng,
+            scene.shape[:2],
+            scale=c.model.scale,
+            size=(c.data.patch, c.data.patch),
+            frames=frames,
+            layer_texture=texture,
+            cut_scene_shape=None if cut_scene is None else cut_scene.shape[:2],
+        )
+        seq = make_sequence(scene, spec, cut_scene, supersamples=TRAIN_SUPERSAMPLES)
+        reset = np.zeros((frames, 1), np.float32)
+        reset[0] = 1.0
+        if spec.cut_at is not None and rng.random() < 0.5:  # the game signalled this cut
+            reset[spec.cut_at] = 1.0
+        return {
+            "lr": torch.from_numpy(np.stack([f.lr for f in seq]).transpose(0, 3, 1, 2).copy()),
+            "hr": torch.from_numpy(np.stack([f.hr for f in seq]).transpose(0, 3, 1, 2).copy()),
+            "jitter": torch.tensor([f.jitter for f in seq], dtype=torch.float32),
+            "motion": torch.from_numpy(np.stack([f.motion for f in seq]).transpose(0, 3, 1, 2).copy()),
+            "reset": torch.from_numpy(reset),
+        }
+
+
+def val_sequences(folders: list[Path], scale: int, *, size=(64, 48), frames: int = 24) -> list[list]:
+    """Fixed validation sequences: per image a diagonal sub-pixel pan; every third also a layer."""
+    out = []
+    rng = np.random.default_rng(1234)
+    files = [f for folder in folders for f in list_images(folder)][::4]
+    textures = [to_rgb8(read_image(f)) for f in files[-3:]]
+    for i, path in enumerate(files[:12]):
+        scene = to_rgb8(read_image(path))
+        h, w = scene.shape[:2]
+        angle = rng.uniform(0, 2 * math.pi)
+        speed = rng.uniform(0.2, 1.5) * scale
+        layer = None
+        if i % 3 == 2:
+            texture = textures[i % len(textures)]
+            layer = Layer(texture.astype(np.float32) / 255, (size[0] * scale * 0.3, size[1] * scale * 0.3),
+                          (size[0] * scale * 0.4, size[1] * scale * 0.4), (1.3 * scale, 0.7 * scale))  # fmt: skip
+        camera = Camera(center=(w / 2, h / 2), zoom=1.0, velocity=(speed * math.cos(angle), speed * math.sin(angle)))
+        spec = SequenceSpec(scale=scale, size=size, frames=frames, camera=camera, layer=layer)
+        out.append(make_sequence(scene, spec))
+    return out
+
+
+class TemporalTrainer:
+    """Trains a ``temporal`` network from a ``TrainConfig`` whose data degradation is ``sequence``."""
+
+    def __init__(self, config: TrainConfig, *, data_root: str | None = None, restart: bool = False,
+                 progress: bool = True) -> None:  # fmt: skip
+        self.config, self.progress = config, progress
+        self.out = Path(config.run.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(config.run.seed)
+        if config.run.threads:
+            torch.set_num_threads(config.run.threads)
+        self.device = torch.device("cuda" if config.run.device in ("auto", "cuda") and torch.cuda.is_available()
+                                   else ("cpu" if config.run.device == "auto" else config.run.device))  # fmt: skip
+        self.net = build_network(config.model.arch, config.model.scale, config.model.params).to(self.device)
+        self.ema = build_network(config.model.arch, config.model.scale, config.model.params).to(self.device)
+        self.ema.load_state_dict(self.net.state_dict())
+        o = config.optim
+        self.opt = torch.optim.AdamW(self.net.parameters(), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay)
+        self.step, self.started, self.elapsed = 0, time.time(), 0.0
+        self.images = [to_rgb8(read_image(f)) for d in config.data_dirs("train", data_root) for f in list_images(d)]
+        self.images = [im for im in self.images if min(im.shape[:2]) >= 64]
+        self.val = val_sequences(config.data_dirs("val", data_root), config.model.scale)
+        ckpt = self.out / "last.pt"
+        if ckpt.exists() and not restart:
+            state = torch.load(ckpt, map_location=self.device, weights_only=False)
+            self.net.load_state_dict(state["net"])
+            self.ema.load_state_dict(state["ema"])
+            self.opt.load_state_dict(state["opt"])
+            self.step, self.elapsed = state["step"], state["elapsed"]
+            log.info("resumed %s at step %d", ckpt, self.step)
+        self.logs = RunLog(self.out, config.run.tensorboard)
+        self.logs.trim(self.step)
+
+    def _history(self, lr: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(lr, scale_factor=self.config.model.scale, mode="bilinear", align_corners=False)
+
+    def _unroll(self, net, batch: dict[str, torch.Tensor], grad_from: int) -> tuple[torch.Tensor, float]:
+        """Run the sequences through ``net``; loss over frames from ``grad_from`` on."""
+        c = self.config
+        lr = batch["lr"].to(self.device).float() / 255
+        hr = batch["hr"].to(self.device).float() / 255
+        jitter, motion = batch["jitter"].to(self.device), batch["motion"].to(self.device)
+        reset = batch["reset"].to(self.device)
+        frames = lr.shape[1]
+        history, previous, loss, count = None, None, lr.new_zeros(()), 0
+        for t in range(frames):
+            with torch.set_grad_enabled(t >= grad_from):
+                r = reset[:, t]
+                fresh = self._history(lr[:, t])
+                if history is None:
+                    history = fresh
+                else:  # a reset stream starts from the frame upsampled, with no motion
+                    keep = (1 - r).view(-1, 1, 1, 1)
+                    history = history * keep + fresh * (1 - keep)
+                m = motion[:, t] * (1 - r).view(-1, 1, 1, 1)
+                out = net(lr[:, t], jitter[:, t], m, history, r)
+                if t >= grad_from and t > 0:
+                    loss = loss + _loss(out, hr[:, t], c.optim.loss)
+                    count += 1
+                    if c.optim.temporal_weight > 0 and previous is not None:
+                        s = c.model.scale
+                        change = out - reproject(previous, m, s)
+                        truth = hr[:, t] - reproject(hr[:, t - 1], m, s)
+                        keep = (1 - r).view(-1, 1, 1, 1)
+                        loss = loss + c.optim.temporal_weight * ((change - truth).abs() * keep).mean()
+            history, previous = out, out
+            if t < grad_from:
+                history, previous = history.detach(), previous.detach()
+        return loss / max(count, 1), float(count)
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Mean PSNR-Y over frames >= 8 of the validation sequences, EMA weights."""
+        from upscaler.metrics import psnr
+
+        s = self.config.model.scale
+        scores = []
+        self.ema.eval()
+        for seq in self.val:
+            history = None
+            for t, f in enumerate(seq):
+                lr = torch.from_numpy(f.lr.transpose(2, 0, 1)[None].copy()).float().to(self.device) / 255
+                jitter = torch.tensor([f.jitter], dtype=torch.float32, device=self.device)
+                motion = torch.from_numpy(f.motion.transpose(2, 0, 1)[None].copy()).to(self.device)
+                r = torch.tensor([[1.0 if t == 0 else 0.0]], device=self.device)
+                history = self._history(lr) if history is None else history
+                history = self.ema(lr, jitter, motion, history, r)
+                if t >= 8:
+                    out = (history[0].permute(1, 2, 0).cpu().numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8)
+                    scores.append(psnr(out, f.hr, border=s))
+        return {"seq-val": float(np.mean(scores))}
+
+    def save_checkpoint(self) -> None:
+        state = {"net": self.net.state_dict(), "ema": self.ema.state_dict(), "opt": self.opt.state_dict(),
+                 "step": self.step, "elapsed": self.elapsed, "config": self.config.to_dict()}  # fmt: skip
+        _atomic_save(lambda p: torch.save(state, p), self.out / "last.pt")
+
+    def run(self) -> Path:
+        c = self.config
+        total = c.optim.steps
+        data = SequenceSet(self.images, c, total * c.data.batch)
+        sampler = range(self.step * c.data.batch, total * c.data.batch)
+        loader = DataLoader(data, batch_size=c.data.batch, sampler=sampler, num_workers=c.data.workers,
+                            persistent_workers=c.data.workers > 0)  # fmt: skip
+        bar = None
+        if self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, initial=self.step, desc=c.name, dynamic_ncols=True)
+        losses: list[float] = []
+        tick, logged = time.time(), self.elapsed
+        for batch in loader:
+            lr = lr_at(self.step, c.optim.lr, c.optim.min_lr, c.optim.warmup_steps, total)
+            for group in self.opt.param_groups:
+                group["lr"] = lr
+            self.net.train()
+            loss, _ = self._unroll(self.net, batch, c.data.warmup_frames)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if c.optim.grad_clip:
+                torch.nn.utils.clip_grad_norm_(self.net.parameters(), c.optim.grad_clip)
+            self.opt.step()
+            with torch.no_grad():
+                for e, p in zip(self.ema.parameters(), self.net.parameters()):
+                    e.lerp_(p, 1 - c.optim.ema if c.optim.ema else 1.0)
+            losses.append(float(loss.detach()))
+            self.step += 1
+            now = time.time()
+            self.elapsed += now - tick
+            tick = now
+            if bar:
+                bar.update(1)
+                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", lr=f"{lr:.1e}")
+            if self.step % c.run.log_every == 0:
+                rate = len(losses) * c.data.batch / max(1e-9, self.elapsed - logged)
+                self.logs.train(self.step, self.elapsed, lr, float(np.mean(losses)), rate)
+                losses, logged = [], self.elapsed
+            if self.step % c.run.val_every == 0 or self.step == total:
+                for name, score in self.validate().items():
+                    self.logs.val(self.step, self.elapsed, name, score, 0.0)
+                    log.info("step %d: %s PSNR-Y %.3f dB", self.step, name, score)
+            if self.step % c.run.ckpt_every == 0 or self.step == total:
+                self.save_checkpoint()
+        if bar:
+            bar.close()
+        weights = self.out / "model.safetensors"
+        info = {"config": c.source, "steps": self.step, "wall_seconds": round(self.elapsed, 1),
+                "device": str(self.device), "torch": torch.__version__,
+                "data": list(c.data.train), "degradation": "sequence"}  # fmt: skip
+        save_weights(self.ema, weights, c, info)
+        (self.out / "training.json").write_text(json.dumps(info, indent=2) + "\n")
+        self.logs.close()
+        return weights

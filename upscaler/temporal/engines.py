@@ -1,0 +1,305 @@
+"""Engines that run one temporal step and keep the history where they run.
+
+A temporal engine takes the frame (``1 x 3 x H x W`` float32 in [0, 1]), its
+jitter (``1 x 2``), motion (``1 x 2 x H x W``) and a reset flag, and returns
+the high-resolution frame (``1 x 3 x sH x sW``), which it keeps as the next
+history. On a reset (or the first frame) the history is the frame
+upsampled (bilinear), as in training.
+
+- ``onnxruntime-cpu``: reprojects the history with OpenCV (``cv2.remap``,
+  bilinear, straight into the folded layout: one low-resolution map per
+  sub-pixel) and runs the model's *folded* graph (the step after
+  reprojection). ONNX Runtime's CPU ``GridSample`` costs more than the whole
+  network at 720p output (measured: 51 ms against cv2's few), so on the CPU
+  the reprojection stays outside the graph.
+- ``torch-cpu`` / ``torch-cuda``: the whole step (``TemporalSR.forward``);
+  the history stays a tensor on the device.
+- ``onnxruntime-cuda``: the whole-step graph with IO binding; the history
+  stays an ``OrtValue`` on the GPU between frames. Not executed here (no GPU).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from upscaler.models import ModelDescriptor, ModelError
+from upscaler.runtime.base import EngineOptions, EngineUnavailable, require_file
+from upscaler.runtime.ort_cpu import cpu_session, import_onnxruntime
+from upscaler.sysinfo import nvidia_driver
+
+__all__ = ["TEMPORAL_BACKENDS", "TemporalEngine", "create_temporal_engine", "fold_reproject", "probe_temporal_engines"]
+
+log = logging.getLogger(__name__)
+
+
+class TemporalEngine(Protocol):
+    """One temporal step per call; owns the history."""
+
+    name: str  #: engine kind
+    device: str  #: where it runs
+    precision: str  #: fp32
+    scale: int  #: output size / input size
+
+    def step(self, frame: np.ndarray, jitter: np.ndarray, motion: np.ndarray, reset: bool) -> np.ndarray:
+        """The high-resolution frame; it becomes the history."""
+        ...
+
+    def drop_history(self) -> None:
+        """Forget the history (the next step starts from the frame alone)."""
+        ...
+
+
+def fold_reproject(history: np.ndarray, motion: np.ndarray, scale: int, out: np.ndarray | None = None) -> np.ndarray:
+    """``3s² x H x W``: the history (``3 x sH x sW`` planes) reprojected by ``motion`` (``2 x H x W``), folded.
+
+    Sub-pixel ``(i, j)`` of low-resolution pixel ``p`` reads the history at
+    ``s * p + (j, i) + s * motion(p)`` (bilinear, edges clamped): what
+    ``TemporalSR.forward`` does with ``grid_sample`` before
+    ``pixel_unshuffle``, without building the full-resolution warped frame.
+    """
+    h, w = motion.shape[1:]
+    s = scale
+    if out is None:
+        out = np.empty((3 * s * s, h, w), np.float32)
+    base_x = (np.arange(w, dtype=np.float32) * s)[None, :] + motion[0] * s
+    base_y = (np.arange(h, dtype=np.float32) * s)[:, None] + motion[1] * s
+    for i in range(s):
+        map_y = base_y + i
+        for j in range(s):
+            map_x = base_x + j
+            for c in range(3):
+                cv2.remap(history[c], map_x, map_y, cv2.INTER_LINEAR, dst=out[c * s * s + i * s + j],
+                          borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+    return out
+
+
+def _upsample(frame: np.ndarray, scale: int) -> np.ndarray:
+    """``3 x sH x sW`` bilinear upsample of a ``1 x 3 x H x W`` frame (half-pixel centres, as PyTorch's)."""
+    h, w = frame.shape[2:]
+    return np.stack([cv2.resize(p, (w * scale, h * scale), interpolation=cv2.INTER_LINEAR) for p in frame[0]])
+
+
+class OrtCpuTemporalEngine:
+    """ONNX Runtime on the CPU: OpenCV reprojection + the folded graph."""
+
+    name = "onnxruntime-cpu"
+    device = "cpu"
+    precision = "fp32"
+
+    def __init__(self, model: ModelDescriptor, options: EngineOptions | None = None) -> None:
+        options = options or EngineOptions()
+        if options.precision not in (None, "fp32"):
+            raise EngineUnavailable(f"{self.name} runs temporal models in fp32 only")
+        entry = model.graph("folded")
+        if entry is None:
+            raise EngineUnavailable(f"model {model.name!r} has no folded graph (upscaler export temporal)")
+        try:
+            path = entry.verified()
+        except ModelError as exc:
+            raise EngineUnavailable(str(exc)) from None
+        self._session = cpu_session(path, options)
+        self.scale = model.scale
+        self._history: np.ndarray | None = None
+        self._folded: np.ndarray | None = None
+
+    def drop_history(self) -> None:
+        self._history = None
+
+    def step(self, frame: np.ndarray, jitter: np.ndarray, motion: np.ndarray, reset: bool) -> np.ndarray:
+        s = self.scale
+        h, w = frame.shape[2:]
+        if self._folded is None or self._folded.shape[1:] != (h, w):
+            self._folded = np.empty((3 * s * s, h, w), np.float32)
+        fresh = reset or self._history is None or self._history.shape[1:] != (h * s, w * s)
+        if fresh:
+            history, motion = _upsample(frame, s), np.zeros_like(motion)
+        else:
+            history = self._history
+        folded = fold_reproject(history, motion[0], s, self._folded)
+        feeds = {
+            "frame": frame,
+            "jitter": jitter,
+            "history": folded[None],
+            "reset": np.array([[1.0 if fresh else 0.0]], np.float32),
+        }
+        out = self._session.run(None, feeds)[0]
+        self._history = out[0]
+        return out
+
+
+class TorchTemporalEngine:
+    """PyTorch (CPU or CUDA): the whole step, history kept on the device."""
+
+    precision = "fp32"
+
+    def __init__(self, model: ModelDescriptor, options: EngineOptions | None = None, *, cuda: bool = False) -> None:
+        options = options or EngineOptions()
+        if options.precision not in (None, "fp32"):
+            raise EngineUnavailable("the PyTorch temporal engine runs fp32 only")
+        try:
+            import torch
+        except ImportError:
+            raise EngineUnavailable("torch is not installed (pip install 'upscaler[torch]')") from None
+        from upscaler.runtime.torch_engine import load_network
+
+        if cuda and not torch.cuda.is_available():
+            raise EngineUnavailable("no CUDA device visible to PyTorch")
+        self.name = "torch-cuda" if cuda else "torch-cpu"
+        self.device = f"cuda:{options.device_id}" if cuda else "cpu"
+        if options.threads and not cuda:
+            torch.set_num_threads(options.threads)
+        require_file(model, "weights")
+        self._torch = torch
+        self._net = load_network(model).to(self.device).eval()
+        self.scale = model.scale
+        self._history = None
+
+    def drop_history(self) -> None:
+        self._history = None
+
+    def step(self, frame: np.ndarray, jitter: np.ndarray, motion: np.ndarray, reset: bool) -> np.ndarray:
+        torch = self._torch
+        s = self.scale
+        with torch.inference_mode():
+            x = torch.from_numpy(frame).to(self.device)
+            m = torch.from_numpy(motion).to(self.device)
+            h, w = frame.shape[2:]
+            fresh = reset or self._history is None or tuple(self._history.shape[2:]) != (h * s, w * s)
+            if fresh:
+                history = torch.from_numpy(_upsample(frame, s)[None]).to(self.device)
+                m = torch.zeros_like(m)
+            else:
+                history = self._history
+            r = torch.full((1, 1), 1.0 if fresh else 0.0, device=self.device)
+            out = self._net(x, torch.from_numpy(jitter).to(self.device), m, history, r)
+            self._history = out
+            return out.float().cpu().numpy()
+
+
+class OrtCudaTemporalEngine:
+    """ONNX Runtime's CUDA provider on the whole-step graph; the history stays on the GPU.
+
+    Not executed on any machine of ours (no GPU was lent).
+    """
+
+    name = "onnxruntime-cuda"
+    precision = "fp32"
+
+    def __init__(self, model: ModelDescriptor, options: EngineOptions | None = None) -> None:
+        from upscaler.runtime.ort_gpu import require_provider
+
+        options = options or EngineOptions()
+        if nvidia_driver() is None:
+            raise EngineUnavailable("no NVIDIA GPU driver on this machine")
+        if options.precision not in (None, "fp32"):
+            raise EngineUnavailable(f"{self.name} runs temporal models in fp32 only")
+        ort = import_onnxruntime()
+        require_provider(ort, "CUDAExecutionProvider")
+        path = require_file(model, "onnx")
+        providers = [("CUDAExecutionProvider", {"device_id": str(options.device_id)})]
+        self._ort, self._device_id = ort, options.device_id
+        self._session = ort.InferenceSession(str(path), providers=providers)
+        self.device, self.scale = f"cuda:{options.device_id}", model.scale
+        self._history = None
+
+    def drop_history(self) -> None:
+        self._history = None
+
+    def step(self, frame: np.ndarray, jitter: np.ndarray, motion: np.ndarray, reset: bool) -> np.ndarray:
+        s = self.scale
+        h, w = frame.shape[2:]
+        fresh = reset or self._history is None or tuple(self._history.shape()[2:]) != (h * s, w * s)
+        binding = self._session.io_binding()
+        binding.bind_cpu_input("frame", frame)
+        binding.bind_cpu_input("jitter", jitter)
+        binding.bind_cpu_input("motion", np.zeros_like(motion) if fresh else motion)
+        binding.bind_cpu_input("reset", np.array([[1.0 if fresh else 0.0]], np.float32))
+        if fresh:
+            binding.bind_cpu_input("history", _upsample(frame, s)[None])
+        else:
+            binding.bind_ortvalue_input("history", self._history)
+        binding.bind_output("output", "cuda", self._device_id)
+        self._session.run_with_iobinding(binding)
+        self._history = binding.get_outputs()[0]
+        return self._history.numpy()
+
+
+def _ort_cpu(model, options):
+    return OrtCpuTemporalEngine(model, options)
+
+
+def _torch_cpu(model, options):
+    return TorchTemporalEngine(model, options)
+
+
+def _torch_cuda(model, options):
+    if nvidia_driver() is None:
+        raise EngineUnavailable("no NVIDIA GPU driver on this machine")
+    return TorchTemporalEngine(model, options, cuda=True)
+
+
+def _ort_cuda(model, options):
+    return OrtCudaTemporalEngine(model, options)
+
+
+_ENGINES = {
+    "onnxruntime-cuda": _ort_cuda,
+    "torch-cuda": _torch_cuda,
+    "onnxruntime-cpu": _ort_cpu,
+    "torch-cpu": _torch_cpu,
+}
+
+#: Backend names a temporal model accepts, and the engines each tries in order.
+TEMPORAL_BACKENDS: dict[str, tuple[str, ...]] = {
+    "auto": tuple(_ENGINES),
+    "gpu": ("onnxruntime-cuda", "torch-cuda"),
+    "cpu": ("onnxruntime-cpu", "torch-cpu"),
+    "onnxruntime": ("onnxruntime-cuda", "onnxruntime-cpu"),
+    "torch": ("torch-cuda", "torch-cpu"),
+    **{name: (name,) for name in _ENGINES},
+}
+
+
+def create_temporal_engine(model: ModelDescriptor, backend: str = "auto", options: EngineOptions | None = None):
+    """The first engine of ``backend``'s chain that runs ``model``; logs why each skipped one did not."""
+    if backend not in TEMPORAL_BACKENDS:
+        raise ValueError(
+            f"unknown backend {backend!r} for a temporal model; choose from {', '.join(TEMPORAL_BACKENDS)}"
+        )
+    options = options or EngineOptions()
+    reasons = []
+    for name in TEMPORAL_BACKENDS[backend]:
+        try:
+            engine = _ENGINES[name](model, options)
+        except EngineUnavailable as exc:
+            reasons.append(f"{name}: {exc}")
+            log.info("engine %s skipped: %s", name, exc)
+            continue
+        except Exception as exc:  # a driver or library failure: the next engine may still run
+            reasons.append(f"{name}: failed to start ({type(exc).__name__}: {exc})")
+            log.warning("engine %s skipped: %s", name, reasons[-1])
+            continue
+        log.info("engine %s selected for temporal model %s", name, model.name)
+        return engine
+    raise EngineUnavailable(f"no engine can run temporal model {model.name!r} (" + "; ".join(reasons) + ")")
+
+
+def probe_temporal_engines(model: ModelDescriptor) -> list:
+    """Which temporal engines load ``model`` here, and why the others do not (``EngineChoice`` records)."""
+    from upscaler.runtime.select import EngineChoice
+
+    choices = []
+    for name, factory in _ENGINES.items():
+        try:
+            engine = factory(model, EngineOptions())
+        except EngineUnavailable as exc:
+            choices.append(EngineChoice(name, False, str(exc)))
+        except Exception as exc:  # reported, never raised from a probe
+            choices.append(EngineChoice(name, False, f"failed to start ({type(exc).__name__}: {exc})"))
+        else:
+            choices.append(EngineChoice(name, True, precision=engine.precision, precision_reason="temporal: fp32"))
+    return choices

@@ -1,0 +1,142 @@
+"""``TemporalUpscaler``: one per stream; it owns the history (the FSR 2 / DLSS context shape).
+
+    ts = TemporalUpscaler("x4-temporal", backend="auto")
+    hr = ts.upscale(frame, jitter=(jx, jy), motion=mv, depth=None, reset=False)
+
+Conventions (DESIGN.md section 9): ``frame`` is ``H x W x 3`` uint8 RGB;
+``jitter`` is where this frame sampled, in low-resolution pixels, each in
+[-0.5, 0.5): pixel (x, y) sampled the scene at ``(x + 0.5 + jx, y + 0.5 + jy)``
+from the top-left corner; ``motion`` is ``H x W x 2`` float32 in low-resolution
+pixels, for each pixel the offset to where the same surface was in the
+previous frame (previous = current + motion), jitter excluded; ``None`` asks
+the upscaler to estimate it (``flow.estimate_motion``). ``reset=True`` drops
+the history (a cut the game knows about); a cut it does not signal is for
+the network to notice (it was trained on unsignalled cuts). A size change
+resets. ``depth`` (``H x W`` float) is checked and accepted for API
+stability; the shipped models do not use it yet.
+
+Bad input raises ``ValueError`` (or ``TypeError``) naming what is wrong, and
+leaves the stream as it was: the next good frame continues from the same
+history.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+
+from upscaler.models import ModelDescriptor, ModelError, get_model
+from upscaler.pipeline import planes_to_image
+from upscaler.runtime.base import EngineOptions
+from upscaler.temporal.engines import TemporalEngine, create_temporal_engine
+from upscaler.temporal.flow import MotionEstimator
+
+__all__ = ["TemporalUpscaler", "check_temporal_inputs"]
+
+log = logging.getLogger(__name__)
+
+
+def check_temporal_inputs(
+    frame: np.ndarray, jitter, motion: np.ndarray | None, depth: np.ndarray | None
+) -> tuple[float, float]:
+    """Validate one frame's inputs against the conventions; returns the jitter as floats."""
+    if not isinstance(frame, np.ndarray):
+        raise TypeError(f"frame must be a numpy array (H x W x 3 uint8 RGB), got {type(frame).__name__}")
+    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+        raise ValueError(f"frame must be H x W x 3 uint8 RGB, got shape {frame.shape} {frame.dtype}")
+    h, w = frame.shape[:2]
+    if h < 1 or w < 1:
+        raise ValueError(f"frame is empty: {frame.shape}")
+    try:
+        jx, jy = (float(v) for v in jitter)
+    except (TypeError, ValueError):
+        raise ValueError(f"jitter must be two numbers (jx, jy), got {jitter!r}") from None
+    for name, v in (("jx", jx), ("jy", jy)):
+        if not math.isfinite(v) or not -0.5 <= v < 0.5:
+            raise ValueError(f"jitter {name} must be in [-0.5, 0.5) low-resolution pixels, got {v}")
+    if motion is not None:
+        if not isinstance(motion, np.ndarray) or motion.dtype != np.float32:
+            kind = motion.dtype if isinstance(motion, np.ndarray) else type(motion).__name__
+            raise ValueError(f"motion must be a float32 array (H x W x 2, low-resolution pixels), got {kind}")
+        if motion.shape != (h, w, 2):
+            raise ValueError(f"motion must be {h} x {w} x 2 for this {h} x {w} frame, got {motion.shape}")
+        if not np.isfinite(motion).all():
+            raise ValueError("motion holds NaN or infinite values")
+    if depth is not None:
+        if not isinstance(depth, np.ndarray) or depth.dtype.kind != "f":
+            raise ValueError("depth must be a float array (H x W)")
+        if depth.shape not in ((h, w), (h, w, 1)):
+            raise ValueError(f"depth must be {h} x {w} for this frame, got {depth.shape}")
+    return jx, jy
+
+
+class TemporalUpscaler:
+    """Temporal super-sampling of one stream of jittered frames.
+
+    ``model``: a temporal built-in model (``x4-temporal``, ``x2-temporal``) or
+    a ``.safetensors`` path from ``upscaler train``; ``backend``: ``auto``,
+    ``cpu``, ``gpu``, ``onnxruntime``, ``torch`` or an engine name;
+    ``threads``: CPU threads for inference.
+    """
+
+    def __init__(
+        self,
+        model: str | Path | ModelDescriptor = "x4-temporal",
+        backend: str = "auto",
+        *,
+        threads: int | None = None,
+        engine: TemporalEngine | None = None,
+    ) -> None:
+        self.model = get_model(model)
+        if self.model.arch != "temporal":
+            raise ModelError(
+                f"{self.model.name} is a single-frame model; TemporalUpscaler takes a temporal one "
+                "(x4-temporal, x2-temporal); use Upscaler for single frames"
+            )
+        self.engine = engine or create_temporal_engine(self.model, backend, EngineOptions(threads=threads))
+        self._flow = MotionEstimator()
+        self._size: tuple[int, int] | None = None
+        self.frames = 0  #: frames upscaled since the last reset
+
+    @property
+    def scale(self) -> int:
+        """Output size / input size."""
+        return self.model.scale
+
+    def reset(self) -> None:
+        """Drop the history: the next frame starts a new shot."""
+        self.engine.drop_history()
+        self._flow.reset()
+        self._size = None
+        self.frames = 0
+
+    def upscale(
+        self,
+        frame: np.ndarray,
+        jitter=(0.0, 0.0),
+        motion: np.ndarray | None = None,
+        depth: np.ndarray | None = None,
+        reset: bool = False,
+    ) -> np.ndarray:
+        """The ``sH x sW x 3`` uint8 frame reconstructed from this frame's samples and the history."""
+        jx, jy = check_temporal_inputs(frame, jitter, motion, depth)
+        size = frame.shape[:2]
+        if self._size is not None and size != self._size:
+            log.info("frame size changed from %s to %s: history reset", self._size, size)
+            reset = True
+        if reset:
+            self.reset()
+        if motion is None:
+            motion = self._flow.estimate(frame, (jx, jy))
+        else:
+            self._flow.remember(frame, (jx, jy))
+        batch = np.ascontiguousarray(frame.transpose(2, 0, 1)[None], dtype=np.float32) * np.float32(1 / 255)
+        jit = np.array([[jx, jy]], np.float32)
+        mv = np.ascontiguousarray(motion.transpose(2, 0, 1)[None], dtype=np.float32)
+        out = self.engine.step(batch, jit, mv, reset=self._size is None)
+        self._size = size
+        self.frames += 1
+        return planes_to_image(out[0], np.uint8)  # a converted copy: the engine's history is untouched
