@@ -48,15 +48,21 @@ def release(
         raise FileNotFoundError(f"evaluation folder(s) not found: {', '.join(missing)}")
     source = descriptor_from_safetensors(Path(weights))
     weights_dir.mkdir(parents=True, exist_ok=True)
+    build = _build_temporal if source.temporal else _build
     with tempfile.TemporaryDirectory(prefix=".release-", dir=weights_dir) as staging:
-        staged = _build(source, Path(weights), name, description, Path(staging), eval_dirs)
+        staged = build(source, Path(weights), name, description, Path(staging), eval_dirs)
         final = {}
         for kind in ("weights", "onnx"):
             entry: ModelFile = getattr(staged, kind)
             target = weights_dir / entry.path.name
             os.replace(entry.path, target)
             final[kind] = ModelFile(target, entry.sha256)
-    model = replace(staged, **final)
+        graphs = {}
+        for kind, entry in staged.graphs.items():
+            target = weights_dir / entry.path.name
+            os.replace(entry.path, target)
+            graphs[kind] = ModelFile(target, entry.sha256)
+    model = replace(staged, **final, graphs=graphs)
     _write_manifest(model, make_default, manifest_path, weights_dir)
     return model
 
@@ -81,6 +87,34 @@ def _build(
         quality[dataset] = {**summary, "degradation": model.degradation, "engine": upscaler.engine.name}
         log.info("%s: %s", folder, summary)
     training = {**model.training, "onnx_parity_max_abs": float(f"{parity.max_abs_error:.3g}")}
+    return replace(model, quality=quality, training=training)
+
+
+def _build_temporal(
+    source: ModelDescriptor, weights: Path, name: str, description: str, staging: Path, eval_dirs: list[Path]
+) -> ModelDescriptor:
+    """A temporal model: weights, the whole-step and folded graphs, their parity, and sequence quality."""
+    from export.temporal import check_temporal_parity, export_temporal
+    from upscaler.sequences import Camera, SequenceSpec, make_sequence
+    from upscaler.temporal.evaluate import release_quality
+
+    copy = staging / f"{name}.safetensors"
+    shutil.copyfile(weights, copy)
+    model = replace(source, name=name, description=description, weights=ModelFile(copy, sha256_file(copy)))
+    full, folded = export_temporal(model, staging / f"{name}.onnx", staging / f"{name}.folded.onnx")
+    scene = sample_images()[0]
+    spec = SequenceSpec(model.scale, (48, 32), 8, Camera(center=(scene.shape[1] / 2, scene.shape[0] / 2),
+                                                         velocity=(0.6 * model.scale, 0.3 * model.scale)))  # fmt: skip
+    parity = check_temporal_parity(model, full, folded, make_sequence(scene, spec))
+    model = replace(
+        model,
+        onnx=ModelFile(full, sha256_file(full)),
+        graphs={"folded": ModelFile(folded, sha256_file(folded))},
+        degradation="sequence",
+    )
+    quality = release_quality(model, eval_dirs) if eval_dirs else {}
+    training = {**model.training, "onnx_parity_max_abs": {"full": float(f"{parity.full:.3g}"),
+                                                          "folded": float(f"{parity.folded:.3g}")}}  # fmt: skip
     return replace(model, quality=quality, training=training)
 
 

@@ -2,7 +2,10 @@
 
 Two views of time for every row: the network alone, and end-to-end (PNG
 in, PNG out) with its stages. Service mode (``--url``) loads a running
-``upscaler serve`` instead.
+``upscaler serve`` instead. Sequence mode (``--sequences DIR``) runs temporal
+and single-frame models over standard rendered sequences made from the
+folder's images and reports quality after warm-up, on moving layers, after
+cuts, temporal stability and time per frame (``upscaler.bench.sequence``).
 """
 
 from __future__ import annotations
@@ -63,6 +66,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--engine-baseline", action="store_true", help="also time the same model in-process: overhead ratios"
     )
     http.add_argument("--api-key", help="bearer key, if the service wants one")
+    seq = p.add_argument_group(
+        "sequence mode",
+        "temporal models (and single-frame ones, bicubic and plain accumulation beside them) over rendered sequences "
+        "made from a folder's images: camera pans, moving layers, unsignalled cuts; PSNR/SSIM after warm-up, on the "
+        "moving layer, after cuts, warping error and time per frame. Uses --model, --engine (one), --precision "
+        "(single-frame models), --threads, --json, --markdown",
+    )
+    seq.add_argument("--sequences", nargs="+", metavar="DIR", help="folders of images to make sequences from")
+    seq.add_argument("--sequence-size", default="96x64", metavar="WxH", help="low-resolution size (default: 96x64)")
+    seq.add_argument("--frames", default="32", metavar="N", help="frames per sequence (default: 32)")
+    seq.add_argument("--limit", metavar="N", help="images per folder (default: all)")
+    seq.add_argument(
+        "--sequence-warmup", default="8", metavar="N", help="frames before the steady state counts (default: 8)"
+    )
+    seq.add_argument("--flow", action="store_true", help="also run temporal models with motion estimated (no vectors)")
     p.set_defaults(func=_run)
 
 
@@ -85,6 +103,8 @@ def _run(args: argparse.Namespace) -> int:
     from upscaler.bench.sweep import parse_int_list, parse_sizes
 
     _check_outputs(args)
+    if args.sequences:
+        return _run_sequences(args)
     sizes = parse_sizes(args.size)
     if args.url:
         return _run_http(args, sizes[0], parse_int_list(args.concurrency, "concurrency"))
@@ -190,6 +210,92 @@ def _write_outputs(args: argparse.Namespace, report: dict, rows: list[dict]) -> 
         machine = report["machine"]
         gpu = machine["gpus"][0]["name"] if machine.get("gpus") else None
         plot(rows, Path(args.plot), title=f"{machine['cpu']}, {machine['cores']} cores" + (f", {gpu}" if gpu else ""))
+
+
+def _int_option(text: str, option: str, least: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{option} must be a whole number, got {text!r}") from None
+    if value < least:
+        raise ValueError(f"{option} must be at least {least}, got {value}")
+    return value
+
+
+def _run_sequences(args: argparse.Namespace) -> int:
+    """Sequence mode: every subject over the standard sequences of every folder; table, JSON, markdown."""
+    from tqdm import tqdm
+
+    from upscaler.bench import machine_info
+    from upscaler.bench.sequence import (
+        build_sequence_subjects,
+        count_sequences,
+        format_sequence_markdown,
+        format_sequence_table,
+        run_sequence_bench,
+        sequence_note,
+    )
+    from upscaler.bench.sweep import parse_size
+    from upscaler.io import write_atomic
+    from upscaler.runtime import BACKENDS
+
+    if args.url:
+        raise ValueError("--sequences and --url are separate modes; give one of them")
+    if args.plot:
+        raise ValueError("--plot draws the latency sweep; sequence mode writes --json and --markdown")
+    for folder in args.sequences:
+        if not Path(folder).is_dir():
+            raise FileNotFoundError(f"--sequences {folder}: no such folder")
+    try:
+        size = parse_size(args.sequence_size)
+    except ValueError as exc:
+        raise ValueError(f"--sequence-size: {exc}") from None
+    frames = _int_option(args.frames, "--frames", 2)
+    limit = None if args.limit is None else _int_option(args.limit, "--limit", 1)
+    warmup = _int_option(args.sequence_warmup, "--sequence-warmup", 0)
+    if frames <= warmup:
+        raise ValueError(f"--frames ({frames}) must exceed --sequence-warmup ({warmup})")
+    engines = args.engine or ["auto"]
+    if len(engines) > 1:
+        raise ValueError(f"sequence mode runs one engine (or backend), got {len(engines)}: {' '.join(engines)}")
+    if engines[0] not in BACKENDS:
+        raise ValueError(f"unknown engine {engines[0]!r}; choose from {', '.join(BACKENDS)}")
+    if args.precision and len(args.precision) > 1:
+        raise ValueError("sequence mode runs one precision")
+    precision = args.precision[0] if args.precision else None
+    total = sum(count_sequences(folder, limit) for folder in args.sequences)  # fails early on an empty folder
+    subjects = build_sequence_subjects(
+        args.model, backend=engines[0], threads=args.threads, precision=precision, flow=args.flow
+    )
+    bar = tqdm(total=total * len(subjects), desc="sequences", unit="run", disable=args.no_progress or None)
+    with bar:
+        report = run_sequence_bench(
+            args.sequences,
+            subjects,
+            size=size,
+            frames=frames,
+            limit=limit,
+            warmup=warmup,
+            on_step=lambda subject, sequence: bar.update(1),
+        )
+    print(format_sequence_table(report))
+    print(sequence_note(report))
+    machine = machine_info()
+    report["settings"].update(
+        {"backend": engines[0], "threads": args.threads, "precision": precision, "flow": args.flow}
+    )
+    report = {
+        "measured": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": "upscaler " + " ".join(sys.argv[1:]),
+        "mode": "sequences",
+        "machine": machine,
+        **report,
+    }
+    if args.json:
+        write_atomic(args.json, json.dumps(report, indent=2) + "\n")
+    if args.markdown:
+        write_atomic(args.markdown, format_sequence_markdown(report, machine))
+    return 0
 
 
 def _run_http(args: argparse.Namespace, size: tuple[int, int], concurrency: list[int]) -> int:
