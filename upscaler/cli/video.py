@@ -44,7 +44,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--batch", type=positive_int, default=1, help="frames per engine call (default: 1)")
     p.add_argument("--segment-seconds", type=float, default=10.0, help="resume granularity (default: 10)")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted job from its finished segments")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted job from its finished segments, made here or with --ray; refused if they "
+        "were made by another engine or precision than this run's (frames of two engines are never mixed)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     p.add_argument("--json", metavar="PATH", help="write a summary: per file frames, seconds, fps, status")

@@ -4,8 +4,11 @@ Workers read the inputs by path (so inputs must be on storage every worker
 sees) and send each encoded segment back as bytes, so outputs need no shared
 storage: the driver writes segments into the same work folders a local run
 uses, which keeps ``--resume`` and the atomic final rename as they are. Each
-worker process loads the engine once and keeps it. Ray is imported only
-here, and only when ``--ray`` is given.
+worker process loads the engine once and keeps it, and says with every
+segment which engine and precision it actually ran: workers choose on their
+own machines, and a video whose segments would come from two engines fails
+(``provenance``) instead of mixing them. Ray is imported only here, and only
+when ``--ray`` is given.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from upscaler.video.job import JobPlan, JobResult, failed, finish_job, prepare_job
+from upscaler.video.provenance import MadeBy
 from upscaler.video.segments import Segment
 from upscaler.video.transcode import EncodeSettings, upscale_segment
 
@@ -32,9 +36,10 @@ class EngineSpec:
     threads: int = 1  #: engine threads per task (and the CPUs each task asks Ray for)
 
     def identity(self) -> dict:
+        """What the job's frames depend on besides input, encoder and engine: as ``job.identity_of`` says locally."""
         from upscaler.models import get_model
 
-        return {"model": get_model(self.model).name, "engine": self.backend, "precision": self.precision or "best"}
+        return {"model": get_model(self.model).name}
 
 
 _WORKER_UPSCALERS: dict[EngineSpec, object] = {}
@@ -50,14 +55,16 @@ def _worker_upscaler(spec: EngineSpec):
     return _WORKER_UPSCALERS[spec]
 
 
-def upscale_remote(info, segment: Segment, spec: EngineSpec, settings: EncodeSettings, batch: int, retime):
-    """The Ray task: one segment, encoded, returned as ``(bytes, frames, engine seconds)``."""
+def upscale_remote(
+    info, segment: Segment, spec: EngineSpec, settings: EncodeSettings, batch: int, retime
+) -> tuple[bytes, int, float, MadeBy]:
+    """The Ray task: one segment, encoded, returned as ``(bytes, frames, engine seconds, engine used)``."""
     upscaler = _worker_upscaler(spec)
     upscaler.batch_size = max(upscaler.batch_size, batch)
     with tempfile.TemporaryDirectory(prefix="upscaler-segment-") as work:
         path = Path(work) / "segment.mp4"
         stats = upscale_segment(info, segment, upscaler, path, settings, batch=batch, retime=retime)
-        return path.read_bytes(), stats.frames, stats.engine_s
+        return path.read_bytes(), stats.frames, stats.engine_s, MadeBy.of(upscaler)
 
 
 def _connect(address: str):
@@ -115,17 +122,26 @@ def run_on_ray(
             if plan.source in results:  # the file failed already
                 continue
             try:
-                data, frames, engine_s = ray.get(ref)
+                data, frames, engine_s, made_by = ray.get(ref)
                 plan.part(segment).write_bytes(data)
-                plan.done(segment, frames, engine_s)
+                plan.done(segment, frames, engine_s, made_by)  # refuses another engine's frames
                 if on_frames:
                     on_frames(frames)
-            except Exception as exc:  # a worker's error: this file fails
+            except Exception as exc:  # a worker's error or another engine: this file fails
                 results[plan.source] = failed(plan.source, plan.target, exc)
+                _cancel(ray, pending, plan)
                 continue
             if not plan.missing:
                 results[plan.source] = _finish(plan)
     return [results[source] for source, _ in pairs]
+
+
+def _cancel(ray, pending: dict, plan: JobPlan) -> None:
+    """Stop and forget the tasks of a file that failed: the cluster's time goes to the other files."""
+    for ref, (other, _) in list(pending.items()):
+        if other is plan:
+            del pending[ref]
+            ray.cancel(ref)
 
 
 def _finish(plan: JobPlan) -> JobResult:

@@ -2,12 +2,15 @@
 
 Work happens in a folder beside the target (``.<name>.upscaler/``): its
 ``job.json`` records the input (path, size, modification time), the model,
-engine, precision and encoding settings and the segment plan; each finished
-segment is renamed into place there only when complete, so a crash (even
-``kill -9``) leaves only whole segments behind. ``resume=True`` reuses them
-when ``job.json`` matches; the result is the same an uninterrupted run
-writes. The final file is assembled under a temporary name and renamed onto
-the target at the end; the work folder is removed then.
+the encoding settings and the segment plan, and its ``engine.json`` the
+engine and precision that actually made the finished segments
+(``provenance``); each finished segment is renamed into place there only
+when complete, so a crash (even ``kill -9``) leaves only whole segments
+behind. ``resume=True`` reuses them when ``job.json`` matches and the engine
+does too, whether they were made here or on Ray; the result is the same an
+uninterrupted run writes. The final file is assembled under a temporary
+name and renamed onto the target at the end; the work folder is removed
+then.
 
 ``prepare_job`` and ``finish_job`` are the two ends; the segments in
 between run here (``run_job``) or on a Ray cluster (``distributed``).
@@ -24,13 +27,14 @@ from pathlib import Path
 
 from upscaler.video.assemble import assemble
 from upscaler.video.probe import UNTIMED_CONTAINERS, VideoError, VideoInfo, display_times, keyframes, probe
+from upscaler.video.provenance import MadeBy, MixedEngines, check_same, read_made_by, write_made_by
 from upscaler.video.segments import Segment, plan_segments
 from upscaler.video.transcode import EncodeSettings, upscale_segment
 
 __all__ = ["JobPlan", "JobResult", "engine_fps", "failed", "finish_job", "prepare_job", "run_job", "work_dir"]
 
 SEGMENT_SECONDS = 10.0
-JOB_VERSION = 1
+JOB_VERSION = 2  #: 2: the engine is recorded per work folder (engine.json), not in job.json
 
 
 @dataclass
@@ -45,6 +49,8 @@ class JobResult:
     fps: float = 0.0
     segments: int = 0
     resumed_segments: int = 0
+    engine: str = ""  #: the engine that actually made the frames (not the one asked for)
+    precision: str = ""  #: the precision it actually ran in
     engine_busy: float = 0.0  #: engine time / wall time: how little the engine waited for I/O
     engine_fps: float | None = None  #: the raw engine on this video's frames, same size and batch (--engine-baseline)
     ratio: float | None = None  #: fps / engine_fps
@@ -62,6 +68,7 @@ class JobPlan:
     segments: list[Segment]
     retime: list[int] | None  #: display timestamps for containers without them (one segment)
     result: JobResult
+    made_by: MadeBy | None = None  #: the engine of the finished segments (None: none finished yet)
     started: float = field(default_factory=time.perf_counter)
     engine_s: float = 0.0
 
@@ -77,8 +84,21 @@ class JobPlan:
     def missing(self) -> list[Segment]:
         return [s for s in self.segments if not self.path(s).is_file()]
 
-    def done(self, segment: Segment, frames: int, engine_s: float) -> None:
-        """Record a segment whose complete file is at ``part(segment)``: rename it into place."""
+    def done(self, segment: Segment, frames: int, engine_s: float, made_by: MadeBy) -> None:
+        """Record a segment whose complete file is at ``part(segment)``: rename it into place.
+
+        ``MixedEngines`` (the partial file removed, the finished segments kept) if ``made_by``
+        differs from the engine of the segments finished before.
+        """
+        try:
+            check_same(self.made_by, made_by)
+        except MixedEngines:
+            self.part(segment).unlink(missing_ok=True)  # it can never join this output
+            raise
+        if self.made_by is None:
+            # recorded before the first rename: a finished segment always has its engine on record
+            write_made_by(self.folder, made_by)
+            self.made_by = made_by
         self.part(segment).replace(self.path(segment))
         self.result.frames += frames
         self.engine_s += engine_s
@@ -107,11 +127,15 @@ def prepare_job(
     *,
     resume: bool = False,
     segment_s: float = SEGMENT_SECONDS,
+    made_by: MadeBy | None = None,
 ) -> JobPlan:
     """Probe, plan segments, set up (or, with ``resume``, reuse) the work folder.
 
-    ``identity``: what the frames depend on besides the input and the
-    encoder (model, engine, precision); a resumed job must match it.
+    ``identity``: what the frames depend on besides the input, the encoder
+    and the engine (the model); a resumed job must match it. ``made_by``:
+    the engine this run will use, when known before any segment is made (a
+    local run; Ray workers tell theirs with each segment): ``MixedEngines``,
+    nothing touched, if the finished segments were made by another.
     """
     info = probe(source)
     if not info.frames and not info.duration_s:
@@ -149,6 +173,15 @@ def prepare_job(
         job_file.write_text(json.dumps(fingerprint, indent=2))
     plan = JobPlan(source, target, info, folder, segments, retime, JobResult(str(source), str(target), "done"))
     plan.result.segments = len(segments)
+    if len(plan.missing) < len(segments):  # finished segments to reuse: their engine is on record
+        plan.made_by = read_made_by(folder)
+        if plan.made_by is None:
+            raise VideoError(
+                f"{target}: the unfinished job there does not record which engine made its segments; "
+                f"run without --resume to start over"
+            )
+        if made_by is not None:
+            check_same(plan.made_by, made_by)
     for segment in segments:
         if plan.path(segment).is_file():
             plan.result.resumed_segments += 1
@@ -170,6 +203,8 @@ def finish_job(plan: JobPlan) -> JobResult:
         partial.unlink(missing_ok=True)
     shutil.rmtree(plan.folder, ignore_errors=True)
     result = plan.result
+    if plan.made_by is not None:
+        result.engine, result.precision = plan.made_by.engine, plan.made_by.precision
     result.seconds = round(time.perf_counter() - plan.started, 3)
     result.fps = round(result.frames / result.seconds, 2) if result.seconds else 0.0
     result.engine_busy = round(plan.engine_s / result.seconds, 3) if result.seconds else 0.0
@@ -177,8 +212,11 @@ def finish_job(plan: JobPlan) -> JobResult:
 
 
 def identity_of(upscaler) -> dict:
-    """What a job's frames depend on, from a loaded ``Upscaler``."""
-    return {"model": upscaler.model.name, "engine": upscaler.engine.name, "precision": upscaler.engine.precision}
+    """What a job's frames depend on besides the input, the encoder and the engine, from a loaded ``Upscaler``.
+
+    The engine and precision are checked per segment instead (``provenance``): a Ray driver cannot know them.
+    """
+    return {"model": upscaler.model.name}
 
 
 def run_job(
@@ -195,7 +233,10 @@ def run_job(
 ) -> JobResult:
     """Upscale ``source`` into ``target`` in this process; ``VideoError`` for inputs that cannot be done."""
     upscaler.batch_size = max(upscaler.batch_size, batch)
-    plan = prepare_job(source, target, identity_of(upscaler), settings, resume=resume, segment_s=segment_s)
+    made_by = MadeBy.of(upscaler)
+    plan = prepare_job(
+        source, target, identity_of(upscaler), settings, resume=resume, segment_s=segment_s, made_by=made_by
+    )
     if on_start:
         on_start(plan.info.frames)
     if on_frame and plan.result.frames:
@@ -205,7 +246,7 @@ def run_job(
             plan.info, segment, upscaler, plan.part(segment), settings, batch=batch, on_frame=on_frame,
             retime=plan.retime,
         )  # fmt: skip
-        plan.done(segment, stats.frames, stats.engine_s)
+        plan.done(segment, stats.frames, stats.engine_s, made_by)
     return finish_job(plan)
 
 
