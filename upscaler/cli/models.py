@@ -42,6 +42,30 @@ def quality_markdown(records: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def temporal_markdown(records: list[dict]) -> str:
+    """Measured quality of the temporal models on rendered sequences (``upscaler.temporal.evaluate``)."""
+    datasets = list(dict.fromkeys(name for r in records for name in r.get("quality", {})))
+    head = ["model", "scale", "params", "kMAC/px"]
+    for d in datasets:
+        head += [f"{d} PSNR / SSIM", f"{d} moving layer", f"{d} after cut", f"{d} warping error",
+                 f"{d} bicubic", f"{d} accumulation"]  # fmt: skip
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def num(value, digits=2) -> str:
+        return "-" if value is None else f"{value:.{digits}f}"
+
+    for r in records:
+        params = ", ".join(f"{k}={v}" for k, v in r["params"].items())
+        cells = [r["name"], f"x{r['scale']}", params, f"{r['macs_per_pixel'] / 1000:.1f}"]
+        for d in datasets:
+            q = r.get("quality", {}).get(d, {})
+            cells += [f"{num(q.get('psnr'))} / {num(q.get('ssim'), 4)}", num(q.get("layer_psnr")),
+                      num(q.get("after_cut_psnr")), num(q.get("warping_error")), num(q.get("bicubic_psnr")),
+                      num(q.get("accumulation_psnr"))]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _run(args: argparse.Namespace) -> int:
     models = list_models()
     default = default_model().name
@@ -58,7 +82,10 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps(records, indent=2))
         return 0
     if args.markdown:
-        print(quality_markdown(records))
+        print(quality_markdown([r for r in records if r["arch"] != "temporal"]))
+        temporal = [r for r in records if r["arch"] == "temporal"]
+        if temporal:
+            print("\n" + temporal_markdown(temporal))
         return 0
     rows = [("name", "scale", "arch", "degradation", "PSNR Y (dB)", "description")]
     for r in records:
