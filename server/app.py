@@ -3,142 +3,67 @@
 ``create_app(settings)`` builds one service instance. Models load and warm
 up in the lifespan (``/readyz`` is 503 until then); inference runs through
 the micro-batcher in a worker thread, so the event loop only parses, checks
-and answers.
+and answers. Each request's work runs under ``Service.guard``: it ends at its
+deadline, when its client goes away, or at the shutdown deadline, and
+nothing of it runs on after that.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
-import json
+import logging
 from contextlib import asynccontextmanager
 from typing import Annotated, Literal
 
-import numpy as np
-from fastapi import FastAPI, Header, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, Header, Query, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from server.batcher import Batcher, DeadlineExceeded, QueueFull
+from server.batcher import Batcher, BatchInfo
+from server.bodies import image_bytes, read_body
+from server.docs import FRAME_BODY, IMAGE_BODY, docs_page, secure_openapi
 from server.envelope import Envelope
 from server.errors import ApiError, error_response
-from server.metrics import Metrics
+from server.frames import RAW_FORMATS, raw_bytes, raw_frame
 from server.pool import ModelPool
+from server.service import Service
 from server.settings import Settings
-from upscaler.imageinfo import ProbeError, probe
+from server.stream import serve_stream
+from upscaler.facade import Upscaler
+from upscaler.imageinfo import ImageInfo, ProbeError, UnsupportedFormat, probe
 from upscaler.io import ImageError, decode_image, encode_image, quiet_codec_logs
-from upscaler.models import ModelError
 
-__all__ = ["RAW_FORMATS", "create_app"]
+__all__ = ["RAW_FORMATS", "Service", "create_app"]
 
-#: Raw frame formats: channels per pixel, and whether the channel order is reversed (BGR).
-RAW_FORMATS = {"rgb24": (3, False), "bgr24": (3, True), "rgba32": (4, False)}
+log = logging.getLogger("upscaler.server")
+
 _INPUT_FORMATS = {"png", "jpeg", "webp", "bmp", "tiff"}
-_IMAGE_TYPES = {"image/png", "image/jpeg", "image/jpg", "image/webp", "image/bmp", "image/tiff", "image/x-ms-bmp"}
 _MEDIA = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
-_OPEN_HEALTH = {"/healthz", "/readyz"}
-_OPEN_ALWAYS = {"/docs", "/openapi.json", "/docs/oauth2-redirect", "/redoc"}
+_ACCEPTED = "send PNG, JPEG, WebP, BMP or TIFF"
 
 
-class Service:
-    """What the handlers share: settings, models, batcher, metrics."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.metrics = Metrics()
-        self.pool: ModelPool | None = None
-        self.batcher: Batcher | None = None
-
-    def authorised(self, header: str | None) -> bool:
-        """Constant-time check of ``Authorization: Bearer <key>`` against every configured key."""
-        if not self.settings.api_keys:
-            return True
-        scheme, _, token = (header or "").partition(" ")
-        token = token.strip().encode()
-        ok = False
-        for key in self.settings.api_keys:  # no early exit: timing does not tell which key matched
-            ok |= hmac.compare_digest(token, key.encode())
-        return ok and scheme.lower() == "bearer"
-
-    def needs_key(self, path: str) -> bool:
-        if path in _OPEN_ALWAYS:
-            return False
-        if path in _OPEN_HEALTH:
-            return not self.settings.open_health
-        if path == "/metrics":
-            return not self.settings.open_metrics
-        return True
-
-    async def infer(self, model: str | None, image: np.ndarray):
-        """Upscale one image through the batcher: ``(result, upscaler, info)``; ApiError on failure."""
-        if self.pool is None or not self.pool.ready:
-            raise ApiError(503, "models are still loading", {"Retry-After": "1"})
-        try:
-            up = self.pool.resolve(model)
-        except ModelError as exc:
-            raise ApiError(404, str(exc)) from None
-        key = (up.model.name, image.shape, image.dtype.str)
-        self.metrics.queued.set(self.batcher.load + 1)
-        try:
-            result, info = await self.batcher.submit(key, image, timeout=self.settings.request_timeout_s)
-        except QueueFull as exc:
-            raise ApiError(503, f"overloaded: {exc}", {"Retry-After": "1"}) from None
-        except DeadlineExceeded as exc:
-            raise ApiError(504, str(exc)) from None
-        finally:
-            self.metrics.queued.set(self.batcher.load)
-        self.metrics.queue.observe(info.queue_s)
-        return result, up, info
-
-    def check_pixels(self, width: int, height: int) -> None:
-        if width * height > self.settings.max_pixels:
-            raise ApiError(413, f"{width}x{height} is {width * height} pixels; the limit is {self.settings.max_pixels}")
-
-
-def _result_headers(up, info) -> dict[str, str]:
+def _result_headers(up: Upscaler, info: BatchInfo) -> dict[str, str]:
     return {
         "X-Model": up.model.name,
         "X-Engine": up.engine.name,
         "X-Batch-Size": str(info.batch_size),
-        "X-Queue-Ms": f"{info.queue_s * 1000:.2f}",
+        "X-Queue-Ms": f"{info.queue_s * 1000:.2f}",  # a large image's: summed over its tiles
         "X-Compute-Ms": f"{info.compute_s * 1000:.2f}",
     }
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, f"body of {declared} bytes exceeds the limit of {limit}")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, f"body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def _image_bytes(request: Request, limit: int) -> bytes:
-    """The encoded image: the raw body, or the multipart ``file`` field."""
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    body = await _read_body(request, limit)
-    if kind == "multipart/form-data":
-        request._body = body  # Starlette parses the form from the body already read
-        try:
-            form = await request.form(max_files=1, max_fields=8)
-        except Exception as exc:  # malformed multipart of any kind
-            raise ApiError(400, f"malformed multipart body: {exc}") from None
-        try:
-            upload = form.get("file")
-            if upload is None or isinstance(upload, str):
-                raise ApiError(422, "multipart body needs a 'file' part holding the image")
-            return await upload.read()
-        finally:
-            await form.close()  # spooled temporary files go now, not at garbage collection
-    if kind and kind not in _IMAGE_TYPES and kind != "application/octet-stream":
-        raise ApiError(415, f"unsupported content type {kind!r}; send an image (PNG, JPEG, WebP, BMP, TIFF)")
-    return body
+def _probe(data: bytes) -> ImageInfo:
+    """The image's declared format and size: 400 if unreadable, 415 if a format not taken here."""
+    try:
+        info = probe(data)
+    except UnsupportedFormat as exc:
+        raise ApiError(415, f"{exc.format} images are not accepted; {_ACCEPTED}") from None
+    except ProbeError as exc:
+        raise ApiError(400, f"not a decodable image: {exc}") from None
+    if info.format not in _INPUT_FORMATS:
+        raise ApiError(415, f"{info.format} images are not accepted; {_ACCEPTED}")
+    return info
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -157,6 +82,8 @@ def create_app(settings: Settings) -> FastAPI:
             spin=settings.engine_spin,
             precision=settings.precision or None,
         )
+        for line in pool.describe():
+            log.info("serving %s", line)
         service.pool = pool
         service.batcher = Batcher(
             pool.run_batch,
@@ -171,19 +98,35 @@ def create_app(settings: Settings) -> FastAPI:
         else:
             pool.ready = True
         yield
-        await service.batcher.close()
+        # Whatever is still queued now has been answered (503) or has no client: drop it, do not wait for it.
+        await service.batcher.close(timeout=0)
 
     app = FastAPI(
         title="upscaler",
         version=_package_version(),
         description="Real-time neural super-sampling: 4x and 2x frame upscaling.",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's pages load scripts from a CDN: /docs below is self-contained
+        redoc_url=None,
     )
     app.state.service = service
 
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            FastAPI.openapi(app)
+            secure_openapi(
+                app.openapi_schema,
+                keys=bool(settings.api_keys),
+                open_health=settings.open_health,
+                open_metrics=settings.open_metrics,
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError):
-        return error_response(exc.status, exc.message, exc.headers)
+        return error_response(exc.status, exc.message, exc.headers, exc.code)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException):
@@ -195,6 +138,10 @@ def create_app(settings: Settings) -> FastAPI:
         return error_response(422, "; ".join(parts) or "invalid parameters")
 
     app.add_middleware(Envelope, service=service, routes=lambda: routes, access=settings.access_log)
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs():
+        return HTMLResponse(docs_page(app.openapi))
 
     @app.get("/healthz", summary="The process is alive")
     async def healthz():
@@ -224,6 +171,7 @@ def create_app(settings: Settings) -> FastAPI:
                     "scale": m.scale,
                     "degradation": m.degradation,
                     "engine": up.engine.name,
+                    "precision": getattr(up.engine, "precision", None),
                     "description": m.description,
                     "quality": dict(m.quality),
                 }
@@ -233,8 +181,10 @@ def create_app(settings: Settings) -> FastAPI:
     @app.post(
         "/v1/upscale",
         summary="Upscale an encoded image (PNG, JPEG, WebP, BMP, TIFF): the body, or a multipart 'file' part",
+        description=f"At most {settings.max_pixels} output pixels (input width x height x scale^2), else 413.",
         response_class=Response,
         responses={200: {"content": {m: {} for m in _MEDIA.values()}}},
+        openapi_extra=IMAGE_BODY,
     )
     async def upscale(
         request: Request,
@@ -242,71 +192,59 @@ def create_app(settings: Settings) -> FastAPI:
         format: Annotated[Literal["png", "jpeg", "webp"], Query(description="output format")] = "png",
         quality: Annotated[int | None, Query(ge=1, le=100, description="JPEG/WebP quality")] = None,
     ):
-        data = await _image_bytes(request, settings.max_body_bytes)
+        up = service.model(model)
+        data = await service.guard(image_bytes(request, settings.max_body_bytes, settings.body_timeout_s))
         if not data:
             raise ApiError(400, "empty body: send an image")
-        try:
-            info = probe(data)
-        except ProbeError as exc:
-            raise ApiError(400, f"not a decodable image: {exc}") from None
-        if info.format not in _INPUT_FORMATS:
-            raise ApiError(415, f"{info.format} images are not accepted; send PNG, JPEG, WebP, BMP or TIFF")
-        service.check_pixels(info.width, info.height)
-        try:
-            image = await asyncio.to_thread(decode_image, data)
-        except ImageError as exc:
-            raise ApiError(400, str(exc)) from None
-        service.check_pixels(image.shape[1], image.shape[0])
-        result, up, batch = await service.infer(model, image)
-        encoded = await asyncio.to_thread(encode_image, result, format, quality)
-        return Response(encoded, media_type=_MEDIA[format], headers=_result_headers(up, batch))
+        info = _probe(data)
+        service.check_pixels(up, info.width, info.height)  # from the header: nothing decoded yet
+
+        async def work() -> Response:
+            async with service.lane(up, info.width, info.height):
+                try:
+                    image = await asyncio.to_thread(decode_image, data)
+                except ImageError as exc:
+                    raise ApiError(400, str(exc)) from None
+                service.check_pixels(up, image.shape[1], image.shape[0])
+                result, batch = await service.infer(up, image)
+                encoded = await asyncio.to_thread(encode_image, result, format, quality)
+            return Response(encoded, media_type=_MEDIA[format], headers=_result_headers(up, batch))
+
+        return await service.guard(work(), receive=request.receive, timeout=settings.request_timeout_s)
 
     @app.post(
         "/v1/frames",
         summary="Upscale one raw frame (rgb24, bgr24 or rgba32); raw pixels back, no codec",
+        description=f"At most {settings.max_pixels} output pixels (width x height x scale^2), else 413.",
         response_class=Response,
         responses={200: {"content": {"application/octet-stream": {}}}},
+        openapi_extra=FRAME_BODY,
     )
     async def frames(
         request: Request,
         x_width: Annotated[int, Header(ge=1, le=1 << 16, description="frame width in pixels")],
         x_height: Annotated[int, Header(ge=1, le=1 << 16, description="frame height in pixels")],
         x_format: Annotated[Literal["rgb24", "bgr24", "rgba32"], Header(description="pixel format")] = "rgb24",
-        model: Annotated[str | None, Query(max_length=200)] = None,
+        model: Annotated[str | None, Query(max_length=200, description="model name or alias")] = None,
     ):
-        service.check_pixels(x_width, x_height)
-        body = await _read_body(request, settings.max_body_bytes)
-        frame = _raw_frame(body, x_width, x_height, x_format)
-        result, up, batch = await service.infer(model, frame)
-        headers = _result_headers(up, batch)
-        headers.update({"X-Width": str(result.shape[1]), "X-Height": str(result.shape[0]), "X-Format": x_format})
-        return Response(_raw_bytes(result, x_format), media_type="application/octet-stream", headers=headers)
+        up = service.model(model)
+        service.check_pixels(up, x_width, x_height)
+        body = await service.guard(read_body(request, settings.max_body_bytes, settings.body_timeout_s))
+        frame = raw_frame(body, x_width, x_height, x_format)
+
+        async def work() -> Response:
+            async with service.lane(up, x_width, x_height):
+                result, batch = await service.infer(up, frame)
+            headers = _result_headers(up, batch)
+            headers.update({"X-Width": str(result.shape[1]), "X-Height": str(result.shape[0]), "X-Format": x_format})
+            return Response(raw_bytes(result, x_format), media_type="application/octet-stream", headers=headers)
+
+        return await service.guard(work(), receive=request.receive, timeout=settings.request_timeout_s)
 
     @app.websocket("/v1/stream")
-    async def stream(
-        websocket: WebSocket,
-        width: Annotated[int, Query(ge=1, le=1 << 16)],
-        height: Annotated[int, Query(ge=1, le=1 << 16)],
-        format: Annotated[Literal["rgb24", "bgr24", "rgba32"], Query()] = "rgb24",
-        model: Annotated[str | None, Query(max_length=200)] = None,
-    ):
-        if service.needs_key("/v1/stream") and not service.authorised(websocket.headers.get("authorization")):
-            denial = error_response(401, "unauthorized", {"WWW-Authenticate": "Bearer"})
-            if "websocket.http.response" in websocket.scope.get("extensions", {}):
-                await websocket.send_denial_response(denial)  # a real 401 in the handshake
-            else:
-                await websocket.close(code=1008, reason="unauthorized")
-            return
-        await websocket.accept()
-        try:
-            service.check_pixels(width, height)
-            if service.pool:
-                service.pool.resolve(model)
-        except (ApiError, ModelError) as exc:
-            await _ws_error(websocket, 413 if isinstance(exc, ApiError) else 404, str(exc))
-            await websocket.close(code=1008)
-            return
-        await _serve_stream(websocket, service, width, height, format, model)
+    async def stream(websocket: WebSocket):
+        # Parameters are read inside, after the key check: a bad query must not answer before auth does.
+        await serve_stream(websocket, service)
 
     routes = frozenset(route.path for route in app.routes)  # read by the envelope at request time
     return app
@@ -319,65 +257,3 @@ def _package_version() -> str:
         return version("upscaler")
     except PackageNotFoundError:
         return "unknown"
-
-
-def _raw_frame(body: bytes, width: int, height: int, fmt: str) -> np.ndarray:
-    channels, reverse = RAW_FORMATS[fmt]
-    expected = width * height * channels
-    if len(body) != expected:
-        raise ApiError(400, f"a {width}x{height} {fmt} frame is {expected} bytes; got {len(body)}")
-    frame = np.frombuffer(body, np.uint8).reshape(height, width, channels)
-    return frame[:, :, ::-1] if reverse else frame
-
-
-def _raw_bytes(frame: np.ndarray, fmt: str) -> memoryview:
-    """The frame's pixels in ``fmt``, without a copy when they are already in order."""
-    _, reverse = RAW_FORMATS[fmt]
-    return memoryview(np.ascontiguousarray(frame[:, :, ::-1] if reverse else frame)).cast("B")
-
-
-async def _ws_error(websocket: WebSocket, status: int, message: str) -> None:
-    await websocket.send_text(json.dumps({"error": {"code": status, "message": message}}))
-
-
-async def _serve_stream(websocket: WebSocket, service: Service, width: int, height: int, fmt: str, model) -> None:
-    """Read frames, run up to ``max_in_flight`` at once, answer strictly in order."""
-    pending: asyncio.Queue = asyncio.Queue(maxsize=service.settings.max_in_flight)
-
-    async def one(data: bytes):
-        try:
-            frame = _raw_frame(data, width, height, fmt)
-            result, _, _ = await service.infer(model, frame)
-            return _raw_bytes(result, fmt)
-        except ApiError as exc:
-            return exc
-
-    async def reader():
-        try:
-            while True:
-                message = await websocket.receive()
-                if message["type"] == "websocket.disconnect":
-                    break
-                data = message.get("bytes")
-                if data is None:
-                    data = (message.get("text") or "").encode()
-                await pending.put(asyncio.create_task(one(data)))  # blocks while max_in_flight are pending
-        finally:
-            await pending.put(None)
-
-    async def writer():
-        while (task := await pending.get()) is not None:
-            outcome = await task
-            if isinstance(outcome, ApiError):
-                await _ws_error(websocket, outcome.status, outcome.message)
-            else:
-                await websocket.send_bytes(outcome)
-                service.metrics.frames.inc()
-
-    reading = asyncio.create_task(reader())
-    try:
-        await writer()
-    except (WebSocketDisconnect, RuntimeError):
-        pass
-    finally:
-        reading.cancel()

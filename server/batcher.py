@@ -10,7 +10,11 @@ the loop with ``call_soon_threadsafe``. While a batch runs, new requests
 gather, so batches grow with load. The queue is bounded: past ``max_queue``
 requests (waiting or running) ``submit`` raises :class:`QueueFull` at once.
 A request not answered within its deadline raises :class:`DeadlineExceeded`;
-if it had not started, it is taken out of the queue.
+a request whose caller is cancelled (client gone, shutdown) is likewise taken
+out of the queue if it had not started: nobody would read its result. Jobs
+submitted ``alone`` (the tiles of a large image) never wait for company and
+run in their own call, so a large image's tiles take turns with other
+requests, oldest first, instead of holding the engine for the whole image.
 """
 
 from __future__ import annotations
@@ -47,8 +51,9 @@ class _Job:
     key: Hashable
     item: Any
     future: asyncio.Future
+    alone: bool = False  #: runs in a call of its own, at once (a tile: never batched, never delayed)
     queued: float = field(default_factory=time.perf_counter)
-    abandoned: bool = False  #: its caller gave up (deadline): nobody reads the result
+    abandoned: bool = False  #: its caller gave up (deadline, cancelled): nobody reads the result
 
 
 RunBatch = Callable[[Hashable, Sequence[Any]], Sequence[Any]]
@@ -98,37 +103,61 @@ class Batcher:
             self._thread = threading.Thread(target=self._work, name="engine", daemon=True)
             self._thread.start()
 
-    async def close(self) -> None:
-        """Finish what is queued and running, then stop."""
+    async def close(self, timeout: float | None = None) -> None:
+        """Stop: queued requests are refused (``QueueFull``), the running call may finish within ``timeout`` s.
+
+        Work still queued at shutdown is dropped rather than run: its callers have been answered (503) or
+        are gone, and running it would hold the process long past its shutdown timeout.
+        """
         with self._cond:
             self._closing = True
+            dropped = [job for jobs in self._groups.values() for job in jobs]
+            self._groups.clear()
             self._cond.notify_all()
+        for job in dropped:
+            if not job.future.done():
+                job.future.set_exception(QueueFull("the service is shutting down"))
         if self._thread is not None:
-            await asyncio.to_thread(self._thread.join)
+            await asyncio.to_thread(self._thread.join, timeout)
         await asyncio.sleep(0)  # let the last deliveries run
 
-    async def submit(self, key: Hashable, item: Any, timeout: float | None = None) -> tuple[Any, BatchInfo]:
-        """Queue ``item`` and wait for its result; raises ``QueueFull`` or ``DeadlineExceeded``."""
-        job = _Job(key, item, asyncio.get_running_loop().create_future())
+    async def submit(
+        self, key: Hashable, item: Any, timeout: float | None = None, *, alone: bool = False, admitted: bool = False
+    ) -> tuple[Any, BatchInfo]:
+        """Queue ``item`` and wait for its result; raises ``QueueFull`` or ``DeadlineExceeded``.
+
+        ``alone``: run it in a call of its own, without waiting for company. ``admitted``: its request was
+        admitted elsewhere (a tile of a large image, bounded by the large lanes), so a full queue does not
+        refuse it: half an image is no use. Cancelling the caller takes a job that has not started out of
+        the queue.
+        """
+        job = _Job(key, item, asyncio.get_running_loop().create_future(), alone)
         with self._cond:
             if self._closing:
                 raise QueueFull("the service is shutting down")
             load = self._load()
-            if load >= self.max_queue:
+            if load >= self.max_queue and not admitted:
                 raise QueueFull(f"{load} requests are queued (limit {self.max_queue})")
             self._groups.setdefault(key, []).append(job)
             self._cond.notify()
         try:
             return await asyncio.wait_for(asyncio.shield(job.future), timeout)
         except TimeoutError:
-            with self._cond:
-                job.abandoned = True
-                group = self._groups.get(key, [])
-                if job in group:  # not started: leave no work behind
-                    group.remove(job)
-                    if not group:
-                        del self._groups[key]
+            self._drop(job)
             raise DeadlineExceeded(f"not answered within {timeout:g} s") from None
+        except asyncio.CancelledError:
+            self._drop(job)
+            raise
+
+    def _drop(self, job: _Job) -> None:
+        """Forget ``job``: out of the queue if it has not started, its result unread if it has."""
+        with self._cond:
+            job.abandoned = True
+            group = self._groups.get(job.key, [])
+            if job in group:  # not started: leave no work behind
+                group.remove(job)
+                if not group:
+                    del self._groups[job.key]
 
     def _ready(self) -> tuple[Hashable | None, float]:
         """The group to run now (or None), and how long to wait otherwise (call with ``_cond`` held)."""
@@ -138,9 +167,9 @@ class Batcher:
         key = min(self._groups, key=lambda k: self._groups[k][0].queued)  # oldest first
         jobs = self._groups[key]
         waited = now - jobs[0].queued
-        if len(jobs) >= self.max_batch_size or waited >= self.max_delay_s or self._closing:
+        if len(jobs) >= self.max_batch_size or waited >= self.max_delay_s or jobs[0].alone or self._closing:
             return key, 0.0
-        full = [k for k, js in self._groups.items() if len(js) >= self.max_batch_size]
+        full = [k for k, js in self._groups.items() if len(js) >= self.max_batch_size or js[0].alone]
         if full:
             return full[0], 0.0
         return None, self.max_delay_s - waited
@@ -155,7 +184,8 @@ class Batcher:
                 if self._closing and not self._groups:
                     return None
                 self._cond.wait(None if wait == float("inf") else wait)
-            jobs = self._groups[key][: self.max_batch_size]
+            group = self._groups[key]
+            jobs = group[:1] if group[0].alone else group[: self.max_batch_size]
             rest = self._groups[key][len(jobs) :]
             if rest:
                 self._groups[key] = rest

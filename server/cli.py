@@ -12,9 +12,13 @@ def _flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def _comma_list(text: str) -> list[str]:
+    return [v for v in text.split(",") if v]
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``serve`` subcommand: one flag per setting (see ``server.settings.Settings``)."""
-    from server.settings import ENV_PREFIX, Settings
+    from server.settings import ENV_PREFIX, Settings, choices_of, help_of
 
     p = sub.add_parser(
         "serve",
@@ -25,28 +29,44 @@ def register(sub: argparse._SubParsersAction) -> None:
     defaults = Settings()
     for f in fields(Settings):
         default = getattr(defaults, f.name)
-        env = f"{ENV_PREFIX}{f.name.upper()}"
+        env = f"[{ENV_PREFIX}{f.name.upper()}]"
+        text = help_of(f.name)
         if isinstance(default, bool):
-            p.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, default=None, help=f"[{env}]")
+            shown = "on" if default else "off"
+            p.add_argument(
+                _flag(f.name),
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=f"{text} (default: {shown}) {env}",
+            )
         elif isinstance(default, list):
             shown = ",".join(default) if f.name != "api_keys" else "none"
             p.add_argument(
                 _flag(f.name),
-                type=lambda t: [v for v in t.split(",") if v],
+                type=_comma_list,
                 default=None,
-                help=f"comma-separated (default: {shown}) [{env}]",
+                metavar="A,B",
+                help=f"{text}; comma-separated (default: {shown or 'none'}) {env}",
             )
         else:
-            p.add_argument(_flag(f.name), type=type(default), default=None, help=f"(default: {default}) [{env}]")
+            # Choices are shown, not enforced by argparse: the settings check reports a bad value in one
+            # line, with every other problem, as for the environment variables.
+            choices = choices_of(f.name)
+            shown = repr(default) if default == "" else default
+            p.add_argument(
+                _flag(f.name),
+                type=type(default),
+                default=None,
+                metavar=f.name.upper(),
+                help=f"{text}; one of: {', '.join(c or repr(c) for c in choices)} (default: {shown}) {env}"
+                if choices
+                else f"{text} (default: {shown}) {env}",
+            )
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    import logging
-
-    import uvicorn
-
-    from server.app import create_app
+    from server.runner import run
     from server.settings import Settings, load_settings
     from upscaler.models import get_model
 
@@ -54,19 +74,4 @@ def _run(args: argparse.Namespace) -> int:
     settings = load_settings(overrides)
     for name in settings.models:  # fail now, with the known names, not inside the server
         get_model(name)
-    access = logging.getLogger("upscaler.access")
-    access.setLevel(logging.INFO if settings.access_log else logging.WARNING)
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    access.addHandler(handler)
-    access.propagate = False
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        access_log=False,  # the service writes its own structured lines
-        timeout_graceful_shutdown=int(settings.shutdown_timeout_s),
-        log_level="info",
-    )
-    uvicorn.Server(config).run()
-    return 0
+    return run(settings)

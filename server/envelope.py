@@ -1,5 +1,9 @@
 """What wraps every HTTP request: auth, request id, metrics, access log, last-resort 500.
 
+A client that disconnects before its answer is no error of the service: it
+is recorded as status 499 (and in ``upscaler_client_disconnects``), logged as
+one access-log line, and nothing is sent.
+
 A plain ASGI middleware rather than Starlette's ``BaseHTTPMiddleware``: it
 adds no task and no stream between the handler and the socket, so a 2.7 MB
 frame goes out as the handler produced it. Websockets pass straight through
@@ -8,6 +12,7 @@ frame goes out as the handler produced it. Websockets pass straight through
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -16,9 +21,10 @@ import uuid
 from collections.abc import Callable, Collection
 
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.errors import error_response
+from server.errors import CLIENT_GONE, ClientGone, error_response
 
 __all__ = ["Envelope"]
 
@@ -62,6 +68,16 @@ class Envelope:
         else:
             try:
                 await self.app(scope, receive, tagged_send)
+            except (ClientGone, ClientDisconnect):  # nobody to answer: its work was dropped
+                status = CLIENT_GONE
+            except asyncio.CancelledError:
+                # The server cancels what outlives its shutdown timeout; the service answers everything before
+                # that, so this is a last resort: a JSON 503 rather than the server's plain-text 500, and the
+                # task ends quietly (nothing awaits it but the server's shutdown).
+                if not status:
+                    await error_response(503, "the service is shutting down", code="shutting_down")(
+                        scope, receive, tagged_send
+                    )
             except Exception:  # never let one request take the server down
                 log.exception("unhandled error on %s", path)
                 if not status:  # nothing sent yet: the client still gets a JSON answer
@@ -72,6 +88,8 @@ class Envelope:
         known = path if path in self.routes() else "other"
         metrics = self.service.metrics
         metrics.requests.labels(known, str(status)).inc()
+        if status == CLIENT_GONE:
+            metrics.disconnects.labels(known).inc()
         metrics.latency.labels(known).observe(elapsed)
         if self.access:
             client = scope.get("client")

@@ -10,7 +10,8 @@ _LATENCY = (0.002, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0, 2.
 
 
 class Metrics:
-    """Request counts by route and status; latency, queue and compute time; batch sizes; queue depth."""
+    """Request counts by route and status; latency, queue and compute time; batch sizes; queue depth;
+    client disconnects; tiles of large images; open streams."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -24,6 +25,13 @@ class Metrics:
         )
         self.queued = Gauge("upscaler_queued_requests", "Requests waiting or running", registry=r)
         self.frames = Counter("upscaler_stream_frames", "Frames answered on WebSocket streams", registry=r)
+        self.streams = Gauge("upscaler_streams_open", "WebSocket streams open (their tasks not yet ended)", registry=r)
+        self.tiles = Counter("upscaler_tiles", "Tiles of large images run through the engine", registry=r)
+        self.large = Gauge("upscaler_large_requests", "Large (tiled) images being upscaled or waiting", registry=r)
+        # Not errors of the service: the client left before its answer (status 499 in ``upscaler_requests``).
+        self.disconnects = Counter(
+            "upscaler_client_disconnects", "Requests whose client went away before the answer", ["route"], registry=r
+        )
         ProcessCollector(registry=r)  # process_resident_memory_bytes, CPU seconds, open fds
 
     def observe_batch(self, size: int, seconds: float) -> None:

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Hashable, Sequence
 
 import numpy as np
 
 from upscaler.facade import Upscaler
-from upscaler.models import ModelError, get_model
+from upscaler.models import ModelError, get_model, load_manifest
 
-__all__ = ["ModelPool"]
+__all__ = ["IMAGES", "TILES", "ModelPool"]
 
 log = logging.getLogger(__name__)
+
+#: First element of a batcher key whose items are images (upscaled whole, same-shaped ones together) ...
+IMAGES = "images"
+#: ... or tile batches (``N x 3 x h x w`` float) of one large image, each through the network alone.
+TILES = "tiles"
+
+
+def _is_path(name: str) -> bool:
+    return name.endswith(".safetensors") or "/" in name or "\\" in name
 
 
 class ModelPool:
@@ -30,6 +38,8 @@ class ModelPool:
         precision: str | None = None,
     ) -> None:
         self.upscalers: dict[str, Upscaler] = {}
+        #: What a client may name, and the served model each resolves to. Paths given at start are not
+        #: among them: a client names a model loaded from a file by its name, and learns no server paths.
         self.aliases: dict[str, str] = {}
         for name in names:
             model = get_model(name)
@@ -42,20 +52,33 @@ class ModelPool:
                     spin=spin,
                     precision=precision or None,
                 )
-            self.aliases[name] = model.name
-        self.default = self.aliases[names[0]]
+            self.aliases[model.name] = model.name
+            if not _is_path(name):
+                self.aliases[name] = model.name
+        for alias, target in load_manifest()[1].items():  # built-in aliases ("x4") of the models served
+            if target in self.upscalers:
+                self.aliases.setdefault(alias, target)
+        self.default = get_model(names[0]).name
         self.ready = False
 
     def resolve(self, name: str | None) -> Upscaler:
-        """The upscaler for a requested model name (None: the default); ``ModelError`` if not served."""
-        key = self.default if name in (None, "", "default") else name  # "default": this service's default
-        key = self.aliases.get(key, key)
-        if key not in self.upscalers:
-            with contextlib.suppress(ModelError):  # a built-in alias of a loaded model (e.g. "x4") is fine
-                key = get_model(key).name
-        if key not in self.upscalers:
+        """The upscaler for a model name a client gave (None: the default); ``ModelError`` if not served.
+
+        Only the names and aliases of served models resolve: never a path, so a client cannot make the
+        service read files from its disk.
+        """
+        key = self.default if name in (None, "", "default") else self.aliases.get(name)
+        if key is None:
             raise ModelError(f"model {name!r} is not served here; served: {', '.join(self.upscalers)}")
         return self.upscalers[key]
+
+    def describe(self) -> list[str]:
+        """One line per model: name, scale, engine and precision (the start-up log)."""
+        return [
+            f"model {name} (x{up.scale}{', default' if name == self.default else ''}) on {up.engine.name}, "
+            f"{getattr(up.engine, 'precision', '?')} precision"
+            for name, up in self.upscalers.items()
+        ]
 
     def warm_up(self) -> None:
         """Run each model once on a small frame (first calls allocate and optimise)."""
@@ -65,6 +88,10 @@ class ModelPool:
             log.info("warmed up %s on %s", name, up.engine.name)
         self.ready = True
 
-    def run_batch(self, key: Hashable, images: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Batcher callback: ``key`` starts with the model name; images share shape and type."""
-        return self.upscalers[key[0]].upscale_batch(list(images))
+    def run_batch(self, key: Hashable, items: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Batcher callback. ``(IMAGES, model, shape, dtype)``: same-shaped images, upscaled together.
+        ``(TILES, model, request)``: batches of prepared tiles of one image, through the network."""
+        kind, model = key[0], key[1]
+        if kind == TILES:
+            return [self.upscalers[model].infer(item) for item in items]
+        return self.upscalers[model].upscale_batch(list(items))

@@ -1,17 +1,18 @@
 """Service settings: defaults, then ``UPSCALER_*`` environment variables, then command-line flags.
 
 Every value is checked at start; all problems are reported together, each
-naming the setting and where it came from.
+naming the setting and where it came from. Each field carries its help text
+(and, where the values are a fixed set, its choices) for ``upscaler serve --help``.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "load_settings"]
+__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "choices_of", "help_of", "load_settings"]
 
 ENV_PREFIX = "UPSCALER_"
 
@@ -20,33 +21,93 @@ class SettingsError(ValueError):
     """One or more settings are invalid."""
 
 
+def _backends() -> tuple[str, ...]:
+    from upscaler.runtime import BACKENDS
+
+    return tuple(BACKENDS)
+
+
+def _precisions() -> tuple[str, ...]:
+    from upscaler.runtime import PRECISIONS
+
+    return ("", *PRECISIONS)
+
+
+def _doc(help: str, choices: Callable[[], Sequence[str]] | None = None) -> dict[str, Any]:
+    """A field's metadata: its help text and (imported only when asked for) its choices."""
+    return {"help": help, "choices": choices}
+
+
 @dataclass
 class Settings:
     """How the service runs. Field names are the flag names (``--max-batch-size``) and,
     upper-cased with the prefix, the environment variables (``UPSCALER_MAX_BATCH_SIZE``)."""
 
-    host: str = "127.0.0.1"  #: address to listen on
-    port: int = 8000  #: TCP port
-    models: list[str] = field(default_factory=lambda: ["default"])  #: models loaded at start (the first is default)
-    backend: str = "auto"  #: inference engine (auto, onnxruntime, torch)
-    precision: str = ""  #: fp32, fp16 (GPUs) or int8 (quantised CPU graph); empty: each engine's best
-    threads: int = 0  #: CPU threads for inference (0: all cores)
-    max_batch_size: int = 1  #: requests of one shape run together, at most this many (raise it on GPUs:
-    #: on the CPU a batch costs more per frame than single frames)
-    max_batch_delay_ms: float = 0.0  #: how long a batch's first request waits for company (0: requests
-    #: arriving while the engine is busy still share its next call, so batches grow with load at no latency cost)
-    max_queue: int = 64  #: requests waiting or running before new ones get 503
-    request_timeout_s: float = 30.0  #: a request not answered by then gets 504
-    max_body_bytes: int = 32 * 1024 * 1024  #: larger request bodies get 413
-    max_pixels: int = 4096 * 4096  #: larger input images or frames get 413 (read from the header)
-    max_in_flight: int = 4  #: raw frames per WebSocket connection being processed at once
-    api_keys: list[str] = field(default_factory=list)  #: accepted bearer keys (empty: no auth)
-    open_health: bool = True  #: /healthz and /readyz need no key
-    open_metrics: bool = True  #: /metrics needs no key
-    warmup: bool = True  #: run each model once before /readyz turns true
-    engine_spin: bool = False  #: let ONNX Runtime's threads spin between calls (they take cores from HTTP work)
-    access_log: bool = True  #: one JSON line per request on stderr
-    shutdown_timeout_s: float = 30.0  #: how long shutdown waits for in-flight requests
+    host: str = field(default="127.0.0.1", metadata=_doc("address to listen on"))
+    port: int = field(default=8000, metadata=_doc("TCP port"))
+    models: list[str] = field(
+        default_factory=lambda: ["default"],
+        metadata=_doc(
+            "models loaded at start, by name, alias or .safetensors path (the first is the default); "
+            "clients may name only these"
+        ),
+    )
+    backend: str = field(default="auto", metadata=_doc("inference engine", _backends))
+    precision: str = field(
+        default="",
+        metadata=_doc("fp32, fp16 (GPUs) or int8 (quantised CPU graph); empty: each engine's best", _precisions),
+    )
+    threads: int = field(default=0, metadata=_doc("CPU threads for inference (0: all cores)"))
+    # On the CPU a batch costs more per frame than single frames: raise it on GPUs.
+    max_batch_size: int = field(
+        default=1, metadata=_doc("requests of one shape run together in one engine call, at most this many")
+    )
+    # 0: requests arriving while the engine is busy still share its next call, so batches grow with load at
+    # no latency cost.
+    max_batch_delay_ms: float = field(default=0.0, metadata=_doc("how long a batch's first request waits for company"))
+    max_queue: int = field(default=64, metadata=_doc("requests waiting or running before new ones get 503"))
+    request_timeout_s: float = field(
+        default=30.0,
+        metadata=_doc(
+            "a request not answered this long after its body arrived gets 504 (its remaining work is dropped)"
+        ),
+    )
+    max_body_bytes: int = field(default=32 * 1024 * 1024, metadata=_doc("larger request bodies get 413"))
+    # Counts OUTPUT pixels: the cost (time and memory) of a request grows with what it produces, and an x4
+    # model makes 16 output pixels of each input pixel. 4096x4096 output is 1024x1024 input at x4, 2048x2048
+    # at x2; about 3 s of engine time for x4-fast on 2 CPU cores.
+    max_pixels: int = field(
+        default=4096 * 4096,
+        metadata=_doc("the most output pixels one request may produce (width x height x scale^2), else 413"),
+    )
+    large_lanes: int = field(
+        default=1,
+        metadata=_doc(
+            "images over 512 px on a side (upscaled in 256 px tiles) processed at once; more wait in line (their "
+            "tiles always take turns with other requests in the engine queue)"
+        ),
+    )
+    max_in_flight: int = field(default=4, metadata=_doc("raw frames per WebSocket connection being processed at once"))
+    body_timeout_s: float = field(
+        default=10.0, metadata=_doc("a request body that stalls this long between reads gets 408")
+    )
+    header_timeout_s: float = field(
+        default=10.0, metadata=_doc("a connection that takes this long to send its request headers gets 408")
+    )
+    api_keys: list[str] = field(
+        default_factory=list, metadata=_doc("accepted bearer keys, each 16+ characters (none: no auth)")
+    )
+    open_health: bool = field(default=True, metadata=_doc("/healthz and /readyz need no key"))
+    open_metrics: bool = field(default=True, metadata=_doc("/metrics needs no key"))
+    warmup: bool = field(default=True, metadata=_doc("run each model once before /readyz turns true"))
+    engine_spin: bool = field(
+        default=False, metadata=_doc("let ONNX Runtime's threads spin between calls (they take cores from HTTP)")
+    )
+    access_log: bool = field(default=True, metadata=_doc("one JSON line per request on stderr"))
+    shutdown_timeout_s: float = field(
+        default=30.0,
+        metadata=_doc("on SIGTERM, how long in-flight requests may finish; the rest get 503 and the process exits"),
+    )
 
     def problems(self) -> list[str]:
         """Every invalid value, described."""
@@ -55,25 +116,33 @@ class Settings:
             out.append(f"port must be 1-65535, got {self.port}")
         if not self.models:
             out.append("models must name at least one model")
-        positive = ("max_batch_size", "max_queue", "max_body_bytes", "max_pixels", "max_in_flight")
+        positive = ("max_batch_size", "max_queue", "max_body_bytes", "max_pixels", "max_in_flight", "large_lanes")
         out += [f"{name} must be at least 1, got {getattr(self, name)}" for name in positive if getattr(self, name) < 1]
         if self.threads < 0:
             out.append(f"threads must not be negative, got {self.threads}")
         if self.max_batch_delay_ms < 0:
             out.append(f"max_batch_delay_ms must not be negative, got {self.max_batch_delay_ms}")
-        for name in ("request_timeout_s", "shutdown_timeout_s"):
+        for name in ("request_timeout_s", "shutdown_timeout_s", "body_timeout_s", "header_timeout_s"):
             if getattr(self, name) <= 0:
                 out.append(f"{name} must be positive, got {getattr(self, name)}")
         if any(len(k) < 16 for k in self.api_keys):
             out.append("api_keys must each be at least 16 characters")
-        from upscaler.runtime import BACKENDS, PRECISIONS
-
-        if self.precision and self.precision not in PRECISIONS:
-            out.append(f"precision must be one of {', '.join(PRECISIONS)} (or empty), got {self.precision!r}")
-
-        if self.backend not in BACKENDS:
-            out.append(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        if self.precision not in _precisions():
+            out.append(f"precision must be one of {', '.join(_precisions()[1:])} (or empty), got {self.precision!r}")
+        if self.backend not in _backends():
+            out.append(f"backend must be one of {', '.join(_backends())}, got {self.backend!r}")
         return out
+
+
+def help_of(name: str) -> str:
+    """The help text of setting ``name``."""
+    return next(f.metadata["help"] for f in fields(Settings) if f.name == name)
+
+
+def choices_of(name: str) -> tuple[str, ...] | None:
+    """The values setting ``name`` may take, where they are a fixed set."""
+    make = next(f.metadata["choices"] for f in fields(Settings) if f.name == name)
+    return tuple(make()) if make else None
 
 
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -89,27 +90,94 @@ def serve(tmp: Path, *args: str, env: dict | None = None, ready_timeout: float =
 
 
 class Gate:
-    """A batch function that holds every engine call until ``open()``: requests stay running or queued.
+    """A batch function that holds every engine call until ``open()`` (or ``allow(n)``): requests stay running
+    or queued.
 
-    ``calls`` records each call's batch size; ``entered`` is set once the first call is inside.
+    ``calls`` records each call's batch size, ``keys`` its batcher key and ``pixels`` how many input pixels it
+    was given; ``entered`` is set once the first call is inside.
     """
 
     def __init__(self, run_batch: Callable[[Hashable, Sequence[Any]], Sequence[Any]]) -> None:
         self.run_batch = run_batch
         self.entered = threading.Event()
         self._open = threading.Event()
+        self._cond = threading.Condition()
+        self._permits = 0
         self.calls: list[int] = []
+        self.keys: list[Hashable] = []
+        self.pixels: list[int] = []
 
     def __call__(self, key: Hashable, items: Sequence[Any]) -> Sequence[Any]:
         self.calls.append(len(items))
+        self.keys.append(key)
+        self.pixels.append(sum(_pixels(item) for item in items))
         self.entered.set()
-        if not self._open.wait(HANG_GUARD_S):
-            raise TimeoutError("the test never opened the gate")
+        with self._cond:
+            held = self._cond.wait_for(lambda: self._open.is_set() or self._permits > 0, HANG_GUARD_S)
+            if not held:
+                raise TimeoutError("the test never opened the gate")
+            if not self._open.is_set():
+                self._permits -= 1
         return self.run_batch(key, items)
 
     def open(self) -> None:
         """Let the held call and every later one through."""
-        self._open.set()
+        with self._cond:
+            self._open.set()
+            self._cond.notify_all()
+
+    def allow(self, n: int = 1) -> None:
+        """Let ``n`` more calls through (held ones first), the rest stay held."""
+        with self._cond:
+            self._permits += n
+            self._cond.notify_all()
+
+    def wait_calls(self, n: int) -> None:
+        """Wait until the ``n``-th engine call has come to the gate (held there unless let through)."""
+        wait_until(lambda: len(self.calls) >= n, f"engine call {n} to reach the gate")
+
+
+def _pixels(item: Any) -> int:
+    """Input pixels in one batcher item: an ``H x W (x C)`` image or an ``N x C x H x W`` tile batch."""
+    shape = getattr(item, "shape", ())
+    if len(shape) == 4:
+        return shape[0] * shape[2] * shape[3]
+    return shape[0] * shape[1] if len(shape) >= 2 else 0
+
+
+def metric(client: httpx.Client, name: str, **labels: str) -> float:
+    """The value of one sample in ``/metrics`` (0 if absent), e.g. ``metric(c, "upscaler_requests_total",
+    route="/v1/upscale", status="499")``."""
+    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    head = f"{name}{{{want}}}" if labels else name
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(head + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    """Everything the peer sends until it closes the connection."""
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def read_head(sock: socket.socket) -> bytes:
+    """Bytes up to and including the first blank line (one response head), however TCP splits them."""
+    data = b""
+    while not data.endswith(b"\r\n\r\n"):
+        chunk = sock.recv(1)  # byte by byte: nothing of the next response is taken from the socket
+        assert chunk, f"connection closed after {data!r}"
+        data += chunk
+    return data
+
+
+def abort(sock: socket.socket) -> None:
+    """Close ``sock`` with a reset, as a client that crashes or is killed does."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
 
 
 class InProcessServer:

@@ -57,7 +57,8 @@ def assert_healthy(client, photo, direct):
 def error_of(r, status: int) -> dict:
     assert r.status_code == status, (r.status_code, r.text)
     body = r.json()
-    assert set(body) == {"error"} and {"code", "message"} <= set(body["error"])
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "status", "message"}
+    assert body["error"]["status"] == status and isinstance(body["error"]["code"], str)
     return body["error"]
 
 
@@ -136,7 +137,7 @@ def test_websocket_stream_answers_in_order_and_reports_bad_frames(server, photo,
             if i == 2:
                 ws.send(b"short")  # answered in its place, the stream goes on
         replies = [ws.recv(timeout=60) for _ in range(len(frames) + 1)]
-    assert json.loads(replies[3])["error"]["code"] == 400
+    assert json.loads(replies[3])["error"] | {"message": ""} == {"code": "bad_request", "status": 400, "message": ""}
     images = [r for i, r in enumerate(replies) if i != 3]
     for f, r in zip(frames, images):
         out = np.frombuffer(r, np.uint8).reshape(4 * h, 4 * w, 3)
@@ -145,9 +146,10 @@ def test_websocket_stream_answers_in_order_and_reports_bad_frames(server, photo,
 
 def test_websocket_rejects_unknown_model_and_huge_frames(server):
     with connect(f"{server.ws_url}/v1/stream?width=8&height=8&model=nope") as ws:
-        assert json.loads(ws.recv(timeout=10))["error"]["code"] == 404
+        assert json.loads(ws.recv(timeout=10))["error"]["status"] == 404
     with connect(f"{server.ws_url}/v1/stream?width=4000&height=4000") as ws:
-        assert json.loads(ws.recv(timeout=10))["error"]["code"] == 413
+        error = json.loads(ws.recv(timeout=10))["error"]
+        assert (error["code"], error["status"]) == ("too_large", 413)
 
 
 def test_request_ids_are_echoed_or_made(client):
@@ -212,7 +214,8 @@ def test_a_bomb_is_refused_from_its_header_without_decoding(client, photo, direc
     with pytest.raises(ImageError):  # decoding it fails: had the service decoded it, the answer would be a 400
         decode_image(body)
     error = error_of(client.post("/v1/upscale", content=body, headers={"Content-Type": "image/png"}), 413)
-    assert error == {"code": "too_large", "message": "3000x3000 is 9000000 pixels; the limit is 400000"}
+    message = "3000x3000 at x4 makes 12000x12000 = 144000000 output pixels; the limit is 400000"
+    assert error == {"code": "too_large", "status": 413, "message": message}
     assert_healthy(client, photo, direct)
 
 

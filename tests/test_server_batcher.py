@@ -183,3 +183,90 @@ def test_a_deadline_is_a_deadline_while_frames_of_the_same_shape_wait():
             await batcher.close()
 
     run(main())
+
+
+def test_cancelling_a_caller_takes_its_job_out_of_the_queue():
+    gate = threading.Event()
+    rec = Recorder(gate)
+
+    async def main():
+        batcher = Batcher(rec, max_batch_size=1, max_delay_s=0.0)
+        batcher.start()
+        first = asyncio.create_task(batcher.submit("a", 1))
+        await until(rec.entered.is_set, "the first batch to start")
+        gone = asyncio.create_task(batcher.submit("a", 2))
+        await until(lambda: batcher.waiting == 1, "the second request to queue")
+        gone.cancel()  # its client went away: nobody will read its result
+        await until(lambda: batcher.waiting == 0, "the cancelled request to leave the queue")
+        gate.set()
+        await first
+        await batcher.close()
+
+    run(main())
+    assert [items for _, items in rec.calls] == [[1]]
+
+
+def test_close_drops_queued_work_instead_of_running_it():
+    gate = threading.Event()
+    rec = Recorder(gate)
+
+    async def main():
+        batcher = Batcher(rec, max_batch_size=1, max_delay_s=0.0)
+        batcher.start()
+        running = asyncio.create_task(batcher.submit("a", 1))
+        await until(rec.entered.is_set, "the first batch to start")
+        queued = [asyncio.create_task(batcher.submit("a", i)) for i in (2, 3)]
+        await until(lambda: batcher.waiting == 2, "two requests to queue")
+        closing = asyncio.create_task(batcher.close(timeout=HANG_GUARD_S))
+        for task in queued:
+            with pytest.raises(QueueFull, match="shutting down"):
+                await task
+        gate.set()
+        await closing
+        assert (await running)[0] == 2
+
+    run(main())
+    assert [items for _, items in rec.calls] == [[1]]
+
+
+def test_jobs_submitted_alone_take_turns_with_others_oldest_first():
+    gate = threading.Event()
+    rec = Recorder(gate)
+
+    async def main():
+        # A delay no run reaches and a batch size never filled: only ``alone`` lets a job start at once.
+        batcher = Batcher(rec, max_batch_size=8, max_delay_s=HANG_GUARD_S)
+        batcher.start()
+        tile = asyncio.create_task(batcher.submit("tile", 10, alone=True))
+        await until(rec.entered.is_set, "the first tile to start")
+        small = asyncio.create_task(batcher.submit("small", 1, alone=True))
+        await until(lambda: batcher.waiting == 1, "the small request to queue")
+        gate.set()
+        await tile
+        second_tile = asyncio.create_task(batcher.submit("tile", 11, alone=True))
+        await asyncio.gather(small, second_tile)
+        await batcher.close()
+
+    run(main())
+    assert [key for key, _ in rec.calls] == ["tile", "small", "tile"]
+
+
+def test_admitted_jobs_are_not_refused_by_a_full_queue():
+    gate = threading.Event()
+    rec = Recorder(gate)
+
+    async def main():
+        batcher = Batcher(rec, max_batch_size=1, max_delay_s=0.0, max_queue=1)
+        batcher.start()
+        first = asyncio.create_task(batcher.submit("a", 1))
+        await until(rec.entered.is_set, "the first batch to start")
+        with pytest.raises(QueueFull):
+            await batcher.submit("a", 2)
+        tile = asyncio.create_task(batcher.submit("tile", 3, alone=True, admitted=True))  # a large image's next tile
+        await until(lambda: batcher.waiting == 1, "the tile to queue")
+        gate.set()
+        results = [(await first)[0], (await tile)[0]]
+        await batcher.close()
+        return results
+
+    assert run(main()) == [2, 6]

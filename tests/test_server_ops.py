@@ -18,11 +18,12 @@ from websockets.sync.client import connect
 from server.app import create_app
 from server.settings import Settings
 from tests.conftest import run_cli
-from tests.server_helpers import HANG_GUARD_S, serve, serve_in_thread, wait_until
+from tests.server_helpers import HANG_GUARD_S, read_head, serve, serve_in_thread, wait_until
 from upscaler import Upscaler
 from upscaler.io import encode_image
 
 KEY = "test-key-0123456789abcdef"
+UNAUTHORIZED = {"code": "unauthorized", "status": 401, "message": "unauthorized"}
 
 
 def _rss_kb(pid: int) -> int:
@@ -61,7 +62,7 @@ def test_api_keys_guard_everything_but_the_open_endpoints(tmp_path, photo):
     with serve(tmp_path, "--api-keys", KEY, "--no-open-metrics") as server, server.client() as c:
         for headers in ({}, {"Authorization": "Bearer wrong-key-0123456789"}, {"Authorization": KEY}):
             r = c.post("/v1/upscale", content=png, headers={"Content-Type": "image/png", **headers})
-            assert r.status_code == 401 and r.json() == {"error": {"code": "unauthorized", "message": "unauthorized"}}
+            assert r.status_code == 401 and r.json() == {"error": UNAUTHORIZED}
             assert r.headers["www-authenticate"] == "Bearer"
         good = {"Authorization": f"Bearer {KEY}"}
         assert c.post("/v1/upscale", content=png, headers={"Content-Type": "image/png", **good}).status_code == 200
@@ -88,7 +89,7 @@ def test_graceful_shutdown_finishes_in_flight_requests(tmp_path, photo):
             sock.sendall(head.encode())
             # "100 Continue" comes once the handler asks for the body: the request is in flight, and its
             # body, hence its end, is in the test's hands.
-            assert _read_head(sock) == b"HTTP/1.1 100 Continue\r\n\r\n"
+            assert read_head(sock) == b"HTTP/1.1 100 Continue\r\n\r\n"
             server.proc.send_signal(signal.SIGTERM)
             wait_until(lambda: "Waiting for connections to close" in server.log.read_text(), "the drain to begin")
             with pytest.raises(httpx.TransportError):  # draining: no new connections
@@ -103,16 +104,6 @@ def test_graceful_shutdown_finishes_in_flight_requests(tmp_path, photo):
         # uvicorn re-raises the signal once drained, so the exit status says "terminated by SIGTERM".
         assert server.proc.wait(timeout=HANG_GUARD_S) in (0, -signal.SIGTERM)
         assert "Finished server process" in server.log.read_text()
-
-
-def _read_head(sock: socket.socket) -> bytes:
-    """Bytes up to and including the first blank line (one response head), however TCP splits them."""
-    data = b""
-    while not data.endswith(b"\r\n\r\n"):
-        chunk = sock.recv(1)  # byte by byte: nothing of the next response is taken from the socket
-        assert chunk, f"connection closed after {data!r}"
-        data += chunk
-    return data
 
 
 @pytest.mark.parametrize(
@@ -165,7 +156,7 @@ def test_deadline_gives_504(photo, caplog):
         gate = server.gate()  # the engine never answers before the deadline, however fast it is
         r = c.post("/v1/frames", content=frame.tobytes(), headers=headers)
         assert r.status_code == 504
-        assert r.json()["error"] == {"code": "timeout", "message": "not answered within 0.05 s"}
+        assert r.json()["error"] == {"code": "timeout", "status": 504, "message": "not answered within 0.05 s"}
         gate.open()
         assert c.get("/healthz").status_code == 200
         assert c.post("/v1/frames", content=frame.tobytes(), headers=headers).status_code == 200
@@ -212,6 +203,6 @@ def test_an_unhandled_error_is_a_json_500_and_the_server_lives_on():
     with serve_in_thread(None, app) as server, server.client() as c:
         failed = c.get("/v1/broken", headers={"X-Request-ID": "bug-1"})
         assert failed.status_code == 500 and failed.headers["x-request-id"] == "bug-1"
-        assert failed.json() == {"error": {"code": "internal_error", "message": "internal error"}}
+        assert failed.json() == {"error": {"code": "internal_error", "status": 500, "message": "internal error"}}
         assert c.get("/healthz").status_code == 200
         assert 'upscaler_requests_total{route="other",status="500"} 1.0' in c.get("/metrics").text

@@ -54,7 +54,9 @@ def test_cpu_instances_tensorrt_acceleration_and_other_precisions(tmp_path):
     assert result.returncode == 0, result.stderr
     text = _config(repo / "x4-fast" / "config.pbtxt")
     assert "kind: KIND_CPU" in text and "tensorrt" not in text.split("\n", 2)[2]
-    assert (repo / "x4-fast" / "1" / "model.onnx").read_bytes() == list_models("frame")[0].graph("int8").path.read_bytes()
+    assert (repo / "x4-fast" / "1" / "model.onnx").read_bytes() == list_models("frame")[0].graph(
+        "int8"
+    ).path.read_bytes()
     result = run_cli("export", "triton", "--dir", str(tmp_path / "g"), "-m", "x2", "--tensorrt", "fp16")
     assert result.returncode == 0, result.stderr
     text = _config(tmp_path / "g" / "x2-fast" / "config.pbtxt")

@@ -1,0 +1,174 @@
+"""Measure what bounds one request's cost, against a real ``upscaler serve`` on loopback.
+
+``python -m server.measure [--model x4-fast] [--trials 5] [--shutdown-timeout-s 5]`` prints JSON:
+
+- ``small_ms``: a small request's latency (64x64 PNG to ``/v1/upscale``) when idle, and while the largest
+  accepted request (a square image of ``--max-pixels`` output pixels) runs, with that request's own latency;
+- ``memory_mb``: the service's peak resident memory (``VmHWM``) once ready and after the largest requests;
+- ``shutdown``: seconds from SIGTERM to exit with 9 of the largest requests in flight, and their statuses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from server.settings import Settings
+from upscaler.io import encode_image
+from upscaler.models import get_model
+
+__all__ = ["main"]
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def _serve(*args: str) -> Iterator[tuple[subprocess.Popen, str]]:
+    port = _port()
+    exe = Path(sys.executable).with_name("upscaler")
+    command = [str(exe)] if exe.exists() else [sys.executable, "-m", "upscaler"]
+    proc = subprocess.Popen(
+        [*command, "serve", "--port", str(port), "--no-access-log", *args], stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"upscaler serve exited with {proc.returncode}")
+            try:
+                if httpx.get(url + "/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        yield proc, url
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _peak_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM")) / 1024
+
+
+def _metric(client: httpx.Client, name: str) -> float:
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+def _post(url: str, body: bytes) -> tuple[int, float]:
+    started = time.perf_counter()
+    r = httpx.post(url + "/v1/upscale", content=body, headers={"Content-Type": "image/png"}, timeout=600)
+    return r.status_code, time.perf_counter() - started
+
+
+def _largest(model: str) -> tuple[int, bytes]:
+    scale = get_model(model).scale
+    side = math.isqrt(Settings().max_pixels // scale**2)
+    image = np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8)
+    return side, encode_image(image, "png")
+
+
+def _latency(model: str, trials: int) -> dict:
+    side, big = _largest(model)
+    small = encode_image(np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8), "png")
+    with _serve("--models", model) as (proc, url), httpx.Client(base_url=url) as c:
+        idle = [_post(url, small)[1] for _ in range(10)]
+        ready_mb = _peak_mb(proc.pid)
+        during, bigs = [], []
+        for _ in range(trials):
+            tiles = _metric(c, "upscaler_tiles_total")
+            outcome: dict = {}
+            thread = threading.Thread(target=lambda out=outcome: out.update(big=_post(url, big)))
+            thread.start()
+            while _metric(c, "upscaler_tiles_total") == tiles:  # until the large one is in the engine
+                time.sleep(0.01)
+            while "big" not in outcome:  # small requests, one after another, for as long as it runs
+                status, seconds = _post(url, small)
+                if "big" not in outcome and status == 200:
+                    during.append(seconds)
+            thread.join()
+            bigs.append(outcome["big"][1])
+        peak_mb = _peak_mb(proc.pid)
+    return {
+        "model": model,
+        "largest_input": f"{side}x{side}",
+        "small_ms": {
+            "idle_median": round(statistics.median(idle) * 1000, 1),
+            "during_largest_median": round(statistics.median(during) * 1000, 1),
+            "during_largest_max": round(max(during) * 1000, 1),
+            "answered_during_largest": len(during),
+        },
+        "largest_s": {"median": round(statistics.median(bigs), 2), "max": round(max(bigs), 2)},
+        "memory_mb": {"peak_when_ready": round(ready_mb), "peak_after_largest": round(peak_mb)},
+    }
+
+
+def _shutdown(model: str, timeout: float, count: int = 9) -> dict:
+    _, big = _largest(model)
+    with (
+        _serve("--models", model, "--shutdown-timeout-s", str(timeout)) as (proc, url),
+        httpx.Client(base_url=url) as c,
+    ):
+        results: list[int] = []
+
+        def one() -> None:
+            try:
+                results.append(_post(url, big)[0])
+            except httpx.TransportError:
+                results.append(0)
+
+        threads = [threading.Thread(target=one) for _ in range(count)]
+        for t in threads:
+            t.start()
+        while _metric(c, "upscaler_large_requests") < count:  # all in flight: one running, the rest in line
+            time.sleep(0.01)
+        signalled = time.perf_counter()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait()
+        exited = time.perf_counter() - signalled
+        for t in threads:
+            t.join()
+    return {"timeout_s": timeout, "in_flight": count, "exit_s": round(exited, 2), "statuses": dict(Counter(results))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the measurements and print them as JSON."""
+    parser = argparse.ArgumentParser(prog="python -m server.measure", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="x4-fast", help="the model to measure (default: x4-fast)")
+    parser.add_argument("--trials", type=int, default=5, help="largest requests for the latency figures")
+    parser.add_argument("--shutdown-timeout-s", type=float, default=5.0, help="the shutdown timeout to measure")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    report = _latency(args.model, args.trials)
+    report["shutdown"] = _shutdown(args.model, args.shutdown_timeout_s)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
