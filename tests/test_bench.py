@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from upscaler.bench.peers import resize_peers
 from upscaler.bench.report import add_ratios, format_markdown
 from upscaler.bench.runner import Case, PeerSubject, run_cases
 from upscaler.bench.stats import latency_stats, percentile
-from upscaler.bench.sweep import parse_int_list, parse_sizes
+from upscaler.bench.sweep import SIZE_PRESETS, parse_int_list, parse_sizes
 from upscaler.sysinfo import cpu_flags, cpu_name, nvidia_driver
 
 #: OpenCV dnn_superres models (ESPCN_x4.pb, ...) for the peer test; not in the repository, so it runs only when
@@ -224,3 +225,44 @@ def test_http_mode_without_a_service_is_one_line(tmp_path):
     result = run_cli("bench", "--url", f"http://127.0.0.1:{free_port()}", "--size", "16x16")
     assert result.returncode != 0 and "no service answers" in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_help_lists_every_size_the_parser_takes():
+    result = run_cli("bench", "--help")
+    assert result.returncode == 0, result.stderr
+    listed = set(re.findall(r"\b\d+p\b", result.stdout))
+    assert set(SIZE_PRESETS) <= listed, f"missing from --help: {set(SIZE_PRESETS) - listed}"
+
+
+def test_batch_size_is_the_sweep_batch_too(tmp_path):
+    out = tmp_path / "b.json"
+    result = run_cli(
+        "bench", "-m", "x2", "--engine", "onnxruntime-cpu", "--precision", "fp32", "--size", "16x16", "--rounds", "1",
+        "--runs", "1", "--warmup", "0", "--batch-size", "1,2", "--no-memory", "--no-progress", "--json", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(out.read_text())["settings"]["batches"] == [1, 2]
+
+
+def test_plot_without_matplotlib_fails_before_measuring_anything(tmp_path):
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "sitecustomize.py").write_text(
+        "import importlib.abc, sys\n"
+        "class _Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] == 'matplotlib':\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}')\n"
+        "sys.meta_path.insert(0, _Block())\n"
+    )
+    out = tmp_path / "b.json"
+    result = run_cli(
+        "bench", "-m", "x2", "--engine", "onnxruntime-cpu", "--size", "16x16", "--rounds", "1", "--runs", "1",
+        "--no-memory", "--no-progress", "--json", str(out), "--plot", str(tmp_path / "b.png"),
+        env={"PYTHONPATH": str(shim)},
+    )  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "matplotlib" in result.stderr and "pip install 'upscaler[bench]'" in result.stderr
+    assert not out.exists() and not result.stdout  # nothing was measured: no table, no report
+    assert not (tmp_path / "b.png").exists()

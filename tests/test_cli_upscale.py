@@ -159,3 +159,33 @@ def test_unwritable_output_folder_fails_before_any_work(tmp_path, images):
 def test_unwritable_image_names_are_refused(tmp_path, images, name):
     result = run_cli("upscale", str(images / "bird.png"), "-o", str(tmp_path / name))
     assert result.returncode == 2 and "cannot write" in result.stderr and not (tmp_path / name).exists()
+
+
+def test_jpeg_is_accepted_as_well_as_jpg(tmp_path, images):
+    """The service says format=jpeg; the CLI takes both spellings."""
+    out = tmp_path / "out"
+    result = run_cli("upscale", str(images / "bird.png"), "-o", str(out), "--format", "jpeg")
+    assert result.returncode == 0, result.stderr
+    assert [p.name for p in out.iterdir()] == ["bird.jpg"]
+    for fmt, name in (("jpeg", "a.jpg"), ("jpg", "b.jpeg")):
+        result = run_cli("upscale", str(images / "bird.png"), "-o", str(tmp_path / name), "--format", fmt)
+        assert result.returncode == 0, result.stderr
+        assert read_image(tmp_path / name).shape == (256, 320, 3)
+
+
+@pytest.mark.parametrize("command", ["upscale", "video", "bench"])
+def test_batch_size_has_one_name_in_help_and_batch_as_its_alias(command):
+    result = run_cli(command, "--help")
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())  # argparse wraps lines
+    assert "--batch-size N" in text and "alias: --batch)" in text
+    assert "--batch N" not in text and "--batch BATCH" not in text  # the alias is not a second option
+
+
+def test_batch_and_batch_size_both_work(tmp_path, images):
+    for flag, name in (("--batch", "a.png"), ("--batch-size", "b.png")):
+        result = run_cli("upscale", str(images / "bird.png"), "-o", str(tmp_path / name), flag, "2", "--tile", "32")
+        assert result.returncode == 0, result.stderr
+    np.testing.assert_array_equal(read_image(tmp_path / "a.png"), read_image(tmp_path / "b.png"))
+    result = run_cli("upscale", str(images / "bird.png"), "-o", str(tmp_path / "c.png"), "--batch", "0")
+    assert result.returncode == 2 and "--batch" in result.stderr and "at least 1" in result.stderr

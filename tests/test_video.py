@@ -8,6 +8,7 @@ import itertools
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 
@@ -29,8 +31,10 @@ from tests.video_helpers import (
     video_packets,
     video_span,
 )
-from upscaler.video.probe import probe
+from upscaler.video.probe import VideoError, constant_rate, probe
+from upscaler.video.provenance import MadeBy, MixedEngines, write_made_by
 from upscaler.video.segments import plan_segments
+from upscaler.video.workdir import claim
 
 LAUNCHER = Path(__file__).with_name("video_launcher.py")
 #: How long a held job may take to reach its hold: only a guard against a hang, never a race
@@ -66,7 +70,8 @@ def _check_faithful(source: Path, output: Path, scale: int = 4) -> None:
 def test_a_clip_with_audio_comes_out_4x_with_every_frame_time_and_audio_packet(tmp_path, suffix):
     source = make_clip(tmp_path / f"in{suffix}", frames=30, vfr=True)
     out = tmp_path / f"out{suffix}"
-    result = run_cli("video", str(source), "-o", str(out), "--segment-seconds", "1", "--batch", "2", "-q")
+    batch = "--batch" if suffix == ".mp4" else "--batch-size"  # one option, two names
+    result = run_cli("video", str(source), "-o", str(out), "--segment-seconds", "1", batch, "2", "-q")
     assert result.returncode == 0, result.stderr
     _check_faithful(source, out)
     sr, lr = frames_rgb(out)[5].astype(float), frames_rgb(source)[5].astype(float)
@@ -95,6 +100,81 @@ def test_segments_are_keyframe_aligned_and_cover_everything():
     assert len(plan_segments([], Fraction(1, 10), 2.0)) == 1
     with pytest.raises(ValueError):
         plan_segments(keys, Fraction(1, 10), 0)
+
+
+def test_constant_rate_is_told_from_the_frame_times_not_the_header():
+    assert constant_rate([0, 2, 4, 6], Fraction(1, 48), Fraction(24))
+    assert constant_rate([0, 42, 83, 125, 167], Fraction(1, 1000), Fraction(24))  # a millisecond clock rounds
+    assert not constant_rate([0, 1, 3, 4, 6], Fraction(1, 48), Fraction(24))  # what Matroska may call 24 fps
+    assert not constant_rate([0, 2, 4, 6], Fraction(1, 48), None) and not constant_rate([0], Fraction(1, 48), 24)
+
+
+#: A job record as ``prepare_job`` writes it
+RECORD = {"version": 3, "input": "/videos/in.mp4", "size": 1000, "mtime_ns": 1, "model": "x4-fast",
+          "encode": {"codec": "libx264", "crf": 18, "preset": None, "pix_fmt": None, "threads": 1},
+          "segment_s": 10.0, "segments": [[0, 240], [240, None]]}  # fmt: skip
+ENGINE = MadeBy("onnxruntime-cpu", "fp32")
+
+
+def _unfinished_job(folder: Path, record: dict = RECORD, engine: MadeBy | None = ENGINE) -> bytes:
+    """A work folder as an interrupted run leaves it: its record, its engine, one finished segment, one partial."""
+    folder.mkdir()
+    (folder / "job.json").write_text(json.dumps(record))
+    if engine:
+        write_made_by(folder, engine)
+    (folder / "seg-00000.mp4").write_bytes(b"two minutes of work")
+    (folder / "seg-00001.part.mp4").write_bytes(b"half")
+    return (folder / "job.json").read_bytes()
+
+
+def test_an_unfinished_job_is_continued_refused_or_discarded_only_as_asked(tmp_path):
+    target = tmp_path / "out.mp4"
+    folder = tmp_path / ".out.mp4.upscaler"
+    record = _unfinished_job(folder)
+    for unfinished in ("keep", "replace"):  # it matches: continued, --overwrite or not
+        kept = claim(folder, RECORD, target, unfinished=unfinished, made_by=ENGINE)
+        assert kept.made_by == ENGINE and _finished(folder) == ["seg-00000.mp4"]
+        assert kept.notes == [f"{target}: continuing the unfinished job there, 1 of 2 segments are finished "
+                              "(add --restart to discard them)"]  # fmt: skip
+    assert claim(folder, RECORD, target).made_by == ENGINE  # a Ray driver: the workers' engines are checked later
+    assert claim(folder, RECORD, target, unfinished="resume", made_by=ENGINE).notes == []  # asked for: no news
+    other = {**RECORD, "encode": {**RECORD["encode"], "crf": 30, "preset": "slow"}, "segment_s": 2.0}
+    with pytest.raises(VideoError, match="--restart to discard"):
+        claim(folder, other, target, unfinished="resume", made_by=ENGINE)  # --resume never discards either
+    with pytest.raises(VideoError) as refused:
+        claim(folder, other, target, made_by=ENGINE)
+    assert "1 of 2 segments finished" in str(refused.value) and "--restart to discard" in str(refused.value)
+    assert "(--crf 18, --preset default, --segment-seconds 10)" in str(refused.value)  # what continues it
+    for changed, why in ((dict(mtime_ns=2), "input has changed"), (dict(version=2), "another version"),
+                         (dict(model="x2-fast"), "--model x4-fast")):  # fmt: skip
+        with pytest.raises(VideoError, match=why):
+            claim(folder, {**RECORD, **changed}, target, made_by=ENGINE)
+    with pytest.raises(MixedEngines, match=r"--backend onnxruntime-cpu --precision fp32.*--restart"):
+        claim(folder, RECORD, target, made_by=MadeBy("torch-cpu", "fp32"))
+    assert _finished(folder) == ["seg-00000.mp4"] and (folder / "job.json").read_bytes() == record  # nothing lost
+    replaced = claim(folder, other, target, unfinished="replace", made_by=ENGINE)  # --overwrite: it cannot go on
+    assert replaced.made_by is None and not _finished(folder) and json.loads((folder / "job.json").read_text()) == other
+    note = replaced.notes[0]
+    assert "discarded the unfinished job there, 1 of 2 segments finished (--overwrite: it was made with" in note
+    shutil.rmtree(folder)
+    _unfinished_job(folder)
+    restarted = claim(folder, RECORD, target, unfinished="restart", made_by=ENGINE)  # --restart: even a match
+    assert not list(folder.glob("seg-*")) and "(--restart)" in restarted.notes[0]
+
+
+def test_work_folders_without_finished_segments_or_records_are_handled_without_loss(tmp_path):
+    target = tmp_path / "out.mp4"
+    folder = tmp_path / ".out.mp4.upscaler"
+    _unfinished_job(folder, engine=None)  # segments with no record of their engine: never joined blindly
+    with pytest.raises(VideoError, match="does not record which engine"):
+        claim(folder, RECORD, target, made_by=ENGINE)
+    (folder / "job.json").write_text("{truncated")
+    with pytest.raises(VideoError, match="missing or unreadable"):
+        claim(folder, RECORD, target)
+    assert _finished(folder) == ["seg-00000.mp4"]
+    (folder / "seg-00000.mp4").unlink()  # nothing finished: nothing to lose, so a stale folder is reset quietly
+    fresh = claim(folder, {**RECORD, "model": "x2-fast"}, target)
+    assert fresh.notes == [] and json.loads((folder / "job.json").read_text())["model"] == "x2-fast"
 
 
 def _launch(marker: Path, segments: int, args: list[str], worker_pythonpath: Path | None = None) -> list[str]:
@@ -152,6 +232,9 @@ def test_resume_after_kill_9_equals_an_uninterrupted_run(tmp_path, start_held):
     assert result.returncode == 0, result.stderr
     entry = json.loads(summary.read_text())["files"][0]
     assert entry["status"] == "done" and entry["resumed_segments"] == 2 and entry["frames"] == 360
+    # fps counts only the frames this run made: the reused ones (two 1 s segments at 24 fps) are reported apart
+    assert entry["reused_frames"] == 48
+    assert entry["fps"] == round((360 - 48) / entry["seconds"], 2)
     first, second = frames_rgb(whole), frames_rgb(out)
     assert len(first) == len(second) == 360
     assert all(np.array_equal(x, y) for x, y in zip(first, second))
@@ -270,23 +353,90 @@ def test_without_ray_nothing_of_ray_is_imported(tmp_path):
     assert result.stderr.count("\n") == 1 and not (tmp_path / "r.mp4").exists()
 
 
-def test_ctrl_c_stops_cleanly_and_the_job_resumes(tmp_path, start_held):
-    source = make_clip(tmp_path / "in.mp4", frames=72, size=(96, 64), fps=24, gop=12)
+def test_ctrl_c_says_how_to_go_on_and_the_same_command_continues_without_losing_work(tmp_path, start_held):
+    source = make_clip(tmp_path / "in.mp4", frames=96, size=(96, 64), fps=24, gop=12)  # four 1 s segments
     out = tmp_path / "out.mp4"
     work = tmp_path / ".out.mp4.upscaler"
-    common = ["--segment-seconds", "1", "-q"]
-    # held in the engine call of the second segment: decoder and encoder threads live, as for a real Ctrl-C
-    proc = start_held(["video", str(source), "-o", str(out), *common], segments=1)
+    command = ["video", str(source), "-o", str(out), "--segment-seconds", "1", "-q"]
+    # held in the engine call of the third segment: decoder and encoder threads live, as for a real Ctrl-C
+    proc = start_held(command, segments=2)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=HOLD_TIMEOUT) == 130
     log = (tmp_path / "run.log").read_text()
-    assert "interrupted" in log and "Traceback" not in log
-    assert not out.exists() and not list(tmp_path.glob(".out.part*")) and _finished(work) == ["seg-00000.mp4"]
+    assert "Traceback" not in log and len(log.strip().splitlines()) == 1, log
+    assert "upscaler: interrupted; 2 of 4 segments are finished and kept" in log
+    assert "run the same command again (or add --resume) to continue" in log
+    assert not out.exists() and not list(tmp_path.glob(".out.part*"))
+    kept = _finished(work)
+    assert kept == ["seg-00000.mp4", "seg-00001.mp4"]
     summary = tmp_path / "summary.json"
-    result = run_cli("video", str(source), "-o", str(out), *common, "--resume", "--json", str(summary))
+    result = run_cli(*command, "--json", str(summary))  # the same command: no --resume
     assert result.returncode == 0, result.stderr
-    assert json.loads(summary.read_text())["files"][0]["resumed_segments"] == 1
-    assert len(frame_times(out)) == 72 and not work.exists()
+    assert "2 of 4 segments are finished" in result.stderr and "--restart" in result.stderr  # says it goes on
+    entry = json.loads(summary.read_text())["files"][0]
+    assert entry["resumed_segments"] == 2 and entry["reused_frames"] == 48 and entry["frames"] == 96
+    assert len(frame_times(out)) == 96 and not work.exists()
+
+
+def test_an_unfinished_job_that_does_not_match_is_refused_and_kept_until_restart(tmp_path, start_held):
+    source = make_clip(tmp_path / "in.mp4", frames=72, size=(96, 64), fps=24, gop=12)
+    out = tmp_path / "out.mkv"
+    work = tmp_path / ".out.mkv.upscaler"
+    command = ["video", str(source), "-o", str(out), "--segment-seconds", "1", "-q"]
+    proc = start_held(command, segments=1)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=HOLD_TIMEOUT) == 130
+    kept = _segment_bytes(work)
+    assert list(kept) == ["seg-00000.mp4"]
+    other = run_cli(*command, "--crf", "30")  # other settings: these segments cannot join its output
+    assert other.returncode == 1 and "Traceback" not in other.stderr
+    assert len(other.stderr.strip().splitlines()) == 1, other.stderr
+    assert "--crf 18" in other.stderr and "--restart" in other.stderr  # how to continue it, how to discard it
+    assert _segment_bytes(work) == kept and not out.exists()
+    both = run_cli(*command, "--resume", "--restart")
+    assert both.returncode == 2 and "not allowed with" in both.stderr and _segment_bytes(work) == kept
+    summary = tmp_path / "summary.json"
+    restarted = run_cli(*command, "--crf", "30", "--restart", "--json", str(summary))
+    assert restarted.returncode == 0, restarted.stderr
+    assert "discarded" in restarted.stderr
+    entry = json.loads(summary.read_text())["files"][0]
+    assert entry["resumed_segments"] == 0 and entry["reused_frames"] == 0 and entry["frames"] == 72
+    assert not work.exists()
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_a_constant_rate_source_keeps_its_exact_rate(tmp_path, suffix):
+    # keyframes every 14 frames: segments start at 7/6 s and 7/3 s, times a millisecond clock cannot hold
+    source = make_clip(tmp_path / "in.mp4", frames=72, fps=24, gop=14)
+    with av.open(str(source)) as c:
+        assert c.streams.video[0].average_rate == 24
+    out = tmp_path / f"out{suffix}"
+    result = run_cli("video", str(source), "-o", str(out), "--segment-seconds", "1", "-q")
+    assert result.returncode == 0, result.stderr
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].average_rate == 24
+    times_in, times_out = frame_times(source), frame_times(out)
+    assert len(times_in) == len(times_out) == 72
+    if suffix == ".mp4":  # the same clock as the source: every time exact
+        assert times_out == times_in
+    else:  # Matroska keeps milliseconds
+        assert max(abs(x - y) for x, y in zip(times_in, times_out)) < 0.001
+
+
+def test_the_progress_bar_counts_reused_frames_but_not_in_its_rate():
+    import io
+
+    from tqdm import tqdm
+
+    from upscaler.cli.video import count_reused
+
+    bar = tqdm(total=100, file=io.StringIO(), disable=False, smoothing=0)
+    count_reused(bar, 40)
+    bar.update(5)
+    state = bar.format_dict
+    assert state["n"] == 45 and state["initial"] == 40  # the rate is (n - initial) / elapsed: 5 frames
+    assert "40 reused" in str(bar)
+    bar.close()
 
 
 def _segment_bytes(work: Path) -> dict[str, bytes]:
@@ -314,7 +464,7 @@ def test_resuming_with_another_engine_or_precision_is_refused_and_loses_nothing(
     refused = run_cli(*common, "--resume")  # onnxruntime-cpu fp32 (pinned): not what made the finished segment
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
-    assert asked in refused.stderr and "without --resume" in refused.stderr  # both ways on, spelled out
+    assert asked in refused.stderr and "--restart" in refused.stderr  # both ways on, spelled out
     assert _segment_bytes(work) == kept and not out.exists()  # nothing lost, nothing joined
     summary = tmp_path / "summary.json"
     result = run_cli(*common, *asked.split(), "--resume", "--json", str(summary))

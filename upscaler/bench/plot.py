@@ -8,7 +8,29 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["plot"]
+__all__ = ["plot", "require_matplotlib"]
+
+_MISSING = "--plot needs matplotlib: pip install 'upscaler[bench]'"
+
+
+def require_matplotlib() -> None:
+    """``RuntimeError`` (one line, saying what to install) unless matplotlib and its non-interactive backend load.
+
+    Called before a benchmark runs, so a missing plotting library never costs the whole sweep.
+    """
+    try:
+        _pyplot()
+    except ImportError:
+        raise RuntimeError(_MISSING) from None
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display needed
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def _series(rows: Sequence[dict]) -> dict[str, list[dict]]:
@@ -25,12 +47,9 @@ def _series(rows: Sequence[dict]) -> dict[str, list[dict]]:
 def plot(rows: Sequence[dict], path: Path, title: str = "") -> Path:
     """Write the plot; a second panel (frames/s against PSNR) appears when quality was measured."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = _pyplot()
     except ImportError:
-        raise RuntimeError("--plot needs matplotlib: pip install 'upscaler[bench]'") from None
+        raise RuntimeError(_MISSING) from None
     scored = [r for r in rows if r.get("quality")]
     fig, axes = plt.subplots(1, 2 if scored else 1, figsize=(13 if scored else 7, 5), squeeze=False)
     series = _series(rows)

@@ -16,7 +16,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from upscaler.cli.common import positive_int
+from upscaler.bench.sweep import SIZE_PRESETS
+from upscaler.cli.common import add_batch_option, positive_int
 
 __all__ = ["register"]
 
@@ -43,8 +44,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="engines or backends (default: every engine this machine runs)",
     )
     p.add_argument("--precision", nargs="+", choices=["fp32", "fp16", "int8"], help="precisions (default: best)")
-    p.add_argument("--size", "-s", nargs="+", default=["180p"], help="input sizes: 180p 270p 540p 720p 1080p or WxH")
-    p.add_argument("--batch", nargs="+", default=["1"], help="frames per call, e.g. 1,4 (default: 1)")
+    p.add_argument(
+        "--size",
+        "-s",
+        nargs="+",
+        default=["180p"],
+        help=f"input sizes: {' '.join(SIZE_PRESETS)} or WxH (default: 180p)",  # the parser's own table
+    )
+    add_batch_option(p, nargs="+", default=["1"], help="frames per call, e.g. 1,4 (default: 1)")
     p.add_argument("--rounds", type=positive_int, default=3, help="interleaved rounds over all cases (default: 3)")
     p.add_argument("--runs", type=positive_int, default=5, help="timed calls per case per round (default: 5)")
     p.add_argument("--budget-s", type=float, help="instead of --runs: seconds per case (split over the rounds)")
@@ -55,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quality-limit", type=positive_int, help="images of --quality to use (default: all)")
     p.add_argument("--json", metavar="PATH", help="write every figure, the machine and library versions")
     p.add_argument("--markdown", metavar="PATH", help="write the table as markdown")
-    p.add_argument("--plot", metavar="PATH", help="write a PNG plot (needs matplotlib)")
+    p.add_argument("--plot", metavar="PATH", help="write a PNG plot (needs matplotlib: upscaler[bench])")
     p.add_argument("--no-memory", action="store_true", help="skip the host memory probes (one fresh process per case)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     http = p.add_argument_group("service mode", "load a running service (upscaler serve) with raw frames")
@@ -97,6 +104,10 @@ def _check_outputs(args: argparse.Namespace) -> None:
         raise ValueError(f"--budget-s must be positive, got {args.budget_s}")
     if args.warmup < 0:
         raise ValueError(f"--warmup must not be negative, got {args.warmup}")
+    if args.plot and not args.sequences and not args.url:  # the sweep plots at its end: find out before it runs
+        from upscaler.bench.plot import require_matplotlib
+
+        require_matplotlib()
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -108,7 +119,7 @@ def _run(args: argparse.Namespace) -> int:
     sizes = parse_sizes(args.size)
     if args.url:
         return _run_http(args, sizes[0], parse_int_list(args.concurrency, "concurrency"))
-    return _run_local(args, sizes, parse_int_list(args.batch, "batch sizes"))
+    return _run_local(args, sizes, parse_int_list(args.batch_size, "batch sizes"))
 
 
 def _engines(args: argparse.Namespace) -> list[str]:

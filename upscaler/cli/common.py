@@ -6,7 +6,7 @@ import argparse
 
 from upscaler.runtime import BACKENDS
 
-__all__ = ["add_engine_options", "non_negative_int", "positive_int"]
+__all__ = ["add_batch_option", "add_engine_options", "non_negative_int", "positive_int"]
 
 
 def positive_int(text: str) -> int:
@@ -51,3 +51,18 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
         "only where this CPU runs it faster within 0.15 dB of FP32 (measured once; see 'upscaler info')",
     )
     parser.add_argument("--threads", type=positive_int, help="CPU threads for inference (default: all cores)")
+
+
+def add_batch_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup, *, help: str, **kwargs) -> None:
+    """``--batch-size N`` (into ``args.batch_size``), which every command also takes as ``--batch``.
+
+    The commands once disagreed on the name; both spellings work everywhere, and ``--help`` shows the
+    canonical one with the other as its alias. ``kwargs`` go to both (``type``, ``nargs``, ``default``).
+    """
+    shown = f"{help[:-1]}; alias: --batch)" if help.endswith(")") else f"{help} (alias: --batch)"
+    parser.add_argument("--batch-size", dest="batch_size", metavar="N", help=shown, **kwargs)
+    # the alias: the same option under the other name, hidden from --help; no default of its own, so it never
+    # overrides the canonical option's
+    alias = {key: value for key, value in kwargs.items() if key != "default"}
+    parser.add_argument("--batch", dest="batch_size", metavar="N", help=argparse.SUPPRESS, **alias,
+                        default=argparse.SUPPRESS)  # fmt: skip

@@ -10,7 +10,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from upscaler.cli.common import add_engine_options, non_negative_int, positive_int
+from upscaler.cli.common import add_batch_option, add_engine_options, non_negative_int, positive_int
 from upscaler.io import IMAGE_SUFFIXES, OUTPUT_FORMATS, ImageError, list_images, read_image, write_image
 
 __all__ = ["Job", "Plan", "plan_jobs", "register"]
@@ -31,17 +31,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, help="output file (one input) or folder")
     add_engine_options(p)
     p.add_argument("--tile", type=non_negative_int, help="tile edge in input pixels (0: never tile; default: 512)")
-    p.add_argument(
-        "--batch-size",
-        type=positive_int,
-        default=1,
-        help="tiles per engine call (default: 1; more helps GPUs, not CPUs)",
+    add_batch_option(
+        p, type=positive_int, default=1, help="tiles per engine call (default: 1; more helps GPUs, not CPUs)"
     )
     p.add_argument(
         "--format",
         "-f",
-        choices=["png", "jpg", "webp"],
-        help="output format (default: the input's if png/jpg/webp, else png)",
+        choices=list(OUTPUT_FORMATS),  # what the writer takes, jpg and jpeg both (the service says jpeg)
+        help="output format: png, jpg (or jpeg), webp (default: the input's if one of those, else png)",
     )
     p.add_argument("--quality", type=positive_int, help="JPEG/WebP quality 1-100 (default: 95)")
     p.add_argument(

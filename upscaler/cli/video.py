@@ -7,11 +7,12 @@ import glob
 import json
 import sys
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
-from upscaler.cli.common import add_engine_options, positive_int
+from upscaler.cli.common import add_batch_option, add_engine_options, positive_int
 
-__all__ = ["VIDEO_SUFFIXES", "plan_videos", "register"]
+__all__ = ["VIDEO_SUFFIXES", "count_reused", "interrupted_line", "plan_videos", "register"]
 
 #: Extensions taken as videos when a folder or glob is listed.
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".ts", ".mts", ".m2ts", ".flv", ".wmv", ".mpg"}
@@ -26,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="upscale video files, folders or globs (audio and subtitles copied)",
         description="Decode, upscale in batches and encode, overlapped; audio and subtitle streams copied as they "
         "are; timestamps, rotation and colour tags kept; 10-bit stays 10-bit where the codec allows. Work goes in "
-        "keyframe-aligned segments beside the output, so --resume continues an interrupted job.",
+        "keyframe-aligned segments beside the output, so running the same command again continues an interrupted "
+        "job; finished segments are deleted only when asked (--restart).",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="video files, folders or glob patterns")
     p.add_argument("-o", "--output", required=True, help="output file (one input) or folder")
@@ -42,17 +44,34 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="encoder threads (default: 1; more is faster, but x264's frame threads change the bitstream, so "
         "resumed or distributed segments then differ in bytes from an uninterrupted run)",
     )
-    p.add_argument("--batch", type=positive_int, default=1, help="frames per engine call (default: 1)")
+    add_batch_option(p, type=positive_int, default=1, help="frames per engine call (default: 1)")
     p.add_argument("--segment-seconds", type=float, default=10.0, help="resume granularity (default: 10)")
-    p.add_argument(
+    unfinished = p.add_mutually_exclusive_group()
+    unfinished.add_argument(
         "--resume",
         action="store_true",
-        help="continue an interrupted job from its finished segments, made here or with --ray; refused if they "
-        "were made by another engine or precision than this run's (frames of two engines are never mixed)",
+        help="continue an interrupted job from its finished segments, made here or with --ray (also done without "
+        "it when the job matches this run: same input, model, settings and engine); never discards them: a job "
+        "made otherwise, or by another engine or precision, is refused (frames of two engines are never mixed)",
     )
-    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    unfinished.add_argument(
+        "--restart",
+        action="store_true",
+        help="discard an interrupted job's finished segments and start over",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing outputs, and discard an interrupted job this run cannot continue (made with other "
+        "settings or another engine; one it can continue is continued)",
+    )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
-    p.add_argument("--json", metavar="PATH", help="write a summary: per file frames, seconds, fps, status")
+    p.add_argument(
+        "--json",
+        metavar="PATH",
+        help="write a summary: per file frames (and how many were reused from an interrupted run), seconds, "
+        "fps (of the frames this run made), status",
+    )
     p.add_argument(
         "--ray",
         metavar="ADDRESS",
@@ -133,7 +152,12 @@ def _run(args: argparse.Namespace) -> int:
                 continue
             todo.append((source, target))
     run = _run_ray if args.ray else _run_local
-    results.update(zip([s for s, _ in todo], run(args, todo, settings)))
+    plans: list = []  # every job prepared, to say what an interrupt leaves
+    try:
+        results.update(zip([s for s, _ in todo], run(args, todo, settings, plans)))
+    except KeyboardInterrupt:  # the bars are closed by now; finished segments stay where they are
+        print(interrupted_line(plans), file=sys.stderr)
+        return 130
     ordered = [results[source] for source, _ in pairs]
     for r in ordered:
         if r.status == "failed":
@@ -143,7 +167,56 @@ def _run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _run_local(args: argparse.Namespace, todo: list[tuple[Path, Path]], settings) -> list:
+def _unfinished(args: argparse.Namespace) -> str:
+    """What to do with an interrupted job's work folder (``upscaler.video.workdir``)."""
+    if args.restart:
+        return "restart"
+    if args.resume:
+        return "resume"
+    return "replace" if args.overwrite else "keep"
+
+
+def count_reused(bar, frames: int) -> None:
+    """Show ``frames`` reused from an earlier run on the tqdm ``bar`` without counting them in its rate.
+
+    tqdm computes its rate from ``n - initial`` (and its smoothed one from updates since
+    ``last_print_n``): reused frames raise all three, so the fps shown is this run's alone.
+    """
+    if frames <= 0 or bar.disable:
+        return
+    bar.n += frames
+    bar.initial += frames
+    bar.last_print_n += frames
+    bar.set_postfix_str(f"{bar.initial} reused")
+
+
+def _heard(plans: list, bar, plan, *, own_bar: bool = False) -> None:
+    """A job is prepared: keep it for the interrupt line, tell its notes, show its reused frames on ``bar``
+    (``own_bar``: the bar is this job's alone, so its total is the job's frames)."""
+    from tqdm import tqdm
+
+    plans.append(plan)
+    if own_bar:
+        bar.total = plan.info.frames or None
+    for note in plan.notes:
+        tqdm.write(f"upscaler: {note}", file=sys.stderr)
+    count_reused(bar, plan.result.reused_frames)
+
+
+def interrupted_line(plans: list) -> str:
+    """What Ctrl-C leaves: the finished segments of the jobs not done, kept, and how to go on."""
+    open_jobs = [p for p in plans if p.folder.is_dir()]  # a finished job's folder is gone
+    finished, total = sum(p.finished for p in open_jobs), sum(len(p.segments) for p in open_jobs)
+    if not finished:
+        return "upscaler: interrupted before a segment was finished: run the same command again to continue"
+    videos = f" of {len(open_jobs)} videos" if len(open_jobs) > 1 else ""
+    return (
+        f"upscaler: interrupted; {finished} of {total} segments{videos} are finished and kept: "
+        "run the same command again (or add --resume) to continue"
+    )
+
+
+def _run_local(args: argparse.Namespace, todo: list[tuple[Path, Path]], settings, plans: list) -> list:
     from tqdm import tqdm
 
     from upscaler.facade import Upscaler
@@ -164,10 +237,10 @@ def _run_local(args: argparse.Namespace, todo: list[tuple[Path, Path]], settings
                 target,
                 upscaler,
                 settings,
-                batch=args.batch,
-                resume=args.resume,
+                batch=args.batch_size,
+                unfinished=_unfinished(args),
                 segment_s=args.segment_seconds,
-                on_start=lambda total, bar=bar: setattr(bar, "total", total or None),
+                on_plan=partial(_heard, plans, bar, own_bar=True),
                 on_frame=bar.update,
             )
             if args.engine_baseline:
@@ -176,7 +249,7 @@ def _run_local(args: argparse.Namespace, todo: list[tuple[Path, Path]], settings
                         upscaler.model, upscaler.engine.name, threads=args.threads,
                         precision=upscaler.engine.precision, spin=True,
                     )  # fmt: skip
-                result.engine_fps = round(engine_fps(source, baseline, args.batch), 2)
+                result.engine_fps = round(engine_fps(source, baseline, args.batch_size), 2)
                 result.ratio = round(result.fps / result.engine_fps, 3)
         except Exception as exc:  # a bad input, an encoder or file error: this file fails, the others still run
             result = failed(source, target, exc)
@@ -188,7 +261,7 @@ def _run_local(args: argparse.Namespace, todo: list[tuple[Path, Path]], settings
     return results
 
 
-def _run_ray(args: argparse.Namespace, todo: list[tuple[Path, Path]], settings) -> list:
+def _run_ray(args: argparse.Namespace, todo: list[tuple[Path, Path]], settings, plans: list) -> list:
     from tqdm import tqdm
 
     from upscaler.video.distributed import EngineSpec, run_on_ray
@@ -201,9 +274,10 @@ def _run_ray(args: argparse.Namespace, todo: list[tuple[Path, Path]], settings) 
             todo,
             spec,
             settings,
-            batch=args.batch,
-            resume=args.resume,
+            batch=args.batch_size,
+            unfinished=_unfinished(args),
             segment_s=args.segment_seconds,
+            on_plan=partial(_heard, plans, bar),
             on_frames=bar.update,
         )
     finally:
@@ -221,7 +295,7 @@ def _report(args: argparse.Namespace, results: list, errors: list[str], settings
                 **asdict(settings),
                 "model": args.model,
                 "backend": args.backend,
-                "batch": args.batch,
+                "batch": args.batch_size,
                 "threads": args.threads,
                 "precision": args.precision,
                 "ray": args.ray,
@@ -234,8 +308,9 @@ def _report(args: argparse.Namespace, results: list, errors: list[str], settings
         for r in results:
             line = f"{r.status:>7}  {r.input} -> {r.output}"
             if r.status == "done":
-                line += f"  {r.frames} frames in {r.seconds:.1f} s ({r.fps:.1f} fps)"
-                line += f", {r.resumed_segments} of {r.segments} segments resumed" if r.resumed_segments else ""
+                line += f"  {r.frames - r.reused_frames} frames in {r.seconds:.1f} s ({r.fps:.1f} fps)"
+                if r.resumed_segments:  # not in the fps: an earlier run made them
+                    line += f", {r.reused_frames} more reused from {r.resumed_segments} of {r.segments} segments"
                 line += f"; engine alone {r.engine_fps:.1f} fps, ratio {r.ratio:.2f}" if r.engine_fps else ""
             elif r.message:
                 line += f"  ({r.message})"

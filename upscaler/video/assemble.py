@@ -12,11 +12,16 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator, Sequence
+from fractions import Fraction
 from pathlib import Path
 
 from upscaler.video.probe import VideoError, VideoInfo, open_input
+from upscaler.video.transcode import exact_clock
 
 __all__ = ["assemble"]
+
+#: Outputs written by FFmpeg's MP4 muxer, whose edit lists count in a clock of its own
+_MP4_FAMILY = {".mp4", ".m4v", ".mov"}
 
 
 def _timed(packets, order: int) -> Iterator[tuple[float, int, int, object]]:
@@ -37,14 +42,21 @@ def assemble(info: VideoInfo, segments: Sequence[Path], out_path: Path) -> None:
     """Write ``out_path``: the segments' video, then every audio and subtitle stream of the input, copied."""
     import av
 
+    # timestamps are kept as they are: no shift to make B-frame decode times non-negative
+    options = {"avoid_negative_ts": "disabled", "fflags": "+bitexact"}
+    if out_path.suffix.lower() in _MP4_FAMILY:
+        options.update(exact_clock(info))
     try:
-        # timestamps are kept as they are: no shift to make B-frame decode times non-negative
-        out = av.open(str(out_path), "w", container_options={"avoid_negative_ts": "disabled", "fflags": "+bitexact"})
+        out = av.open(str(out_path), "w", container_options=options)
     except (av.error.FFmpegError, ValueError) as exc:
         raise VideoError(f"{out_path}: cannot write this container ({exc})") from None
     with out, open_input(info.path) as source, open_input(segments[0]) as first:
         video = out.add_stream_from_template(first.streams.video[0], opaque=True)
         video.time_base = info.time_base
+        # the rate the stream states (Matroska's default duration, the average rate): a constant-rate source's
+        # own; none for a variable-rate one, whose frames keep their own times (else the encoder's clock, e.g.
+        # 12288 fps, would be stated)
+        video.codec_context.framerate = info.rate if info.constant_rate and info.rate else Fraction(0, 1)
         if info.rotation:
             video.set_display_rotation(info.rotation)
         copied = {}

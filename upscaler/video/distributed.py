@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from upscaler.video.job import JobPlan, JobResult, failed, finish_job, prepare_job
+from upscaler.video.job import JobPlan, JobResult, Unfinished, failed, finish_job, prepare_job
 from upscaler.video.provenance import MadeBy
 from upscaler.video.segments import Segment
 from upscaler.video.transcode import EncodeSettings, upscale_segment
@@ -90,11 +90,16 @@ def run_on_ray(
     settings: EncodeSettings,
     *,
     batch: int = 1,
-    resume: bool = False,
+    unfinished: Unfinished = "keep",
     segment_s: float = 10.0,
+    on_plan: Callable[[JobPlan], None] | None = None,
     on_frames: Callable[[int], None] | None = None,
 ) -> list[JobResult]:
-    """Upscale every ``(source, target)`` on the cluster at ``address`` (``auto``, ``host:port`` or ``local``)."""
+    """Upscale every ``(source, target)`` on the cluster at ``address`` (``auto``, ``host:port`` or ``local``).
+
+    ``on_plan`` hears each prepared job (frames reused, notes) before its segments go out; ``on_frames`` the
+    frames of each segment made.
+    """
     ray = _connect(address)
     task = ray.remote(num_cpus=spec.threads)(upscale_remote)
     results: dict[Path, JobResult] = {}
@@ -102,13 +107,13 @@ def run_on_ray(
     pending: dict = {}
     for source, target in pairs:
         try:
-            plan = prepare_job(source, target, spec.identity(), settings, resume=resume, segment_s=segment_s)
+            plan = prepare_job(source, target, spec.identity(), settings, unfinished=unfinished, segment_s=segment_s)
         except Exception as exc:  # this file fails, the others go on
             results[source] = failed(source, target, exc)
             continue
         plans[source] = plan
-        if on_frames and plan.result.frames:
-            on_frames(plan.result.frames)
+        if on_plan:
+            on_plan(plan)
         for segment in plan.missing:
             ref = task.remote(plan.info, segment, spec, settings, batch, plan.retime)
             pending[ref] = (plan, segment)

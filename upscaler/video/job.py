@@ -6,11 +6,12 @@ the encoding settings and the segment plan, and its ``engine.json`` the
 engine and precision that actually made the finished segments
 (``provenance``); each finished segment is renamed into place there only
 when complete, so a crash (even ``kill -9``) leaves only whole segments
-behind. ``resume=True`` reuses them when ``job.json`` matches and the engine
+behind. A later run reuses them when ``job.json`` matches and the engine
 does too, whether they were made here or on Ray; the result is the same an
-uninterrupted run writes. The final file is assembled under a temporary
-name and renamed onto the target at the end; the work folder is removed
-then.
+uninterrupted run writes. A job that does not match is refused rather than
+deleted unless the run was asked to discard it (``workdir``). The final
+file is assembled under a temporary name and renamed onto the target at the
+end; the work folder is removed then.
 
 ``prepare_job`` and ``finish_job`` are the two ends; the segments in
 between run here (``run_job``) or on a Ray cluster (``distributed``).
@@ -18,23 +19,43 @@ between run here (``run_job``) or on a Ray cluster (``distributed``).
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from upscaler.video.assemble import assemble
-from upscaler.video.probe import UNTIMED_CONTAINERS, VideoError, VideoInfo, display_times, keyframes, probe
-from upscaler.video.provenance import MadeBy, MixedEngines, check_same, read_made_by, write_made_by
+from upscaler.video.probe import (
+    UNTIMED_CONTAINERS,
+    VideoError,
+    VideoInfo,
+    constant_rate,
+    display_times,
+    packet_times,
+    probe,
+)
+from upscaler.video.provenance import MadeBy, MixedEngines, check_same, write_made_by
 from upscaler.video.segments import Segment, plan_segments
 from upscaler.video.transcode import EncodeSettings, upscale_segment
+from upscaler.video.workdir import Unfinished, claim
 
-__all__ = ["JobPlan", "JobResult", "engine_fps", "failed", "finish_job", "prepare_job", "run_job", "work_dir"]
+__all__ = [
+    "JobPlan",
+    "JobResult",
+    "Unfinished",
+    "engine_fps",
+    "failed",
+    "finish_job",
+    "prepare_job",
+    "run_job",
+    "work_dir",
+]
 
 SEGMENT_SECONDS = 10.0
-JOB_VERSION = 2  #: 2: the engine is recorded per work folder (engine.json), not in job.json
+#: 2: the engine is recorded per work folder (engine.json), not in job.json; 3: segment files keep their
+#: timestamps exactly (older ones are up to half a millisecond off, so they are not joined with newer ones)
+JOB_VERSION = 3
 
 
 @dataclass
@@ -44,11 +65,12 @@ class JobResult:
     input: str
     output: str
     status: str  #: done, skipped or failed
-    frames: int = 0
+    frames: int = 0  #: in the output, reused ones included
     seconds: float = 0.0
-    fps: float = 0.0
+    fps: float = 0.0  #: frames this run upscaled per second (reused ones not counted)
     segments: int = 0
-    resumed_segments: int = 0
+    resumed_segments: int = 0  #: finished by an earlier run and reused
+    reused_frames: int = 0  #: the frames of those
     engine: str = ""  #: the engine that actually made the frames (not the one asked for)
     precision: str = ""  #: the precision it actually ran in
     engine_busy: float = 0.0  #: engine time / wall time: how little the engine waited for I/O
@@ -69,6 +91,7 @@ class JobPlan:
     retime: list[int] | None  #: display timestamps for containers without them (one segment)
     result: JobResult
     made_by: MadeBy | None = None  #: the engine of the finished segments (None: none finished yet)
+    notes: list[str] = field(default_factory=list)  #: what the user should hear (an earlier job reused, discarded)
     started: float = field(default_factory=time.perf_counter)
     engine_s: float = 0.0
 
@@ -82,7 +105,13 @@ class JobPlan:
 
     @property
     def missing(self) -> list[Segment]:
+        """The segments not finished yet."""
         return [s for s in self.segments if not self.path(s).is_file()]
+
+    @property
+    def finished(self) -> int:
+        """How many segments are finished (by this run or an earlier one)."""
+        return len(self.segments) - len(self.missing)
 
     def done(self, segment: Segment, frames: int, engine_s: float, made_by: MadeBy) -> None:
         """Record a segment whose complete file is at ``part(segment)``: rename it into place.
@@ -125,27 +154,31 @@ def prepare_job(
     identity: dict,
     settings: EncodeSettings,
     *,
-    resume: bool = False,
+    unfinished: Unfinished = "keep",
     segment_s: float = SEGMENT_SECONDS,
     made_by: MadeBy | None = None,
 ) -> JobPlan:
-    """Probe, plan segments, set up (or, with ``resume``, reuse) the work folder.
+    """Probe, plan segments, set up the work folder, reusing the finished segments of a matching earlier job.
 
     ``identity``: what the frames depend on besides the input, the encoder
-    and the engine (the model); a resumed job must match it. ``made_by``:
-    the engine this run will use, when known before any segment is made (a
-    local run; Ray workers tell theirs with each segment): ``MixedEngines``,
-    nothing touched, if the finished segments were made by another.
+    and the engine (the model); a reused job must match it. ``unfinished``:
+    what to do with an earlier job that does not match (``workdir``): by
+    default it is refused, nothing deleted. ``made_by``: the engine this run
+    will use, when known before any segment is made (a local run; Ray
+    workers tell theirs with each segment): ``MixedEngines``, nothing
+    touched, if the finished segments were made by another.
     """
     info = probe(source)
     if not info.frames and not info.duration_s:
         raise VideoError(f"{source}: video stream is empty")
+    stamps, keys = packet_times(source)
     retime = None
     if info.container.split(",")[0] in UNTIMED_CONTAINERS:  # no presentation order in the file: one segment
-        retime = display_times(source, info.time_base, info.rate)
+        retime = stamps = display_times(source, info.time_base, info.rate)
         segments = plan_segments([], info.time_base, segment_s)
     else:
-        segments = plan_segments(keyframes(source), info.time_base, segment_s)
+        segments = plan_segments(keys, info.time_base, segment_s)
+    info = replace(info, constant_rate=constant_rate(stamps, info.time_base, info.rate))
     stat = source.stat()
     fingerprint = {
         "version": JOB_VERSION,
@@ -158,34 +191,15 @@ def prepare_job(
         "segments": [[s.start, s.end] for s in segments],
     }
     folder = work_dir(target)
-    job_file = folder / "job.json"
-    previous = json.loads(job_file.read_text()) if job_file.is_file() else None
-    if previous is not None and (not resume or previous != fingerprint):
-        if resume:
-            raise VideoError(
-                f"{target}: the unfinished job there was made with other settings or another input; "
-                f"run without --resume to start over"
-            )
-        shutil.rmtree(folder)
-        previous = None
-    folder.mkdir(parents=True, exist_ok=True)
-    if previous is None:
-        job_file.write_text(json.dumps(fingerprint, indent=2))
+    kept = claim(folder, fingerprint, target, unfinished=unfinished, made_by=made_by)
     plan = JobPlan(source, target, info, folder, segments, retime, JobResult(str(source), str(target), "done"))
+    plan.made_by, plan.notes = kept.made_by, kept.notes
     plan.result.segments = len(segments)
-    if len(plan.missing) < len(segments):  # finished segments to reuse: their engine is on record
-        plan.made_by = read_made_by(folder)
-        if plan.made_by is None:
-            raise VideoError(
-                f"{target}: the unfinished job there does not record which engine made its segments; "
-                f"run without --resume to start over"
-            )
-        if made_by is not None:
-            check_same(plan.made_by, made_by)
     for segment in segments:
         if plan.path(segment).is_file():
             plan.result.resumed_segments += 1
-            plan.result.frames += _count_frames(plan.path(segment))
+            plan.result.reused_frames += _count_frames(plan.path(segment))
+    plan.result.frames = plan.result.reused_frames
     return plan
 
 
@@ -206,7 +220,8 @@ def finish_job(plan: JobPlan) -> JobResult:
     if plan.made_by is not None:
         result.engine, result.precision = plan.made_by.engine, plan.made_by.precision
     result.seconds = round(time.perf_counter() - plan.started, 3)
-    result.fps = round(result.frames / result.seconds, 2) if result.seconds else 0.0
+    made = result.frames - result.reused_frames  # frames reused from an earlier run took no time here
+    result.fps = round(made / result.seconds, 2) if result.seconds else 0.0
     result.engine_busy = round(plan.engine_s / result.seconds, 3) if result.seconds else 0.0
     return result
 
@@ -226,21 +241,23 @@ def run_job(
     settings: EncodeSettings,
     *,
     batch: int = 1,
-    resume: bool = False,
+    unfinished: Unfinished = "keep",
     segment_s: float = SEGMENT_SECONDS,
-    on_start: Callable[[int], None] | None = None,
+    on_plan: Callable[[JobPlan], None] | None = None,
     on_frame: Callable[[int], None] | None = None,
 ) -> JobResult:
-    """Upscale ``source`` into ``target`` in this process; ``VideoError`` for inputs that cannot be done."""
+    """Upscale ``source`` into ``target`` in this process; ``VideoError`` for inputs that cannot be done.
+
+    ``on_plan`` hears the prepared job (frames reused, notes) before any frame is made; ``on_frame`` each
+    frame made.
+    """
     upscaler.batch_size = max(upscaler.batch_size, batch)
     made_by = MadeBy.of(upscaler)
     plan = prepare_job(
-        source, target, identity_of(upscaler), settings, resume=resume, segment_s=segment_s, made_by=made_by
+        source, target, identity_of(upscaler), settings, unfinished=unfinished, segment_s=segment_s, made_by=made_by
     )
-    if on_start:
-        on_start(plan.info.frames)
-    if on_frame and plan.result.frames:
-        on_frame(plan.result.frames)
+    if on_plan:
+        on_plan(plan)
     for segment in plan.missing:
         stats = upscale_segment(
             plan.info, segment, upscaler, plan.part(segment), settings, batch=batch, on_frame=on_frame,

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from itertools import pairwise
 from pathlib import Path
 
-__all__ = ["UNTIMED_CONTAINERS", "VideoError", "VideoInfo", "display_times", "keyframes", "open_input", "probe"]
+__all__ = [
+    "UNTIMED_CONTAINERS",
+    "VideoError",
+    "VideoInfo",
+    "constant_rate",
+    "display_times",
+    "keyframes",
+    "open_input",
+    "packet_times",
+    "probe",
+]
 
 #: Demuxers whose packets carry no real presentation order (AVI, raw bitstreams): frames are given the
 #: sorted packet timestamps in the order the decoder outputs them (display order).
@@ -39,6 +51,7 @@ class VideoInfo:
     rotation: int  #: display rotation in degrees (counter-clockwise)
     audio: int  #: audio streams (copied)
     subtitles: int  #: subtitle streams (copied)
+    constant_rate: bool = False  #: every frame 1/rate after the one before: the output is written at ``rate``
 
 
 def open_input(path: Path):
@@ -94,16 +107,35 @@ def probe(path: Path) -> VideoInfo:
         )
 
 
-def keyframes(path: Path) -> list[int]:
-    """Timestamps (video time base) of the keyframes, from the packets alone (nothing is decoded)."""
+def packet_times(path: Path) -> tuple[list[int], list[int]]:
+    """Timestamps (video time base) of every video packet and of the keyframes, each sorted; nothing is decoded."""
     with open_input(path) as container:
         stream = container.streams.video[0]
-        out = []
+        stamps, keys = [], []
         for packet in container.demux(stream):
             stamp = packet.pts if packet.pts is not None else packet.dts
-            if packet.size and packet.is_keyframe and stamp is not None:
-                out.append(stamp)
-        return sorted(set(out))
+            if packet.size and stamp is not None:
+                stamps.append(stamp)
+                if packet.is_keyframe:
+                    keys.append(stamp)
+        return sorted(stamps), sorted(set(keys))
+
+
+def keyframes(path: Path) -> list[int]:
+    """Timestamps (video time base) of the keyframes, from the packets alone (nothing is decoded)."""
+    return packet_times(path)[1]
+
+
+def constant_rate(stamps: Sequence[int], time_base: Fraction, rate: Fraction | None) -> bool:
+    """Whether sorted frame timestamps lie one frame of ``rate`` apart (within the tick a container rounds to).
+
+    The header's rate alone cannot tell: Matroska, for one, states a default duration for variable-rate
+    video too.
+    """
+    if not rate or rate <= 0 or len(stamps) < 2:
+        return False
+    step = 1 / (rate * time_base)  # ticks per frame; not whole where the clock is coarser than the rate (ms)
+    return all(abs(b - a - step) < 1 for a, b in pairwise(stamps))
 
 
 def display_times(path: Path, time_base, rate) -> list[int]:

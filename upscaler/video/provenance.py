@@ -55,7 +55,7 @@ def check_same(recorded: MadeBy | None, new: MadeBy) -> None:
     raise MixedEngines(
         f"the finished segments were made by {recorded}, this run's by {new}, and one video never mixes frames "
         f"of two engines or precisions: resume with {recorded.flags()} (with --ray, on workers that all run it), "
-        f"or run without --resume to discard the finished segments"
+        f"or add --restart to discard the finished segments"
     )
 
 

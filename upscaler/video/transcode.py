@@ -23,7 +23,7 @@ import numpy as np
 from upscaler.video.probe import VideoError, VideoInfo, open_input
 from upscaler.video.segments import Segment
 
-__all__ = ["EncodeSettings", "SegmentStats", "choose_pix_fmt", "upscale_segment"]
+__all__ = ["EncodeSettings", "SegmentStats", "choose_pix_fmt", "exact_clock", "upscale_segment"]
 
 _END = object()
 
@@ -65,6 +65,16 @@ def choose_pix_fmt(codec: str, source: str, bit_depth: int, requested: str | Non
             if deep in formats:
                 return deep
     return "yuv420p" if "yuv420p" in formats else formats[0]
+
+
+def exact_clock(info: VideoInfo) -> dict[str, str]:
+    """MP4 muxer options that keep every timestamp of the input's clock exactly.
+
+    MP4 edit lists count in the movie's clock, by default milliseconds: a segment that starts at 7/3 s
+    came back 0.33 ms early, and the output's average frame rate was then no longer the input's.
+    """
+    clock = info.time_base.denominator
+    return {"movie_timescale": str(clock)} if 0 < clock < 2**31 else {}
 
 
 def _sws_colorspace(av_colorspace: int) -> int:
@@ -150,7 +160,8 @@ def upscale_segment(
 
     def encode() -> None:
         try:
-            with av.open(str(out_path), "w", format="mp4", container_options={"fflags": "+bitexact"}) as container:
+            options = {"fflags": "+bitexact", **exact_clock(info)}
+            with av.open(str(out_path), "w", format="mp4", container_options=options) as container:
                 stream = container.add_stream(settings.codec, rate=info.rate or 25)
                 ctx = stream.codec_context
                 ctx.width, ctx.height = info.width * upscaler.scale, info.height * upscaler.scale
