@@ -59,21 +59,23 @@ def fold_reproject(history: np.ndarray, motion: np.ndarray, scale: int, out: np.
     Sub-pixel ``(i, j)`` of low-resolution pixel ``p`` reads the history at
     ``s * p + (j, i) + s * motion(p)`` (bilinear, edges clamped): what
     ``TemporalSR.forward`` does with ``grid_sample`` before
-    ``pixel_unshuffle``, without building the full-resolution warped frame.
+    ``pixel_unshuffle``. One ``cv2.remap`` per colour writes the folded
+    layout directly (the map stacks the ``s²`` sub-pixels' ``H x W`` grids),
+    so no full-resolution warped frame or transpose is ever made.
     """
     h, w = motion.shape[1:]
     s = scale
     if out is None:
         out = np.empty((3 * s * s, h, w), np.float32)
-    base_x = (np.arange(w, dtype=np.float32) * s)[None, :] + motion[0] * s
-    base_y = (np.arange(h, dtype=np.float32) * s)[:, None] + motion[1] * s
-    for i in range(s):
-        map_y = base_y + i
-        for j in range(s):
-            map_x = base_x + j
-            for c in range(3):
-                cv2.remap(history[c], map_x, map_y, cv2.INTER_LINEAR, dst=out[c * s * s + i * s + j],
-                          borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+    sub = np.arange(s, dtype=np.float32)
+    # (s, s, h, w): sub-pixel row i, column j; stacked as s² * h rows of w
+    map_x = (np.arange(w, dtype=np.float32) * s + motion[0] * s)[None, None] + sub[None, :, None, None]
+    map_y = (np.arange(h, dtype=np.float32)[:, None] * s + motion[1] * s)[None, None] + sub[:, None, None, None]
+    map_x = np.broadcast_to(map_x, (s, s, h, w)).reshape(s * s * h, w)
+    map_y = np.broadcast_to(map_y, (s, s, h, w)).reshape(s * s * h, w)
+    planes = out.reshape(3, s * s * h, w)
+    for c in range(3):
+        cv2.remap(history[c], map_x, map_y, cv2.INTER_LINEAR, dst=planes[c], borderMode=cv2.BORDER_REPLICATE)
     return out
 
 
