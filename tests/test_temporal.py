@@ -192,3 +192,69 @@ def test_exported_graphs_match_pytorch_over_a_sequence(tiny):
     model = get_model(tiny)
     report = check_temporal_parity(model, tiny.with_suffix(".onnx"), tiny.with_suffix(".folded.onnx"), _pan(6))
     assert report.full < 1e-4 and report.folded < 1e-3 and report.frames == 6
+
+
+# --- the shipped temporal models -----------------------------------------------------------------------------
+
+
+def _psnr_after(outputs, frames, start, scale):
+    from upscaler.metrics import psnr
+
+    return float(np.mean([psnr(o, f.hr, border=scale) for o, f in list(zip(outputs, frames))[start:]]))
+
+
+@pytest.mark.parametrize("name", ["x4-temporal", "x2-temporal"])
+def test_shipped_temporal_model_gathers_detail_bicubic_and_accumulation_miss(name, set5):
+    import cv2
+
+    model = get_model(name)
+    s = model.scale
+    spec = SequenceSpec(s, (48, 40), 14, Camera(center=(128, 128), velocity=(0.63 * s, 0.27 * s)))
+    frames = make_sequence(set5["butterfly"], spec)
+    ts, acc = TemporalUpscaler(name, "onnxruntime-cpu"), PlainAccumulator(s)
+    ours = [ts.upscale(f.lr, f.jitter, f.motion) for f in frames]
+    accumulated = [acc.step(f.lr, f.jitter, f.motion) for f in frames]
+    bicubic = [cv2.resize(f.lr, (f.hr.shape[1], f.hr.shape[0]), interpolation=cv2.INTER_CUBIC) for f in frames]
+    score = {k: _psnr_after(v, frames, 8, s) for k, v in (("ours", ours), ("acc", accumulated), ("bic", bicubic))}
+    assert score["ours"] > score["bic"] + 1.0 and score["ours"] > score["acc"] + 0.3, score
+
+
+def test_shipped_temporal_model_drops_stale_history_after_an_unsignalled_cut(set5):
+    import cv2
+
+    spec = SequenceSpec(4, (48, 40), 14, Camera(center=(128, 128), velocity=(2.4, 1.1)), cut_at=10,
+                        cut_camera=Camera(center=(140, 120), velocity=(-1.5, 0.8)))  # fmt: skip
+    frames = make_sequence(set5["woman"], spec, set5["baby"])
+    ts, acc = TemporalUpscaler("x4-temporal", "onnxruntime-cpu"), PlainAccumulator(4)
+    ours = [ts.upscale(f.lr, f.jitter, f.motion) for f in frames]  # never told about the cut
+    stale = [acc.step(f.lr, f.jitter, f.motion) for f in frames]
+    bicubic = [cv2.resize(f.lr, (f.hr.shape[1], f.hr.shape[0]), interpolation=cv2.INTER_CUBIC) for f in frames]
+    after = {
+        k: _psnr_after(v[10:13], frames[10:13], 0, 4) for k, v in (("ours", ours), ("acc", stale), ("bic", bicubic))
+    }
+    assert after["ours"] >= after["bic"] - 1.0 and after["ours"] > after["acc"] + 5.0, after
+
+
+def test_models_lists_the_temporal_models_with_their_inputs():
+    from tests.conftest import run_cli
+
+    result = run_cli("models")
+    assert result.returncode == 0, result.stderr
+    for name in ("x4-temporal", "x2-temporal"):
+        line = next(x for x in result.stdout.splitlines() if x.startswith(f"{name} (TemporalUpscaler) inputs:"))
+        assert "jitter" in line and "motion" in line
+    info = run_cli("info", "-m", "x4-temporal")
+    assert "onnxruntime-cpu       available" in info.stdout and "torch-cpu             available" in info.stdout
+
+
+def test_every_temporal_model_ships_both_graphs_intact_with_measured_quality():
+    from upscaler.models import list_models, sha256_file
+
+    models = list_models("temporal")
+    assert {m.name for m in models} == {"x4-temporal", "x2-temporal"}
+    for model in models:
+        for f in (model.weights, model.onnx, model.graph("folded")):
+            assert f.path.is_file() and sha256_file(f.path) == f.sha256 and f.path.stat().st_size < 5_000_000
+        assert model.training["steps"] > 0 and model.training["config"].endswith(f"{model.name}.toml")
+        for figures in model.quality.values():  # measured on rendered sequences beside the baselines
+            assert figures["psnr"] > figures["bicubic_psnr"] and figures["psnr"] > figures["accumulation_psnr"]
