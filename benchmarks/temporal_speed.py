@@ -1,0 +1,83 @@
+"""Time per frame of a temporal model against a single-frame model, side by side in one run.
+
+    python benchmarks/temporal_speed.py --temporal x4-temporal --single x4-fast --size 320x180 \
+        --json benchmarks/results/temporal-speed-x4.json
+
+Each round times every subject on the same frames in turn (interleaved, so
+machine noise hits all alike); the figure is the median over rounds of each
+subject's median, and the ratio to the single-frame model. Subjects: the
+single-frame model (``Upscaler.upscale``: uint8 frame in, uint8 frame out),
+the temporal model with exact motion (``TemporalUpscaler.upscale``: reprojection,
+network, blend, uint8 out) and with ``motion=None`` (optical flow included).
+The frames are a real photo panned by one low-resolution pixel per frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+def main() -> None:
+    from upscaler import TemporalUpscaler, Upscaler
+    from upscaler.io import sample_images
+    from upscaler.sysinfo import machine_info
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--temporal", default="x4-temporal")
+    parser.add_argument("--single", default="x4-fast")
+    parser.add_argument("--size", default="320x180")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--frames", type=int, default=8, help="timed frames per subject per round")
+    parser.add_argument("--threads", type=int)
+    parser.add_argument("--json")
+    args = parser.parse_args()
+    w, h = (int(v) for v in args.size.lower().split("x"))
+    photo = cv2.resize(sample_images()[0][..., :3], (w + args.frames + 1, h), interpolation=cv2.INTER_AREA)
+    frames = [np.ascontiguousarray(photo[:, i : i + w]) for i in range(args.frames + 1)]
+    motion = np.zeros((h, w, 2), np.float32)
+    motion[..., 0] = -1.0  # the picture moves one pixel left per frame: the surface was one pixel to the left
+    single = Upscaler(args.single, "onnxruntime-cpu", tile=0, threads=args.threads, precision="fp32")
+    exact = TemporalUpscaler(args.temporal, "onnxruntime-cpu", threads=args.threads)
+    flow = TemporalUpscaler(args.temporal, "onnxruntime-cpu", threads=args.threads)
+    subjects = {
+        f"{args.single} (single frame)": lambda i: single.upscale(frames[i]),
+        f"{args.temporal} (exact motion)": lambda i: exact.upscale(frames[i], (0.0, 0.0), motion),
+        f"{args.temporal} (motion=None)": lambda i: flow.upscale(frames[i], (0.0, 0.0)),
+    }
+    for run in subjects.values():  # warm-up, and the temporal streams get a history
+        run(0)
+    medians: dict[str, list[float]] = {name: [] for name in subjects}
+    for _ in range(args.rounds):
+        for name, run in subjects.items():
+            times = []
+            for i in range(1, args.frames + 1):
+                start = time.perf_counter()
+                run(i)
+                times.append((time.perf_counter() - start) * 1000)
+            medians[name].append(float(np.median(times)))
+    base = float(np.median(medians[f"{args.single} (single frame)"]))
+    report = {
+        "command": "python benchmarks/temporal_speed.py " + " ".join(__import__("sys").argv[1:]),
+        "machine": machine_info(),
+        "size": [w, h],
+        "rounds": args.rounds,
+        "frames": args.frames,
+        "subjects": {
+            name: {"median_ms": round(float(np.median(m)), 2), "ratio": round(float(np.median(m)) / base, 2)}
+            for name, m in medians.items()
+        },
+    }
+    for name, r in report["subjects"].items():
+        print(f"{name:32s} {r['median_ms']:8.2f} ms  {r['ratio']:.2f}x")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
