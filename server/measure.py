@@ -1,6 +1,7 @@
 """Measure what bounds one request's cost, against a real ``upscaler serve`` on loopback.
 
-``python -m server.measure [--model x4-fast] [--trials 5] [--shutdown-timeout-s 5]`` prints JSON:
+``python -m server.measure [--model x4-fast] [--trials 5] [--shutdown-timeout-s 5] [--json PATH]`` prints JSON
+(and with ``--json`` also writes it to PATH, with the machine, the command line and the time):
 
 - ``small_ms``: a small request's latency (64x64 PNG to ``/v1/upscale``) when idle, and while the largest
   accepted request (a square image of ``--max-pixels`` output pixels) runs, with that request's own latency;
@@ -24,6 +25,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -32,6 +34,7 @@ import numpy as np
 from server.settings import Settings
 from upscaler.io import encode_image
 from upscaler.models import get_model
+from upscaler.sysinfo import machine_info
 
 __all__ = ["main"]
 
@@ -162,11 +165,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="x4-fast", help="the model to measure (default: x4-fast)")
     parser.add_argument("--trials", type=int, default=5, help="largest requests for the latency figures")
     parser.add_argument("--shutdown-timeout-s", type=float, default=5.0, help="the shutdown timeout to measure")
+    parser.add_argument(
+        "--json", metavar="PATH", type=Path, help="also write the figures, the machine and the command line to PATH"
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    started = datetime.now(UTC)
+    load_before = os.getloadavg()
     report = _latency(args.model, args.trials)
     report["shutdown"] = _shutdown(args.model, args.shutdown_timeout_s)
     print(json.dumps(report, indent=2))
+    if args.json is not None:
+        record = {
+            "harness": "python -m server.measure",
+            "argv": sys.argv[1:] if argv is None else list(argv),
+            "measured": started.isoformat(timespec="seconds"),
+            "seconds": round((datetime.now(UTC) - started).total_seconds(), 1),
+            "machine": machine_info(),
+            "load_average": {
+                "before": [round(x, 2) for x in load_before],
+                "after": [round(x, 2) for x in os.getloadavg()],
+            },
+            "environment": {k: v for k, v in os.environ.items() if k in ("UPSCALER_CPU_PRECISION", "OMP_NUM_THREADS")},
+            **report,
+        }
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.json.with_name(args.json.name + ".tmp")
+        tmp.write_text(json.dumps(record, indent=2) + "\n")
+        tmp.replace(args.json)
     return 0
 
 
