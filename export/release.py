@@ -51,29 +51,36 @@ def release(
     build = _build_temporal if source.temporal else _build
     with tempfile.TemporaryDirectory(prefix=".release-", dir=weights_dir) as staging:
         staged = build(source, Path(weights), name, description, Path(staging), eval_dirs)
-        final = {}
-        for kind in ("weights", "onnx"):
-            entry: ModelFile = getattr(staged, kind)
+
+        def install(entry: ModelFile) -> ModelFile:
             target = weights_dir / entry.path.name
             os.replace(entry.path, target)
-            final[kind] = ModelFile(target, entry.sha256)
-        graphs = {}
-        for kind, entry in staged.graphs.items():
-            target = weights_dir / entry.path.name
-            os.replace(entry.path, target)
-            graphs[kind] = ModelFile(target, entry.sha256)
-    model = replace(staged, **final, graphs=graphs)
+            return ModelFile(target, entry.sha256)
+
+        model = replace(
+            staged,
+            weights=install(staged.weights),
+            onnx=install(staged.onnx),
+            graphs={kind: install(entry) for kind, entry in staged.graphs.items()},
+        )
     _write_manifest(model, make_default, manifest_path, weights_dir)
     return model
+
+
+def _stage_weights(
+    source: ModelDescriptor, weights: Path, name: str, description: str, staging: Path
+) -> ModelDescriptor:
+    """``source`` renamed, with a checksummed copy of its weights in ``staging``."""
+    copy = staging / f"{name}.safetensors"
+    shutil.copyfile(weights, copy)
+    return replace(source, name=name, description=description, weights=ModelFile(copy, sha256_file(copy)))
 
 
 def _build(
     source: ModelDescriptor, weights: Path, name: str, description: str, staging: Path, eval_dirs: list[Path]
 ) -> ModelDescriptor:
     """Weights, ONNX, parity and quality, all in ``staging``."""
-    copy = staging / f"{name}.safetensors"
-    shutil.copyfile(weights, copy)
-    model = replace(source, name=name, description=description, weights=ModelFile(copy, sha256_file(copy)))
+    model = _stage_weights(source, weights, name, description, staging)
     onnx_path = export_onnx(model, staging / f"{name}.onnx")
     parity = check_parity(model, onnx_path, sample_images())
     log.info("parity: max abs error %.2e, PSNR %.1f dB", parity.max_abs_error, parity.psnr)
@@ -98,9 +105,7 @@ def _build_temporal(
     from upscaler.sequences import Camera, SequenceSpec, make_sequence
     from upscaler.temporal.evaluate import release_quality
 
-    copy = staging / f"{name}.safetensors"
-    shutil.copyfile(weights, copy)
-    model = replace(source, name=name, description=description, weights=ModelFile(copy, sha256_file(copy)))
+    model = _stage_weights(source, weights, name, description, staging)
     full, folded = export_temporal(model, staging / f"{name}.onnx", staging / f"{name}.folded.onnx")
     scene = sample_images()[0]
     spec = SequenceSpec(model.scale, (48, 32), 8, Camera(center=(scene.shape[1] / 2, scene.shape[0] / 2),

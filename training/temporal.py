@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from training.config import TrainConfig
 from training.logs import RunLog
-from training.trainer import _atomic_save, _loss, lr_at, save_weights
+from training.trainer import Trainer, _atomic_save, _loss, lr_at, save_weights
 from upscaler.archs import build_network
 from upscaler.archs.temporal import reproject
 from upscaler.io import list_images, read_image
@@ -122,8 +122,7 @@ class TemporalTrainer:
         torch.manual_seed(config.run.seed)
         if config.run.threads:
             torch.set_num_threads(config.run.threads)
-        self.device = torch.device("cuda" if config.run.device in ("auto", "cuda") and torch.cuda.is_available()
-                                   else ("cpu" if config.run.device == "auto" else config.run.device))  # fmt: skip
+        self.device = Trainer._pick_device(config.run.device)
         self.net = build_network(config.model.arch, config.model.scale, config.model.params).to(self.device)
         self.ema = build_network(config.model.arch, config.model.scale, config.model.params).to(self.device)
         self.ema.load_state_dict(self.net.state_dict())

@@ -15,7 +15,19 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["PlainAccumulator"]
+__all__ = ["PlainAccumulator", "reprojection_maps"]
+
+
+def reprojection_maps(motion: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
+    """``cv2.remap`` maps (``sH x sW``, pixel indices) that reproject a previous HR frame by LR ``motion``.
+
+    HR pixel ``(x, y)`` reads ``(x, y) + scale * motion(x // scale, y // scale)``:
+    every HR pixel moves with its LR block, as ``archs.temporal.reproject`` does.
+    """
+    h, w = motion.shape[:2]
+    up = cv2.resize(motion, (w * scale, h * scale), interpolation=cv2.INTER_NEAREST) * np.float32(scale)
+    gx, gy = np.meshgrid(np.arange(w * scale, dtype=np.float32), np.arange(h * scale, dtype=np.float32))
+    return gx + up[..., 0], gy + up[..., 1]
 
 
 class PlainAccumulator:
@@ -55,11 +67,7 @@ class PlainAccumulator:
         return np.clip(np.floor(self._history * 255.0 + 0.5), 0, 255).astype(np.uint8)
 
     def _reproject(self, motion: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        s = self.scale
-        hh, wh = self._history.shape[:2]
-        up = cv2.resize(motion, (wh, hh), interpolation=cv2.INTER_NEAREST) * s
-        gx, gy = np.meshgrid(np.arange(wh, dtype=np.float32), np.arange(hh, dtype=np.float32))
-        mx, my = gx + up[..., 0], gy + up[..., 1]
+        mx, my = reprojection_maps(motion, self.scale)
         history = cv2.remap(self._history, mx, my, interpolation=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
         count = cv2.remap(self._count, mx, my, interpolation=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT)
         return history, count

@@ -44,6 +44,7 @@ from upscaler.io import list_images, read_image
 from upscaler.metrics import psnr, rgb_to_y, ssim
 from upscaler.pipeline import to_rgb8
 from upscaler.sequences import Camera, Layer, SequenceFrame, SequenceSpec, make_sequence
+from upscaler.temporal.accumulate import reprojection_maps
 
 __all__ = [
     "AFTER_CUT",
@@ -291,11 +292,6 @@ def describe_subject(subject: SequenceSubject) -> dict:
 # --------------------------------------------------------------------------- figures
 
 
-def _motion_hr(motion: np.ndarray, scale: int) -> np.ndarray:
-    """``sH x sW x 2`` motion in HR pixels: each HR pixel moves with its LR block (nearest, as ``reproject``)."""
-    return np.repeat(np.repeat(motion, scale, axis=0), scale, axis=1) * np.float32(scale)
-
-
 def reproject_hr(image: np.ndarray, motion: np.ndarray, scale: int) -> tuple[np.ndarray, np.ndarray]:
     """The previous HR ``image`` where this frame's surfaces were, and where that is inside the previous frame.
 
@@ -306,9 +302,7 @@ def reproject_hr(image: np.ndarray, motion: np.ndarray, scale: int) -> tuple[np.
     position fell outside the previous frame (clamped, not seen).
     """
     hh, wh = image.shape[:2]
-    up = _motion_hr(motion, scale)
-    gx, gy = np.meshgrid(np.arange(wh, dtype=np.float32), np.arange(hh, dtype=np.float32))
-    mx, my = gx + up[..., 0], gy + up[..., 1]
+    mx, my = reprojection_maps(motion, scale)
     out = cv2.remap(image.astype(np.float32), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     inside = (mx >= 0) & (mx <= wh - 1) & (my >= 0) & (my <= hh - 1)
     return out.reshape(image.shape), inside
