@@ -93,7 +93,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="One folder per model with config.pbtxt (dynamic batch, height and width; dynamic batching) "
         "and the ONNX graph, or a TensorRT plan built here with --plan. A plan serves only its profile's batches: "
         "with --plan, max_batch_size is the profile's max batch unless --max-batch-size asks for less (more is an "
-        "error; raise the profile's batch instead).",
+        "error; raise the profile's batch instead). Temporal models are written as stateful sequence models "
+        "(implicit state: Triton keeps each sequence's history), FP32, max_batch_size 1.",
     )
     tri.add_argument("--dir", required=True, help="repository folder to write")
     tri.add_argument("--model", "-m", nargs="+", default=None, help="models (default: every built-in model)")
@@ -244,7 +245,14 @@ def _plan(model, precision: str, profile, cache_dir: Path | None, device: int = 
 
     cache_dir = cache_dir or default_cache_dir()
     options = EngineOptions(precision=precision, device_id=device, cache_dir=cache_dir)
-    engine = TensorRTEngine(model, options, profile=profile)
+    if model.temporal:  # one stream per step: the profile's sizes at batch 1
+        from upscaler.runtime.profiles import ShapeProfile
+        from upscaler.temporal.tensorrt import TensorRTTemporalEngine
+
+        single = ShapeProfile(*((1, h, w) for _, h, w in (profile.min, profile.opt, profile.max)))
+        engine = TensorRTTemporalEngine(model, options, profile=single)
+    else:
+        engine = TensorRTEngine(model, options, profile=profile)
     return engine.key, engine.plan_path
 
 
@@ -272,7 +280,7 @@ def _triton(args: argparse.Namespace) -> int:
     from export.triton import max_batch_size_for, write_repository
     from upscaler.models import get_model, list_models
 
-    models = [get_model(m) for m in args.model] if args.model else list_models("frame")
+    models = [get_model(m) for m in args.model] if args.model else list_models()
     models = list({m.name: m for m in models}.values())
     profile = _profile(args.profile)
     plans = None

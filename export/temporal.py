@@ -6,8 +6,9 @@
   blend in one graph, dynamic batch, height and width; what GPU engines
   (ONNX Runtime CUDA/TensorRT, TensorRT) run, the history kept on the device.
 - ``<name>.folded.onnx``: ``frame``, ``jitter``, ``history`` (N x 3s² x H x W,
-  already reprojected and folded), ``reset`` -> ``output``: what ONNX
-  Runtime's CPU engine runs after reprojecting with OpenCV.
+  already reprojected and folded), ``reset`` -> ``output`` (N x 3s² x H x W,
+  folded): what ONNX Runtime's CPU engine runs between reprojecting and
+  unfolding with OpenCV.
 
 ``check_temporal_parity`` runs both graphs beside PyTorch over a rendered
 sequence (history carried from frame to frame) and reports the largest
@@ -59,7 +60,7 @@ def export_temporal(model: ModelDescriptor, full: Path, folded: Path, *, opset: 
             self.net = net
 
         def forward(self, frame, jitter, history, reset):
-            return self.net.forward_folded(frame, jitter, history, reset)
+            return self.net.blend_folded(frame, jitter, history, reset)
 
     jobs = [
         (net, (frame, jitter, motion, history, reset), ["frame", "jitter", "motion", "history", "reset"], full,
@@ -71,6 +72,8 @@ def export_temporal(model: ModelDescriptor, full: Path, folded: Path, *, opset: 
         out = Path(out)
         tmp = out.with_name(f".{out.name}.part")
         axes = {k: v for k, v in _dynamic(history_axes).items() if k in [*names, "output"]}
+        if module is not net:  # the folded graph's output is folded too: low-resolution axes
+            axes["output"] = {0: "batch", 2: "h", 3: "w"}
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

@@ -14,6 +14,18 @@ larger one is an error (raise the profile's batch instead: the profile is
 what the engine was built for), the profile's min batch must be 1 (Triton
 sends single requests), and ``preferred_batch_size`` stays within it.
 
+Temporal models (``x4-temporal``, ``x2-temporal``) are stateful sequence
+models: the whole-step graph with Triton's sequence batcher and *implicit
+state* (``history`` in, ``output`` out: Triton feeds each request's output
+back as the next request's history, on the device, per sequence), and the
+sequence-start control wired to the graph's ``reset`` input. A client sends
+``frame``, ``jitter`` and ``motion`` with a sequence (correlation) id; a cut
+it knows about starts a new sequence. The first request of a sequence gets
+an uninitialised 1 x 1 state, which the graph ignores when ``reset`` is 1
+(it starts from the frame upsampled). ``max_batch_size`` is 1 for them:
+that placeholder state cannot be batched with the full-size state of
+running sequences, so concurrency comes from instances, not batching.
+
 Triton is not installed on our machines: the repository layout and configs
 follow Triton's model-configuration documentation and are checked by tests
 for structure and consistency with the graphs, not served.
@@ -30,7 +42,7 @@ from upscaler.models import ModelDescriptor
 from upscaler.runtime.base import require_graph
 from upscaler.runtime.profiles import ShapeProfile
 
-__all__ = ["DEFAULT_MAX_BATCH", "max_batch_size_for", "model_config", "write_repository"]
+__all__ = ["DEFAULT_MAX_BATCH", "max_batch_size_for", "model_config", "temporal_model_config", "write_repository"]
 
 #: ``max_batch_size`` of ONNX models (ONNX Runtime takes any batch).
 DEFAULT_MAX_BATCH = 8
@@ -130,6 +142,64 @@ def model_config(
     return "\n".join(lines) + "\n"
 
 
+#: How long Triton keeps an idle temporal sequence (and its state) before freeing its slot.
+SEQUENCE_IDLE_US = 5_000_000
+
+
+def temporal_model_config(
+    model: ModelDescriptor,
+    graph: Path,
+    *,
+    platform: str,
+    gpu: bool,
+    instances: int = 1,
+    max_idle_us: int = SEQUENCE_IDLE_US,
+    profile: ShapeProfile | None = None,
+) -> str:
+    """``config.pbtxt`` for a temporal model: a sequence model with implicit state (see the module docstring)."""
+    inputs, outputs = _io(graph)
+    names = [name for name, _ in inputs]
+    if sorted(names) != ["frame", "history", "jitter", "motion", "reset"] or [n for n, _ in outputs] != ["output"]:
+        raise ValueError(f"{graph}: not a temporal step graph (inputs {names})")
+    dims = {"frame": "3, -1, -1", "jitter": "2", "motion": "2, -1, -1", "output": "3, -1, -1"}
+    declared = [(n, d) for n, d in inputs if n not in ("history", "reset")]
+    s = model.scale
+    lines = [
+        f"# {model.name}: x{s} temporal super-sampling, one stateful sequence per stream ({model.description})",
+        "# inputs: frame 3 x H x W float 0..1 RGB; jitter 2 (LR pixels, each from -0.5 up to 0.5); motion 2 x H x W "
+        "(LR pixels, previous = current + motion)",
+        f"# output: 3 x {s}H x {s}W, 0..1, also kept by Triton as the sequence's history (implicit state)",
+        "# a new sequence (correlation id) starts from the frame alone: start one at every cut",
+    ]
+    if profile is not None:
+        (_, h0, w0), (_, h1, w1), (_, h2, w2) = profile.min, profile.opt, profile.max
+        lines.append(f"# TensorRT profile (batch 1): frames from {w0}x{h0} to {w2}x{h2}, tuned for {w1}x{h1}")
+    lines += [
+        f'name: "{model.name}"',
+        f'platform: "{platform}"',
+        "max_batch_size: 1",
+        "input [",
+        *(f'  {{ name: "{n}" data_type: {d} dims: [ {dims[n]} ] }}{"," if i < len(declared) - 1 else ""}'
+          for i, (n, d) in enumerate(declared)),
+        "]",
+        "output [",
+        f'  {{ name: "output" data_type: {outputs[0][1]} dims: [ {dims["output"]} ] }}',
+        "]",
+        "sequence_batching {",
+        f"  max_sequence_idle_microseconds: {max_idle_us}",
+        "  direct { }",
+        "  control_input [",
+        '    { name: "reset" control [ { kind: CONTROL_SEQUENCE_START fp32_false_true: [ 0, 1 ] } ] }',
+        "  ]",
+        "  state [",
+        '    { input_name: "history" output_name: "output" data_type: TYPE_FP32 dims: [ 3, -1, -1 ] }',
+        "  ]",
+        "}",
+        f"instance_group [ {{ count: {instances} kind: {'KIND_GPU' if gpu else 'KIND_CPU'} }} ]",
+    ]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def write_repository(
     models: Sequence[ModelDescriptor],
     root: Path,
@@ -153,10 +223,11 @@ def write_repository(
     if plans and profile is None:
         raise ValueError("plans need the profile they were built with")
     for model in models:  # checked first: a bad request writes nothing
-        max_batch_size_for(max_batch_size, profile if (plans or {}).get(model.name) else None)
+        if not model.temporal:
+            max_batch_size_for(max_batch_size, profile if (plans or {}).get(model.name) else None)
     written = []
     for model in models:
-        graph = require_graph(model, precision)
+        graph = require_graph(model, "fp32" if model.temporal else precision)  # temporal models ship FP32
         folder = root / model.name
         version = folder / "1"
         version.mkdir(parents=True, exist_ok=True)
@@ -167,6 +238,12 @@ def write_repository(
         else:
             shutil.copyfile(graph, version / "model.onnx")
             platform, accel = "onnxruntime_onnx", tensorrt_precision
+        if model.temporal:
+            text = temporal_model_config(
+                model, graph, platform=platform, gpu=gpu, profile=profile if plan is not None else None
+            )
+            written.append(write_atomic(folder / "config.pbtxt", text))
+            continue
         text = model_config(
             model,
             graph,

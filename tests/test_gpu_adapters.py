@@ -13,7 +13,6 @@ import logging
 import sys
 from dataclasses import replace
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import onnx
@@ -21,11 +20,10 @@ import onnxruntime as real_ort
 import pytest
 from onnx import helper, numpy_helper
 
-from tests.fakes.cuda import FakeCudaDevice
+from tests.fakes import install_fake_tensorrt
 from tests.fakes.onnxruntime_gpu import make_onnxruntime
 from tests.fakes.tensorrt import make_tensorrt, plan_header
 from upscaler.models import ModelFile, get_model
-from upscaler.runtime import tensorrt as trt_adapter
 from upscaler.runtime.base import EngineOptions, EngineUnavailable
 from upscaler.runtime.ort_gpu import OrtGpuEngine
 from upscaler.runtime.profiles import parse_profile
@@ -80,11 +78,7 @@ def renamed_copy(source: Path, out: Path, input_name: str = "input") -> Path:
 @pytest.fixture
 def gpu(monkeypatch):
     """A fake CUDA device and a fake ``tensorrt`` module wired into the adapter."""
-    device = FakeCudaDevice()
-    trt = make_tensorrt(device)
-    monkeypatch.setitem(sys.modules, "tensorrt", trt)
-    monkeypatch.setattr(trt_adapter, "cuda_device", lambda device_id: device)
-    return SimpleNamespace(device=device, trt=trt)
+    return install_fake_tensorrt(monkeypatch)
 
 
 def trt_calls():

@@ -132,3 +132,65 @@ def test_write_repository_checks_plans_against_their_profile(tmp_path):
     assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
     (config,) = write_repository([model], tmp_path / "d")  # ONNX: any batch, 8 by default
     assert "max_batch_size: 8\n" in config.read_text()
+
+
+def test_temporal_models_are_stateful_sequence_models_whose_first_request_needs_no_state(tmp_path):
+    """Triton's implicit state: the output is fed back as ``history``; the start flag drives ``reset``.
+
+    The first request of a sequence carries an uninitialised 1 x 1 state
+    (Triton's rule for variable-sized state); the graph must ignore it. This
+    plays Triton's part with ONNX Runtime on the shipped graph.
+    """
+    from upscaler.io import sample_images
+    from upscaler.sequences import Camera, SequenceSpec, make_sequence
+    from upscaler.temporal.engines import _upsample
+
+    repo = tmp_path / "models"
+    result = run_cli("export", "triton", "--dir", str(repo), "-m", "x4-temporal", "--max-batch-size", "4")
+    assert result.returncode == 0, result.stderr
+    text = _config(repo / "x4-temporal" / "config.pbtxt")
+    model = get_model("x4-temporal")
+    graph = repo / "x4-temporal" / "1" / "model.onnx"
+    assert graph.read_bytes() == model.onnx.path.read_bytes()
+    assert "max_batch_size: 1" in text and "sequence_batching {" in text and "dynamic_batching" not in text
+    assert re.search(r'control_input \[\s*\{ name: "reset" control \[ \{ kind: CONTROL_SEQUENCE_START '
+                     r"fp32_false_true: \[ 0, 1 \] \} \] \}", text)  # fmt: skip
+    assert 'input_name: "history" output_name: "output" data_type: TYPE_FP32 dims: [ 3, -1, -1 ]' in text
+    declared = re.findall(r'\{ name: "(\w+)" data_type: (\w+) dims: \[ ([^\]]+) \] \}', text)
+    assert declared == [("frame", "TYPE_FP32", "3, -1, -1"), ("jitter", "TYPE_FP32", "2"),
+                        ("motion", "TYPE_FP32", "2, -1, -1"), ("output", "TYPE_FP32", "3, -1, -1")]  # fmt: skip
+    assert text.count("{") == text.count("}") and text.count("[") == text.count("]")
+
+    scene = sample_images()[0]
+    camera = Camera(center=(scene.shape[1] / 2, scene.shape[0] / 2), velocity=(2.0, 1.0))
+    frames = make_sequence(scene, SequenceSpec(4, (28, 20), 4, camera))
+    session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
+    state = np.full((1, 3, 1, 1), np.nan, np.float32)  # Triton: uninitialised, variable dims as 1
+    reference = None
+    for t, f in enumerate(frames):
+        x = np.ascontiguousarray(f.lr.transpose(2, 0, 1)[None], np.float32) / 255
+        jitter = np.array([f.jitter], np.float32)
+        motion = np.ascontiguousarray(f.motion.transpose(2, 0, 1)[None])
+        start = np.array([[1.0 if t == 0 else 0.0]], np.float32)
+        state = session.run(None, {"frame": x, "jitter": jitter, "motion": motion, "history": state, "reset": start})[0]
+        if reference is None:  # what our own engines do on a reset: the frame upsampled, no motion
+            feeds = {"frame": x, "jitter": jitter, "motion": np.zeros_like(motion), "reset": start,
+                     "history": _upsample(x, 4)[None]}  # fmt: skip
+        else:
+            feeds = {"frame": x, "jitter": jitter, "motion": motion, "reset": start, "history": reference}
+        reference = session.run(None, feeds)[0]
+        assert np.isfinite(state).all()
+        np.testing.assert_allclose(state, reference, atol=1e-6)
+
+
+def test_temporal_plans_are_built_at_batch_one(fake_tensorrt, tmp_path):
+    repo = tmp_path / "r"
+    code = main(["export", "triton", "--dir", str(repo), "-m", "x2-temporal", "--plan", "--profile",
+                 "1x8x8:2x32x32:4x64x64"])  # fmt: skip
+    assert code == 0
+    text = _config(repo / "x2-temporal" / "config.pbtxt")
+    assert 'platform: "tensorrt_plan"' in text and "max_batch_size: 1" in text
+    assert "frames from 8x8 to 64x64, tuned for 32x32" in text
+    profile = plan_header((repo / "x2-temporal" / "1" / "model.plan").read_bytes())["profile"]
+    assert profile["frame"] == ((1, 3, 8, 8), (1, 3, 32, 32), (1, 3, 64, 64))
+    assert profile["history"] == ((1, 3, 1, 1), (1, 3, 64, 64), (1, 3, 128, 128))

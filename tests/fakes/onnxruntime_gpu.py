@@ -3,8 +3,8 @@
 It offers the surface the adapter calls (``get_available_providers``,
 ``SessionOptions``, ``GraphOptimizationLevel``, ``InferenceSession(path,
 sess_options, providers=...)``, ``get_providers``, ``get_inputs``/``get_outputs``,
-``io_binding`` with ``bind_cpu_input``/``bind_output``/``run_with_iobinding``/
-``copy_outputs_to_cpu``) and records what was asked of it. Sessions and IO
+``io_binding`` with ``bind_cpu_input``/``bind_ortvalue_input``/``bind_output``/
+``run_with_iobinding``/``copy_outputs_to_cpu``/``get_outputs``) and records what was asked of it. Sessions and IO
 bindings are real ONNX Runtime CPU ones underneath, so the binding calls are
 checked against ONNX Runtime's own signatures and the values are real CPU
 results; an output bound to ``cuda`` is bound to the CPU instead.
@@ -46,7 +46,8 @@ _SHAPES = re.compile(r"^([^:,]+):(\d+(?:x\d+)*)$")
 @dataclass
 class Calls:
     sessions: list[dict] = field(default_factory=list)  #: graph path and providers of each session
-    bindings: list[tuple] = field(default_factory=list)  #: ("input", name, shape) / ("output", name, device, id)
+    #: ("input", name, shape) / ("ortvalue", name, shape) / ("output", name, device, id)
+    bindings: list[tuple] = field(default_factory=list)
     runs: list[tuple[int, ...]] = field(default_factory=list)  #: input shapes run
 
 
@@ -82,8 +83,17 @@ def make_onnxruntime(available: list[str], *, active: list[str] | None = None) -
             calls.bindings.append(("output", name, device_type, device_id))
             self._real.bind_output(name, "cpu", 0, element_type, shape, buffer_ptr)
 
+        def bind_ortvalue_input(self, name: str, ortvalue: Any) -> None:
+            assert isinstance(ortvalue, real.OrtValue), "bind_ortvalue_input takes an OrtValue"
+            calls.bindings.append(("ortvalue", name, tuple(ortvalue.shape())))
+            self._session._check_profile(name, tuple(ortvalue.shape()))
+            self._real.bind_ortvalue_input(name, ortvalue)
+
         def copy_outputs_to_cpu(self) -> list:
             return self._real.copy_outputs_to_cpu()
+
+        def get_outputs(self) -> list:
+            return self._real.get_outputs()  # OrtValues (on the CPU here; on the bound device for real)
 
     class InferenceSession:
         def __init__(self, path_or_bytes: Any, sess_options: Any = None, providers: Any = None, **kw: Any) -> None:

@@ -339,10 +339,12 @@ def make_tensorrt(device: Any, version: str = "10.3.0") -> types.ModuleType:
         def get_tensor_shape(self, name: str) -> tuple[int, ...]:
             if name in self.engine.inputs:
                 return self.shapes.get(name, self.engine.inputs[name])
-            (inp,) = self.engine.inputs
-            if inp not in self.shapes:
+            if set(self.engine.inputs) - set(self.shapes):
                 return self.engine.outputs[name]
-            n, c, h, w = self.shapes[inp]
+            if len(self.engine.inputs) > 1:  # shape inference: run the graph on zeros of the shapes set
+                feeds = {k: np.zeros(v, np.float32) for k, v in self.shapes.items()}
+                return tuple(self.engine.session.run([name], feeds)[0].shape)
+            ((_, (n, c, h, w)),) = self.shapes.items()
             return (n, c, h * self.engine.scale, w * self.engine.scale)
 
         def set_tensor_address(self, name: str, memory: int) -> bool:
@@ -356,20 +358,27 @@ def make_tensorrt(device: Any, version: str = "10.3.0") -> types.ModuleType:
 
         def execute_async_v3(self, stream_handle: int) -> bool:
             _check(stream_handle, int, "execute_async_v3(stream_handle)")
-            (inp,), (outp,) = self.engine.inputs, self.engine.outputs
-            if inp not in self.shapes or {inp, outp} - set(self.addresses):
+            (outp,) = self.engine.outputs
+            if set(self.engine.inputs) - set(self.shapes) or {*self.engine.inputs, outp} - set(self.addresses):
                 return False  # shapes and addresses must all be set first
-            x = device.lookup(self.addresses[inp])
+            feeds = {}
+            for inp in self.engine.inputs:
+                x = device.lookup(self.addresses[inp])
+                if x.shape != self.shapes[inp]:
+                    raise AssertionError(f"{inp} buffer {x.shape} does not hold the shape set, {self.shapes[inp]}")
+                feeds[inp] = x
             y = device.lookup(self.addresses[outp])
-            if x.shape != self.shapes[inp]:
-                raise AssertionError(f"input buffer {x.shape} does not hold the shape set, {self.shapes[inp]}")
-            result = self.engine.session.run(None, {inp: x})[0]
+            if any(y is x or np.shares_memory(x, y) for x in feeds.values()):
+                raise AssertionError("the output buffer is also bound as an input (TensorRT does not allow aliasing)")
+            result = self.engine.session.run(None, feeds)[0]
             if y.size < result.size:
                 raise AssertionError(f"output buffer of {y.shape} too small for {result.shape}")
             y.reshape(-1)[: result.size] = result.reshape(-1)
+            first = next(iter(feeds.values()))
             calls.executions.append(
-                {"stream": stream_handle, "input": x.shape, "output": result.shape, "device_active": device.active > 0}
-            )
+                {"stream": stream_handle, "input": first.shape, "inputs": {k: v.shape for k, v in feeds.items()},
+                 "output": result.shape, "device_active": device.active > 0}
+            )  # fmt: skip
             return True
 
     class ICudaEngine:
@@ -379,9 +388,11 @@ def make_tensorrt(device: Any, version: str = "10.3.0") -> types.ModuleType:
             self.profile = {k: [tuple(s) for s in v] for k, v in header["profile"].items()}
             self.flags = header["flags"]
             self.session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-            (inp,) = self.inputs
-            probe = self.session.run(None, {inp: np.zeros((1, self.inputs[inp][1], 2, 2), np.float32)})[0]
-            self.scale = probe.shape[2] // 2
+            self.scale = None  # known for single-input graphs; others infer output shapes by running
+            if len(self.inputs) == 1:
+                ((inp, shape),) = self.inputs.items()
+                probe = self.session.run(None, {inp: np.zeros((1, shape[1], 2, 2), np.float32)})[0]
+                self.scale = probe.shape[2] // 2
             self._names = [*self.inputs, *self.outputs]
 
         @property

@@ -21,8 +21,9 @@ network also sees how far this frame's samples are from what the history
 predicted at the same place (its strongest hint for rejection).
 
 Everything but the reprojection runs at low resolution; the step is one
-graph for ONNX (``forward``), and ``forward_warped`` takes an already
-reprojected history, for engines that reproject outside the graph.
+graph for ONNX (``forward``), and ``blend_folded`` takes an already
+reprojected, folded history and returns the output folded, for engines that
+reproject and unfold outside the graph (the CPU engine, with OpenCV).
 """
 
 from __future__ import annotations
@@ -60,10 +61,13 @@ def reproject(history: torch.Tensor, motion: torch.Tensor, scale: int) -> torch.
 
     ``motion`` (N x 2 x H x W, low-resolution pixels) holds, per low-resolution
     pixel, the offset to the same surface in the previous frame; every
-    high-resolution pixel of a block moves with its block.
+    high-resolution pixel of a block moves with its block. The output is
+    ``sH x sW`` (the size the motion implies) whatever the history's size, so
+    a placeholder history (Triton's first request of a sequence holds a 1 x 1
+    state) still gives a frame of the right size for ``forward`` to replace.
     """
-    hh, wh = history.shape[-2:]
     offset = F.interpolate(motion * scale, scale_factor=scale, mode="nearest")  # N x 2 x sH x sW, HR pixels
+    hh, wh = offset.shape[-2:]
     xs = torch.arange(wh, dtype=history.dtype, device=history.device).view(1, 1, wh)
     ys = torch.arange(hh, dtype=history.dtype, device=history.device).view(1, hh, 1)
     # grid_sample's coordinates (align_corners=False): -1 and 1 are the outer edges of the frame
@@ -124,15 +128,35 @@ class TemporalSR(nn.Module):
     ) -> torch.Tensor:
         """``N x 3 x sH x sW`` output (and next history) from the frame (N x 3 x H x W, [0, 1]), its jitter
         (N x 2), motion (N x 2 x H x W), the previous output (N x 3 x sH x sW) and reset (N x 1: 1 when the
-        history is only the frame upsampled: the first frame of a stream or after a cut)."""
-        warped = F.pixel_unshuffle(reproject(history, motion, self.scale), self.scale)
-        return self.forward_folded(frame, jitter, warped, reset)
+        history is only the frame upsampled: the first frame of a stream or after a cut).
+
+        Where ``reset`` is 1 the history and motion are not read: the step
+        starts from the frame upsampled (bilinear), so a caller may pass any
+        history of any size there (a graph server's uninitialised state)."""
+        s = self.scale
+        warped = reproject(history, motion, s)
+        start = F.interpolate(frame, scale_factor=s, mode="bilinear", align_corners=False)
+        warped = torch.where(reset.reshape(-1, 1, 1, 1) > 0.5, start, warped)  # a select: NaN never leaks
+        return self.forward_folded(frame, jitter, F.pixel_unshuffle(warped, s), reset)
 
     def forward_folded(
         self, frame: torch.Tensor, jitter: torch.Tensor, history: torch.Tensor, reset: torch.Tensor
     ) -> torch.Tensor:
         """The step after reprojection: ``history`` is the reprojected history folded (N x 3s² x H x W, channel
         ``c * s² + i * s + j`` holding sub-pixel row ``i``, column ``j`` of colour ``c``)."""
+        return F.pixel_shuffle(self.blend_folded(frame, jitter, history, reset), self.scale)
+
+    def blend_folded(
+        self, frame: torch.Tensor, jitter: torch.Tensor, history: torch.Tensor, reset: torch.Tensor
+    ) -> torch.Tensor:
+        """``forward_folded`` before the final PixelShuffle: the output folded (N x 3s² x H x W).
+
+        What the CPU engine runs: unfolding outside the graph (OpenCV) costs a
+        fraction of ONNX Runtime's ``DepthToSpace``. The blend is written as
+        ``(1 - a - b) * history + a * sample + b * base + c`` and the tail as
+        three convolutions (slices of one weight), which ONNX Runtime runs in
+        fewer full-size passes than the textbook form (no ``Split``).
+        """
         s, s2 = self.scale, self.scale * self.scale
         n, _, h, w = frame.shape
         base = self.base(frame)
@@ -143,14 +167,15 @@ class TemporalSR(nn.Module):
         predicted = torch.matmul(share, history.reshape(n, 3, s2, h * w)).reshape(n, 3, h, w)
         features = torch.cat([frame, frame - predicted, self.history_proj(history)], dim=1)
         bias = self.frame_bias(torch.cat([weights.reshape(n, s2), reset.reshape(n, 1)], dim=1))
-        x = F.relu(self.head(features) + bias.reshape(n, -1, 1, 1))
-        out = self.tail(self.body(x))
-        a = torch.sigmoid(out[:, :s2]).reshape(n, 1, s2, h, w)  # shared by the three colours
-        b = torch.sigmoid(out[:, s2 : 2 * s2]).reshape(n, 1, s2, h, w)
-        c = out[:, 2 * s2 :].reshape(n, 3, s2, h, w)
+        x = self.body(F.relu(self.head(features) + bias.reshape(n, -1, 1, 1)))
+        weight, tail_bias = self.tail.weight, self.tail.bias
+        a = torch.sigmoid(F.conv2d(x, weight[:s2], tail_bias[:s2])).reshape(n, 1, s2, h, w)  # shared by colours
+        b = torch.sigmoid(F.conv2d(x, weight[s2 : 2 * s2], tail_bias[s2 : 2 * s2])).reshape(n, 1, s2, h, w)
+        c = F.conv2d(x, weight[2 * s2 :], tail_bias[2 * s2 :]).reshape(n, 3, s2, h, w)
         sample = frame.reshape(n, 3, 1, h, w)
-        blended = folded + a * (sample - folded) + b * (base.reshape(n, 3, s2, h, w) - folded) + c
-        return F.pixel_shuffle(torch.clamp(blended, 0.0, 1.0).reshape(n, 3 * s2, h, w), s)
+        # history + a * (sample - history) + b * (base - history) + c
+        blended = folded * (1.0 - a - b) + a * sample + b * base.reshape(n, 3, s2, h, w) + c
+        return torch.clamp(blended, 0.0, 1.0).reshape(n, 3 * s2, h, w)
 
     def inference_params(self) -> dict[str, Any]:
         """Hyperparameters to rebuild this network."""

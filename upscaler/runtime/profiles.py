@@ -18,6 +18,7 @@ from upscaler.io import write_atomic
 
 __all__ = [
     "DEFAULT_PROFILE",
+    "TEMPORAL_PROFILE",
     "EngineCache",
     "EngineCacheError",
     "ShapeProfile",
@@ -27,6 +28,7 @@ __all__ = [
     "read_plan",
     "run_within_profile",
     "spans",
+    "temporal_shapes",
 ]
 
 Shape = tuple[int, int, int]  # batch, height, width (channels are the model's)
@@ -70,6 +72,29 @@ class ShapeProfile:
 
 #: Frames from 1x1 to 1080p, batches up to 4, tuned for 960x540 (the 4K-output case).
 DEFAULT_PROFILE = ShapeProfile(min=(1, 1, 1), opt=(1, 540, 960), max=(4, 1080, 1920))
+
+
+#: Temporal steps: one stream per call (batch 1), frames up to 1080p (8K out at x4), tuned for 960x540.
+TEMPORAL_PROFILE = ShapeProfile(min=(1, 1, 1), opt=(1, 540, 960), max=(1, 1080, 1920))
+
+
+def temporal_shapes(profile: ShapeProfile, scale: int) -> dict[str, tuple[tuple[int, ...], ...]]:
+    """Min, opt and max shape of each input of a temporal step graph for a frame ``profile``.
+
+    ``frame`` (N x 3 x H x W), ``jitter`` (N x 2), ``motion`` (N x 2 x H x W),
+    ``history`` (N x 3 x sH x sW) and ``reset`` (N x 1). The history's
+    smallest shape is 1 x 1 whatever the frame: a graph server's first
+    request of a sequence holds a placeholder state there (the step ignores
+    the history when ``reset`` is 1).
+    """
+
+    def inputs(which: str) -> dict[str, tuple[int, ...]]:
+        n, h, w = getattr(profile, which)
+        history = (n, 3, 1, 1) if which == "min" else (n, 3, h * scale, w * scale)
+        return {"frame": (n, 3, h, w), "jitter": (n, 2), "motion": (n, 2, h, w), "history": history, "reset": (n, 1)}
+
+    lo, mid, hi = inputs("min"), inputs("opt"), inputs("max")
+    return {name: (lo[name], mid[name], hi[name]) for name in lo}
 
 
 def _shape(text: str) -> Shape:

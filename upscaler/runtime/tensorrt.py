@@ -22,6 +22,7 @@ builder, kernels or speed. ``TorchCudaDevice`` has never run at all.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, Protocol
@@ -41,7 +42,16 @@ from upscaler.runtime.profiles import (
     run_within_profile,
 )
 
-__all__ = ["CudaDevice", "TensorRTEngine", "TorchCudaDevice", "build_plan", "cuda_device", "import_tensorrt"]
+__all__ = [
+    "CudaDevice",
+    "TensorRTEngine",
+    "TorchCudaDevice",
+    "build_plan",
+    "cuda_device",
+    "engine_key",
+    "import_tensorrt",
+    "open_engine",
+]
 
 log = logging.getLogger(__name__)
 
@@ -148,14 +158,22 @@ def _timing_cache(config: Any, path: Path) -> Any:
 
 
 def build_plan(
-    trt: Any, onnx_path: Path, precision: str, profile: ShapeProfile, timing_cache: Path, logger: Any = None
+    trt: Any,
+    onnx_path: Path,
+    precision: str,
+    profile: ShapeProfile,
+    timing_cache: Path,
+    logger: Any = None,
+    shapes: Mapping[str, tuple[tuple[int, ...], ...]] | None = None,
 ) -> bytes:
     """Parse ``onnx_path`` and build a serialised engine for ``precision`` and ``profile``.
 
     ``timing_cache`` is read before the build (if present) and written after
     it. INT8 needs a graph with symmetric Q/DQ nodes (its scales are in the
     graph, so there is no calibrator); FP16 is a builder flag on the FP32
-    graph. Runs on the current CUDA device.
+    graph. ``shapes`` gives every input's min, opt and max shape for graphs
+    with several inputs (``profiles.temporal_shapes``); without it the one
+    input takes ``profile``. Runs on the current CUDA device.
     """
     logger = logger or trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
@@ -170,11 +188,13 @@ def build_plan(
         config.set_flag(trt.BuilderFlag.FP16)
     if precision == "int8":
         config.set_flag(trt.BuilderFlag.INT8)  # the Q/DQ graph carries its own scales: no calibrator
-    tensor = network.get_input(0)
-    channels = int(tensor.shape[1])
-    shapes = builder.create_optimization_profile()
-    shapes.set_shape(tensor.name, *(profile.full(w, channels) for w in ("min", "opt", "max")))
-    config.add_optimization_profile(shapes)
+    if shapes is None:
+        tensor = network.get_input(0)
+        shapes = {tensor.name: tuple(profile.full(w, int(tensor.shape[1])) for w in ("min", "opt", "max"))}
+    optimisation = builder.create_optimization_profile()
+    for name, (lo, mid, hi) in shapes.items():
+        optimisation.set_shape(name, lo, mid, hi)
+    config.add_optimization_profile(optimisation)
     cache = _timing_cache(config, timing_cache)
     plan = builder.build_serialized_network(network, config)
     if plan is None:
@@ -182,6 +202,62 @@ def build_plan(
     timing_cache.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(timing_cache, bytes(cache.serialize()))
     return bytes(plan)
+
+
+def engine_key(trt: Any, device: CudaDevice, graph: Path, precision: str, profile: ShapeProfile) -> dict:
+    """The engine-cache key of ``graph`` built for ``precision`` and ``profile`` on ``device``."""
+    return cache_key(
+        onnx_sha256=sha256_file(graph),
+        tensorrt=trt.__version__,
+        gpu=device.name,
+        compute_capability=device.compute_capability,
+        precision=precision,
+        profile=profile,
+    )
+
+
+def open_engine(
+    trt: Any,
+    device: CudaDevice,
+    model: ModelDescriptor,
+    graph: Path,
+    key: dict,
+    options: EngineOptions,
+    *,
+    plan_file: Path | None,
+    profile: ShapeProfile,
+    shapes: Mapping[str, tuple[tuple[int, ...], ...]] | None = None,
+) -> tuple[Any, Any, Any, Path]:
+    """Runtime, engine, execution context and plan path for ``model``.
+
+    The plan is ``plan_file`` if given, else the cached one for ``key``
+    (built from ``graph`` on a miss; a cached plan that does not load is
+    evicted). Everything runs on ``device``.
+    """
+    logger = trt.Logger(trt.Logger.WARNING)
+    cache = EngineCache(options.cache_dir or default_cache_dir())
+    precision = key["precision"]
+    with device.current():
+        if plan_file is not None:
+            plan, plan_path = read_plan(plan_file), Path(plan_file)
+        else:
+            plan_path = cache.path(model.name, key)
+            plan = cache.load(model.name, key)
+            if plan is None:
+                log.info("building a TensorRT engine for %s (%s); cached after", model.name, precision)
+                timing = cache.timing_cache_for(key)
+                plan = build_plan(trt, graph, precision, profile, timing, logger, shapes)
+                cache.store(model.name, key, plan)
+        runtime = trt.Runtime(logger)
+        engine = runtime.deserialize_cuda_engine(plan)
+        if engine is None:
+            if plan_file is None:
+                cache.evict(model.name, key)
+            raise EngineUnavailable(
+                f"TensorRT could not load the engine for {model.name} "
+                f"({plan_file or 'cache'}: built by another TensorRT version, or broken)"
+            )
+        return runtime, engine, engine.create_execution_context(), plan_path
 
 
 class TensorRTEngine:
@@ -211,36 +287,10 @@ class TensorRTEngine:
         self.precision = choose_precision(self.name, options.precision, ("fp16", "fp32", "int8"))
         graph = tensorrt_graph(model, self.precision)
         self.device = f"cuda:{options.device_id}"
-        self.key = cache_key(
-            onnx_sha256=sha256_file(graph),
-            tensorrt=trt.__version__,
-            gpu=self._device.name,
-            compute_capability=self._device.compute_capability,
-            precision=self.precision,
-            profile=profile,
+        self.key = engine_key(trt, self._device, graph, self.precision, profile)
+        self._runtime, self._engine, self._context, self.plan_path = open_engine(
+            trt, self._device, model, graph, self.key, options, plan_file=plan_file, profile=profile
         )
-        logger = trt.Logger(trt.Logger.WARNING)
-        cache = EngineCache(options.cache_dir or default_cache_dir())
-        with self._device.current():
-            if plan_file is not None:
-                plan, self.plan_path = read_plan(plan_file), Path(plan_file)
-            else:
-                self.plan_path = cache.path(model.name, self.key)
-                plan = cache.load(model.name, self.key)
-                if plan is None:
-                    log.info("building a TensorRT engine for %s (%s); cached after", model.name, self.precision)
-                    plan = build_plan(trt, graph, self.precision, profile, cache.timing_cache_for(self.key), logger)
-                    cache.store(model.name, self.key, plan)
-            self._runtime = trt.Runtime(logger)
-            self._engine = self._runtime.deserialize_cuda_engine(plan)
-            if self._engine is None:
-                if plan_file is None:
-                    cache.evict(model.name, self.key)
-                raise EngineUnavailable(
-                    f"TensorRT could not load the engine for {model.name} "
-                    f"({plan_file or 'cache'}: built by another TensorRT version, or broken)"
-                )
-            self._context = self._engine.create_execution_context()
         names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
         modes = {n: self._engine.get_tensor_mode(n) for n in names}
         inputs = [n for n in names if modes[n] == trt.TensorIOMode.INPUT]
