@@ -15,12 +15,15 @@ import av
 from upscaler.video.probe import display_times, probe
 
 
-def main(source: str, target: str, size: str) -> None:
-    width, height = (int(v) for v in size.split("x"))
+def make_clip(source: Path, target: Path, size: tuple[int, int], seconds: float | None = None) -> int:
+    """``source``'s frames (the first ``seconds``, or all) resized to ``size`` (area) with that span's audio
+    copied as it is; returns the number of frames written."""
+    width, height = size
     info = probe(Path(source))
     times = display_times(Path(source), info.time_base, info.rate)  # AVI frames carry no display order
-    count = 0
-    with av.open(source) as src, av.open(target, "w") as out:
+    keep = lambda t: seconds is None or t * info.time_base < seconds  # noqa: E731
+    count = written = 0
+    with av.open(str(source)) as src, av.open(str(target), "w") as out:
         vin = src.streams.video[0]
         vout = out.add_stream("libx264", rate=vin.average_rate)
         vout.width, vout.height, vout.pix_fmt = width, height, "yuv420p"
@@ -30,16 +33,24 @@ def main(source: str, target: str, size: str) -> None:
         audio = {s.index: out.add_stream_from_template(s, opaque=True) for s in src.streams.audio}
         for packet in src.demux(vin, *src.streams.audio):
             if packet.stream.type == "audio":
-                if packet.size:
+                if packet.size and (seconds is None or (packet.pts is not None and keep(packet.pts))):
                     packet.stream = audio[packet.stream.index]
                     out.mux(packet)
                 continue
             for frame in packet.decode():
-                small = frame.reformat(width=width, height=height, format="yuv420p", interpolation="AREA")
-                small.pts, small.time_base = times[count], vin.time_base
+                if count < len(times) and keep(times[count]):
+                    small = frame.reformat(width=width, height=height, format="yuv420p", interpolation="AREA")
+                    small.pts, small.time_base = times[count], vin.time_base
+                    out.mux(vout.encode(small))
+                    written += 1
                 count += 1
-                out.mux(vout.encode(small))
         out.mux(vout.encode(None))
+    return written
+
+
+def main(source: str, target: str, size: str) -> None:
+    width, height = (int(v) for v in size.split("x"))
+    make_clip(Path(source), Path(target), (width, height))
     print(f"wrote {Path(target)}")
 
 

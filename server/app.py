@@ -161,7 +161,7 @@ def create_app(settings: Settings) -> FastAPI:
         if service.pool is None:
             raise ApiError(503, "models are still loading", {"Retry-After": "1"})
         out = []
-        for name, up in service.pool.upscalers.items():
+        for name, up in service.pool.served.items():
             m = up.model
             out.append(
                 {
@@ -169,6 +169,7 @@ def create_app(settings: Settings) -> FastAPI:
                     "default": name == service.pool.default,
                     "aliases": sorted(a for a, t in service.pool.aliases.items() if t == name and a != name),
                     "scale": m.scale,
+                    "temporal": m.temporal,  # True: streams only (WS /v1/stream with frame messages)
                     "degradation": m.degradation,
                     "engine": up.engine.name,
                     "precision": getattr(up.engine, "precision", None),

@@ -195,20 +195,30 @@ class Batcher:
             return key, jobs
 
     def _work(self) -> None:
-        while (batch := self._next()) is not None:
-            key, jobs = batch
-            started = time.perf_counter()
-            try:
-                results, error = self.run_batch(key, [j.item for j in jobs]), None
-            except Exception as exc:  # answered to each request; the thread carries on
-                results, error = None, exc
-            compute = time.perf_counter() - started
-            with self._cond:
-                self._running = 0
-            try:
-                self._loop.call_soon_threadsafe(self._deliver, jobs, results, error, started, compute)
-            except RuntimeError:  # the loop is gone (closed without close()): nobody is waiting
-                return
+        while self._run_next():
+            pass
+
+    def _run_next(self) -> bool:
+        """Run the next batch; False once closed (or the loop is gone). Its jobs and results are locals of
+        this call, so nothing of the last batch (a stream's history, an image) stays alive while the thread
+        waits for the next one."""
+        batch = self._next()
+        if batch is None:
+            return False
+        key, jobs = batch
+        started = time.perf_counter()
+        try:
+            results, error = self.run_batch(key, [j.item for j in jobs]), None
+        except Exception as exc:  # answered to each request; the thread carries on
+            results, error = None, exc
+        compute = time.perf_counter() - started
+        with self._cond:
+            self._running = 0
+        try:
+            self._loop.call_soon_threadsafe(self._deliver, jobs, results, error, started, compute)
+        except RuntimeError:  # the loop is gone (closed without close()): nobody is waiting
+            return False
+        return True
 
     def _deliver(self, jobs: list[_Job], results, error: Exception | None, started: float, compute: float) -> None:
         """On the event loop: answer each request of one finished batch."""

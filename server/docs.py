@@ -73,7 +73,14 @@ send raw frames of that size as binary messages; each is answered, in order, by 
 or, in its place, by a JSON error message. At most <code>--max-in-flight</code> frames are processed at once;
 the service stops reading while they are. The key (if any) is checked first: 401 in the handshake. Bad
 parameters, an unknown model or too many pixels: one JSON error message, then a close frame (1008) whose
-reason repeats it.</p>"""
+reason repeats it.</p>
+<p>With a temporal model (<code>model=x4-temporal</code>) the connection owns one history and each binary
+message is one frame: a 24-byte little-endian header (magic <code>UPTF</code>, version 1, flags: 1 reset,
+2 motion follows; reserved; width, height as uint32; jitter x, y as float32), the RGB pixels, then, with the
+motion flag, H x W x 2 float32 motion vectors (previous = current + motion, low-resolution pixels). Frames run
+in order, each continuing the history; a size change starts a new one. A bad frame gets a JSON error in its
+place and leaves the history as it was. At most <code>--max-streams</code> temporal streams are open at once:
+more get 503 in the handshake. Python: <code>upscaler.client.StreamClient</code>.</p>"""
 
 _FORM = """<form id="try"><label>image <input type="file" name="file" accept="image/*" required></label>
 <label>model <input name="model" placeholder="default"></label>

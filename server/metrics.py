@@ -11,7 +11,7 @@ _LATENCY = (0.002, 0.005, 0.01, 0.02, 0.035, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0, 2.
 
 class Metrics:
     """Request counts by route and status; latency, queue and compute time; batch sizes; queue depth;
-    client disconnects; tiles of large images; open streams."""
+    client disconnects; tiles of large images; open streams (and, of them, temporal ones)."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -26,6 +26,9 @@ class Metrics:
         self.queued = Gauge("upscaler_queued_requests", "Requests waiting or running", registry=r)
         self.frames = Counter("upscaler_stream_frames", "Frames answered on WebSocket streams", registry=r)
         self.streams = Gauge("upscaler_streams_open", "WebSocket streams open (their tasks not yet ended)", registry=r)
+        self.temporal_streams = Gauge(
+            "upscaler_temporal_streams_open", "Temporal WebSocket streams open, each holding a history", registry=r
+        )
         self.tiles = Counter("upscaler_tiles", "Tiles of large images run through the engine", registry=r)
         self.large = Gauge("upscaler_large_requests", "Large (tiled) images being upscaled or waiting", registry=r)
         # Not errors of the service: the client left before its answer (status 499 in ``upscaler_requests``).

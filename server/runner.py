@@ -45,6 +45,8 @@ def uvicorn_config(settings: Settings, app: FastAPI) -> uvicorn.Config:
         port=settings.port,
         http=http,
         access_log=False,  # the service writes its own structured lines
+        # A stream message may be as large as a request body (a temporal frame with motion is 11 bytes a pixel).
+        ws_max_size=settings.max_body_bytes,
         timeout_graceful_shutdown=settings.shutdown_timeout_s,  # type: ignore[arg-type]  # a float: 0.9 s is 0.9 s
         log_level="info",
     )

@@ -22,8 +22,9 @@ from starlette.types import Receive
 from server.batcher import Batcher, BatchInfo, DeadlineExceeded, QueueFull
 from server.errors import ApiError, ClientGone
 from server.metrics import Metrics
-from server.pool import IMAGES, ModelPool
+from server.pool import IMAGES, ModelPool, Served
 from server.settings import Settings
+from server.temporal import TemporalJob, TemporalModel
 from server.tiles import Cancelled, TiledRun, needs_tiles
 from upscaler.facade import Upscaler
 from upscaler.models import ModelError
@@ -60,6 +61,7 @@ class Service:
         self.stopping = asyncio.Event()  #: set at the shutdown deadline: everything still running gets 503
         self._lanes = asyncio.Semaphore(settings.large_lanes)
         self._large = 0  # large requests running or waiting for a lane
+        self.temporal_streams = 0  #: temporal streams open (each holds a history): at most ``max_streams``
 
     # -- access --------------------------------------------------------------
 
@@ -86,8 +88,8 @@ class Service:
 
     # -- admission -----------------------------------------------------------
 
-    def model(self, name: str | None) -> Upscaler:
-        """The served model a client named: 503 while loading, 404 if not served."""
+    def served(self, name: str | None) -> Served:
+        """The served model a client named, single-frame or temporal: 503 while loading, 404 if not served."""
         if self.pool is None or not self.pool.ready or self.batcher is None:
             raise ApiError(503, "models are still loading", {"Retry-After": "1"})
         try:
@@ -95,7 +97,33 @@ class Service:
         except ModelError as exc:
             raise ApiError(404, str(exc)) from None
 
-    def check_pixels(self, up: Upscaler, width: int, height: int) -> None:
+    def model(self, name: str | None) -> Upscaler:
+        """The single-frame model a client named: 503 while loading, 404 if not served, 422 if temporal."""
+        served = self.served(name)
+        if isinstance(served, TemporalModel):
+            others = ", ".join(self.pool.upscalers) or "none"
+            raise ApiError(
+                422,
+                f"{served.model.name} is a temporal model: it upscales streams of jittered frames over "
+                f"WS /v1/stream (each frame with its jitter and motion), not single images; single-frame "
+                f"models served: {others}",
+            )
+        return served
+
+    def open_temporal(self) -> bool:
+        """Count one more temporal stream, unless ``max_streams`` are open (then False)."""
+        if self.temporal_streams >= self.settings.max_streams:
+            return False
+        self.temporal_streams += 1
+        self.metrics.temporal_streams.set(self.temporal_streams)
+        return True
+
+    def close_temporal(self) -> None:
+        """A temporal stream has ended and its history is dropped."""
+        self.temporal_streams -= 1
+        self.metrics.temporal_streams.set(self.temporal_streams)
+
+    def check_pixels(self, up: Served, width: int, height: int) -> None:
         """413 unless the output (input pixels times scale squared) is within ``max_pixels``."""
         out = width * height * up.scale**2
         if out > self.settings.max_pixels:
@@ -164,6 +192,19 @@ class Service:
             self.metrics.queued.set(self.batcher.load)
         self.metrics.queue.observe(info.queue_s)
         return result, info
+
+    async def step(self, key: tuple, job: TemporalJob) -> np.ndarray:
+        """One frame of a temporal stream through the engine thread, in a call of its own (its inputs were
+        checked before: whatever the engine raises is the service's failure, not the client's)."""
+        self.metrics.queued.set(self.batcher.load + 1)
+        try:
+            result, info = await self.batcher.submit(key, job, alone=True)
+        except QueueFull as exc:
+            raise ApiError(503, f"overloaded: {exc}", {"Retry-After": "1"}) from None
+        finally:
+            self.metrics.queued.set(self.batcher.load)
+        self.metrics.queue.observe(info.queue_s)
+        return result
 
     async def _tiled(self, up: Upscaler, image: np.ndarray) -> tuple[np.ndarray, BatchInfo]:
         run = TiledRun(

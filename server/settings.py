@@ -88,6 +88,15 @@ class Settings:
         ),
     )
     max_in_flight: int = field(default=4, metadata=_doc("raw frames per WebSocket connection being processed at once"))
+    # Each temporal stream holds its own history (the previous output and the buffers that reproject it): about
+    # 38 MB at 320x180 in, x4 (benchmarks/results/stream-temporal-x4.json), growing with the output pixels (about
+    # 16 times that at 1280x720 in). One model's network and its threads are shared by all streams.
+    max_streams: int = field(
+        default=4,
+        metadata=_doc(
+            "temporal WebSocket streams open at once (each holds its history); more get 503 at the handshake"
+        ),
+    )
     body_timeout_s: float = field(
         default=10.0, metadata=_doc("a request body that stalls this long between reads gets 408")
     )
@@ -116,7 +125,15 @@ class Settings:
             out.append(f"port must be 1-65535, got {self.port}")
         if not self.models:
             out.append("models must name at least one model")
-        positive = ("max_batch_size", "max_queue", "max_body_bytes", "max_pixels", "max_in_flight", "large_lanes")
+        positive = (
+            "max_batch_size",
+            "max_queue",
+            "max_body_bytes",
+            "max_pixels",
+            "max_in_flight",
+            "max_streams",
+            "large_lanes",
+        )
         out += [f"{name} must be at least 1, got {getattr(self, name)}" for name in positive if getattr(self, name) < 1]
         if self.threads < 0:
             out.append(f"threads must not be negative, got {self.threads}")

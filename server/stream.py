@@ -1,12 +1,22 @@
-"""``WS /v1/stream``: raw frames from one client, at most ``max_in_flight`` in progress, answered in order.
+"""``WS /v1/stream``: frames from one client, at most ``max_in_flight`` in progress, answered in order.
+
+Two kinds of stream, by the model asked for. A single-frame model's stream
+takes raw frames of the size and format in the query (each frame on its
+own). A temporal model's stream takes frame messages (``upscaler.client``:
+a header with the size, jitter and flags, the RGB pixels, optional motion
+vectors) and owns one history: its frames run one after another, in the
+order they came, and each continues from the one before; at most
+``max_streams`` temporal streams are open at once (beyond: 503 in the
+handshake). Replies are raw pixels either way.
 
 The key is checked before anything else (a 401 in the handshake). Bad
 parameters, an unknown model or too many pixels are then answered by one
 JSON error message and a close frame (1008) whose reason says why. A frame
 that fails is answered in its place by a JSON error message, in the same
-shape as HTTP errors, and the stream goes on. When the client goes away,
-its frames not yet started leave the engine queue and every task of the
-connection is ended before the handler returns.
+shape as HTTP errors, and the stream goes on (a temporal stream's history as
+it was). When the client goes away, its frames not yet started leave the
+engine queue, every task of the connection is ended before the handler
+returns, and a temporal stream's history is dropped.
 """
 
 from __future__ import annotations
@@ -14,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from starlette.datastructures import QueryParams
@@ -22,6 +33,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from server.errors import ApiError, error_json, error_response
 from server.frames import RAW_FORMATS, raw_bytes, raw_frame
 from server.service import Service
+from server.temporal import TemporalModel, TemporalStream
+from upscaler.client import MAGIC
 from upscaler.facade import Upscaler
 
 __all__ = ["StreamParams", "parse_params", "serve_stream"]
@@ -30,11 +43,16 @@ log = logging.getLogger("upscaler.server")
 
 _MAX_SIDE = 1 << 16
 _CLOSE_REASON_BYTES = 123  # the most a close frame's reason may hold
+_TRY_AGAIN_LATER = 1013  # close code: the server cannot take the connection now
+
+#: A stream's answer to one message: the reply's bytes (it raises ``ApiError`` to send that in their place).
+Answer = Callable[[bytes | str], Awaitable[bytes | memoryview]]
 
 
 @dataclass(frozen=True)
 class StreamParams:
-    """What a stream's query string asks for."""
+    """What a stream's query string asks for (for a temporal model, width and height are the first frames'
+    size, checked at once; each frame message carries its own)."""
 
     width: int
     height: int
@@ -68,42 +86,100 @@ def parse_params(query: QueryParams) -> StreamParams:
     return StreamParams(width, height, fmt, model)
 
 
+def _reason(message: str) -> str:
+    return message.encode()[:_CLOSE_REASON_BYTES].decode(errors="ignore")
+
+
 async def _refuse(websocket: WebSocket, exc: ApiError) -> None:
     """After the handshake: one JSON error message, then a close frame whose reason is the message."""
     await websocket.accept()
     await websocket.send_text(error_json(exc))
-    reason = exc.message.encode()[:_CLOSE_REASON_BYTES].decode(errors="ignore")
-    await websocket.close(code=1008, reason=reason)
+    await websocket.close(code=1008, reason=_reason(exc.message))
+
+
+async def _deny(websocket: WebSocket, exc: ApiError, close_code: int) -> None:
+    """In the handshake: the HTTP error response with the JSON error, where the server can send one; else a
+    close frame whose reason says why."""
+    if "websocket.http.response" in websocket.scope.get("extensions", {}):
+        await websocket.send_denial_response(error_response(exc.status, exc.message, exc.headers, exc.code))
+    else:
+        await websocket.close(code=close_code, reason=_reason(exc.message))
 
 
 async def serve_stream(websocket: WebSocket, service: Service) -> None:
-    """Check the key, then the parameters, then run the stream until either side ends it."""
+    """Check the key, then the parameters (and, for a temporal model, the open streams), then run the stream
+    until either side ends it."""
     if service.needs_key("/v1/stream") and not service.authorised(websocket.headers.get("authorization")):
-        if "websocket.http.response" in websocket.scope.get("extensions", {}):
-            await websocket.send_denial_response(error_response(401, "unauthorized", {"WWW-Authenticate": "Bearer"}))
-        else:  # no denial responses on this server: refuse in the close frame
-            await websocket.close(code=1008, reason="unauthorized")
+        await _deny(websocket, ApiError(401, "unauthorized", {"WWW-Authenticate": "Bearer"}), 1008)
         return
     try:
         params = parse_params(websocket.query_params)
-        up = service.model(params.model)
-        service.check_pixels(up, params.width, params.height)
+        target = service.served(params.model)
+        service.check_pixels(target, params.width, params.height)
+        if isinstance(target, TemporalModel) and params.format != "rgb24":
+            raise ApiError(422, f"format: a temporal stream takes rgb24 frames, got {params.format!r}")
     except ApiError as exc:
         await _refuse(websocket, exc)
         return
+    if not isinstance(target, TemporalModel):
+        await _run(websocket, service, _raw_answer(service, target, params))
+        return
+    if not service.open_temporal():
+        busy = ApiError(
+            503,
+            f"all {service.settings.max_streams} temporal streams this service holds (--max-streams) are open; "
+            "try again later",
+            {"Retry-After": "1"},
+        )
+        await _deny(websocket, busy, _TRY_AGAIN_LATER)
+        return
+    try:
+        stream = TemporalStream(service, target)
+
+        async def answer(message: bytes | str) -> memoryview:
+            return raw_bytes(await stream.answer(message), "rgb24")
+
+        await _run(websocket, service, answer)
+    finally:
+        service.close_temporal()  # the history goes with ``stream`` (a frame still in the engine holds it till done)
+
+
+async def _run(websocket: WebSocket, service: Service, answer: Answer) -> None:
     await websocket.accept()
     service.metrics.streams.inc()
     try:
-        await _Stream(websocket, service, up, params).run()
+        await _Stream(websocket, service, answer).run()
     finally:
         service.metrics.streams.dec()
+
+
+def _raw_answer(service: Service, up: Upscaler, p: StreamParams) -> Answer:
+    """A single-frame stream's answer: each message is one raw frame of the query's size and format."""
+
+    async def answer(message: bytes | str) -> memoryview:
+        data = message.encode() if isinstance(message, str) else message
+        try:
+            frame = raw_frame(data, p.width, p.height, p.format)
+        except ApiError as exc:
+            if data[: len(MAGIC)] == MAGIC:  # a temporal client on a single-frame model: say so
+                exc.message += f"; this is a temporal frame message, but {up.model.name} is a single-frame model"
+            raise
+
+        async def work() -> memoryview:
+            async with service.lane(up, p.width, p.height):
+                result, _ = await service.infer(up, frame)
+            return raw_bytes(result, p.format)
+
+        return await service.guard(work(), timeout=service.settings.request_timeout_s)
+
+    return answer
 
 
 class _Stream:
     """One connection: a reader that starts frames, a writer that answers them in order."""
 
-    def __init__(self, websocket: WebSocket, service: Service, up: Upscaler, params: StreamParams) -> None:
-        self.websocket, self.service, self.up, self.params = websocket, service, up, params
+    def __init__(self, websocket: WebSocket, service: Service, answer: Answer) -> None:
+        self.websocket, self.service, self.answer = websocket, service, answer
         # A slot is taken before a frame starts and given back once it is answered: exactly max_in_flight
         # frames in progress at most, and the reader stops reading while they are.
         self.slots = asyncio.Semaphore(service.settings.max_in_flight)
@@ -134,7 +210,7 @@ class _Stream:
                 return
             data = message.get("bytes")
             if data is None:
-                data = (message.get("text") or "").encode()
+                data = message.get("text") or ""
             await self.slots.acquire()
             task = asyncio.create_task(self._one(data))
             self.frames.add(task)
@@ -157,18 +233,10 @@ class _Stream:
             except (WebSocketDisconnect, OSError, RuntimeError):
                 return  # the client has gone: ``run`` ends the rest
 
-    async def _one(self, data: bytes) -> bytes | memoryview | ApiError:
+    async def _one(self, data: bytes | str) -> bytes | memoryview | ApiError:
         """One frame's answer: its pixels, or the error to send in its place."""
-        p, service = self.params, self.service
         try:
-            frame = raw_frame(data, p.width, p.height, p.format)
-
-            async def work() -> memoryview:
-                async with service.lane(self.up, p.width, p.height):
-                    result, _ = await service.infer(self.up, frame)
-                return raw_bytes(result, p.format)
-
-            return await service.guard(work(), timeout=service.settings.request_timeout_s)
+            return await self.answer(data)
         except ApiError as exc:
             return exc
         except Exception:  # a bug or an engine failure: the client hears of it, the stream goes on

@@ -55,10 +55,18 @@ def tiny_temporal(tmp_path_factory) -> Path:
     return path
 
 
-def test_standard_sequences_are_deterministic_and_of_three_kinds(set5_dir, sequences):
+def test_standard_sequences_are_deterministic_and_of_five_kinds(set5_dir, sequences):
     kinds = [s.kind for s in sequences]
-    assert set(kinds) == {"pan", "layer", "cut"}
+    assert set(kinds) == {"pan", "layer", "cut", "still", "still-unjittered"}
     assert kinds.count("pan") == 4 and kinds.count("layer") == 2 and kinds.count("cut") == 1  # images 0..3
+    assert kinds.count("still") == 1 and kinds.count("still-unjittered") == 1  # images 1 and 3
+    still = next(s for s in sequences if s.kind == "still")
+    assert all(np.abs(f.motion).max() < 1e-6 for f in still.frames[1:])  # the camera does not move
+    assert len({f.jitter for f in still.frames}) > 8  # but the samples do
+    unjittered = next(s for s in sequences if s.kind == "still-unjittered")
+    assert {f.jitter for f in unjittered.frames} == {(0.0, 0.0)} and all(
+        np.array_equal(f.lr, unjittered.frames[0].lr) for f in unjittered.frames
+    )  # every frame samples alike: nothing to accumulate
     names = [s.name for s in sequences]
     assert len(set(names)) == len(names) and all(n.startswith("set5/") for n in names)
     again = standard_sequences(set5_dir, 4, size=SIZE, frames=FRAMES, limit=4)
@@ -78,8 +86,8 @@ def test_standard_sequences_are_deterministic_and_of_three_kinds(set5_dir, seque
     assert all(f.dynamic.any() for f in layer.frames)  # the sprite stays on screen
     assert not any(f.dynamic.any() for f in sequences[0].frames)
     assert cut.name == "set5/baby-cut-butterfly"  # to another image's shot
-    assert [s.name for s in standard_sequences(set5_dir, 2, size=(12, 8), frames=4, limit=2)][-2:] == [
-        "set5/baby-cut-bird", "set5/bird-pan"]  # fmt: skip
+    assert [s.name for s in standard_sequences(set5_dir, 2, size=(12, 8), frames=4, limit=2)][-3:] == [
+        "set5/baby-cut-bird", "set5/bird-pan", "set5/bird-still"]  # fmt: skip
     long = standard_sequences(set5_dir, 2, size=(12, 8), frames=20, limit=1)
     assert [s.kind for s in long] == ["pan", "layer", "cut"] and long[2].cut_at == 16
     assert long[2].name == "set5/baby-cut-baby-flipped"  # one image: its shot upside down

@@ -147,3 +147,57 @@ def make_audio_only(path: Path, samples: int = 4096) -> Path:
         sound.codec_context.layout = "mono"
         _tone(out, sound, samples)
     return path
+
+
+def make_clip_from(path: Path, images: list[np.ndarray], *, fps: int = 12, gop: int = 6) -> Path:
+    """Write RGB ``images`` as an H.264 clip (no audio) with a keyframe every ``gop`` frames exactly.
+
+    x264's own scene-cut keyframes are off, so a cut in the pictures never moves the segment plan.
+    """
+    import av
+
+    h, w = images[0].shape[:2]
+    tb = Fraction(1, fps * 2)
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = w, h, "yuv420p"
+        video.codec_context.time_base = tb
+        video.time_base = tb
+        video.codec_context.options = {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0", "crf": "18"}
+        for i, image in enumerate(images):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24").reformat(format="yuv420p")
+            frame.pts, frame.time_base = 2 * i, tb
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in video.encode(None):
+            out.mux(packet)
+    return path
+
+
+def panned(photo: np.ndarray, size: tuple[int, int], count: int, step: tuple[int, int] = (1, 1)) -> list[np.ndarray]:
+    """``count`` windows of ``size`` (w, h) on ``photo``, moving ``step`` (dx, dy) pixels a frame: a camera pan."""
+    w, h = size
+    dx, dy = step
+    return [np.ascontiguousarray(photo[i * dy : i * dy + h, i * dx : i * dx + w, :3]) for i in range(count)]
+
+
+def frames_native(path: Path) -> list[np.ndarray]:
+    """Every decoded video frame in its own pixel format (YUV planes): exact through a lossless encoder."""
+    import av
+
+    with av.open(str(path)) as c:
+        return [f.to_ndarray() for f in c.decode(c.streams.video[0])]
+
+
+def decoded_frames(path: Path) -> list[tuple[int, np.ndarray]]:
+    """``(pts, RGB)`` of every frame in display order, converted exactly as the video pipeline converts them."""
+    import av
+
+    from upscaler.video.probe import probe
+    from upscaler.video.transcode import decoded_rgb
+
+    info = probe(path)
+    with av.open(str(path)) as c:
+        stream = c.streams.video[0]
+        stream.codec_context.thread_count = 1
+        return sorted(((f.pts, decoded_rgb(f, info)) for f in c.decode(stream)), key=lambda item: item[0])

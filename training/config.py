@@ -48,6 +48,9 @@ class DataConfig:
     patch: int = 48  #: low-resolution patch edge
     frames: int = 8  #: sequence: frames per sequence trained through (truncated back-propagation)
     warmup_frames: int = 0  #: sequence: frames run first without gradients, so history has built up
+    still: float = 0.0  #: sequence: share of sequences whose camera does not move (a static shot)
+    unjittered: float = 0.0  #: sequence: share rendered without jitter (video: every frame samples alike)
+    motion_noise: float = 0.0  #: sequence: std (low-res pixels) of smooth noise on unjittered ones' motion
     batch: int = 16  #: patches per step
     workers: int = 0  #: data-loading processes (0: in the training process)
 

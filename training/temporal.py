@@ -16,6 +16,12 @@ flicker the reference does not have). The first frame of a stream, and a cut
 where the game says so (half of them), come with ``reset``; the history is
 then the frame upsampled (as ``TemporalUpscaler`` does).
 
+Optionally (``data.still``, ``data.unjittered``, ``data.motion_noise``) some
+sequences hold the camera still, some are rendered without jitter (as video
+frames are) with smooth noise on their motion (as estimated flow has): a
+model trained only on jittered pans sharpens a static unjittered shot a
+little more every frame. ``model.init`` starts from trained weights.
+
 Validation: fixed sequences made from the validation folders (camera pans,
 one with a layer), PSNR on Y from frame 8 on, beside plain accumulation.
 """
@@ -26,8 +32,10 @@ import json
 import logging
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -35,7 +43,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from training.config import TrainConfig
 from training.logs import RunLog
-from training.trainer import Trainer, _atomic_save, _loss, lr_at, save_weights
+from training.trainer import Trainer, _atomic_save, _loss, load_initial_weights, lr_at, save_weights
 from upscaler.archs import build_network
 from upscaler.archs.temporal import reproject
 from upscaler.io import list_images, read_image
@@ -75,7 +83,18 @@ class SequenceSet(Dataset):
             layer_texture=texture,
             cut_scene_shape=None if cut_scene is None else cut_scene.shape[:2],
         )
+        unjittered = False
+        if c.data.still or c.data.unjittered:  # drawn after the rest: older configs see the same sequences
+            if rng.random() < c.data.still:
+                spec = replace(spec, camera=replace(spec.camera, velocity=(0.0, 0.0), zoom_rate=0.0,
+                                                    rotation_rate=0.0))  # fmt: skip
+            unjittered = bool(rng.random() < c.data.unjittered)
+            if unjittered:
+                spec = replace(spec, jitter=((0.0, 0.0),))
         seq = make_sequence(scene, spec, cut_scene, supersamples=TRAIN_SUPERSAMPLES)
+        if unjittered and c.data.motion_noise > 0:
+            for f in seq:  # what estimated flow hands over: smooth errors, not exact motion
+                f.motion = f.motion + _smooth_noise(rng, f.motion.shape, c.data.motion_noise)
         reset = np.zeros((frames, 1), np.float32)
         reset[0] = 1.0
         if spec.cut_at is not None and rng.random() < 0.5:  # the game signalled this cut
@@ -87,6 +106,13 @@ class SequenceSet(Dataset):
             "motion": torch.from_numpy(np.stack([f.motion for f in seq]).transpose(0, 3, 1, 2).copy()),
             "reset": torch.from_numpy(reset),
         }
+
+
+def _smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], std: float) -> np.ndarray:
+    """``h x w x 2`` float32 noise of standard deviation ``std``, smooth over about four pixels."""
+    h, w, _ = shape
+    coarse = rng.normal(0.0, std, (max(1, h // 4), max(1, w // 4), 2)).astype(np.float32)
+    return cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def val_sequences(folders: list[Path], scale: int, *, size=(64, 48), frames: int = 24) -> list[list]:
@@ -133,6 +159,9 @@ class TemporalTrainer:
         self.images = [im for im in self.images if min(im.shape[:2]) >= 64]
         self.val = val_sequences(config.data_dirs("val", data_root), config.model.scale)
         ckpt = self.out / "last.pt"
+        if config.model.init and not (ckpt.exists() and not restart):  # fine-tuning: a checkpoint wins
+            load_initial_weights(self.net, config)
+            self.ema.load_state_dict(self.net.state_dict())
         if ckpt.exists() and not restart:
             state = torch.load(ckpt, map_location=self.device, weights_only=False)
             self.net.load_state_dict(state["net"])

@@ -5,7 +5,8 @@
     >>> write_image("out.png", up.upscale(read_image("in.png")))
 
 Heavy libraries load lazily: ONNX Runtime when an engine is made, torch only
-for the PyTorch engine.
+for the PyTorch engine, websockets for ``StreamClient`` (the client of the
+service's temporal stream).
 """
 
 from upscaler.facade import DEFAULT_TILE, Upscaler
@@ -21,6 +22,8 @@ __all__ = [
     "ImageError",
     "ModelDescriptor",
     "ModelError",
+    "StreamClient",
+    "StreamError",
     "TemporalUpscaler",
     "Upscaler",
     "create_engine",
@@ -32,3 +35,12 @@ __all__ = [
     "read_image",
     "write_image",
 ]
+
+
+def __getattr__(name: str):
+    """``StreamClient`` and ``StreamError`` (``upscaler.client``) load on first use."""
+    if name in ("StreamClient", "StreamError"):
+        from upscaler import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module 'upscaler' has no attribute {name!r}")

@@ -16,6 +16,7 @@ from pathlib import Path
 from upscaler.io import list_images
 from upscaler.temporal.evaluate import (
     AFTER_CUT,
+    KINDS,
     AccumulationSubject,
     BicubicSubject,
     NamedSequence,
@@ -116,7 +117,7 @@ def run_sequence_bench(
 
 
 _HEAD = ("subject", "engine", "motion", "pan PSNR", "pan SSIM", "layer PSNR", "moving PSNR", "after cut",
-         "before cut", "warp err", "ms/frame")  # fmt: skip
+         "before cut", "still PSNR", "unjittered still", "warp err", "ms/frame")  # fmt: skip
 
 
 def _f(value, digits: int) -> str:
@@ -136,6 +137,8 @@ def _cells(subject: dict) -> tuple[str, ...]:
         _f(layer.get("dynamic_psnr"), 2),
         _f(cut.get("after_cut_psnr"), 2),
         _f(cut.get("before_cut_psnr"), 2),
+        _f(s.get("still", {}).get("steady_psnr"), 2),
+        _f(s.get("still-unjittered", {}).get("steady_psnr"), 2),
         _f(every.get("warping_error"), 2),
         _f(every.get("median_ms"), 2),
     )
@@ -144,13 +147,14 @@ def _cells(subject: dict) -> tuple[str, ...]:
 def _note(report: dict) -> str:
     st = report["settings"]
     kinds = [q["kind"] for q in report["sequences"]]
-    counts = ", ".join(f"{kinds.count(k)} {k}" for k in ("pan", "layer", "cut") if k in kinds)
+    counts = ", ".join(f"{kinds.count(k)} {k}" for k in KINDS if k in kinds)
     return (
         f"{len(kinds)} sequences ({counts}) of {st['frames']} frames, {st['size']} -> {st['output']} (x{st['scale']}), "
         f"from {', '.join(st['folders'])}. PSNR/SSIM on Y, {st['scale']} px shaved; pan/layer: mean over frames "
         f">= {st['warmup']}; moving PSNR: the moving layer's pixels only; after cut: frames {st['cut_at']} to "
         f"{st['cut_at'] + st['after_cut_frames'] - 1} (the cut is not signalled), before cut: the "
-        f"{st['after_cut_frames']} frames before it; warp err: mean |change of output - change of reference| after "
+        f"{st['after_cut_frames']} frames before it; still / unjittered still: a static camera with and without "
+        f"jitter, mean over frames >= {st['warmup']}; warp err: mean |change of output - change of reference| after "
         "reprojection by the exact motion, grey levels, static pixels (lower is steadier); ms/frame: median step time."
     )
 

@@ -6,6 +6,9 @@ in, PNG out) with its stages. Service mode (``--url``) loads a running
 and single-frame models over standard rendered sequences made from the
 folder's images and reports quality after warm-up, on moving layers, after
 cuts, temporal stability and time per frame (``upscaler.bench.sequence``).
+Clip mode (``--clip FILE``) measures temporal stability on a real clip, which
+has no ground truth: the warping error of consecutive outputs under the
+input's optical flow, for each model beside bicubic (``upscaler.bench.stability``).
 """
 
 from __future__ import annotations
@@ -82,12 +85,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     seq.add_argument("--sequences", nargs="+", metavar="DIR", help="folders of images to make sequences from")
     seq.add_argument("--sequence-size", default="96x64", metavar="WxH", help="low-resolution size (default: 96x64)")
-    seq.add_argument("--frames", default="32", metavar="N", help="frames per sequence (default: 32)")
+    seq.add_argument(
+        "--frames", metavar="N", help="frames per sequence (default: 32); in clip mode frames of the clip (default: 48)"
+    )
     seq.add_argument("--limit", metavar="N", help="images per folder (default: all)")
     seq.add_argument(
         "--sequence-warmup", default="8", metavar="N", help="frames before the steady state counts (default: 8)"
     )
     seq.add_argument("--flow", action="store_true", help="also run temporal models with motion estimated (no vectors)")
+    clip = p.add_argument_group(
+        "clip mode",
+        "temporal stability on a real clip (no ground truth): the warping error of consecutive outputs under the "
+        "input's optical flow, over pixels where the flow is reliable, pairs that are cuts skipped; each model "
+        "(default: x4-temporal x4-fast x4-quality) beside bicubic; temporal models get jitter (0, 0) and estimate "
+        "their motion. Frames are area-reduced to --size first (one size; 'source' keeps the clip's). Uses --model, "
+        "--engine (one), --precision (single-frame models), --threads, --frames, --json",
+    )
+    clip.add_argument("--clip", metavar="FILE", help="a video file")
+    clip.add_argument("--clip-start", default="0", metavar="N", help="frames of the clip to skip first (default: 0)")
+    clip.add_argument(
+        "--clip-flow",
+        choices=["farneback", "dis"],
+        default="farneback",
+        help="optical flow of the input the metric warps by (default: farneback)",
+    )
     p.set_defaults(func=_run)
 
 
@@ -114,6 +135,8 @@ def _run(args: argparse.Namespace) -> int:
     from upscaler.bench.sweep import parse_int_list, parse_sizes
 
     _check_outputs(args)
+    if args.clip:
+        return _run_clip(args)
     if args.sequences:
         return _run_sequences(args)
     sizes = parse_sizes(args.size)
@@ -261,7 +284,7 @@ def _run_sequences(args: argparse.Namespace) -> int:
         size = parse_size(args.sequence_size)
     except ValueError as exc:
         raise ValueError(f"--sequence-size: {exc}") from None
-    frames = _int_option(args.frames, "--frames", 2)
+    frames = _int_option(args.frames or "32", "--frames", 2)
     limit = None if args.limit is None else _int_option(args.limit, "--limit", 1)
     warmup = _int_option(args.sequence_warmup, "--sequence-warmup", 0)
     if frames <= warmup:
@@ -306,6 +329,86 @@ def _run_sequences(args: argparse.Namespace) -> int:
         write_atomic(args.json, json.dumps(report, indent=2) + "\n")
     if args.markdown:
         write_atomic(args.markdown, format_sequence_markdown(report, machine))
+    return 0
+
+
+#: What clip mode compares when no --model is given.
+CLIP_MODELS = ("x4-temporal", "x4-fast", "x4-quality")
+
+
+def _run_clip(args: argparse.Namespace) -> int:
+    """Clip mode: the warping error of every subject on one clip's frames; table and JSON."""
+    from tqdm import tqdm
+
+    from upscaler.bench import machine_info
+    from upscaler.bench.stability import build_clip_subjects, clip_note, format_clip_table, read_clip, run_clip
+    from upscaler.bench.sweep import parse_size
+    from upscaler.io import write_atomic
+    from upscaler.runtime import BACKENDS
+    from upscaler.video.probe import probe
+
+    if args.url or args.sequences:
+        raise ValueError("--clip, --sequences and --url are separate modes; give one of them")
+    if args.plot or args.markdown:
+        raise ValueError("clip mode writes --json only")
+    info = probe(Path(args.clip))
+    if len(args.size) != 1:
+        raise ValueError(f"clip mode takes one --size, got {len(args.size)}")
+    if args.size[0] == "source":
+        size = (info.width, info.height)
+    else:
+        try:
+            size = parse_size(args.size[0])
+        except ValueError as exc:
+            raise ValueError(f"--size: {exc}") from None
+    frames = _int_option(args.frames or "48", "--frames", 2)
+    start = _int_option(args.clip_start, "--clip-start", 0)
+    engines = args.engine or ["auto"]
+    if len(engines) > 1:
+        raise ValueError(f"clip mode runs one engine (or backend), got {len(engines)}: {' '.join(engines)}")
+    if engines[0] not in BACKENDS:
+        raise ValueError(f"unknown engine {engines[0]!r}; choose from {', '.join(BACKENDS)}")
+    if args.precision and len(args.precision) > 1:
+        raise ValueError("clip mode runs one precision")
+    precision = args.precision[0] if args.precision else None
+    models = list(CLIP_MODELS) if args.model == ["default"] else args.model
+    subjects = build_clip_subjects(models, backend=engines[0], threads=args.threads, precision=precision)
+    with tqdm(total=frames, desc="clip", unit="frame", disable=args.no_progress or None) as bar:
+        result = run_clip(
+            read_clip(args.clip, frames=frames, size=size, start=start),
+            subjects,
+            flow=args.clip_flow,
+            on_step=lambda n: bar.update(1),
+        )
+    note = clip_note(result)
+    print(format_clip_table(result))
+    print(note)
+    resized = size != (info.width, info.height)
+    result["settings"].update({"backend": engines[0], "threads": args.threads, "precision": precision})
+    report = {
+        "measured": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": "upscaler " + " ".join(sys.argv[1:]),
+        "mode": "clip",
+        "machine": machine_info(),
+        "clip": {
+            "path": str(args.clip),
+            "codec": info.codec,
+            "source": f"{info.width}x{info.height}",
+            "start": start,
+            "frames_asked": frames,
+            "input": f"{size[0]}x{size[1]}",
+            "reduced": (
+                f"each decoded {info.width}x{info.height} frame area-averaged (cv2.INTER_AREA) to "
+                f"{size[0]}x{size[1]} before upscaling"
+                if resized
+                else None
+            ),
+        },
+        "note": note,
+        **result,
+    }
+    if args.json:
+        write_atomic(args.json, json.dumps(report, indent=2) + "\n")
     return 0
 
 

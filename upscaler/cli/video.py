@@ -28,7 +28,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Decode, upscale in batches and encode, overlapped; audio and subtitle streams copied as they "
         "are; timestamps, rotation and colour tags kept; 10-bit stays 10-bit where the codec allows. Work goes in "
         "keyframe-aligned segments beside the output, so running the same command again continues an interrupted "
-        "job; finished segments are deleted only when asked (--restart).",
+        "job; finished segments are deleted only when asked (--restart). Temporal models (--model x4-temporal, "
+        "x2-temporal) take each segment as one stream, frame by frame in order: motion estimated by optical flow, "
+        "zero jitter, the history reset at every segment start and at every scene cut found in the frames (so a "
+        "resumed or --ray run makes the same frames); they run in fp32 and one frame at a time, so --batch-size "
+        "above 1 and --precision fp16/int8 are refused.",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="video files, folders or glob patterns")
     p.add_argument("-o", "--output", required=True, help="output file (one input) or folder")
@@ -44,7 +48,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="encoder threads (default: 1; more is faster, but x264's frame threads change the bitstream, so "
         "resumed or distributed segments then differ in bytes from an uninterrupted run)",
     )
-    add_batch_option(p, type=positive_int, default=1, help="frames per engine call (default: 1)")
+    add_batch_option(
+        p,
+        type=positive_int,
+        default=1,
+        help="frames per engine call (default: 1; single-frame models only: temporal ones take one at a time)",
+    )
     p.add_argument("--segment-seconds", type=float, default=10.0, help="resume granularity (default: 10)")
     unfinished = p.add_mutually_exclusive_group()
     unfinished.add_argument(
@@ -80,7 +89,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--engine-baseline",
         action="store_true",
-        help="after each file, time the engine alone on its frames (same size and batch): the pipeline's ratio",
+        help="after each file, time the engine alone on its frames (same size and batch; a temporal model on 10 "
+        "consecutive frames, motion estimation included): the pipeline's ratio",
     )
     p.set_defaults(func=_run)
 
@@ -128,6 +138,7 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.segment_seconds <= 0:
         raise ValueError(f"--segment-seconds must be positive, got {args.segment_seconds}")
+    args.temporal = _temporal_model(args)
     if args.json and not Path(args.json).resolve().parent.is_dir():
         raise FileNotFoundError(f"--json {args.json}: no such folder")
     pairs, errors = plan_videos(args.inputs, args.output)
@@ -165,6 +176,48 @@ def _run(args: argparse.Namespace) -> int:
     _report(args, ordered, errors, settings)
     failed = errors or any(r.status == "failed" for r in ordered)
     return 1 if failed else 0
+
+
+def _temporal_model(args: argparse.Namespace) -> bool:
+    """Whether ``--model`` is a temporal model; ``CliError`` for options it cannot honour (one line).
+
+    An unknown model is not judged here: each file then fails with the engine's own message.
+    """
+    from upscaler.cli import CliError
+    from upscaler.models import get_model
+    from upscaler.temporal.engines import TEMPORAL_BACKENDS
+    from upscaler.video.temporal import is_temporal
+
+    try:
+        model = get_model(args.model)
+    except Exception:
+        return False
+    if not is_temporal(model):
+        return False
+    if args.batch_size != 1:
+        raise CliError(
+            f"--batch-size {args.batch_size}: {model.name} is a temporal model: it takes the frames one at a time, "
+            "in order (each builds on the one before); leave --batch-size out"
+        )
+    if args.precision not in (None, "auto", "fp32"):
+        raise CliError(f"--precision {args.precision}: {model.name} is a temporal model and runs in fp32 only")
+    if args.backend not in TEMPORAL_BACKENDS:
+        raise CliError(
+            f"--backend {args.backend}: {model.name} is a temporal model; it runs on {', '.join(TEMPORAL_BACKENDS)}"
+        )
+    return True
+
+
+def _load(args: argparse.Namespace, *, backend: str | None = None, precision: str | None = None, spin: bool):
+    """The upscaler of ``--model``: a ``TemporalUpscaler`` for a temporal model, else an ``Upscaler``."""
+    backend = backend or args.backend
+    if args.temporal:
+        from upscaler.video.temporal import load_temporal
+
+        return load_temporal(args.model, backend, threads=args.threads, spin=spin)
+    from upscaler.facade import Upscaler
+
+    return Upscaler(args.model, backend, threads=args.threads, precision=precision or args.precision, spin=spin)
 
 
 def _unfinished(args: argparse.Namespace) -> str:
@@ -219,7 +272,6 @@ def interrupted_line(plans: list) -> str:
 def _run_local(args: argparse.Namespace, todo: list[tuple[Path, Path]], settings, plans: list) -> list:
     from tqdm import tqdm
 
-    from upscaler.facade import Upscaler
     from upscaler.video.job import engine_fps, failed, run_job
 
     upscaler = baseline = None
@@ -228,10 +280,8 @@ def _run_local(args: argparse.Namespace, todo: list[tuple[Path, Path]], settings
     for source, target in todo:
         bar = tqdm(desc=source.name, unit="frame", disable=args.quiet or None, position=1, leave=False)
         try:
-            if upscaler is None:
-                upscaler = Upscaler(
-                    args.model, args.backend, threads=args.threads, precision=args.precision, spin=False
-                )  # idle engine threads must not spin: the decoder and encoder need the cores
+            if upscaler is None:  # idle engine threads must not spin: the decoder and encoder need the cores
+                upscaler = _load(args, spin=False)
             result = run_job(
                 source,
                 target,
@@ -245,10 +295,8 @@ def _run_local(args: argparse.Namespace, todo: list[tuple[Path, Path]], settings
             )
             if args.engine_baseline:
                 if baseline is None:  # the engine at its best alone: its threads may spin
-                    baseline = Upscaler(
-                        upscaler.model, upscaler.engine.name, threads=args.threads,
-                        precision=upscaler.engine.precision, spin=True,
-                    )  # fmt: skip
+                    baseline = _load(args, backend=upscaler.engine.name, precision=upscaler.engine.precision,
+                                     spin=True)  # fmt: skip
                 result.engine_fps = round(engine_fps(source, baseline, args.batch_size), 2)
                 result.ratio = round(result.fps / result.engine_fps, 3)
         except Exception as exc:  # a bad input, an encoder or file error: this file fails, the others still run
@@ -284,6 +332,15 @@ def _run_ray(args: argparse.Namespace, todo: list[tuple[Path, Path]], settings, 
         bar.close()
 
 
+def _temporal_settings(args: argparse.Namespace) -> dict | None:
+    """How a temporal model was fed (None: a single-frame model)."""
+    if not getattr(args, "temporal", False):
+        return None
+    from upscaler.video.temporal import temporal_identity
+
+    return {**temporal_identity(), "resets": "every segment start and every scene cut"}
+
+
 def _report(args: argparse.Namespace, results: list, errors: list[str], settings) -> None:
     if args.json:
         from upscaler.io import write_atomic
@@ -299,6 +356,7 @@ def _report(args: argparse.Namespace, results: list, errors: list[str], settings
                 "threads": args.threads,
                 "precision": args.precision,
                 "ray": args.ray,
+                "temporal": _temporal_settings(args),
             },
             "files": [asdict(r) for r in results],
             "errors": errors,
@@ -311,6 +369,8 @@ def _report(args: argparse.Namespace, results: list, errors: list[str], settings
                 line += f"  {r.frames - r.reused_frames} frames in {r.seconds:.1f} s ({r.fps:.1f} fps)"
                 if r.resumed_segments:  # not in the fps: an earlier run made them
                     line += f", {r.reused_frames} more reused from {r.resumed_segments} of {r.segments} segments"
+                if r.cuts:
+                    line += f", history reset at {r.cuts} scene cut{'s' if r.cuts > 1 else ''}"
                 line += f"; engine alone {r.engine_fps:.1f} fps, ratio {r.ratio:.2f}" if r.engine_fps else ""
             elif r.message:
                 line += f"  ({r.message})"

@@ -4,14 +4,17 @@
 (``upscaler.sequences``): for every image a camera pan at a sub-pixel speed;
 for every third image also the same pan with a sprite layer moving across
 it (occlusion and disocclusion); for every fourth image also a shot that
-cuts, without any reset signal, to another image's shot. Subjects (bicubic,
+cuts, without any reset signal, to another image's shot; for every second
+image (odd ones) a static shot, jittered (a game's still camera: ``still``)
+or not (a video's: ``still-unjittered``), where history must neither drift
+nor sharpen itself frame after frame. Subjects (bicubic,
 a single-frame model, plain accumulation, a temporal model with exact or
 estimated motion) step through each sequence frame by frame, and
 ``evaluate_sequences`` reports per subject:
 
 - PSNR-Y / SSIM-Y per frame (``scale`` pixels shaved, DESIGN.md section 4);
-- the steady state: the mean over frames ``>= warmup`` of pan and layer
-  sequences;
+- the steady state: the mean over frames ``>= warmup`` per kind (``all``:
+  pan and layer sequences only);
 - the moving layer: PSNR-Y over the ``dynamic`` mask only (where the layer is
   or was a frame ago: the history is wrong there), layer sequences, frames
   ``>= warmup``;
@@ -33,7 +36,7 @@ import math
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -69,7 +72,9 @@ __all__ = [
 ]
 
 #: Sequence kinds, in report order.
-KINDS = ("pan", "layer", "cut")
+KINDS = ("pan", "layer", "cut", "still", "still-unjittered")
+#: Kinds whose steady state is measured; the overall steady figure (``all``) averages the first two only.
+STEADY_KINDS = ("pan", "layer", "still", "still-unjittered")
 #: The first frame of the new shot in cut sequences (earlier in sequences too short for it: ``frames // 2``).
 CUT_AT = 16
 #: Frames of the new shot the after-cut figure averages (cut, cut + 1, cut + 2).
@@ -156,6 +161,14 @@ def iter_standard_sequences(
             spec = SequenceSpec(scale=scale, size=size, frames=frames, camera=camera, cut_at=cut_frame(frames),
                                 cut_camera=cut_camera)  # fmt: skip
             yield NamedSequence(f"{base}-cut-{other_name}", "cut", make_sequence(scene, spec, other))
+        if i % 4 in (1, 3):  # a static shot: jittered (a game's still camera) or not (a video's still camera)
+            h, w = scene.shape[:2]
+            spec = SequenceSpec(scale=scale, size=size, frames=frames, camera=Camera(center=(w / 2, h / 2)))
+            if i % 4 == 1:
+                yield NamedSequence(f"{base}-still", "still", make_sequence(scene, spec))
+            else:
+                spec = replace(spec, jitter=((0.0, 0.0),))
+                yield NamedSequence(f"{base}-still-unjittered", "still-unjittered", make_sequence(scene, spec))
 
 
 def standard_sequences(
@@ -387,7 +400,7 @@ def evaluate_sequence(subject: SequenceSubject, sequence: NamedSequence, *, warm
             warps.append(warping_error(out_prev, out, gt_prev, frame.hr, frame.motion, scale, exclude=frame.dynamic))
         out_prev, gt_prev = out, frame.hr
     record: dict = {"name": sequence.name, "kind": sequence.kind, "frames": len(frames)}
-    if sequence.kind in ("pan", "layer"):
+    if sequence.kind in STEADY_KINDS:
         record["steady_psnr"] = _r(_mean(psnrs[warmup:]), 3)
         record["steady_ssim"] = _r(_mean(ssims[warmup:]), 4)
     if sequence.kind == "layer":
@@ -408,6 +421,8 @@ _SUMMARY_KEYS = {
     "pan": ("steady_psnr", "steady_ssim", "warping_error"),
     "layer": ("steady_psnr", "steady_ssim", "dynamic_psnr", "warping_error"),
     "cut": ("after_cut_psnr", "before_cut_psnr", "warping_error"),
+    "still": ("steady_psnr", "steady_ssim", "warping_error"),
+    "still-unjittered": ("steady_psnr", "steady_ssim", "warping_error"),
 }
 
 
@@ -502,6 +517,10 @@ def release_quality(
             "ssim": ours["all"]["steady_ssim"],
             "layer_psnr": ours.get("layer", {}).get("dynamic_psnr"),
             "after_cut_psnr": ours.get("cut", {}).get("after_cut_psnr"),
+            "still_psnr": ours.get("still", {}).get("steady_psnr"),
+            "still_unjittered_psnr": ours.get("still-unjittered", {}).get("steady_psnr"),
+            "bicubic_still_psnr": bicubic.get("still", {}).get("steady_psnr"),
+            "bicubic_still_unjittered_psnr": bicubic.get("still-unjittered", {}).get("steady_psnr"),
             "warping_error": ours["all"]["warping_error"],
             "bicubic_psnr": bicubic["all"]["steady_psnr"],
             "bicubic_after_cut_psnr": bicubic.get("cut", {}).get("after_cut_psnr"),

@@ -7,8 +7,10 @@ uses, which keeps ``--resume`` and the atomic final rename as they are. Each
 worker process loads the engine once and keeps it, and says with every
 segment which engine and precision it actually ran: workers choose on their
 own machines, and a video whose segments would come from two engines fails
-(``provenance``) instead of mixing them. Ray is imported only here, and only
-when ``--ray`` is given.
+(``provenance``) instead of mixing them. A temporal model's history lives in
+one segment (``upscaler.video.temporal``), so a worker takes whole segments
+and starts each from a fresh history, as a local run does. Ray is imported
+only here, and only when ``--ray`` is given.
 """
 
 from __future__ import annotations
@@ -18,9 +20,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from upscaler.video.job import JobPlan, JobResult, Unfinished, failed, finish_job, prepare_job
+from upscaler.video.job import (
+    JobPlan,
+    JobResult,
+    Unfinished,
+    failed,
+    finish_job,
+    job_identity,
+    prepare_job,
+    temporal_notes,
+)
 from upscaler.video.provenance import MadeBy
 from upscaler.video.segments import Segment
+from upscaler.video.temporal import SegmentStream, is_temporal
 from upscaler.video.transcode import EncodeSettings, upscale_segment
 
 __all__ = ["EngineSpec", "run_on_ray"]
@@ -28,7 +40,8 @@ __all__ = ["EngineSpec", "run_on_ray"]
 
 @dataclass(frozen=True)
 class EngineSpec:
-    """How workers build their ``Upscaler`` (names, not objects: it travels to other machines)."""
+    """How workers build their ``Upscaler`` or ``TemporalUpscaler`` (names, not objects: it travels to other
+    machines)."""
 
     model: str
     backend: str = "auto"
@@ -37,9 +50,18 @@ class EngineSpec:
 
     def identity(self) -> dict:
         """What the job's frames depend on besides input, encoder and engine: as ``job.identity_of`` says locally."""
+        return job_identity(self.descriptor())
+
+    def descriptor(self):
+        """The model's descriptor."""
         from upscaler.models import get_model
 
-        return {"model": get_model(self.model).name}
+        return get_model(self.model)
+
+    @property
+    def temporal(self) -> bool:
+        """Whether the model is a temporal one (a ``TemporalUpscaler`` per worker, one frame at a time)."""
+        return is_temporal(self.descriptor())
 
 
 _WORKER_UPSCALERS: dict[EngineSpec, object] = {}
@@ -47,24 +69,35 @@ _WORKER_UPSCALERS: dict[EngineSpec, object] = {}
 
 def _worker_upscaler(spec: EngineSpec):
     if spec not in _WORKER_UPSCALERS:
-        from upscaler.facade import Upscaler
+        if spec.temporal:  # fp32 only: the driver refused any other precision
+            from upscaler.video.temporal import load_temporal
 
-        _WORKER_UPSCALERS[spec] = Upscaler(
-            spec.model, spec.backend, threads=spec.threads, precision=spec.precision, spin=False
-        )
+            _WORKER_UPSCALERS[spec] = load_temporal(spec.model, spec.backend, threads=spec.threads)
+        else:
+            from upscaler.facade import Upscaler
+
+            _WORKER_UPSCALERS[spec] = Upscaler(
+                spec.model, spec.backend, threads=spec.threads, precision=spec.precision, spin=False
+            )
     return _WORKER_UPSCALERS[spec]
 
 
 def upscale_remote(
     info, segment: Segment, spec: EngineSpec, settings: EncodeSettings, batch: int, retime
-) -> tuple[bytes, int, float, MadeBy]:
-    """The Ray task: one segment, encoded, returned as ``(bytes, frames, engine seconds, engine used)``."""
+) -> tuple[bytes, int, float, MadeBy, int]:
+    """The Ray task: one segment, encoded, returned as ``(bytes, frames, engine seconds, engine used, cuts)``
+    (cuts: the scene cuts a temporal model reset its history at; 0 for single-frame models)."""
     upscaler = _worker_upscaler(spec)
-    upscaler.batch_size = max(upscaler.batch_size, batch)
+    if spec.temporal:
+        engine = SegmentStream(upscaler)  # the segment's own history, as in a local run
+    else:
+        upscaler.batch_size = max(upscaler.batch_size, batch)
+        engine = upscaler
     with tempfile.TemporaryDirectory(prefix="upscaler-segment-") as work:
         path = Path(work) / "segment.mp4"
-        stats = upscale_segment(info, segment, upscaler, path, settings, batch=batch, retime=retime)
-        return path.read_bytes(), stats.frames, stats.engine_s, MadeBy.of(upscaler)
+        stats = upscale_segment(info, segment, engine, path, settings, batch=batch, retime=retime)
+        cuts = len(engine.cuts) if spec.temporal else 0
+        return path.read_bytes(), stats.frames, stats.engine_s, MadeBy.of(upscaler), cuts
 
 
 def _connect(address: str):
@@ -100,6 +133,9 @@ def run_on_ray(
     ``on_plan`` hears each prepared job (frames reused, notes) before its segments go out; ``on_frames`` the
     frames of each segment made.
     """
+    temporal = spec.temporal
+    if temporal and batch != 1:
+        raise ValueError(f"temporal models take one frame at a time, in order; batch must be 1, got {batch}")
     ray = _connect(address)
     task = ray.remote(num_cpus=spec.threads)(upscale_remote)
     results: dict[Path, JobResult] = {}
@@ -112,6 +148,9 @@ def run_on_ray(
             results[source] = failed(source, target, exc)
             continue
         plans[source] = plan
+        if temporal:
+            temporal_notes(plan)
+            plan.result.cuts = 0
         if on_plan:
             on_plan(plan)
         for segment in plan.missing:
@@ -127,9 +166,11 @@ def run_on_ray(
             if plan.source in results:  # the file failed already
                 continue
             try:
-                data, frames, engine_s, made_by = ray.get(ref)
+                data, frames, engine_s, made_by, cuts = ray.get(ref)
                 plan.part(segment).write_bytes(data)
                 plan.done(segment, frames, engine_s, made_by)  # refuses another engine's frames
+                if temporal:
+                    plan.result.cuts += cuts
                 if on_frames:
                     on_frames(frames)
             except Exception as exc:  # a worker's error or another engine: this file fails

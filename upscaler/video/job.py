@@ -15,6 +15,9 @@ end; the work folder is removed then.
 
 ``prepare_job`` and ``finish_job`` are the two ends; the segments in
 between run here (``run_job``) or on a Ray cluster (``distributed``).
+Single-frame models (``Upscaler``) take the frames in batches; temporal ones
+(``TemporalUpscaler``) one at a time, one history per segment
+(``upscaler.video.temporal``).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from upscaler.video.probe import (
 )
 from upscaler.video.provenance import MadeBy, MixedEngines, check_same, write_made_by
 from upscaler.video.segments import Segment, plan_segments
+from upscaler.video.temporal import SegmentStream, is_temporal, temporal_identity
 from upscaler.video.transcode import EncodeSettings, upscale_segment
 from upscaler.video.workdir import Unfinished, claim
 
@@ -47,8 +51,10 @@ __all__ = [
     "engine_fps",
     "failed",
     "finish_job",
+    "job_identity",
     "prepare_job",
     "run_job",
+    "temporal_notes",
     "work_dir",
 ]
 
@@ -71,6 +77,7 @@ class JobResult:
     segments: int = 0
     resumed_segments: int = 0  #: finished by an earlier run and reused
     reused_frames: int = 0  #: the frames of those
+    cuts: int | None = None  #: temporal models: scene cuts found (each reset the history) in the frames this run made
     engine: str = ""  #: the engine that actually made the frames (not the one asked for)
     precision: str = ""  #: the precision it actually ran in
     engine_busy: float = 0.0  #: engine time / wall time: how little the engine waited for I/O
@@ -226,12 +233,30 @@ def finish_job(plan: JobPlan) -> JobResult:
     return result
 
 
-def identity_of(upscaler) -> dict:
-    """What a job's frames depend on besides the input, the encoder and the engine, from a loaded ``Upscaler``.
+def job_identity(model) -> dict:
+    """What a job's frames depend on besides the input, the encoder and the engine, from a model descriptor:
+    its name, and for a temporal model how it is fed (motion estimated, zero jitter, the cut detector).
 
     The engine and precision are checked per segment instead (``provenance``): a Ray driver cannot know them.
     """
-    return {"model": upscaler.model.name}
+    identity = {"model": model.name}
+    if is_temporal(model):
+        identity["temporal"] = temporal_identity()
+    return identity
+
+
+def identity_of(upscaler) -> dict:
+    """``job_identity`` of a loaded ``Upscaler`` or ``TemporalUpscaler``."""
+    return job_identity(upscaler.model)
+
+
+def temporal_notes(plan: JobPlan) -> None:
+    """Add what a user of a temporal model should know about this input to ``plan.notes``."""
+    if plan.info.bit_depth > 8:
+        plan.notes.append(
+            f"{plan.source}: temporal models take 8-bit frames: this {plan.info.bit_depth}-bit video is upscaled "
+            f"from 8 bits (the output keeps its pixel format)"
+        )
 
 
 def run_job(
@@ -248,38 +273,57 @@ def run_job(
 ) -> JobResult:
     """Upscale ``source`` into ``target`` in this process; ``VideoError`` for inputs that cannot be done.
 
-    ``on_plan`` hears the prepared job (frames reused, notes) before any frame is made; ``on_frame`` each
-    frame made.
+    ``upscaler``: an ``Upscaler`` (frames in batches of ``batch``) or a ``TemporalUpscaler`` (one frame at a
+    time, ``batch`` 1; a fresh history at each segment start and scene cut). ``on_plan`` hears the prepared
+    job (frames reused, notes) before any frame is made; ``on_frame`` each frame made.
     """
-    upscaler.batch_size = max(upscaler.batch_size, batch)
+    temporal = is_temporal(upscaler.model)
+    if temporal and batch != 1:
+        raise ValueError(f"temporal models take one frame at a time, in order; batch must be 1, got {batch}")
+    if not temporal:
+        upscaler.batch_size = max(upscaler.batch_size, batch)
     made_by = MadeBy.of(upscaler)
     plan = prepare_job(
         source, target, identity_of(upscaler), settings, unfinished=unfinished, segment_s=segment_s, made_by=made_by
     )
+    if temporal:
+        temporal_notes(plan)
+        plan.result.cuts = 0
     if on_plan:
         on_plan(plan)
     for segment in plan.missing:
+        engine = SegmentStream(upscaler) if temporal else upscaler  # a fresh history for every segment
         stats = upscale_segment(
-            plan.info, segment, upscaler, plan.part(segment), settings, batch=batch, on_frame=on_frame,
+            plan.info, segment, engine, plan.part(segment), settings, batch=batch, on_frame=on_frame,
             retime=plan.retime,
         )  # fmt: skip
         plan.done(segment, stats.frames, stats.engine_s, made_by)
+        if temporal:
+            plan.result.cuts += len(engine.cuts)
     return finish_job(plan)
 
 
 def engine_fps(source: Path, upscaler, batch: int, calls: int = 10) -> float:
-    """Frames per second of the engine alone on ``batch`` real frames of ``source`` (prepared as the pipeline does)."""
+    """Frames per second of the engine alone on ``batch`` real frames of ``source`` (prepared as the pipeline does).
+
+    A ``TemporalUpscaler`` upscales ``calls`` consecutive frames one after the other instead (motion estimation
+    included, as in the pipeline), after one frame to warm up.
+    """
     from upscaler import pipeline
     from upscaler.video.probe import open_input
 
+    temporal = is_temporal(upscaler.model)
+    wanted = calls + 1 if temporal else batch
     with open_input(source) as container:
         stream = container.streams.video[0]
         frames = []
         for frame in container.decode(stream):
-            deep = frame.format.components[0].bits > 8
+            deep = frame.format.components[0].bits > 8 and not temporal
             frames.append(frame.to_ndarray(format="rgb48le" if deep else "rgb24"))
-            if len(frames) == batch:
+            if len(frames) == wanted:
                 break
+    if temporal:
+        return _temporal_fps(upscaler, frames)
     frames += [frames[-1]] * (batch - len(frames))
     prepared = pipeline.color_batch(frames)
     upscaler.infer(prepared)  # warm-up
@@ -287,6 +331,17 @@ def engine_fps(source: Path, upscaler, batch: int, calls: int = 10) -> float:
     for _ in range(calls):
         upscaler.infer(prepared)
     return batch * calls / (time.perf_counter() - started)
+
+
+def _temporal_fps(upscaler, frames: list) -> float:
+    upscaler.reset()
+    upscaler.upscale(frames[0])  # warm-up, and the first frame of the stream
+    started = time.perf_counter()
+    for frame in frames[1:]:
+        upscaler.upscale(frame)
+    seconds = time.perf_counter() - started
+    upscaler.reset()
+    return (len(frames) - 1) / seconds if len(frames) > 1 else 0.0
 
 
 def _count_frames(path: Path) -> int:

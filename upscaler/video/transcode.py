@@ -23,7 +23,15 @@ import numpy as np
 from upscaler.video.probe import VideoError, VideoInfo, open_input
 from upscaler.video.segments import Segment
 
-__all__ = ["EncodeSettings", "SegmentStats", "choose_pix_fmt", "exact_clock", "upscale_segment"]
+__all__ = [
+    "EncodeSettings",
+    "SegmentStats",
+    "choose_pix_fmt",
+    "decoded_rgb",
+    "encodable_frame",
+    "exact_clock",
+    "upscale_segment",
+]
 
 _END = object()
 
@@ -82,6 +90,32 @@ def _sws_colorspace(av_colorspace: int) -> int:
     return {1: 1, 4: 4, 5: 5, 6: 5, 7: 7, 9: 9, 10: 9}.get(av_colorspace, 5)
 
 
+def _conversion(info: VideoInfo):
+    from av.video.reformatter import ColorRange, Colorspace
+
+    matrix = Colorspace(_sws_colorspace(info.colorspace))
+    rng = ColorRange(info.color_range) if info.color_range in (1, 2) else ColorRange(1)
+    return ("rgb48le" if info.bit_depth > 8 else "rgb24"), matrix, rng
+
+
+def decoded_rgb(frame, info: VideoInfo) -> np.ndarray:
+    """A decoded frame as the engine gets it: ``H x W x 3`` RGB, uint8 (uint16 for deeper sources), converted
+    with the source's own matrix and range; a copy in memory of its own (the decoder reuses its buffers)."""
+    rgb, matrix, rng = _conversion(info)
+    converted = frame.reformat(format=rgb, src_colorspace=matrix, src_color_range=rng, threads=1)
+    return np.array(converted.to_ndarray(), copy=True)
+
+
+def encodable_frame(image: np.ndarray, info: VideoInfo, pix_fmt: str):
+    """An upscaled ``H x W x 3`` RGB image as the encoder gets it: a PyAV frame in ``pix_fmt``, converted with
+    the source's matrix and range (no timestamp yet)."""
+    import av
+
+    rgb, matrix, rng = _conversion(info)
+    frame = av.VideoFrame.from_ndarray(image, format=rgb)
+    return frame.reformat(format=pix_fmt, dst_colorspace=matrix, dst_color_range=rng, threads=1)
+
+
 def _put(q: queue.Queue, item, stop: threading.Event) -> bool:
     while not stop.is_set():
         try:
@@ -118,12 +152,7 @@ def upscale_segment(
     frames carry no reliable ones.
     """
     import av
-    from av.video.reformatter import ColorRange, Colorspace
 
-    deep = info.bit_depth > 8
-    rgb = "rgb48le" if deep else "rgb24"
-    matrix = Colorspace(_sws_colorspace(info.colorspace))
-    rng = ColorRange(info.color_range) if info.color_range in (1, 2) else ColorRange(1)
     pix_fmt = choose_pix_fmt(settings.codec, info.pix_fmt, info.bit_depth, settings.pix_fmt)
     stop = threading.Event()
     failures: list[BaseException] = []
@@ -146,11 +175,7 @@ def upscale_segment(
                         continue
                     if segment.end is not None and pts >= segment.end:
                         break
-                    converted = frame.reformat(format=rgb, src_colorspace=matrix, src_color_range=rng, threads=1)
-                    image = np.array(
-                        converted.to_ndarray(), copy=True
-                    )  # our own memory: the decoder reuses its buffers
-                    if not _put(decoded, (pts, image), stop):
+                    if not _put(decoded, (pts, decoded_rgb(frame, info)), stop):
                         return
         except BaseException as exc:  # handed to the caller
             failures.append(exc)
@@ -181,8 +206,7 @@ def upscale_segment(
                 ctx.options = options
                 while (item := _get(upscaled, stop)) is not _END:
                     pts, image = item
-                    frame = av.VideoFrame.from_ndarray(image, format=rgb)
-                    frame = frame.reformat(format=pix_fmt, dst_colorspace=matrix, dst_color_range=rng, threads=1)
+                    frame = encodable_frame(image, info, pix_fmt)
                     frame.pts, frame.time_base = pts, info.time_base
                     for packet in stream.encode(frame):
                         container.mux(packet)

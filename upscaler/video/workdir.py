@@ -2,8 +2,9 @@
 
 Finished segments cost minutes of engine time each, so none is deleted
 unless the user asks. A folder whose record matches this run (``job.json``:
-the input's path, size and modification time, the model, the encoding
-settings and the segment plan; ``engine.json``: the engine that made the
+the input's path, size and modification time, the model (and for a
+temporal model how it is fed: estimated motion, the cut detector), the
+encoding settings and the segment plan; ``engine.json``: the engine that made the
 segments, checked here when this run knows its own before starting) is
 continued whatever the flags: its segments are what an uninterrupted run
 makes. One that does not match is refused, saying why and how to go on,
@@ -136,6 +137,9 @@ def _mismatch(previous: dict | None, fingerprint: dict) -> str | None:
             settings += [f"{_FLAGS.get(k, '--' + k)} {_shown(old.get(k))}" for k in value if old.get(k) != value[k]]
         elif key == "segment_s":
             settings.append(f"--segment-seconds {_shown(old)}")
+        elif key == "temporal":  # follows from the model, unless another version of upscaler fed it otherwise
+            if previous.get("model") == fingerprint.get("model"):
+                settings.append("another temporal setup (motion or cut detection) of another version of upscaler")
         else:
             settings.append(f"--{key.replace('_', '-')} {_shown(old)}")
     if settings:

@@ -1,0 +1,141 @@
+"""Temporal models in the service: one loaded network per model, one history per WebSocket connection.
+
+A temporal model is loaded once (its ONNX Runtime session or network: the
+weights, the arena, the threads) and every stream gets its own
+``TemporalUpscaler`` on it, holding only that stream's history. Frames run
+in the engine thread like every other engine call (one job each, in the
+batcher's queue and under its bound), one after another within a stream,
+in the order they arrived. The frame message layout is
+``upscaler.client``'s (the one definition both ends use).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+from server.errors import ApiError
+from upscaler.client import unpack_frame
+from upscaler.models import ModelDescriptor
+from upscaler.runtime.base import EngineOptions
+from upscaler.temporal import TemporalUpscaler, check_temporal_inputs
+from upscaler.temporal.engines import TEMPORAL_BACKENDS, TemporalEngine, create_temporal_engine
+
+__all__ = ["TEMPORAL", "TemporalJob", "TemporalModel", "TemporalStream", "parse_message", "temporal_backend"]
+
+#: First element of a batcher key whose item is one frame of one temporal stream (run alone, in order).
+TEMPORAL = "temporal"
+
+# Service backends with no temporal engine of their own, and the nearest that has one.
+_NEAREST = {"tensorrt": "gpu", "onnxruntime-tensorrt": "onnxruntime-cuda"}
+
+
+def temporal_backend(backend: str) -> str:
+    """The temporal backend for the service's ``--backend``."""
+    return backend if backend in TEMPORAL_BACKENDS else _NEAREST.get(backend, "auto")
+
+
+class TemporalModel:
+    """One temporal model, loaded once; ``open()`` starts a stream on it."""
+
+    def __init__(
+        self, model: ModelDescriptor, backend: str, *, threads: int | None, spin: bool, precision: str | None = None
+    ) -> None:
+        self.model = model
+        # Temporal engines run fp32 (and TensorRT fp16): an int8 service precision leaves them their best.
+        precision = precision if precision in ("fp32", "fp16") else None
+        options = EngineOptions(threads=threads, spin=spin, precision=precision)
+        #: Never steps: every stream's engine is a copy of it (see ``open``).
+        self.engine: TemporalEngine = create_temporal_engine(model, temporal_backend(backend), options)
+
+    @property
+    def scale(self) -> int:
+        """Output size / input size."""
+        return self.model.scale
+
+    def open(self) -> TemporalUpscaler:
+        """A new stream with its own, empty history, on the loaded network.
+
+        The temporal engines build in ``__init__`` only what streams can share (the ONNX Runtime session,
+        the network, TensorRT's engine and execution context) and keep everything of one stream (history,
+        scratch buffers, reprojection maps) in attributes their steps create; so a shallow copy of an engine
+        that has never stepped is a new stream on the same session: one copy of the weights, one arena and
+        one thread pool for all. The copies' steps must not run at the same time (a TensorRT context takes
+        one call at a time): the service runs every engine call in its one engine thread.
+        ``tests/test_server_temporal_stream.py`` checks that interleaved streams stay apart.
+        """
+        return TemporalUpscaler(self.model, engine=copy.copy(self.engine))
+
+    def warm_up(self) -> None:
+        """Two frames on a throw-away stream: the first allocates, the second runs the reprojecting path."""
+        stream = self.open()
+        frame = np.zeros((64, 64, 3), np.uint8)
+        for _ in range(2):
+            stream.upscale(frame, (0.0, 0.0), np.zeros((64, 64, 2), np.float32))
+
+
+@dataclass(eq=False)
+class TemporalJob:
+    """One frame for the engine thread: the stream it belongs to and its inputs."""
+
+    stream: TemporalUpscaler
+    frame: np.ndarray
+    jitter: tuple[float, float]
+    motion: np.ndarray | None
+    reset: bool
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The frame's shape (what the batcher's observers count pixels by)."""
+        return self.frame.shape
+
+    def run(self) -> np.ndarray:
+        """The upscaled frame; the stream's history moves on."""
+        return self.stream.upscale(self.frame, self.jitter, self.motion, reset=self.reset)
+
+
+def parse_message(message: bytes | str) -> tuple[np.ndarray, tuple[float, float], np.ndarray | None, bool]:
+    """One frame message's frame, jitter, motion and reset flag: 400 if it is not one, 422 if its values
+    break the conventions (jitter out of range, motion not finite)."""
+    if isinstance(message, str):
+        raise ApiError(
+            400, "a temporal stream takes binary messages (a 24-byte header, RGB, optional motion); got a text message"
+        )
+    try:
+        parsed = unpack_frame(message)
+    except ValueError as exc:
+        raise ApiError(400, str(exc)) from None
+    try:
+        jitter = check_temporal_inputs(parsed.frame, parsed.jitter, parsed.motion, None)
+    except (TypeError, ValueError) as exc:
+        raise ApiError(422, str(exc)) from None
+    return parsed.frame, jitter, parsed.motion, parsed.reset
+
+
+_ids = itertools.count()
+
+
+class TemporalStream:
+    """One connection's history and the order its frames run in."""
+
+    def __init__(self, service, target: TemporalModel) -> None:
+        self.service, self.target = service, target
+        self.upscaler = target.open()
+        self.key = (TEMPORAL, target.model.name, next(_ids))
+        # Frames enter the history in the order they arrived: each waits for the one before it to finish
+        # (asyncio's lock is fair, and frame tasks start in the order the reader made them).
+        self._turn = asyncio.Lock()
+
+    async def answer(self, message: bytes | str) -> np.ndarray:
+        """One message's upscaled frame; ``ApiError`` for a bad message or a failure (the history as it was)."""
+        async with self._turn:
+            frame, jitter, motion, reset = parse_message(message)
+            self.service.check_pixels(self.target, frame.shape[1], frame.shape[0])
+            job = TemporalJob(self.upscaler, frame, jitter, motion, reset)
+            return await self.service.guard(
+                self.service.step(self.key, job), timeout=self.service.settings.request_timeout_s
+            )

@@ -1,0 +1,250 @@
+"""Temporal super-sampling over ``WS /v1/stream``: the frame message layout and a Python client.
+
+    with StreamClient("http://127.0.0.1:8000", model="x4-temporal", width=320, height=180) as stream:
+        hr = stream.send(frame, jitter=(jx, jy), motion=mv, reset=False)  # 1280 x 720 x 3 uint8
+
+One binary message per frame, all little-endian: a 24-byte header, the
+frame's RGB bytes (row-major, ``H x W x 3`` uint8), then, if the ``MOTION``
+flag is set, its motion vectors (``H x W x 2`` float32, x then y for each
+pixel, row-major). Conventions as ``TemporalUpscaler``'s (DESIGN.md section 9).
+
+=======  ========  =====================================================
+offset   type      meaning
+=======  ========  =====================================================
+0        4 bytes   magic ``b"UPTF"``
+4        uint8     version, 1
+5        uint8     flags: bit 0 ``RESET`` (drop the history: a cut),
+                   bit 1 ``MOTION`` (motion vectors follow the pixels);
+                   the other bits must be 0
+6        uint16    reserved, 0
+8        uint32    width ``W`` (low-resolution pixels)
+12       uint32    height ``H``
+16       float32   jitter ``jx`` in [-0.5, 0.5) low-resolution pixels
+20       float32   jitter ``jy``
+24       W*H*3     RGB, uint8
+24+W*H*3 W*H*2*4   motion, float32 (only with ``MOTION``)
+=======  ========  =====================================================
+
+The reply is the upscaled frame's raw RGB (``sH x sW x 3`` uint8, no
+header), or, in its place, a JSON error text
+``{"error": {"code", "status", "message"}}``; replies come in the order the
+frames were sent. This module is the one definition of the layout: the
+service parses with :func:`unpack_frame`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from contextlib import ExitStack
+from dataclasses import dataclass
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import numpy as np
+
+__all__ = [
+    "HEADER",
+    "MAGIC",
+    "MOTION",
+    "RESET",
+    "VERSION",
+    "FrameMessage",
+    "StreamClient",
+    "StreamError",
+    "pack_frame",
+    "stream_url",
+    "unpack_frame",
+]
+
+MAGIC = b"UPTF"  #: first four bytes of every temporal frame message
+VERSION = 1  #: the layout version this module writes and reads
+RESET = 0x01  #: flag: drop the history before this frame
+MOTION = 0x02  #: flag: motion vectors follow the pixels
+HEADER = struct.Struct("<4sBBHIIff")  #: magic, version, flags, reserved, width, height, jx, jy (24 bytes)
+_MAX_SIDE = 1 << 16
+
+
+@dataclass(frozen=True)
+class FrameMessage:
+    """One temporal frame as it travels: what ``TemporalUpscaler.upscale`` takes."""
+
+    frame: np.ndarray  #: ``H x W x 3`` uint8 RGB (read-only view of the message)
+    jitter: tuple[float, float]  #: (jx, jy), low-resolution pixels
+    motion: np.ndarray | None  #: ``H x W x 2`` float32 (previous = current + motion), or None: estimate it
+    reset: bool  #: drop the history first
+
+
+def pack_frame(frame: np.ndarray, jitter=(0.0, 0.0), motion: np.ndarray | None = None, reset: bool = False) -> bytes:
+    """The message for one frame. Checks shapes and types only; the service checks values (jitter range,
+    finite motion) and answers a bad one with a JSON error."""
+    frame = np.asarray(frame)
+    if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+        raise ValueError(f"frame must be H x W x 3 uint8 RGB, got shape {frame.shape} {frame.dtype}")
+    h, w = frame.shape[:2]
+    if not (1 <= w <= _MAX_SIDE and 1 <= h <= _MAX_SIDE):
+        raise ValueError(f"frame sides must be 1 to {_MAX_SIDE} pixels, got {w}x{h}")
+    jx, jy = (float(v) for v in jitter)
+    flags = (RESET if reset else 0) | (MOTION if motion is not None else 0)
+    parts = [HEADER.pack(MAGIC, VERSION, flags, 0, w, h, jx, jy), np.ascontiguousarray(frame).tobytes()]
+    if motion is not None:
+        motion = np.asarray(motion)
+        if motion.shape != (h, w, 2):
+            raise ValueError(f"motion must be {h} x {w} x 2 for this {h} x {w} frame, got {motion.shape}")
+        parts.append(np.ascontiguousarray(motion, dtype="<f4").tobytes())
+    return b"".join(parts)
+
+
+def unpack_frame(data: bytes) -> FrameMessage:
+    """The frame in one message (views of ``data``, no copy of the pixels); ``ValueError`` naming what is
+    wrong with its layout. Values (jitter range, finite motion) are left to ``check_temporal_inputs``."""
+    if len(data) < HEADER.size:
+        raise ValueError(
+            f"truncated header: a frame message starts with a {HEADER.size}-byte header, got {len(data)} bytes"
+        )
+    magic, version, flags, reserved, w, h, jx, jy = HEADER.unpack_from(data)
+    if magic != MAGIC:
+        raise ValueError(f"bad magic {magic!r}: a frame message starts with {MAGIC!r}")
+    if version != VERSION:
+        raise ValueError(f"layout version {version} is not supported; version {VERSION} is")
+    if flags & ~(RESET | MOTION) or reserved:
+        raise ValueError(f"unknown flags 0x{flags:02x} or reserved 0x{reserved:04x}: only RESET (1) and MOTION (2)")
+    if not (1 <= w <= _MAX_SIDE and 1 <= h <= _MAX_SIDE):
+        raise ValueError(f"width and height must be 1 to {_MAX_SIDE}, got {w}x{h}")
+    pixels = w * h * 3
+    plane = w * h * 2 * 4 if flags & MOTION else 0
+    expected = HEADER.size + pixels + plane
+    if len(data) != expected:
+        with_motion = f" + {plane} (motion)" if plane else " (no motion)"
+        raise ValueError(
+            f"a {w}x{h} frame message is {HEADER.size} (header) + {pixels} (RGB){with_motion} = {expected} bytes, "
+            f"got {len(data)}"
+        )
+    frame = np.frombuffer(data, np.uint8, pixels, HEADER.size).reshape(h, w, 3)
+    motion = None
+    if plane:  # a native float32 copy: the plane need not be aligned in the message, nor the machine little-endian
+        motion = np.frombuffer(data, "<f4", w * h * 2, HEADER.size + pixels).reshape(h, w, 2).astype(np.float32)
+    return FrameMessage(frame, (jx, jy), motion, bool(flags & RESET))
+
+
+class StreamError(Exception):
+    """The service answered with an error (``code``, HTTP ``status``, ``message``: its JSON error), refused
+    the connection, or closed it (``code`` ``"closed"``, ``status`` the WebSocket close code)."""
+
+    def __init__(self, code: str, status: int, message: str) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.code, self.status, self.message = code, status, message
+
+
+def _error(text: str | bytes, fallback_status: int) -> StreamError:
+    """The error in a JSON error text (the service's shape), or the text itself if it is not one."""
+    try:
+        body = json.loads(text)["error"]
+        return StreamError(str(body["code"]), int(body["status"]), str(body["message"]))
+    except (ValueError, KeyError, TypeError):
+        raw = text.decode(errors="replace") if isinstance(text, bytes) else text
+        return StreamError("error", fallback_status, raw[:500])
+
+
+def stream_url(url: str, **query) -> str:
+    """``ws(s)://host[:port]/v1/stream?query`` from a service URL (``http``, ``https``, ``ws`` or ``wss``, with
+    or without the ``/v1/stream`` path)."""
+    parts = urlsplit(url)
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme, parts.scheme)
+    if scheme not in ("ws", "wss"):
+        raise ValueError(f"url must be http(s):// or ws(s)://, got {url!r}")
+    path = parts.path.rstrip("/")
+    if not path.endswith("/v1/stream"):
+        path += "/v1/stream"
+    given = {k: v for k, v in query.items() if v is not None}
+    return urlunsplit((scheme, parts.netloc, path, urlencode(given), ""))
+
+
+class StreamClient:
+    """One temporal stream: the service keeps its history for as long as the connection is open.
+
+    ``url``: the service (``http://host:port``); ``model``: a temporal model it serves (None: its default);
+    ``width``, ``height``: the frames' size (checked against the service's pixel limit at once; a frame of
+    another size may still be sent, and starts a new history); ``api_key``: its bearer key, if it has keys;
+    ``timeout``: seconds to wait for the connection and for each reply.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        model: str | None = "x4-temporal",
+        *,
+        width: int,
+        height: int,
+        api_key: str | None = None,
+        timeout: float | None = 60.0,
+    ) -> None:
+        from websockets.exceptions import InvalidStatus
+        from websockets.sync.client import connect
+
+        if width < 1 or height < 1:
+            raise ValueError(f"width and height must be at least 1, got {width}x{height}")
+        self.url = stream_url(url, model=model, width=width, height=height)
+        self.timeout = timeout
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+        try:
+            # No per-message compression: raw pixels barely compress and deflating them costs milliseconds.
+            # No size limit on replies: one is sH x sW x 3 bytes, 44 MB for a 1280x720 frame at x4.
+            connection = connect(
+                self.url, additional_headers=headers, compression=None, max_size=None, open_timeout=timeout
+            )
+            # Entered as a context manager, as websockets 17 wants; ``close`` leaves it.
+            self._context = ExitStack()
+            self._ws = self._context.enter_context(connection)
+        except InvalidStatus as exc:
+            response = exc.response
+            raise _error(response.body or b"", response.status_code) from None
+
+    def send(
+        self, frame: np.ndarray, jitter=(0.0, 0.0), motion: np.ndarray | None = None, reset: bool = False
+    ) -> np.ndarray:
+        """Send one frame and wait for its reply: the ``sH x sW x 3`` uint8 frame (read-only: a view of the
+        reply message; ``.copy()`` it to draw on it).
+
+        Raises ``StreamError`` if the service answers with an error (the stream stays usable: the next
+        frame continues from the same history) or has closed the connection; ``ValueError`` for a frame or
+        motion of the wrong shape or type, before anything is sent.
+        """
+        from websockets.exceptions import ConnectionClosed
+
+        frame = np.asarray(frame)
+        message = pack_frame(frame, jitter, motion, reset)
+        h, w = frame.shape[:2]
+        try:
+            self._ws.send(message)
+            reply = self._ws.recv(timeout=self.timeout)
+        except ConnectionClosed as exc:
+            raise self._closed(exc) from None
+        if isinstance(reply, str):
+            raise _error(reply, 0)
+        scale = math.isqrt(len(reply) // (w * h * 3))
+        if len(reply) != w * h * 3 * scale * scale or scale < 1:
+            raise StreamError("bad_reply", 0, f"a reply of {len(reply)} bytes is no upscaled {w}x{h} RGB frame")
+        return np.frombuffer(reply, np.uint8).reshape(h * scale, w * scale, 3)
+
+    def _closed(self, exc: Exception) -> StreamError:
+        """Why the service closed the stream: the JSON error it sent first (a refused model, size or format),
+        else the close frame's code and reason."""
+        try:
+            pending = self._ws.recv(timeout=0)  # messages that came before the close are still readable
+        except Exception:
+            pending = None
+        if isinstance(pending, str):
+            return _error(pending, 0)
+        close = getattr(exc, "rcvd", None)
+        return StreamError("closed", close.code if close else 1006, close.reason if close else "")
+
+    def close(self) -> None:
+        """End the stream: the service frees its history."""
+        self._context.close()
+
+    def __enter__(self) -> StreamClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
