@@ -12,7 +12,6 @@ in the order they arrived. The frame message layout is
 from __future__ import annotations
 
 import asyncio
-import copy
 import itertools
 from dataclasses import dataclass
 
@@ -58,17 +57,12 @@ class TemporalModel:
         return self.model.scale
 
     def open(self) -> TemporalUpscaler:
-        """A new stream with its own, empty history, on the loaded network.
-
-        The temporal engines build in ``__init__`` only what streams can share (the ONNX Runtime session,
-        the network, TensorRT's engine and execution context) and keep everything of one stream (history,
-        scratch buffers, reprojection maps) in attributes their steps create; so a shallow copy of an engine
-        that has never stepped is a new stream on the same session: one copy of the weights, one arena and
-        one thread pool for all. The copies' steps must not run at the same time (a TensorRT context takes
-        one call at a time): the service runs every engine call in its one engine thread.
-        ``tests/test_server_temporal_stream.py`` checks that interleaved streams stay apart.
+        """A new stream with its own, empty history, on the loaded network (``TemporalEngine.fork``): one copy
+        of the weights, one arena and one thread pool for all streams. Forks' steps must not run at the same
+        time (a TensorRT context takes one call at a time): the service runs every engine call in its one
+        engine thread. ``tests/test_server_temporal_stream.py`` checks that interleaved streams stay apart.
         """
-        return TemporalUpscaler(self.model, engine=copy.copy(self.engine))
+        return TemporalUpscaler(self.model, engine=self.engine.fork())
 
     def warm_up(self) -> None:
         """Two frames on a throw-away stream: the first allocates, the second runs the reprojecting path."""

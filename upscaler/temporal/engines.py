@@ -24,6 +24,7 @@ upsampled (bilinear), as in training.
 
 from __future__ import annotations
 
+import copy
 import logging
 from typing import Protocol
 
@@ -61,6 +62,12 @@ class TemporalEngine(Protocol):
 
     def drop_history(self) -> None:
         """Forget the history (the next step starts from the frame alone)."""
+        ...
+
+    def fork(self) -> TemporalEngine:
+        """A new stream on the same loaded network (session, weights, threads): only the history is its own.
+
+        Forks must not step at the same time (a server runs them on one thread)."""
         ...
 
 
@@ -169,6 +176,12 @@ class OrtCpuTemporalEngine:
     def drop_history(self) -> None:
         self._history = None
 
+    def fork(self):
+        """A new stream on this engine's loaded network (see ``TemporalEngine.fork``)."""
+        twin = copy.copy(self)
+        twin._history = twin._folded = twin._maps = None
+        return twin
+
     def step(self, frame: np.ndarray, jitter: np.ndarray, motion: np.ndarray, reset: bool) -> np.ndarray:
         """The output (``1 x 3 x sH x sW``); it is the engine's history buffer, valid until the next step."""
         s = self.scale
@@ -225,6 +238,12 @@ class TorchTemporalEngine:
     def drop_history(self) -> None:
         self._history = None
 
+    def fork(self):
+        """A new stream on this engine's loaded network (see ``TemporalEngine.fork``)."""
+        twin = copy.copy(self)
+        twin._history = None
+        return twin
+
     def step(self, frame: np.ndarray, jitter: np.ndarray, motion: np.ndarray, reset: bool) -> np.ndarray:
         torch = self._torch
         s = self.scale
@@ -272,6 +291,12 @@ class OrtCudaTemporalEngine:
 
     def drop_history(self) -> None:
         self._history = None
+
+    def fork(self):
+        """A new stream on this engine's loaded network (see ``TemporalEngine.fork``)."""
+        twin = copy.copy(self)
+        twin._history = None
+        return twin
 
     def step(self, frame: np.ndarray, jitter: np.ndarray, motion: np.ndarray, reset: bool) -> np.ndarray:
         s = self.scale

@@ -88,7 +88,10 @@ class TemporalUpscaler:
     ``model``: a temporal built-in model (``x4-temporal``, ``x2-temporal``) or
     a ``.safetensors`` path from ``upscaler train``; ``backend``: ``auto``,
     ``cpu``, ``gpu``, ``onnxruntime``, ``torch`` or an engine name;
-    ``threads``: CPU threads for inference.
+    ``threads``: CPU threads for inference; ``spin=False`` lets ONNX
+    Runtime's idle threads sleep between frames (other work shares the
+    cores); ``engine``: an engine to use instead (e.g. ``engine.fork()`` of
+    another stream's, to share one loaded network).
     """
 
     def __init__(
@@ -97,6 +100,7 @@ class TemporalUpscaler:
         backend: str = "auto",
         *,
         threads: int | None = None,
+        spin: bool = True,
         engine: TemporalEngine | None = None,
     ) -> None:
         self.model = get_model(model)
@@ -105,7 +109,7 @@ class TemporalUpscaler:
                 f"{self.model.name} is a single-frame model; TemporalUpscaler takes a temporal one "
                 "(x4-temporal, x2-temporal); use Upscaler for single frames"
             )
-        self.engine = engine or create_temporal_engine(self.model, backend, EngineOptions(threads=threads))
+        self.engine = engine or create_temporal_engine(self.model, backend, EngineOptions(threads=threads, spin=spin))
         self._flow = MotionEstimator()
         self._size: tuple[int, int] | None = None
         self.frames = 0  #: frames upscaled since the last reset

@@ -18,6 +18,7 @@ ONNX Runtime's CPU engine), checking the calls, profile, buffers and values.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +77,12 @@ class TensorRTTemporalEngine:
 
     def drop_history(self) -> None:
         self._history = None
+
+    def fork(self):
+        """A new stream on this engine (its plan and execution context shared): only the history is its own."""
+        twin = copy.copy(self)
+        twin._history = twin._spare = None
+        return twin
 
     def step(self, frame: np.ndarray, jitter: np.ndarray, motion: np.ndarray, reset: bool) -> np.ndarray:
         """The output (``1 x 3 x sH x sW``, on the host); it stays on the device as the next history."""

@@ -35,14 +35,9 @@ def is_temporal(model) -> bool:
 def load_temporal(model, backend: str = "auto", *, threads: int | None = None, spin: bool = False):
     """A ``TemporalUpscaler`` for the video pipeline: with ``spin=False`` ONNX Runtime's idle threads sleep, so
     the decoder and encoder threads get the cores between frames (as for single-frame models)."""
-    from upscaler.models import get_model
-    from upscaler.runtime.base import EngineOptions
     from upscaler.temporal import TemporalUpscaler
-    from upscaler.temporal.engines import create_temporal_engine
 
-    descriptor = get_model(model)
-    engine = create_temporal_engine(descriptor, backend, EngineOptions(threads=threads, spin=spin))
-    return TemporalUpscaler(descriptor, engine=engine)
+    return TemporalUpscaler(model, backend, threads=threads, spin=spin)
 
 
 def temporal_identity() -> dict:
