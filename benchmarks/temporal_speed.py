@@ -3,8 +3,8 @@
     python benchmarks/temporal_speed.py --temporal x4-temporal --single x4-fast --size 320x180 \
         --json benchmarks/results/temporal-speed-x4.json
 
-Each round times every subject on the same frames in turn (interleaved, so
-machine noise hits all alike); the figure is the median over rounds of each
+Each round times every subject on the same frames in turn (interleaved, each
+subject leading a round in turn, so machine noise hits all alike); the figure is the median over rounds of each
 subject's median, and the ratio to the single-frame model. Subjects: the
 single-frame model (``Upscaler.upscale``: uint8 frame in, uint8 frame out),
 the temporal model with exact motion (``TemporalUpscaler.upscale``: reprojection,
@@ -53,8 +53,9 @@ def main() -> None:
     for run in subjects.values():  # warm-up, and the temporal streams get a history
         run(0)
     medians: dict[str, list[float]] = {name: [] for name in subjects}
-    for _ in range(args.rounds):
-        for name, run in subjects.items():
+    order = list(subjects.items())
+    for r in range(args.rounds):
+        for name, run in order[r % len(order) :] + order[: r % len(order)]:  # each subject leads a round in turn
             times = []
             for i in range(1, args.frames + 1):
                 start = time.perf_counter()
@@ -69,7 +70,11 @@ def main() -> None:
         "rounds": args.rounds,
         "frames": args.frames,
         "subjects": {
-            name: {"median_ms": round(float(np.median(m)), 2), "ratio": round(float(np.median(m)) / base, 2)}
+            name: {
+                "median_ms": round(float(np.median(m)), 2),
+                "ratio": round(float(np.median(m)) / base, 2),
+                "round_medians_ms": [round(v, 2) for v in m],
+            }
             for name, m in medians.items()
         },
     }
