@@ -175,7 +175,7 @@ class TemporalSR(nn.Module):
         sample = frame.reshape(n, 3, 1, h, w)
         # history + a * (sample - history) + b * (base - history) + c
         blended = folded * (1.0 - a - b) + a * sample + b * base.reshape(n, 3, s2, h, w) + c
-        return torch.clamp(blended, 0.0, 1.0).reshape(n, 3 * s2, h, w)
+        return torch.clamp(blended.reshape(n, 3 * s2, h, w), 0.0, 1.0)  # the clamp last: no copy for the output
 
     def inference_params(self) -> dict[str, Any]:
         """Hyperparameters to rebuild this network."""
