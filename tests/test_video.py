@@ -7,7 +7,6 @@ which holds it at a known point (after N finished segments) until the test's sig
 import itertools
 import json
 import os
-import secrets
 import shutil
 import signal
 import subprocess
@@ -27,6 +26,7 @@ from tests.video_helpers import (
     frames_rgb,
     make_audio_only,
     make_clip,
+    ray_cluster,
     subtitle_payloads,
     video_packets,
     video_span,
@@ -288,23 +288,9 @@ def test_avi_frames_get_their_display_times_in_order(tmp_path):
 
 @pytest.fixture(scope="module")
 def ray_head(pinned_precision):
-    """A real local Ray cluster (head node with 2 CPUs), stopped afterwards."""
-    import shutil
-    import sys
-
-    from tests.server_helpers import free_port
-
-    ray = shutil.which("ray") or str(Path(sys.executable).parent / "ray")
-    port = free_port()
-    # token authentication (on by default in recent Ray): the head and the client share a token by environment
-    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16), "RAY_USAGE_STATS_ENABLED": "0"}
-    env = {**os.environ, **auth}
-    start = [ray, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false"]
-    subprocess.run(start, check=True, env=env, capture_output=True, timeout=300)
-    try:
-        yield f"127.0.0.1:{port}", auth
-    finally:
-        subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=300)
+    """A real local Ray cluster, started with the pinned precision in its environment; stopped afterwards."""
+    with ray_cluster() as head:
+        yield head
 
 
 def test_ray_spreads_segments_of_several_videos_and_matches_one_process(tmp_path, ray_head):

@@ -8,8 +8,6 @@ whose frames went through the same colour conversion.
 
 import json
 import os
-import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,7 +18,15 @@ import numpy as np
 import pytest
 
 from tests.conftest import run_cli
-from tests.video_helpers import decoded_frames, frame_times, frames_native, make_clip, make_clip_from, panned
+from tests.video_helpers import (
+    decoded_frames,
+    frame_times,
+    frames_native,
+    make_clip,
+    make_clip_from,
+    panned,
+    ray_cluster,
+)
 from upscaler import TemporalUpscaler
 from upscaler.temporal.cuts import CutDetector, find_cuts, shifted_difference, thumbnail
 from upscaler.video.probe import packet_times, probe
@@ -228,20 +234,10 @@ def test_a_ten_bit_clip_goes_through_the_temporal_model_in_8_bits_and_stays_ten_
 
 @pytest.fixture(scope="module")
 def ray_head():
-    """A real local Ray cluster (head node with 2 CPUs), stopped afterwards (as in ``test_video``)."""
+    """A real local Ray cluster, stopped afterwards."""
     pytest.importorskip("ray")
-    from tests.server_helpers import free_port
-
-    ray = shutil.which("ray") or str(Path(sys.executable).parent / "ray")
-    port = free_port()
-    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16), "RAY_USAGE_STATS_ENABLED": "0"}
-    env = {**os.environ, **auth}
-    start = [ray, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false"]
-    subprocess.run(start, check=True, env=env, capture_output=True, timeout=300)
-    try:
-        yield f"127.0.0.1:{port}", auth
-    finally:
-        subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=300)
+    with ray_cluster() as head:
+        yield head
 
 
 def test_ray_workers_make_the_frames_of_a_local_temporal_run(tmp_path, clip, ray_head):

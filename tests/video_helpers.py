@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 
@@ -201,3 +202,30 @@ def decoded_frames(path: Path) -> list[tuple[int, np.ndarray]]:
         stream = c.streams.video[0]
         stream.codec_context.thread_count = 1
         return sorted(((f.pts, decoded_rgb(f, info)) for f in c.decode(stream)), key=lambda item: item[0])
+
+
+@contextmanager
+def ray_cluster():
+    """A real local Ray head node (2 CPUs) started with this process's environment; ``(address, auth env)``.
+
+    Token authentication (on by default in recent Ray): the head and its clients share a token by
+    environment. Stopped on exit.
+    """
+    import os
+    import secrets
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.server_helpers import free_port
+
+    ray = shutil.which("ray") or str(Path(sys.executable).parent / "ray")
+    port = free_port()
+    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16), "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {**os.environ, **auth}
+    start = [ray, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false"]
+    subprocess.run(start, check=True, env=env, capture_output=True, timeout=300)
+    try:
+        yield f"127.0.0.1:{port}", auth
+    finally:
+        subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=300)

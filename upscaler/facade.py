@@ -67,7 +67,7 @@ class Upscaler:
         if alpha not in ALPHA_MODES:
             raise ValueError(f"alpha must be one of {', '.join(ALPHA_MODES)}, got {alpha!r}")
         self.model: ModelDescriptor = get_model(model)
-        if self.model.arch == "temporal":
+        if self.model.temporal:
             raise ModelError(
                 f"{self.model.name} is a temporal model (it needs jitter, motion and history): use TemporalUpscaler"
             )

@@ -33,9 +33,24 @@ __all__ = [
     "count_sequences",
     "format_sequence_markdown",
     "format_sequence_table",
+    "models_of_one_scale",
     "run_sequence_bench",
     "sequence_note",
 ]
+
+
+def models_of_one_scale(models: Sequence[str], mode: str) -> list:
+    """The descriptors of ``models`` (names, aliases or paths; duplicates dropped), in order; ``ValueError``
+    when there are none or their scales differ (``mode`` names the harness mode in the message)."""
+    from upscaler.models import get_model
+
+    descriptors = list({d.name: d for d in (get_model(m) for m in models)}.values())
+    if not descriptors:
+        raise ValueError("no models given")
+    if len({d.scale for d in descriptors}) > 1:
+        listed = ", ".join(f"{d.name} x{d.scale}" for d in descriptors)
+        raise ValueError(f"{mode} compares models of one scale, got {listed}")
+    return descriptors
 
 
 def build_sequence_subjects(
@@ -52,22 +67,14 @@ def build_sequence_subjects(
     ``flow`` adds each temporal model again with ``motion=None``
     (``ValueError`` when no model is temporal).
     """
-    from upscaler.models import get_model
-
-    descriptors = list({d.name: d for d in (get_model(m) for m in models)}.values())  # duplicates dropped
-    if not descriptors:
-        raise ValueError("no models given")
-    scales = {d.scale for d in descriptors}
-    if len(scales) > 1:
-        listed = ", ".join(f"{d.name} x{d.scale}" for d in descriptors)
-        raise ValueError(f"sequence mode compares models of one scale, got {listed}")
-    temporal = [d for d in descriptors if d.arch == "temporal"]
+    descriptors = models_of_one_scale(models, "sequence mode")
+    temporal = [d for d in descriptors if d.temporal]
     if flow and not temporal:
         raise ValueError("--flow estimates motion for temporal models, and none was given")
-    scale = scales.pop()
+    scale = descriptors[0].scale
     subjects: list[SequenceSubject] = [BicubicSubject(scale), AccumulationSubject(scale)]
     for d in descriptors:
-        if d.arch == "temporal":
+        if d.temporal:
             subjects.append(TemporalSubject(d, backend, threads=threads))
             if flow:
                 subjects.append(TemporalSubject(d, backend, threads=threads, flow=True))

@@ -330,20 +330,14 @@ def build_clip_subjects(
     ``motion=None`` (real video has neither: the upscaler estimates motion);
     a single-frame model as ``Upscaler`` (whole frames, ``precision``).
     """
+    from upscaler.bench.sequence import models_of_one_scale
     from upscaler.facade import Upscaler
-    from upscaler.models import get_model
     from upscaler.temporal.facade import TemporalUpscaler
 
-    descriptors = list({d.name: d for d in (get_model(m) for m in models)}.values())
-    if not descriptors:
-        raise ValueError("no models given")
-    scales = {d.scale for d in descriptors}
-    if len(scales) > 1:
-        listed = ", ".join(f"{d.name} x{d.scale}" for d in descriptors)
-        raise ValueError(f"clip mode compares models of one scale, got {listed}")
+    descriptors = models_of_one_scale(models, "clip mode")
     subjects = []
     for d in descriptors:
-        if d.arch == "temporal":
+        if d.temporal:
             ts = TemporalUpscaler(d, backend, threads=threads)
             subjects.append(
                 ClipSubject(
@@ -360,7 +354,7 @@ def build_clip_subjects(
             up = Upscaler(d, backend, threads=threads, precision=precision, tile=0)
             engine = f"{up.engine.name} {up.engine.precision}"
             subjects.append(ClipSubject(d.name, "single-frame", up.scale, up.upscale, engine=engine))
-    subjects.append(bicubic_subject(scales.pop()))
+    subjects.append(bicubic_subject(descriptors[0].scale))
     return subjects
 
 

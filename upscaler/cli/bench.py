@@ -246,6 +246,20 @@ def _write_outputs(args: argparse.Namespace, report: dict, rows: list[dict]) -> 
         plot(rows, Path(args.plot), title=f"{machine['cpu']}, {machine['cores']} cores" + (f", {gpu}" if gpu else ""))
 
 
+def _one_engine(args: argparse.Namespace, mode: str) -> tuple[str, str | None]:
+    """The one backend (default ``auto``) and precision (default None) a sequence or clip run takes."""
+    from upscaler.runtime import BACKENDS
+
+    engines = args.engine or ["auto"]
+    if len(engines) > 1:
+        raise ValueError(f"{mode} runs one engine (or backend), got {len(engines)}: {' '.join(engines)}")
+    if engines[0] not in BACKENDS:
+        raise ValueError(f"unknown engine {engines[0]!r}; choose from {', '.join(BACKENDS)}")
+    if args.precision and len(args.precision) > 1:
+        raise ValueError(f"{mode} runs one precision")
+    return engines[0], args.precision[0] if args.precision else None
+
+
 def _int_option(text: str, option: str, least: int) -> int:
     try:
         value = int(text)
@@ -271,7 +285,6 @@ def _run_sequences(args: argparse.Namespace) -> int:
     )
     from upscaler.bench.sweep import parse_size
     from upscaler.io import write_atomic
-    from upscaler.runtime import BACKENDS
 
     if args.url:
         raise ValueError("--sequences and --url are separate modes; give one of them")
@@ -289,17 +302,10 @@ def _run_sequences(args: argparse.Namespace) -> int:
     warmup = _int_option(args.sequence_warmup, "--sequence-warmup", 0)
     if frames <= warmup:
         raise ValueError(f"--frames ({frames}) must exceed --sequence-warmup ({warmup})")
-    engines = args.engine or ["auto"]
-    if len(engines) > 1:
-        raise ValueError(f"sequence mode runs one engine (or backend), got {len(engines)}: {' '.join(engines)}")
-    if engines[0] not in BACKENDS:
-        raise ValueError(f"unknown engine {engines[0]!r}; choose from {', '.join(BACKENDS)}")
-    if args.precision and len(args.precision) > 1:
-        raise ValueError("sequence mode runs one precision")
-    precision = args.precision[0] if args.precision else None
+    backend, precision = _one_engine(args, "sequence mode")
     total = sum(count_sequences(folder, limit) for folder in args.sequences)  # fails early on an empty folder
     subjects = build_sequence_subjects(
-        args.model, backend=engines[0], threads=args.threads, precision=precision, flow=args.flow
+        args.model, backend=backend, threads=args.threads, precision=precision, flow=args.flow
     )
     bar = tqdm(total=total * len(subjects), desc="sequences", unit="run", disable=args.no_progress or None)
     with bar:
@@ -315,9 +321,7 @@ def _run_sequences(args: argparse.Namespace) -> int:
     print(format_sequence_table(report))
     print(sequence_note(report))
     machine = machine_info()
-    report["settings"].update(
-        {"backend": engines[0], "threads": args.threads, "precision": precision, "flow": args.flow}
-    )
+    report["settings"].update({"backend": backend, "threads": args.threads, "precision": precision, "flow": args.flow})
     report = {
         "measured": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": "upscaler " + " ".join(sys.argv[1:]),
@@ -344,7 +348,6 @@ def _run_clip(args: argparse.Namespace) -> int:
     from upscaler.bench.stability import build_clip_subjects, clip_note, format_clip_table, read_clip, run_clip
     from upscaler.bench.sweep import parse_size
     from upscaler.io import write_atomic
-    from upscaler.runtime import BACKENDS
     from upscaler.video.probe import probe
 
     if args.url or args.sequences:
@@ -363,16 +366,9 @@ def _run_clip(args: argparse.Namespace) -> int:
             raise ValueError(f"--size: {exc}") from None
     frames = _int_option(args.frames or "48", "--frames", 2)
     start = _int_option(args.clip_start, "--clip-start", 0)
-    engines = args.engine or ["auto"]
-    if len(engines) > 1:
-        raise ValueError(f"clip mode runs one engine (or backend), got {len(engines)}: {' '.join(engines)}")
-    if engines[0] not in BACKENDS:
-        raise ValueError(f"unknown engine {engines[0]!r}; choose from {', '.join(BACKENDS)}")
-    if args.precision and len(args.precision) > 1:
-        raise ValueError("clip mode runs one precision")
-    precision = args.precision[0] if args.precision else None
+    backend, precision = _one_engine(args, "clip mode")
     models = list(CLIP_MODELS) if args.model == ["default"] else args.model
-    subjects = build_clip_subjects(models, backend=engines[0], threads=args.threads, precision=precision)
+    subjects = build_clip_subjects(models, backend=backend, threads=args.threads, precision=precision)
     with tqdm(total=frames, desc="clip", unit="frame", disable=args.no_progress or None) as bar:
         result = run_clip(
             read_clip(args.clip, frames=frames, size=size, start=start),
@@ -384,7 +380,7 @@ def _run_clip(args: argparse.Namespace) -> int:
     print(format_clip_table(result))
     print(note)
     resized = size != (info.width, info.height)
-    result["settings"].update({"backend": engines[0], "threads": args.threads, "precision": precision})
+    result["settings"].update({"backend": backend, "threads": args.threads, "precision": precision})
     report = {
         "measured": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": "upscaler " + " ".join(sys.argv[1:]),

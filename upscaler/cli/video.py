@@ -186,13 +186,12 @@ def _temporal_model(args: argparse.Namespace) -> bool:
     from upscaler.cli import CliError
     from upscaler.models import get_model
     from upscaler.temporal.engines import TEMPORAL_BACKENDS
-    from upscaler.video.temporal import is_temporal
 
     try:
         model = get_model(args.model)
     except Exception:
         return False
-    if not is_temporal(model):
+    if not model.temporal:
         return False
     if args.batch_size != 1:
         raise CliError(

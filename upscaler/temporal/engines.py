@@ -38,6 +38,7 @@ from upscaler.sysinfo import nvidia_driver
 
 __all__ = [
     "TEMPORAL_BACKENDS",
+    "StreamState",
     "TemporalEngine",
     "create_temporal_engine",
     "fold_reproject",
@@ -79,6 +80,23 @@ def _grids(scale: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
     ys = (np.arange(h, dtype=np.float32) * s)[None, None, :, None] + sub[:, None, None, None]
     return (np.ascontiguousarray(np.broadcast_to(xs, (s, s, h, w))),
             np.ascontiguousarray(np.broadcast_to(ys, (s, s, h, w))))  # fmt: skip
+
+
+class StreamState:
+    """``drop_history`` and ``fork`` for engines whose per-stream state is the attributes in ``PER_STREAM``
+    (everything else, the session or network, is shared by forks); the first is the history."""
+
+    PER_STREAM: tuple[str, ...] = ("_history",)
+
+    def drop_history(self) -> None:
+        self._history = None
+
+    def fork(self):
+        """A new stream on this engine's loaded network (see ``TemporalEngine.fork``)."""
+        twin = copy.copy(self)
+        for name in self.PER_STREAM:
+            setattr(twin, name, None)
+        return twin
 
 
 class _Maps:
@@ -149,12 +167,13 @@ def _upsample(frame: np.ndarray, scale: int) -> np.ndarray:
     return np.stack([cv2.resize(p, (w * scale, h * scale), interpolation=cv2.INTER_LINEAR) for p in frame[0]])
 
 
-class OrtCpuTemporalEngine:
+class OrtCpuTemporalEngine(StreamState):
     """ONNX Runtime on the CPU: OpenCV reprojection + the folded graph."""
 
     name = "onnxruntime-cpu"
     device = "cpu"
     precision = "fp32"
+    PER_STREAM = ("_history", "_folded", "_maps")  #: per stream: the history and its scratch buffers
 
     def __init__(self, model: ModelDescriptor, options: EngineOptions | None = None) -> None:
         options = options or EngineOptions()
@@ -172,15 +191,6 @@ class OrtCpuTemporalEngine:
         self._history: np.ndarray | None = None
         self._folded: np.ndarray | None = None
         self._maps: _Maps | None = None
-
-    def drop_history(self) -> None:
-        self._history = None
-
-    def fork(self):
-        """A new stream on this engine's loaded network (see ``TemporalEngine.fork``)."""
-        twin = copy.copy(self)
-        twin._history = twin._folded = twin._maps = None
-        return twin
 
     def step(self, frame: np.ndarray, jitter: np.ndarray, motion: np.ndarray, reset: bool) -> np.ndarray:
         """The output (``1 x 3 x sH x sW``); it is the engine's history buffer, valid until the next step."""
@@ -208,7 +218,7 @@ class OrtCpuTemporalEngine:
         return self._history[None]
 
 
-class TorchTemporalEngine:
+class TorchTemporalEngine(StreamState):
     """PyTorch (CPU or CUDA): the whole step, history kept on the device."""
 
     precision = "fp32"
@@ -235,15 +245,6 @@ class TorchTemporalEngine:
         self.scale = model.scale
         self._history = None
 
-    def drop_history(self) -> None:
-        self._history = None
-
-    def fork(self):
-        """A new stream on this engine's loaded network (see ``TemporalEngine.fork``)."""
-        twin = copy.copy(self)
-        twin._history = None
-        return twin
-
     def step(self, frame: np.ndarray, jitter: np.ndarray, motion: np.ndarray, reset: bool) -> np.ndarray:
         torch = self._torch
         s = self.scale
@@ -263,7 +264,7 @@ class TorchTemporalEngine:
             return out.float().cpu().numpy()
 
 
-class OrtCudaTemporalEngine:
+class OrtCudaTemporalEngine(StreamState):
     """ONNX Runtime's CUDA provider on the whole-step graph; the history stays on the GPU.
 
     Not executed on any machine of ours (no GPU was lent).
@@ -288,15 +289,6 @@ class OrtCudaTemporalEngine:
         self._session = ort.InferenceSession(str(path), providers=providers)
         self.device, self.scale = f"cuda:{options.device_id}", model.scale
         self._history = None
-
-    def drop_history(self) -> None:
-        self._history = None
-
-    def fork(self):
-        """A new stream on this engine's loaded network (see ``TemporalEngine.fork``)."""
-        twin = copy.copy(self)
-        twin._history = None
-        return twin
 
     def step(self, frame: np.ndarray, jitter: np.ndarray, motion: np.ndarray, reset: bool) -> np.ndarray:
         s = self.scale

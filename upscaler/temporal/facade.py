@@ -104,7 +104,7 @@ class TemporalUpscaler:
         engine: TemporalEngine | None = None,
     ) -> None:
         self.model = get_model(model)
-        if self.model.arch != "temporal":
+        if not self.model.temporal:
             raise ModelError(
                 f"{self.model.name} is a single-frame model; TemporalUpscaler takes a temporal one "
                 "(x4-temporal, x2-temporal); use Upscaler for single frames"

@@ -18,7 +18,6 @@ ONNX Runtime's CPU engine), checking the calls, profile, buffers and values.
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ from upscaler.models import ModelDescriptor
 from upscaler.runtime import tensorrt as trt_runtime
 from upscaler.runtime.base import EngineOptions, EngineUnavailable, choose_precision, require_file
 from upscaler.runtime.profiles import TEMPORAL_PROFILE, ShapeProfile, temporal_shapes
+from upscaler.temporal.engines import StreamState
 
 __all__ = ["TEMPORAL_INPUTS", "TensorRTTemporalEngine"]
 
@@ -34,10 +34,11 @@ __all__ = ["TEMPORAL_INPUTS", "TensorRTTemporalEngine"]
 TEMPORAL_INPUTS = ("frame", "jitter", "motion", "history", "reset")
 
 
-class TensorRTTemporalEngine:
+class TensorRTTemporalEngine(StreamState):
     """A TensorRT engine for one temporal model and profile; owns the history (on the device)."""
 
     name = "tensorrt"
+    PER_STREAM = ("_history", "_spare")  #: the plan and execution context are shared by forks
 
     def __init__(
         self,
@@ -74,15 +75,6 @@ class TensorRTTemporalEngine:
         self.profile = ShapeProfile(*((int(s[0]), int(s[2]), int(s[3])) for s in frame))
         self._history = None  # device buffer: the previous output
         self._spare = None  # device buffer of the same size, written by the next step
-
-    def drop_history(self) -> None:
-        self._history = None
-
-    def fork(self):
-        """A new stream on this engine (its plan and execution context shared): only the history is its own."""
-        twin = copy.copy(self)
-        twin._history = twin._spare = None
-        return twin
 
     def step(self, frame: np.ndarray, jitter: np.ndarray, motion: np.ndarray, reset: bool) -> np.ndarray:
         """The output (``1 x 3 x sH x sW``, on the host); it stays on the device as the next history."""

@@ -32,7 +32,7 @@ from upscaler.video.job import (
 )
 from upscaler.video.provenance import MadeBy
 from upscaler.video.segments import Segment
-from upscaler.video.temporal import SegmentStream, is_temporal
+from upscaler.video.temporal import SegmentStream
 from upscaler.video.transcode import EncodeSettings, upscale_segment
 
 __all__ = ["EngineSpec", "run_on_ray"]
@@ -61,7 +61,7 @@ class EngineSpec:
     @property
     def temporal(self) -> bool:
         """Whether the model is a temporal one (a ``TemporalUpscaler`` per worker, one frame at a time)."""
-        return is_temporal(self.descriptor())
+        return self.descriptor().temporal
 
 
 _WORKER_UPSCALERS: dict[EngineSpec, object] = {}

@@ -40,7 +40,7 @@ from upscaler.video.probe import (
 )
 from upscaler.video.provenance import MadeBy, MixedEngines, check_same, write_made_by
 from upscaler.video.segments import Segment, plan_segments
-from upscaler.video.temporal import SegmentStream, is_temporal, temporal_identity
+from upscaler.video.temporal import SegmentStream, temporal_identity
 from upscaler.video.transcode import EncodeSettings, upscale_segment
 from upscaler.video.workdir import Unfinished, claim
 
@@ -240,7 +240,7 @@ def job_identity(model) -> dict:
     The engine and precision are checked per segment instead (``provenance``): a Ray driver cannot know them.
     """
     identity = {"model": model.name}
-    if is_temporal(model):
+    if model.temporal:
         identity["temporal"] = temporal_identity()
     return identity
 
@@ -277,7 +277,7 @@ def run_job(
     time, ``batch`` 1; a fresh history at each segment start and scene cut). ``on_plan`` hears the prepared
     job (frames reused, notes) before any frame is made; ``on_frame`` each frame made.
     """
-    temporal = is_temporal(upscaler.model)
+    temporal = upscaler.model.temporal
     if temporal and batch != 1:
         raise ValueError(f"temporal models take one frame at a time, in order; batch must be 1, got {batch}")
     if not temporal:
@@ -312,7 +312,7 @@ def engine_fps(source: Path, upscaler, batch: int, calls: int = 10) -> float:
     from upscaler import pipeline
     from upscaler.video.probe import open_input
 
-    temporal = is_temporal(upscaler.model)
+    temporal = upscaler.model.temporal
     wanted = calls + 1 if temporal else batch
     with open_input(source) as container:
         stream = container.streams.video[0]

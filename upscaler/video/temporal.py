@@ -24,12 +24,7 @@ import numpy as np
 
 from upscaler.temporal.cuts import CutDetector, CutSettings
 
-__all__ = ["SegmentStream", "is_temporal", "load_temporal", "temporal_identity"]
-
-
-def is_temporal(model) -> bool:
-    """Whether a model descriptor (or a loaded upscaler's model) is a temporal one."""
-    return getattr(model, "arch", None) == "temporal"
+__all__ = ["SegmentStream", "load_temporal", "temporal_identity"]
 
 
 def load_temporal(model, backend: str = "auto", *, threads: int | None = None, spin: bool = False):
