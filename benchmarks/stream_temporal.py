@@ -154,7 +154,10 @@ def main() -> None:
         import uvicorn
 
         port, reply = args.echo
-        uvicorn.run(_echo_app(reply), host="127.0.0.1", port=port, log_level="warning", ws_max_size=1 << 25)
+        from server.runner import WS_PROTOCOL
+
+        uvicorn.run(_echo_app(reply), host="127.0.0.1", port=port, log_level="warning", ws_max_size=1 << 25,
+                    ws=WS_PROTOCOL)  # fmt: skip
         return
     w, h = (int(v) for v in args.size.lower().split("x"))
     load_before = os.getloadavg()[0]

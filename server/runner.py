@@ -20,7 +20,13 @@ from server.protocol import header_timeout_protocol
 from server.service import Service
 from server.settings import Settings
 
-__all__ = ["DrainingServer", "run", "uvicorn_config"]
+__all__ = ["WS_PROTOCOL", "DrainingServer", "run", "uvicorn_config"]
+
+#: uvicorn's WebSocket implementation: the sans-I/O websockets protocol, named so every uvicorn from 0.35 on
+#: runs the same one (``auto`` picks the legacy protocol before 0.50, deprecated and warning on every start).
+#: Measured against the legacy one on loopback, a temporal frame's 0.6 MB up and 2.7 MB down took the same
+#: median time within this machine's noise (4.8-5.3 ms each, 300 interleaved round trips).
+WS_PROTOCOL = "websockets-sansio"
 
 
 class DrainingServer(uvicorn.Server):
@@ -44,6 +50,7 @@ def uvicorn_config(settings: Settings, app: FastAPI) -> uvicorn.Config:
         host=settings.host,
         port=settings.port,
         http=http,
+        ws=WS_PROTOCOL,
         access_log=False,  # the service writes its own structured lines
         # A stream message may be as large as a request body (a temporal frame with motion is 11 bytes a pixel).
         ws_max_size=settings.max_body_bytes,
