@@ -50,6 +50,7 @@ __all__ = [
     "cuda_device",
     "engine_key",
     "import_tensorrt",
+    "io_tensors",
     "open_engine",
 ]
 
@@ -260,6 +261,15 @@ def open_engine(
         return runtime, engine, engine.create_execution_context(), plan_path
 
 
+def io_tensors(trt: Any, engine: Any) -> tuple[list[str], list[str], list[str]]:
+    """An engine's tensor names: all of them, its inputs and its outputs (each in the engine's order)."""
+    names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+    modes = {n: engine.get_tensor_mode(n) for n in names}
+    inputs = [n for n in names if modes[n] == trt.TensorIOMode.INPUT]
+    outputs = [n for n in names if modes[n] == trt.TensorIOMode.OUTPUT]
+    return names, inputs, outputs
+
+
 class TensorRTEngine:
     """A TensorRT engine for one model, precision and shape profile.
 
@@ -291,10 +301,7 @@ class TensorRTEngine:
         self._runtime, self._engine, self._context, self.plan_path = open_engine(
             trt, self._device, model, graph, self.key, options, plan_file=plan_file, profile=profile
         )
-        names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
-        modes = {n: self._engine.get_tensor_mode(n) for n in names}
-        inputs = [n for n in names if modes[n] == trt.TensorIOMode.INPUT]
-        outputs = [n for n in names if modes[n] == trt.TensorIOMode.OUTPUT]
+        names, inputs, outputs = io_tensors(trt, self._engine)
         if len(inputs) != 1 or len(outputs) != 1:
             raise EngineUnavailable(f"expected an engine with one input and one output, got {names}")
         if any(self._engine.get_tensor_dtype(n) != trt.DataType.FLOAT for n in names):

@@ -64,11 +64,8 @@ class TensorRTTemporalEngine(StreamState):
             trt, self._device, model, graph, self.key, options, plan_file=plan_file, profile=profile,
             shapes=temporal_shapes(profile, model.scale),
         )  # fmt: skip
-        names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
-        modes = {n: self._engine.get_tensor_mode(n) for n in names}
-        inputs = {n for n in names if modes[n] == trt.TensorIOMode.INPUT}
-        outputs = [n for n in names if modes[n] == trt.TensorIOMode.OUTPUT]
-        if inputs != set(TEMPORAL_INPUTS) or outputs != ["output"]:
+        names, inputs, outputs = trt_runtime.io_tensors(trt, self._engine)
+        if set(inputs) != set(TEMPORAL_INPUTS) or outputs != ["output"]:
             wanted = ", ".join(TEMPORAL_INPUTS)
             raise EngineUnavailable(f"expected a temporal step engine ({wanted} -> output), got {names}")
         frame = self._engine.get_tensor_profile_shape("frame", 0)  # min, opt, max as N x C x H x W
