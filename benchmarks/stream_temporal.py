@@ -109,7 +109,7 @@ def _echo_app(reply_bytes: int):
     return Starlette(routes=[WebSocketRoute("/echo", echo)])
 
 
-def _round_trip(websocket, message: bytes) -> bytes:
+def _round_trip(websocket, message: bytes) -> bytes | bytearray:
     websocket.send(message)
     return websocket.recv()
 
@@ -139,6 +139,7 @@ def main() -> None:
     from upscaler.sysinfo import machine_info
     from upscaler.temporal import TemporalUpscaler
     from upscaler.temporal.engines import create_temporal_engine
+    from upscaler.wsclient import WebSocket
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="x4-temporal")
@@ -174,19 +175,23 @@ def main() -> None:
         try:
             _wait(lambda: _ready(base, proc), "the service to be ready")
             _wait(lambda: _listening(echo_port), "the echo endpoint")
-            times: dict[str, list[float]] = {"stream": [], "local": [], "floor": [], "serving": [], "compute": []}
+            times: dict[str, list[float]] = {
+                k: [] for k in ("stream", "local", "floor", "floor_lib", "serving", "compute")
+            }
             worst = 0
-            floor = connect(f"ws://127.0.0.1:{echo_port}/echo", compression=None, max_size=None)
-            with floor, StreamClient(base, args.model, width=w, height=h) as client:
+            echo_url = f"ws://127.0.0.1:{echo_port}/echo"
+            floor, floor_lib = WebSocket(echo_url), connect(echo_url, compression=None, max_size=None)
+            with floor, floor_lib, StreamClient(base, args.model, width=w, height=h) as client:
                 for i, f in enumerate(frames):
                     message = pack_frame(f.lr, f.jitter, f.motion)
                     subjects = {
                         "stream": lambda f=f: client.send(f.lr, f.jitter, f.motion),
                         "local": lambda f=f: local.upscale(f.lr, f.jitter, f.motion),
                         "floor": lambda message=message: _round_trip(floor, message),
+                        "floor_lib": lambda message=message: _round_trip(floor_lib, message),
                     }
                     names = list(subjects)
-                    names = names[i % 3 :] + names[: i % 3]  # each subject first in turn
+                    names = names[i % len(names) :] + names[: i % len(names)]  # each subject first in turn
                     out = {}
                     for name in names:
                         computed = _metric(base, "upscaler_compute_seconds_sum") if name == "stream" else 0.0
@@ -240,6 +245,7 @@ def main() -> None:
         "serving_median_ms": round(float(np.median(times["serving"])), 2),
         "serving_p90_ms": round(float(np.percentile(times["serving"], 90)), 2),
         "transport_floor_median_ms": round(float(np.median(times["floor"])), 2),
+        "transport_floor_websockets_client_median_ms": round(float(np.median(times["floor_lib"])), 2),
         "message_bytes": len(message),
         "reply_bytes": reply_bytes,
         "max_difference_levels": worst,

@@ -5,10 +5,11 @@
     >>> write_image("out.png", up.upscale(read_image("in.png")))
 
 Heavy libraries load lazily: ONNX Runtime when an engine is made, torch only
-for the PyTorch engine, websockets for ``StreamClient`` (the client of the
-service's temporal stream).
+for the PyTorch engine. ``StreamClient`` (the client of the service's
+temporal stream) needs only the standard library and numpy.
 """
 
+from upscaler.client import StreamClient, StreamError
 from upscaler.facade import DEFAULT_TILE, Upscaler
 from upscaler.io import ImageError, decode_image, encode_image, read_image, write_image
 from upscaler.models import ModelDescriptor, ModelError, default_model, get_model, list_models
@@ -35,12 +36,3 @@ __all__ = [
     "read_image",
     "write_image",
 ]
-
-
-def __getattr__(name: str):
-    """``StreamClient`` and ``StreamError`` (``upscaler.client``) load on first use."""
-    if name in ("StreamClient", "StreamError"):
-        from upscaler import client
-
-        return getattr(client, name)
-    raise AttributeError(f"module 'upscaler' has no attribute {name!r}")

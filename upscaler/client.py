@@ -34,10 +34,10 @@ service parses with :func:`unpack_frame`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import struct
-from contextlib import ExitStack
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -166,7 +166,9 @@ class StreamClient:
     ``url``: the service (``http://host:port``); ``model``: a temporal model it serves (None: its default);
     ``width``, ``height``: the frames' size (checked against the service's pixel limit at once; a frame of
     another size may still be sent, and starts a new history); ``api_key``: its bearer key, if it has keys;
-    ``timeout``: seconds to wait for the connection and for each reply.
+    ``timeout``: seconds to wait for the connection and for each reply (a reply that does not come in time
+    closes the stream); ``ssl_context``: for ``https://`` services with their own certificates.
+    The transport is ``upscaler.wsclient`` (a reply is read straight into one buffer). One thread per client.
     """
 
     def __init__(
@@ -178,9 +180,9 @@ class StreamClient:
         height: int,
         api_key: str | None = None,
         timeout: float | None = 60.0,
+        ssl_context=None,
     ) -> None:
-        from websockets.exceptions import InvalidStatus
-        from websockets.sync.client import connect
+        from upscaler.wsclient import HandshakeRefused, WebSocket
 
         if width < 1 or height < 1:
             raise ValueError(f"width and height must be at least 1, got {width}x{height}")
@@ -188,38 +190,39 @@ class StreamClient:
         self.timeout = timeout
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
         try:
-            # No per-message compression: raw pixels barely compress and deflating them costs milliseconds.
-            # No size limit on replies: one is sH x sW x 3 bytes, 44 MB for a 1280x720 frame at x4.
-            connection = connect(
-                self.url, additional_headers=headers, compression=None, max_size=None, open_timeout=timeout
-            )
-            # Entered as a context manager, as websockets 17 wants; ``close`` leaves it.
-            self._context = ExitStack()
-            self._ws = self._context.enter_context(connection)
-        except InvalidStatus as exc:
-            response = exc.response
-            raise _error(response.body or b"", response.status_code) from None
+            self._ws = WebSocket(self.url, headers, timeout=timeout, ssl_context=ssl_context)
+        except HandshakeRefused as exc:
+            raise _error(exc.body, exc.status) from None
 
     def send(
         self, frame: np.ndarray, jitter=(0.0, 0.0), motion: np.ndarray | None = None, reset: bool = False
     ) -> np.ndarray:
-        """Send one frame and wait for its reply: the ``sH x sW x 3`` uint8 frame (read-only: a view of the
-        reply message; ``.copy()`` it to draw on it).
+        """Send one frame and wait for its reply: the ``sH x sW x 3`` uint8 frame (a view of the reply's
+        buffer, which is the caller's to keep or draw on).
 
         Raises ``StreamError`` if the service answers with an error (the stream stays usable: the next
-        frame continues from the same history) or has closed the connection; ``ValueError`` for a frame or
-        motion of the wrong shape or type, before anything is sent.
+        frame continues from the same history), has closed the connection, or sent no reply within
+        ``timeout`` (code ``"timeout"``: the stream is then closed, as a late reply would be taken for the
+        next frame's); ``ValueError`` for a frame or motion of the wrong shape or type, before anything is sent.
         """
-        from websockets.exceptions import ConnectionClosed
+        from upscaler.wsclient import ConnectionClosed, ProtocolError
 
         frame = np.asarray(frame)
         message = pack_frame(frame, jitter, motion, reset)
         h, w = frame.shape[:2]
         try:
-            self._ws.send(message)
+            with contextlib.suppress(OSError):  # the service has gone: what it said before that is still to read
+                self._ws.send(message)
             reply = self._ws.recv(timeout=self.timeout)
         except ConnectionClosed as exc:
-            raise self._closed(exc) from None
+            raise StreamError("closed", exc.code, exc.reason) from None
+        except TimeoutError:
+            self.close()
+            raise StreamError("timeout", 0, f"no reply within {self.timeout} s; the stream is closed") from None
+        except ProtocolError as exc:
+            raise StreamError("protocol_error", 0, str(exc)) from None
+        except OSError as exc:
+            raise StreamError("closed", 1006, str(exc)) from None
         if isinstance(reply, str):
             raise _error(reply, 0)
         scale = math.isqrt(len(reply) // (w * h * 3))
@@ -227,21 +230,9 @@ class StreamClient:
             raise StreamError("bad_reply", 0, f"a reply of {len(reply)} bytes is no upscaled {w}x{h} RGB frame")
         return np.frombuffer(reply, np.uint8).reshape(h * scale, w * scale, 3)
 
-    def _closed(self, exc: Exception) -> StreamError:
-        """Why the service closed the stream: the JSON error it sent first (a refused model, size or format),
-        else the close frame's code and reason."""
-        try:
-            pending = self._ws.recv(timeout=0)  # messages that came before the close are still readable
-        except Exception:
-            pending = None
-        if isinstance(pending, str):
-            return _error(pending, 0)
-        close = getattr(exc, "rcvd", None)
-        return StreamError("closed", close.code if close else 1006, close.reason if close else "")
-
     def close(self) -> None:
         """End the stream: the service frees its history."""
-        self._context.close()
+        self._ws.close()
 
     def __enter__(self) -> StreamClient:
         return self
