@@ -91,7 +91,9 @@ class TemporalUpscaler:
     ``threads``: CPU threads for inference; ``spin=False`` lets ONNX
     Runtime's idle threads sleep between frames (other work shares the
     cores); ``engine``: an engine to use instead (e.g. ``engine.fork()`` of
-    another stream's, to share one loaded network).
+    another stream's, to share one loaded network); ``flow``: the optical
+    flow preset for frames sent without motion vectors (``medium``, ``fast``,
+    ``ultrafast``: ``upscaler.temporal.flow`` has what each costs and gains).
     """
 
     def __init__(
@@ -102,7 +104,9 @@ class TemporalUpscaler:
         threads: int | None = None,
         spin: bool = True,
         engine: TemporalEngine | None = None,
+        flow: str = "medium",
     ) -> None:
+        self._flow = MotionEstimator(flow)  # first: a bad preset is refused before an engine is built
         self.model = get_model(model)
         if not self.model.temporal:
             raise ModelError(
@@ -110,7 +114,6 @@ class TemporalUpscaler:
                 "(x4-temporal, x2-temporal); use Upscaler for single frames"
             )
         self.engine = engine or create_temporal_engine(self.model, backend, EngineOptions(threads=threads, spin=spin))
-        self._flow = MotionEstimator()
         self._size: tuple[int, int] | None = None
         self.frames = 0  #: frames upscaled since the last reset
 
