@@ -221,8 +221,17 @@ class WebSocket:
 
     def recv(self, timeout: float | None = None) -> bytearray | str:
         """The next message: ``bytearray`` for binary, ``str`` for text. ``TimeoutError`` if none came within
-        ``timeout`` seconds (None: wait); ``ConnectionClosed`` once the other side has closed."""
+        ``timeout`` seconds (None: wait), and the connection is closed (a message cut short by the timeout, or
+        one that comes late, could not be told from the next); ``ConnectionClosed`` once the other side has
+        closed."""
         self._sock.settimeout(timeout)
+        try:
+            return self._message()
+        except TimeoutError:
+            self._shut(struct.pack("!H", 1001))  # going away
+            raise
+
+    def _message(self) -> bytearray | str:
         parts: list[bytearray] = []
         kind = None
         while True:
