@@ -265,6 +265,7 @@ def test_a_job_fed_to_the_temporal_model_otherwise_is_refused_naming_why(tmp_pat
 
     identity = job_identity(get_model("x4-temporal"))
     assert identity["temporal"]["motion"] == "estimated" and "temporal" not in job_identity(get_model("x4-fast"))
+    assert identity["temporal"]["flow"] == "dis-medium"  # frames made with another preset are not mixed in
     record = {"version": 3, "input": "/v/in.mp4", "size": 1, "mtime_ns": 1, **identity, "segments": [[0, None]]}
     older = {**record, "temporal": {**identity["temporal"], "cuts": {"method": "an older detector"}}}
     folder = tmp_path / ".out.mkv.upscaler"

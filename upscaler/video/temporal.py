@@ -11,7 +11,8 @@ or distributed run makes exactly the frames of an uninterrupted one.
 Decoded video is not jittered and carries no motion vectors: each frame goes
 in with zero jitter and ``motion=None`` (the upscaler estimates motion with
 optical flow), one at a time and in order, since each builds on the one
-before. The models take 8-bit frames: deeper sources are reduced to 8 bits
+before (DIS flow, the ``FLOW`` preset, recorded with the job: a job is not
+resumed with another). The models take 8-bit frames: deeper sources are reduced to 8 bits
 on the way in and widened again on the way out (the output keeps its pixel
 format, with 8 bits of precision).
 """
@@ -24,7 +25,9 @@ import numpy as np
 
 from upscaler.temporal.cuts import CutDetector, CutSettings
 
-__all__ = ["SegmentStream", "load_temporal", "temporal_identity"]
+__all__ = ["FLOW", "SegmentStream", "load_temporal", "temporal_identity"]
+
+FLOW = "medium"  #: the optical flow preset for decoded frames (``upscaler.temporal.flow.FLOW_PRESETS``)
 
 
 def load_temporal(model, backend: str = "auto", *, threads: int | None = None, spin: bool = False):
@@ -32,12 +35,12 @@ def load_temporal(model, backend: str = "auto", *, threads: int | None = None, s
     the decoder and encoder threads get the cores between frames (as for single-frame models)."""
     from upscaler.temporal import TemporalUpscaler
 
-    return TemporalUpscaler(model, backend, threads=threads, spin=spin)
+    return TemporalUpscaler(model, backend, threads=threads, spin=spin, flow=FLOW)
 
 
 def temporal_identity() -> dict:
     """What a temporal job's frames depend on besides the model and engine (recorded in ``job.json``)."""
-    return {"motion": "estimated", "jitter": [0.0, 0.0], "cuts": CutSettings().record()}
+    return {"motion": "estimated", "flow": f"dis-{FLOW}", "jitter": [0.0, 0.0], "cuts": CutSettings().record()}
 
 
 class SegmentStream:
