@@ -37,11 +37,14 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import ssl
 import struct
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import numpy as np
+
+from upscaler.wsclient import ConnectionClosed, HandshakeRefused, ProtocolError, WebSocket
 
 __all__ = [
     "HEADER",
@@ -180,10 +183,8 @@ class StreamClient:
         height: int,
         api_key: str | None = None,
         timeout: float | None = 60.0,
-        ssl_context=None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        from upscaler.wsclient import HandshakeRefused, WebSocket
-
         if width < 1 or height < 1:
             raise ValueError(f"width and height must be at least 1, got {width}x{height}")
         self.url = stream_url(url, model=model, width=width, height=height)
@@ -205,8 +206,6 @@ class StreamClient:
         ``timeout`` (code ``"timeout"``: the stream is then closed, as a late reply would be taken for the
         next frame's); ``ValueError`` for a frame or motion of the wrong shape or type, before anything is sent.
         """
-        from upscaler.wsclient import ConnectionClosed, ProtocolError
-
         frame = np.asarray(frame)
         message = pack_frame(frame, jitter, motion, reset)
         h, w = frame.shape[:2]
