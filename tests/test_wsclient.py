@@ -94,6 +94,8 @@ def test_a_close_comes_after_the_messages_sent_before_it():
         assert (closed.value.code, closed.value.reason) == (4001, "bye")
         with pytest.raises(ConnectionClosed):
             ws.send(b"after the close")
+        with pytest.raises(ConnectionClosed):
+            ws.recv(timeout=1)
 
 
 def test_close_is_a_closing_handshake_the_server_sees():

@@ -224,6 +224,8 @@ class WebSocket:
         ``timeout`` seconds (None: wait), and the connection is closed (a message cut short by the timeout, or
         one that comes late, could not be told from the next); ``ConnectionClosed`` once the other side has
         closed."""
+        if self._sock.fileno() < 0:
+            raise ConnectionClosed(_ABNORMAL, "the connection is closed")
         self._sock.settimeout(timeout)
         try:
             return self._message()
