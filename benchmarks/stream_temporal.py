@@ -25,6 +25,13 @@ has already grown to this size), then with ``--streams`` streams open, each
 having run a few frames (its history allocated); per stream is the
 difference over the count. They close and as many open again: the resident
 set must not grow (closed streams' memory is reused, not leaked).
+
+Throughput: the same frames again through the stream one at a time
+(``send``), then with ``--ahead`` frames submitted before their replies are
+collected (``StreamClient.submit``/``result``: the service works on one
+frame while another's reply travels), and in-process one after another, in
+alternating rounds; frames per second each, and the median of the rounds'
+ratios to in-process.
 """
 
 from __future__ import annotations
@@ -114,6 +121,30 @@ def _round_trip(websocket, message: bytes) -> bytes | bytearray:
     return websocket.recv()
 
 
+def _pipelined_fps(client, frames, ahead: int) -> float:
+    """Frames per second through ``client`` with up to ``ahead`` frames submitted before their replies."""
+    start = time.perf_counter()
+    for f in frames:
+        if client.pending == ahead:
+            client.result()
+        client.submit(f.lr, f.jitter, f.motion)
+    while client.pending:
+        client.result()
+    return len(frames) / (time.perf_counter() - start)
+
+
+def _ratio(ours: list[float], peer: list[float]) -> float:
+    """The median over rounds of ``ours / peer`` (each round's pair measured side by side)."""
+    return round(float(np.median(np.array(ours) / np.array(peer))), 3)
+
+
+def _in_process_fps(local, frames) -> float:
+    start = time.perf_counter()
+    for f in frames:
+        local.upscale(f.lr, f.jitter, f.motion)
+    return len(frames) / (time.perf_counter() - start)
+
+
 def _listening(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) == 0
@@ -148,6 +179,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads, both sides (0: default)")
     parser.add_argument("--streams", type=int, default=4, help="streams open for the memory figure")
+    parser.add_argument("--ahead", type=int, default=2, help="frames submitted ahead for the throughput figure")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the throughput figure")
     parser.add_argument("--json")
     parser.add_argument("--echo", nargs=2, type=int, metavar=("PORT", "BYTES"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -206,6 +239,15 @@ def main() -> None:
                             times["compute"].append(computed)
                     worst = max(worst, int(np.abs(out["stream"].astype(int) - out["local"]).max()))
             stream_ms, local_ms = times["stream"], times["local"]
+            # Throughput with frames sent ahead (submit/result, --ahead pending) against in-process, in turns.
+            throughput: dict[str, list[float]] = {"one": [], "ahead": [], "local": []}
+            timed = frames[args.warmup :]
+            with StreamClient(base, args.model, width=w, height=h) as client:
+                for _ in range(args.rounds):
+                    throughput["one"].append(_pipelined_fps(client, timed, 1))  # send(): one frame at a time
+                    throughput["ahead"].append(_pipelined_fps(client, timed, args.ahead))
+                    local.reset()
+                    throughput["local"].append(_in_process_fps(local, timed))
             _wait(lambda: _metric(base, "upscaler_temporal_streams_open") == 0, "the timing stream to close")
             rss_idle = _rss_mb(proc.pid)
             rss = []
@@ -246,6 +288,15 @@ def main() -> None:
         "serving_p90_ms": round(float(np.percentile(times["serving"], 90)), 2),
         "transport_floor_median_ms": round(float(np.median(times["floor"])), 2),
         "transport_floor_websockets_client_median_ms": round(float(np.median(times["floor_lib"])), 2),
+        "pipelined": {
+            "ahead": args.ahead,
+            "rounds": args.rounds,
+            "in_process_fps": [round(v, 2) for v in throughput["local"]],
+            "stream_one_at_a_time_fps": [round(v, 2) for v in throughput["one"]],
+            "stream_ahead_fps": [round(v, 2) for v in throughput["ahead"]],
+            "ratio_one_at_a_time_median": _ratio(throughput["one"], throughput["local"]),
+            "ratio_ahead_median": _ratio(throughput["ahead"], throughput["local"]),
+        },
         "message_bytes": len(message),
         "reply_bytes": reply_bytes,
         "max_difference_levels": worst,

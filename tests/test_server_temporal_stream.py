@@ -226,6 +226,40 @@ def test_the_client_raises_the_service_errors_and_goes_on(server, photo):
         assert close(stream.send(f[1].lr, f[1].jitter, f[1].motion), ref.upscale(f[1].lr, f[1].jitter, f[1].motion))
 
 
+def test_submitted_frames_come_back_in_order_with_errors_in_their_place(server, photo):
+    frames = sequence(photo, 7)
+    ref = reference()
+    inputs = [(f.lr, f.jitter, f.motion) for f in frames]
+    inputs.insert(3, (frames[3].lr, (float("nan"), 0.0), frames[3].motion))  # refused in its place
+    got = []
+    with StreamClient(server.url, width=W, height=H, max_pending=3) as stream:
+
+        def collect() -> None:
+            try:
+                got.append(stream.result())
+            except StreamError as exc:
+                assert exc.status == 422 and "jitter" in exc.message
+                got.append(None)
+
+        for i, args in enumerate(inputs):
+            if stream.pending == 3:
+                if i == 3:
+                    with pytest.raises(RuntimeError, match="3 frames are pending"):  # more would stall both ends
+                        stream.submit(*args)
+                    with pytest.raises(RuntimeError, match="still to be collected"):  # its reply is another's
+                        stream.send(*args)
+                collect()
+            stream.submit(*args)
+        while stream.pending:
+            collect()
+        with pytest.raises(RuntimeError, match="no submitted frame"):
+            stream.result()
+    assert [g is None for g in got] == [False, False, False, True, False, False, False, False]
+    replies = [g for g in got if g is not None]
+    for i, (f, reply) in enumerate(zip(frames, replies)):  # the refused frame left the history alone
+        assert close(reply, ref.upscale(f.lr, f.jitter, f.motion)), f"frame {i}"
+
+
 def test_temporal_models_serve_streams_only(server, photo):
     frame = np.ascontiguousarray(photo[:H, :W])
     png = encode_image(frame, "png")

@@ -39,6 +39,7 @@ import json
 import math
 import ssl
 import struct
+from collections import deque
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -170,7 +171,9 @@ class StreamClient:
     ``width``, ``height``: the frames' size (checked against the service's pixel limit at once; a frame of
     another size may still be sent, and starts a new history); ``api_key``: its bearer key, if it has keys;
     ``timeout``: seconds to wait for the connection and for each reply (a reply that does not come in time
-    closes the stream); ``ssl_context``: for ``https://`` services with their own certificates.
+    closes the stream); ``ssl_context``: for ``https://`` services with their own certificates;
+    ``max_pending``: the most frames ``submit`` lets wait for their replies (at most the service's
+    ``--max-in-flight``, 4 unless it was changed).
     The transport is ``upscaler.wsclient`` (a reply is read straight into one buffer). One thread per client.
     """
 
@@ -184,11 +187,16 @@ class StreamClient:
         api_key: str | None = None,
         timeout: float | None = 60.0,
         ssl_context: ssl.SSLContext | None = None,
+        max_pending: int = 4,
     ) -> None:
         if width < 1 or height < 1:
             raise ValueError(f"width and height must be at least 1, got {width}x{height}")
+        if max_pending < 1:
+            raise ValueError(f"max_pending must be at least 1, got {max_pending}")
         self.url = stream_url(url, model=model, width=width, height=height)
         self.timeout = timeout
+        self.max_pending = max_pending
+        self._pending: deque[tuple[int, int]] = deque()  # (h, w) of each frame submitted, oldest first
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
         try:
             self._ws = WebSocket(self.url, headers, timeout=timeout, ssl_context=ssl_context)
@@ -199,19 +207,39 @@ class StreamClient:
         self, frame: np.ndarray, jitter=(0.0, 0.0), motion: np.ndarray | None = None, reset: bool = False
     ) -> np.ndarray:
         """Send one frame and wait for its reply: the ``sH x sW x 3`` uint8 frame (a view of the reply's
-        buffer, which is the caller's to keep or draw on).
+        buffer, which is the caller's to keep or draw on). ``submit`` and ``result`` split it in two.
 
         Raises ``StreamError`` if the service answers with an error (the stream stays usable: the next
         frame continues from the same history), has closed the connection, or sent no reply within
         ``timeout`` (code ``"timeout"``: the stream is then closed, as a late reply would be taken for the
         next frame's); ``ValueError`` for a frame or motion of the wrong shape or type, before anything is sent.
         """
+        if self._pending:
+            raise RuntimeError(f"{len(self._pending)} submitted frames are still to be collected with result()")
+        self.submit(frame, jitter, motion, reset)
+        return self.result()
+
+    def submit(
+        self, frame: np.ndarray, jitter=(0.0, 0.0), motion: np.ndarray | None = None, reset: bool = False
+    ) -> None:
+        """Send one frame without waiting for its reply (``result`` collects replies in the order sent): the
+        service works on the next frame while this one's reply travels, so a renderer that keeps one or two
+        frames ahead gets about the in-process frame rate. At most ``max_pending`` frames may be waiting
+        (``RuntimeError`` beyond: more than the service reads ahead would stall both ends)."""
+        if len(self._pending) >= self.max_pending:
+            raise RuntimeError(f"{self.max_pending} frames are pending (max_pending); collect one with result()")
         frame = np.asarray(frame)
         message = pack_frame(frame, jitter, motion, reset)
-        h, w = frame.shape[:2]
+        with contextlib.suppress(OSError):  # the service has gone: what it said before that is for result()
+            self._ws.send(message)
+        self._pending.append(frame.shape[:2])
+
+    def result(self) -> np.ndarray:
+        """The reply to the oldest frame submitted and not yet collected; raises as ``send`` does."""
+        if not self._pending:
+            raise RuntimeError("no submitted frame is waiting for its reply")
+        h, w = self._pending.popleft()
         try:
-            with contextlib.suppress(OSError):  # the service has gone: what it said before that is still to read
-                self._ws.send(message)
             reply = self._ws.recv(timeout=self.timeout)
         except ConnectionClosed as exc:
             raise StreamError("closed", exc.code, exc.reason) from None
@@ -228,6 +256,11 @@ class StreamClient:
         if len(reply) != w * h * 3 * scale * scale or scale < 1:
             raise StreamError("bad_reply", 0, f"a reply of {len(reply)} bytes is no upscaled {w}x{h} RGB frame")
         return np.frombuffer(reply, np.uint8).reshape(h * scale, w * scale, 3)
+
+    @property
+    def pending(self) -> int:
+        """Frames submitted whose replies ``result`` has not returned yet."""
+        return len(self._pending)
 
     def close(self) -> None:
         """End the stream: the service frees its history."""
