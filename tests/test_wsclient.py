@@ -35,6 +35,12 @@ def echo(ws) -> None:
         ws.send(message)
 
 
+def silent(ws) -> None:
+    """Reads everything, answers nothing."""
+    for _ in ws:
+        pass
+
+
 @pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 3 * 1024 * 1024 + 3])
 def test_binary_messages_of_every_length_encoding_arrive_exactly(size):
     # The server unmasks what it gets and sends it back: a wrong mask or length would not come back equal.
@@ -127,10 +133,6 @@ def test_a_refused_handshake_gives_its_status_and_body():
 
 
 def test_a_reply_that_does_not_come_times_out():
-    def silent(ws):
-        for _ in ws:
-            pass
-
     with peer(silent) as url, WebSocket(url) as ws:
         ws.send(b"x")
         with pytest.raises(TimeoutError):
@@ -246,10 +248,6 @@ def test_wss_with_the_servers_certificate(tmp_path):
 
 
 def test_the_stream_client_closes_a_stream_whose_reply_is_late():
-    def silent(ws):
-        for _ in ws:
-            pass
-
     with peer(silent) as url:
         client = StreamClient(url.replace("ws://", "http://"), width=4, height=4, timeout=0.2)
         with pytest.raises(StreamError) as late:

@@ -230,8 +230,11 @@ class StreamClient:
             raise RuntimeError(f"{self.max_pending} frames are pending (max_pending); collect one with result()")
         frame = np.asarray(frame)
         message = pack_frame(frame, jitter, motion, reset)
-        with contextlib.suppress(OSError):  # the service has gone: what it said before that is for result()
-            self._ws.send(message)
+        try:
+            with contextlib.suppress(OSError):  # the service has gone: what it said before that is for result()
+                self._ws.send(message)
+        except ConnectionClosed as exc:  # closed here already (by the service's close, or a late reply)
+            raise StreamError("closed", exc.code, exc.reason) from None
         self._pending.append(frame.shape[:2])
 
     def result(self) -> np.ndarray:
