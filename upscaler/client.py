@@ -37,15 +37,18 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import ssl
 import struct
 from collections import deque
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import numpy as np
 
 from upscaler.wsclient import ConnectionClosed, HandshakeRefused, ProtocolError, WebSocket
+
+if TYPE_CHECKING:
+    import ssl
 
 __all__ = [
     "HEADER",

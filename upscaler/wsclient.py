@@ -29,11 +29,14 @@ import contextlib
 import hashlib
 import os
 import socket
-import ssl
 import struct
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import numpy as np
+
+if TYPE_CHECKING:  # ssl loads only for wss:// (20 ms at import otherwise)
+    import ssl
 
 __all__ = ["ConnectionClosed", "HandshakeRefused", "ProtocolError", "WebSocket"]
 
@@ -123,7 +126,11 @@ class WebSocket:
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if tls:
-                sock = (ssl_context or ssl.create_default_context()).wrap_socket(sock, server_hostname=host)
+                if ssl_context is None:
+                    import ssl
+
+                    ssl_context = ssl.create_default_context()
+                sock = ssl_context.wrap_socket(sock, server_hostname=host)
             self._sock = sock
             self._handshake(host_header, target, headers or {})
         except BaseException:

@@ -32,7 +32,7 @@ import numpy as np
 from upscaler.models import ModelDescriptor, ModelError, get_model
 from upscaler.runtime.base import EngineOptions
 from upscaler.temporal.engines import TemporalEngine, create_temporal_engine
-from upscaler.temporal.flow import MotionEstimator
+from upscaler.temporal.flow import DEFAULT_FLOW, MotionEstimator
 
 __all__ = ["TemporalUpscaler", "check_temporal_inputs"]
 
@@ -104,7 +104,7 @@ class TemporalUpscaler:
         threads: int | None = None,
         spin: bool = True,
         engine: TemporalEngine | None = None,
-        flow: str = "medium",
+        flow: str = DEFAULT_FLOW,
     ) -> None:
         self._flow = MotionEstimator(flow)  # first: a bad preset is refused before an engine is built
         self.model = get_model(model)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["FLOW_PRESETS", "MotionEstimator"]
+__all__ = ["DEFAULT_FLOW", "FLOW_PRESETS", "MotionEstimator"]
 
 #: ``MotionEstimator`` presets: OpenCV's DIS presets by name.
 FLOW_PRESETS = {
@@ -36,13 +36,14 @@ FLOW_PRESETS = {
     "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
     "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
 }
+DEFAULT_FLOW = "medium"  #: the preset when none is named
 
 
 class MotionEstimator:
     """Estimates ``motion`` for each frame of one stream from the frame before it; ``preset``: one of
     ``FLOW_PRESETS`` (slower is closer to the true motion)."""
 
-    def __init__(self, preset: str = "medium") -> None:
+    def __init__(self, preset: str = DEFAULT_FLOW) -> None:
         if preset not in FLOW_PRESETS:
             raise ValueError(f"flow preset must be one of {', '.join(FLOW_PRESETS)}, got {preset!r}")
         self.preset = preset

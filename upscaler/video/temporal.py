@@ -24,10 +24,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from upscaler.temporal.cuts import CutDetector, CutSettings
+from upscaler.temporal.flow import DEFAULT_FLOW
 
 __all__ = ["FLOW", "SegmentStream", "load_temporal", "temporal_identity"]
 
-FLOW = "medium"  #: the optical flow preset for decoded frames (``upscaler.temporal.flow.FLOW_PRESETS``)
+#: The optical flow preset for decoded frames (recorded with each job: part of its identity).
+FLOW = DEFAULT_FLOW
 
 
 def load_temporal(model, backend: str = "auto", *, threads: int | None = None, spin: bool = False):
