@@ -44,3 +44,26 @@ def test_cuda_graph_replays_give_the_eager_result(photo):
         np.testing.assert_allclose(out, expected, atol=1e-4)
     other = graphed.run(batch[:, :, :64, :80])  # a new shape runs eagerly first
     assert other.shape == (1, 3, 256, 320)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+@pytest.mark.parametrize("model", ["x4-temporal", "x2-temporal"])
+def test_torch_cuda_temporal_steps_match_the_cpu_engine_over_a_sequence(photo, model, precision):
+    from upscaler import TemporalUpscaler
+    from upscaler.models import get_model
+    from upscaler.runtime.base import EngineOptions
+    from upscaler.sequences import Camera, SequenceSpec, make_sequence
+    from upscaler.temporal.engines import TorchTemporalEngine
+
+    descriptor = get_model(model)
+    camera = Camera(center=(128, 128), velocity=(1.7, 0.6))
+    frames = make_sequence(photo, SequenceSpec(descriptor.scale, (96, 64), 10, camera))
+    cpu = TemporalUpscaler(model, backend="onnxruntime-cpu")
+    gpu = TemporalUpscaler(descriptor, engine=TorchTemporalEngine(descriptor, EngineOptions(precision=precision),
+                                                                  cuda=True))  # fmt: skip
+    for i, f in enumerate(frames):
+        reset = i == 5  # a reset mid-sequence too
+        a, b = cpu.upscale(f.lr, f.jitter, f.motion, reset=reset), gpu.upscale(f.lr, f.jitter, f.motion, reset=reset)
+        diff = np.abs(a.astype(int) - b).max()
+        assert diff <= (1 if precision == "fp32" else 4), (i, diff)
+        assert psnr(a, b) > (55 if precision == "fp32" else 42)

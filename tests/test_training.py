@@ -9,8 +9,8 @@ import torch
 from safetensors.torch import load_file
 
 from tests.conftest import run_cli, write_config
-from training.config import ConfigError, load_config
-from training.data import HRCrops, augment
+from training.config import ConfigError, load_config, validate_config
+from training.data import DeviceCrops, HRCrops, augment
 from training.degrade import MARGIN, make_pair
 from training.trainer import Trainer, lr_at
 from upscaler import Upscaler
@@ -69,6 +69,44 @@ def test_crops_are_deterministic_by_index(set5):
     assert torch.equal(data[17], HRCrops(images, crop=32, margin=4, seed=3)[17])
     assert not torch.equal(data[17], data[18])
     assert data[0].shape == (3, 40, 40) and data[0].dtype == torch.uint8
+
+
+def test_device_crops_are_windows_of_the_images_drawn_by_step():
+    ys, xs = np.mgrid[0:120, 0:100]
+    image = np.stack([ys, xs, ys + xs], axis=-1).astype(np.uint8)  # each pixel names its position
+    crops = DeviceCrops([image], crop=24, seed=3, device="cpu")
+    batch = crops.batch(5, 16)
+    assert batch.shape == (16, 3, 24, 24) and batch.dtype == torch.uint8
+    assert torch.equal(batch, DeviceCrops([image], crop=24, seed=3).batch(5, 16))  # a resume draws the same
+    assert not torch.equal(batch, crops.batch(6, 16))
+    codes = set()
+    for crop in batch.numpy().transpose(0, 2, 3, 1):
+        y, x = int(crop[..., 0].min()), int(crop[..., 1].min())
+        window = image[y : y + 24, x : x + 24]
+        (code,) = [c for c in range(8) if np.array_equal(augment(window, c), crop)]
+        codes.add(code)
+    assert len(codes) > 3  # the dihedral transform is drawn per crop
+
+
+def test_a_run_with_crops_cut_on_the_device_resumes_exactly(tmp_path):
+    def config(out):
+        c = load_config(tiny_config(tmp_path, steps=12, out=out))
+        c.data.on_device = True
+        return c
+
+    Trainer(config("straight"), progress=False).run()
+    Trainer(config("resumed"), progress=False).run(stop_at=7)
+    resumed = Trainer(config("resumed"), progress=False)
+    assert resumed.step == 7
+    resumed.run()
+    a = load_file(str(tmp_path / "straight" / "model.safetensors"))
+    b = load_file(str(tmp_path / "resumed" / "model.safetensors"))
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)
+    paired = config("paired")
+    paired.data.degradation = "paired"
+    with pytest.raises(ConfigError, match="on_device"):
+        validate_config(paired)
 
 
 def test_augment_gives_the_eight_dihedral_transforms():

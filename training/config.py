@@ -53,6 +53,7 @@ class DataConfig:
     motion_noise: float = 0.0  #: sequence: std (low-res pixels) of smooth noise on unjittered ones' motion
     batch: int = 16  #: patches per step
     workers: int = 0  #: data-loading processes (0: in the training process)
+    on_device: bool = False  #: hold the images on the training device and cut crops there (GPUs)
 
 
 @dataclass
@@ -193,6 +194,8 @@ def validate_config(c: TrainConfig, where: str | Path = "") -> None:
         problems.append("optim.ema must be in [0, 1)")
     if c.optim.loss not in ("l1", "charbonnier"):
         problems.append(f"optim.loss must be l1 or charbonnier, got {c.optim.loss!r}")
+    if c.data.on_device and c.data.degradation not in ("bicubic", "render", "video"):
+        problems.append(f"data.on_device cuts high-resolution crops: not for the {c.data.degradation!r} degradation")
     if c.run.threads < 0:
         problems.append("run.threads must not be negative")
     for key in ("log_every", "val_every", "ckpt_every"):

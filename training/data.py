@@ -20,7 +20,7 @@ from torch.utils.data import Dataset, Sampler
 from upscaler.io import ImageError, list_images, read_image
 from upscaler.pipeline import to_rgb8
 
-__all__ = ["HRCrops", "PairCrops", "StepSampler", "augment", "load_images", "load_pairs"]
+__all__ = ["DeviceCrops", "HRCrops", "PairCrops", "StepSampler", "augment", "load_images", "load_pairs"]
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,42 @@ class HRCrops(Dataset):
         x = int(rng.integers(0, image.shape[1] - size + 1))
         patch = augment(image[y : y + size, x : x + size], int(rng.integers(0, 8)))
         return torch.from_numpy(np.ascontiguousarray(patch.transpose(2, 0, 1)))
+
+
+class DeviceCrops:
+    """:class:`HRCrops` cut on the training device: the images live there, one call makes a step's batch.
+
+    For GPUs, where loader processes cannot keep up with the network: a
+    step's crops are cut and transformed there, and only the positions travel.
+    Images, windows and dihedral transforms are drawn as in :class:`HRCrops`,
+    from a generator seeded with ``(seed, step, rank)``: a resumed run draws
+    what an uninterrupted one would.
+    """
+
+    def __init__(
+        self, images: Sequence[np.ndarray], crop: int, margin: int = 0, seed: int = 0, device: str = "cpu"
+    ) -> None:
+        host = HRCrops(images, crop, margin, seed)
+        self.images = [torch.from_numpy(np.ascontiguousarray(im.transpose(2, 0, 1))).to(device) for im in host.images]
+        self.size, self.seed, self._cumulative = crop + 2 * margin, seed, host._cumulative
+
+    def batch(self, step: int, count: int, rank: int = 0) -> torch.Tensor:
+        """``count`` uint8 crops (``N x C x S x S``, on the device) for ``step``, grouped by transform."""
+        rng = np.random.default_rng((self.seed, step, rank))
+        which = np.minimum(np.searchsorted(self._cumulative, rng.random(count), side="right"), len(self.images) - 1)
+        where, codes = rng.random((count, 2)), rng.integers(0, 8, count)
+        order = np.argsort(codes, kind="stable")  # one transform per group: a few launches, not one per crop
+        crops = []
+        for i in order:
+            image = self.images[which[i]]
+            y, x = (int(u * (n - self.size + 1)) for u, n in zip(where[i], image.shape[1:]))
+            crops.append(image[:, y : y + self.size, x : x + self.size])
+        batch, groups, start = torch.stack(crops), [], 0
+        for code, n in zip(*np.unique(codes, return_counts=True)):
+            part = torch.rot90(batch[start : start + n], int(code) % 4, dims=(2, 3))
+            groups.append(part.flip(3) if code >= 4 else part)
+            start += n
+        return torch.cat(groups)
 
 
 class StepSampler(Sampler[int]):

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
 from training.config import TrainConfig
-from training.data import HRCrops, PairCrops, StepSampler, load_images, load_pairs
+from training.data import DeviceCrops, HRCrops, PairCrops, StepSampler, load_images, load_pairs
 from training.degrade import MARGIN, make_pair
 from training.distributed import setup
 from training.logs import RunLog
@@ -163,10 +163,15 @@ class Trainer:
             torch.set_num_threads(config.run.threads)
         torch.manual_seed(config.run.seed)
         scale = config.model.scale
+        # On CUDA: channels-last activations and cuDNN's autotuned kernels (fixed patch shapes)
+        self.memory_format = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
+        torch.backends.cudnn.benchmark = self.device.type == "cuda"
         self.net = build_network(config.model.arch, scale, config.model.params).to(self.device)
         if config.model.init:
             load_initial_weights(self.net, config)
+        self.net = self.net.to(memory_format=self.memory_format)
         self.ema = build_network(config.model.arch, scale, config.model.params).to(self.device)
+        self.ema = self.ema.to(memory_format=self.memory_format)
         self.ema.load_state_dict(self.net.state_dict())
         self.ema.requires_grad_(False)
         self.optim = torch.optim.AdamW(
@@ -266,6 +271,18 @@ class Trainer:
         """Whether the data brings its own low-resolution frames (``lr/`` and ``hr/`` folders)."""
         return self.config.data.degradation == "paired"
 
+    def _batches(self):
+        """Each step's batch, from ``self.step`` on: uint8 crops (or pairs), on the host or the device."""
+        c = self.config
+        if not c.data.on_device:
+            yield from self._loader()
+            return
+        folders = c.data_dirs("train", self.data_root)
+        crops = DeviceCrops(load_images(folders), c.data.patch * c.model.scale, MARGIN * c.model.scale,
+                            c.run.seed, str(self.device))  # fmt: skip
+        for step in range(self.step, c.optim.steps):
+            yield crops.batch(step, c.data.batch // self.dist.world, self.dist.rank)
+
     def _loader(self) -> DataLoader:
         c = self.config
         folders = c.data_dirs("train", self.data_root)
@@ -308,8 +325,7 @@ class Trainer:
     def _update_ema(self) -> None:
         decay = min(self.config.optim.ema, (1 + self.step) / (10 + self.step))
         with torch.no_grad():
-            for e, p in zip(self.ema.parameters(), self.net.parameters()):
-                e.lerp_(p, 1.0 - decay)
+            torch._foreach_lerp_(list(self.ema.parameters()), list(self.net.parameters()), 1.0 - decay)
             for e, b in zip(self.ema.buffers(), self.net.buffers()):
                 e.copy_(b)
 
@@ -323,7 +339,7 @@ class Trainer:
         crops = batch.to(self.device, non_blocking=True)
         return make_pair(crops, c.model.scale, c.data.degradation, jitter=c.data.jitter, generator=generator)
 
-    def _train_step(self, batch) -> float:
+    def _train_step(self, batch) -> torch.Tensor:
         c = self.config
         self._mid_step = True  # an interrupt from here to the end leaves a half-updated state
         lr_value = lr_at(self.step, c.optim.lr, c.optim.min_lr, c.optim.warmup_steps, c.optim.steps)
@@ -332,7 +348,7 @@ class Trainer:
         lr, hr = self._pair(batch)
         amp = c.run.amp and self.device.type == "cuda"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
-            pred = self.model(lr)
+            pred = self.model(lr.contiguous(memory_format=self.memory_format))
         loss = _loss(pred.float(), hr, c.optim.loss)
         self.optim.zero_grad(set_to_none=True)
         loss.backward()
@@ -345,7 +361,7 @@ class Trainer:
             self.ema.load_state_dict(self.net.state_dict())
         self.step += 1
         self._mid_step = False
-        return float(loss.detach())
+        return loss.detach()  # read at the next log row: no wait for the device on every step
 
     @torch.no_grad()
     def validate(self, sets: dict[str, list[ValImage]]) -> dict[str, tuple[float, float]]:
@@ -372,7 +388,7 @@ class Trainer:
         log.info("step %d: %s", self.step, summary or "no validation folders")
         return summary
 
-    def _iteration(self, batch, bar, sets, losses: list[float]) -> None:
+    def _iteration(self, batch, bar, sets, losses: list[torch.Tensor]) -> None:
         c = self.config
         losses.append(self._train_step(batch))
         bar.update(1)
@@ -380,7 +396,7 @@ class Trainer:
             now = time.perf_counter()
             rate = len(losses) * c.data.batch / (now - self._last_log)
             lr_value = self.optim.param_groups[0]["lr"]
-            loss = self.dist.mean(float(np.mean(losses)))
+            loss = self.dist.mean(float(torch.stack(losses).mean()))
             if self.logs:
                 self.logs.train(self.step, self.elapsed, lr_value, loss, rate)
             bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr_value:.1e}")
@@ -421,11 +437,11 @@ class Trainer:
             smoothing=0.05,
         )
         self.net.train()
-        losses: list[float] = []
+        losses: list[torch.Tensor] = []
         self._last_log = time.perf_counter()
         started, base_elapsed = time.perf_counter(), self.elapsed
         try:
-            for batch in self._loader():
+            for batch in self._batches():
                 if self.step >= total:
                     break
                 self._iteration(batch, bar, sets, losses)

@@ -66,15 +66,20 @@ def reproject(history: torch.Tensor, motion: torch.Tensor, scale: int) -> torch.
     a placeholder history (Triton's first request of a sequence holds a 1 x 1
     state) still gives a frame of the right size for ``forward`` to replace.
     """
-    offset = F.interpolate(motion * scale, scale_factor=scale, mode="nearest")  # N x 2 x sH x sW, HR pixels
+    # Positions in FP32 whatever the network runs in: half precision has no integers above 2048 and
+    # places a 4K frame's coordinates a pixel or more off (FP32 graphs are unchanged by this)
+    half = history.dtype in (torch.float16, torch.bfloat16)
+    work = torch.float32 if half else history.dtype
+    offset = F.interpolate(motion.to(work) * scale, scale_factor=scale, mode="nearest")  # N x 2 x sH x sW, HR px
     hh, wh = offset.shape[-2:]
-    xs = torch.arange(wh, dtype=history.dtype, device=history.device).view(1, 1, wh)
-    ys = torch.arange(hh, dtype=history.dtype, device=history.device).view(1, hh, 1)
+    xs = torch.arange(wh, dtype=work, device=history.device).view(1, 1, wh)
+    ys = torch.arange(hh, dtype=work, device=history.device).view(1, hh, 1)
     # grid_sample's coordinates (align_corners=False): -1 and 1 are the outer edges of the frame
     gx = (2 * (xs + offset[:, 0]) + 1) / wh - 1
     gy = (2 * (ys + offset[:, 1]) + 1) / hh - 1
     grid = torch.stack([gx, gy], dim=-1)
-    return F.grid_sample(history, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    out = F.grid_sample(history.to(work), grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return out.to(history.dtype)
 
 
 class TemporalSR(nn.Module):

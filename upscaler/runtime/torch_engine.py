@@ -143,14 +143,20 @@ class TorchCudaEngine:
         graph.replay()
         return static_out
 
+    def run_on_device(self, x):
+        """The network on a batch already on the device (this engine's dtype, channels-last): a device tensor.
+
+        What ``run`` does between its upload and its download; the output of a
+        replayed CUDA graph is that graph's buffer, overwritten by its next replay.
+        """
+        with self._torch.inference_mode():
+            out = self._captured(x)
+            return self._forward(x) if out is None else out
+
     def run(self, batch: np.ndarray) -> np.ndarray:
         """Upscale one batch (see ``Engine.run``); returns FP32 on the host."""
-        torch = self._torch
-        with torch.inference_mode():
-            x = self._prepare(batch)
-            out = self._captured(x)
-            if out is None:
-                out = self._forward(x)
+        with self._torch.inference_mode():
+            out = self.run_on_device(self._prepare(batch))
             return out.float().contiguous().cpu().numpy()
 
     def synchronize(self) -> None:

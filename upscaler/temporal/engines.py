@@ -219,14 +219,13 @@ class OrtCpuTemporalEngine(StreamState):
 
 
 class TorchTemporalEngine(StreamState):
-    """PyTorch (CPU or CUDA): the whole step, history kept on the device."""
-
-    precision = "fp32"
+    """PyTorch (CPU or CUDA): the whole step, history kept on the device; FP16 on CUDA on request."""
 
     def __init__(self, model: ModelDescriptor, options: EngineOptions | None = None, *, cuda: bool = False) -> None:
         options = options or EngineOptions()
-        if options.precision not in (None, "fp32"):
-            raise EngineUnavailable("the PyTorch temporal engine runs fp32 only")
+        if options.precision not in (None, "fp32") and not (cuda and options.precision == "fp16"):
+            raise EngineUnavailable(f"the PyTorch temporal engine runs fp32 (fp16 on CUDA), not {options.precision}")
+        self.precision = options.precision or "fp32"
         try:
             import torch
         except ImportError:
@@ -241,7 +240,8 @@ class TorchTemporalEngine(StreamState):
             torch.set_num_threads(options.threads)
         require_file(model, "weights")
         self._torch = torch
-        self._net = load_network(model).to(self.device).eval()
+        self._dtype = torch.float16 if self.precision == "fp16" else torch.float32
+        self._net = load_network(model).to(self.device, dtype=self._dtype).eval()
         self.scale = model.scale
         self._history = None
 
@@ -249,17 +249,17 @@ class TorchTemporalEngine(StreamState):
         torch = self._torch
         s = self.scale
         with torch.inference_mode():
-            x = torch.from_numpy(frame).to(self.device)
-            m = torch.from_numpy(motion).to(self.device)
+            x = torch.from_numpy(frame).to(self.device, self._dtype)
+            m = torch.from_numpy(motion).to(self.device, self._dtype)
             h, w = frame.shape[2:]
             fresh = reset or self._history is None or tuple(self._history.shape[2:]) != (h * s, w * s)
             if fresh:
-                history = torch.from_numpy(_upsample(frame, s)[None]).to(self.device)
+                history = torch.from_numpy(_upsample(frame, s)[None]).to(self.device, self._dtype)
                 m = torch.zeros_like(m)
             else:
                 history = self._history
-            r = torch.full((1, 1), 1.0 if fresh else 0.0, device=self.device)
-            out = self._net(x, torch.from_numpy(jitter).to(self.device), m, history, r)
+            r = torch.full((1, 1), 1.0 if fresh else 0.0, device=self.device, dtype=self._dtype)
+            out = self._net(x, torch.from_numpy(jitter).to(self.device, self._dtype), m, history, r)
             self._history = out
             return out.float().cpu().numpy()
 
