@@ -324,8 +324,24 @@ def cpu_peer(models, size, smoke: bool) -> list[dict]:
     return rows
 
 
+def cudnn_autotune(models, size, smoke: bool) -> list[dict]:
+    """The single-frame networks with cuDNN's autotuner off (PyTorch's default) and on, one size, FP16."""
+    import torch
+
+    rows = []
+    for flag in (False, True):
+        torch.backends.cudnn.benchmark = flag
+        for name in models:
+            for row in single_frame_speed(name, (size,), (1,), smoke, ("fp16",)):
+                rows.append({**row, "weights": name, "cudnn_benchmark": flag})
+        for row in temporal_speed("x4-temporal", (size,), smoke):
+            rows.append({**row, "cudnn_benchmark": flag})
+    torch.backends.cudnn.benchmark = False
+    return rows
+
+
 # -- 5. training ------------------------------------------------------------------------------------------
-def train(config_path: Path, data: Path, out: Path, seconds: float, smoke: bool) -> dict:
+def train(config_path: Path, data: Path, out: Path, seconds: float, smoke: bool, init: str | None = None) -> dict:
     """Probe the step rate, fit the steps to ``seconds``, train, validate; returns what happened."""
     import csv
 
@@ -338,8 +354,10 @@ def train(config_path: Path, data: Path, out: Path, seconds: float, smoke: bool)
         c = load_config(config_path)
         c.run.out, c.optim.steps = str(run_out), steps
         c.run.tensorboard = False
+        c.model.init = init or c.model.init
         if smoke:
-            c.model.params = {**c.model.params, "channels": 8, "blocks": 2}
+            if not c.model.init:  # a network the starting weights fit
+                c.model.params = {**c.model.params, "channels": 8, "blocks": 2}
             c.data.batch, c.data.patch, c.run.device = 4, 16, "cpu"
         c.optim.warmup_steps = min(c.optim.warmup_steps, steps - 1)
         return c
@@ -380,6 +398,8 @@ def main() -> int:
     ap.add_argument("--config", default="training/configs/experiments/x4-quality-gpu.toml")
     ap.add_argument("--budget-s", type=float, default=540)
     ap.add_argument("--smoke", action="store_true", help="rehearse without CUDA: tiny sizes, the CPU")
+    ap.add_argument("--only", nargs="+", help="run only these stages (default: all but cudnn)")
+    ap.add_argument("--init", help="start training from these weights (overrides model.init)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -389,6 +409,8 @@ def main() -> int:
     path = out / "gpu-session.json"
 
     def stage(name, fn, *a, **kw):
+        if args.only and name not in args.only:
+            return
         t = time.monotonic()
         try:
             report[name] = fn(*a, **kw)
@@ -400,7 +422,7 @@ def main() -> int:
 
     sizes = ((32, 24), (64, 48)) if smoke else SIZES
     stage("env", environment)
-    log("env", report["env"])
+    log("env", report.get("env"))
     stage("parity", parity, smoke)
     stage("pytest", run_pytest, out, 30 if smoke else 150)
     stage("speed", lambda: [row for m in ("x4-fast", "x4-quality", "x2-fast") for row in
@@ -408,8 +430,10 @@ def main() -> int:
     temporal = ("x4-temporal", "x2-temporal")
     stage("temporal_speed", lambda: [r for m in temporal for r in temporal_speed(m, sizes, smoke)])
     stage("cpu_peer", cpu_peer, ("x4-fast", "x4-quality"), sizes[0], smoke)
-    reserve = 25 if smoke else 75  # candidate speed, bench, packing
-    stage("train", train, REPO / args.config, Path(args.data).resolve(), out, left(budget) - reserve, smoke)
+    if args.only and "cudnn" in args.only:
+        stage("cudnn", cudnn_autotune, ["x4-fast", "x4-quality", *([args.init] if args.init else [])], sizes[1], smoke)
+    reserve = 25 if smoke else (75 if not args.only or "bench" in args.only else 30)  # candidate speed, bench, packing
+    stage("train", train, REPO / args.config, Path(args.data).resolve(), out, left(budget) - reserve, smoke, args.init)
     weights = Path(report["train"].get("weights", "")) if isinstance(report.get("train"), dict) else None
     if weights and weights.is_file():
         shutil.copy(weights, out / "x4-quality-gpu.safetensors")

@@ -36,6 +36,7 @@ def tiny_config(tmp_path: Path, steps: int = 20, out: str = "run") -> Path:
         ('name = "x"\n[data]\ntrain = ["a"]\n[model]\nparams = { act = "gelu" }', "model.params"),
         ('name = "x"\n[data]\ntrain = ["a"]\ndegradation = "jpeg"', "data.degradation"),
         ('name = "x"\n[data]\ntrain = ["a"]\n[optim]\ngrad_clip = -1.0', "grad_clip"),
+        ('name = "x"\n[data]\ntrain = ["a"]\n[optim]\nloss = "l2"', "l1, charbonnier or mse"),
     ],
 )
 def test_config_errors_are_clear(tmp_path, text, message):
@@ -91,7 +92,7 @@ def test_device_crops_are_windows_of_the_images_drawn_by_step():
 def test_a_run_with_crops_cut_on_the_device_resumes_exactly(tmp_path):
     def config(out):
         c = load_config(tiny_config(tmp_path, steps=12, out=out))
-        c.data.on_device = True
+        c.data.on_device, c.optim.loss = True, "mse"
         return c
 
     Trainer(config("straight"), progress=False).run()

@@ -67,7 +67,7 @@ class OptimConfig:
     warmup_steps: int = 500  #: linear warm-up before the cosine
     steps: int = 100_000  #: total optimiser steps
     ema: float = 0.999  #: EMA decay of the weights validated and shipped (0: off)
-    loss: str = "l1"  #: ``l1`` or ``charbonnier``
+    loss: str = "l1"  #: ``l1``, ``charbonnier`` or ``mse``
     grad_clip: float = 0.0  #: max gradient norm (0: off)
     temporal_weight: float = 0.0  #: sequence: weight of the temporal-stability loss
 
@@ -192,8 +192,8 @@ def validate_config(c: TrainConfig, where: str | Path = "") -> None:
         problems.append("optim.weight_decay and optim.grad_clip must not be negative")
     if not 0 <= c.optim.ema < 1:
         problems.append("optim.ema must be in [0, 1)")
-    if c.optim.loss not in ("l1", "charbonnier"):
-        problems.append(f"optim.loss must be l1 or charbonnier, got {c.optim.loss!r}")
+    if c.optim.loss not in ("l1", "charbonnier", "mse"):
+        problems.append(f"optim.loss must be l1, charbonnier or mse, got {c.optim.loss!r}")
     if c.data.on_device and c.data.degradation not in ("bicubic", "render", "video"):
         problems.append(f"data.on_device cuts high-resolution crops: not for the {c.data.degradation!r} degradation")
     if c.run.threads < 0:

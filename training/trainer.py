@@ -47,6 +47,8 @@ def lr_at(step: int, peak: float, floor: float, warmup: int, total: int) -> floa
 def _loss(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
     if kind == "charbonnier":
         return torch.sqrt((pred - target) ** 2 + 1e-6).mean()
+    if kind == "mse":  # what PSNR measures: a last fine-tuning stage
+        return F.mse_loss(pred, target)
     return F.l1_loss(pred, target)
 
 
