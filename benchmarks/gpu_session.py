@@ -301,8 +301,6 @@ def temporal_speed(model_name, sizes, smoke: bool) -> list[dict]:
 
 def cpu_peer(models, size, smoke: bool) -> list[dict]:
     """This machine's CPU engine (ONNX Runtime, all cores) on the same input, host-timed: the ratio's peer."""
-    import time as _t
-
     from upscaler.models import get_model
     from upscaler.runtime.base import EngineOptions
     from upscaler.runtime.ort_cpu import OrtCpuEngine
@@ -315,9 +313,9 @@ def cpu_peer(models, size, smoke: bool) -> list[dict]:
         engine.run(x)
         times = []
         for _ in range(3 if smoke else 7):
-            t = _t.perf_counter()
+            t = time.perf_counter()
             engine.run(x)
-            times.append((_t.perf_counter() - t) * 1000)
+            times.append((time.perf_counter() - t) * 1000)
         rows.append({"model": name, "engine": "onnxruntime-cpu", "precision": "fp32", "input": f"{w}x{h}",
                      "batch": 1, **stats(times)})  # fmt: skip
         log("cpu peer", name, rows[-1]["p50_ms"])
