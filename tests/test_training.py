@@ -95,15 +95,7 @@ def test_a_run_with_crops_cut_on_the_device_resumes_exactly(tmp_path):
         c.data.on_device, c.optim.loss = True, "mse"
         return c
 
-    Trainer(config("straight"), progress=False).run()
-    Trainer(config("resumed"), progress=False).run(stop_at=7)
-    resumed = Trainer(config("resumed"), progress=False)
-    assert resumed.step == 7
-    resumed.run()
-    a = load_file(str(tmp_path / "straight" / "model.safetensors"))
-    b = load_file(str(tmp_path / "resumed" / "model.safetensors"))
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)
+    assert_resume_is_exact(config, tmp_path)
     paired = config("paired")
     paired.data.degradation = "paired"
     with pytest.raises(ConfigError, match="on_device"):
@@ -142,18 +134,21 @@ def test_tiny_run_writes_logs_checkpoints_and_loadable_weights(tmp_path, photo):
     assert Upscaler(out / "model.safetensors").engine.name == "torch-cpu"
 
 
-def test_resume_reproduces_an_uninterrupted_run(tmp_path):
-    straight = Trainer(load_config(tiny_config(tmp_path, out="straight")), progress=False)
-    straight.run()
-    interrupted = Trainer(load_config(tiny_config(tmp_path, out="resumed")), progress=False)
-    interrupted.run(stop_at=7)  # stops as Ctrl-C does: a checkpoint at step 7, off the 5-step grid
-    resumed = Trainer(load_config(tiny_config(tmp_path, out="resumed")), progress=False)
+def assert_resume_is_exact(config, tmp_path) -> None:
+    """A run stopped at step 7 and resumed ends with the weights of an uninterrupted one (``config(out)``)."""
+    Trainer(config("straight"), progress=False).run()
+    Trainer(config("resumed"), progress=False).run(stop_at=7)  # as Ctrl-C does: a checkpoint off the 5-step grid
+    resumed = Trainer(config("resumed"), progress=False)
     assert resumed.step == 7
     resumed.run()
     a = load_file(str(tmp_path / "straight" / "model.safetensors"))
     b = load_file(str(tmp_path / "resumed" / "model.safetensors"))
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)
+
+
+def test_resume_reproduces_an_uninterrupted_run(tmp_path):
+    assert_resume_is_exact(lambda out: load_config(tiny_config(tmp_path, out=out)), tmp_path)
 
 
 def test_resume_refuses_changed_data_settings_and_trims_logs(tmp_path):
