@@ -249,9 +249,16 @@ def test_wss_with_the_servers_certificate(tmp_path):
 
 def test_the_stream_client_closes_a_stream_whose_reply_is_late():
     with peer(silent) as url:
-        client = StreamClient(url.replace("ws://", "http://"), width=4, height=4, timeout=0.2)
+        client = StreamClient(url.replace("ws://", "http://"), width=4, height=4, timeout=10)
+        client.timeout = 0.2  # for the reply only: a loaded machine may take longer than that to shake hands
         with pytest.raises(StreamError) as late:
             client.send(np.zeros((4, 4, 3), np.uint8))
         assert late.value.code == "timeout"
         with pytest.raises(StreamError):  # closed: a late reply cannot be taken for the next frame's
             client.send(np.zeros((4, 4, 3), np.uint8))
+
+
+def test_a_handshake_without_an_answer_is_a_stream_timeout():
+    with raw_server(lambda request: b"") as url, pytest.raises(StreamError) as late:
+        StreamClient(url, width=4, height=4, timeout=0.2)
+    assert late.value.code == "timeout" and "handshake" in str(late.value)

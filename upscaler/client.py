@@ -205,6 +205,8 @@ class StreamClient:
             self._ws = WebSocket(self.url, headers, timeout=timeout, ssl_context=ssl_context)
         except HandshakeRefused as exc:
             raise _error(exc.body, exc.status) from None
+        except TimeoutError:
+            raise StreamError("timeout", 0, f"the service did not answer the handshake within {timeout} s") from None
 
     def send(
         self, frame: np.ndarray, jitter=(0.0, 0.0), motion: np.ndarray | None = None, reset: bool = False
