@@ -61,7 +61,7 @@ def summarise(times: dict[str, list[float]]) -> dict:
 
 def main() -> None:
     from upscaler.models import get_model
-    from upscaler.sysinfo import cpu_count, cpu_flags, cpu_name, libraries
+    from upscaler.sysinfo import cpu_count, cpu_flags, cpu_id, cpu_name, libraries
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", "-m", default="x4-fast")
@@ -75,7 +75,7 @@ def main() -> None:
     batch = np.random.default_rng(0).random((1, model.channels, h, w), dtype=np.float32)
     report = {
         "command": "python benchmarks/profile_graph.py " + " ".join(os.sys.argv[1:]),
-        "machine": {"cpu": cpu_name(), "cpu_flags": list(cpu_flags()), "cores": cpu_count()},
+        "machine": {"cpu": cpu_name(), "cpu_id": cpu_id(), "cpu_flags": list(cpu_flags()), "cores": cpu_count()},
         "onnxruntime": libraries()["onnxruntime"],
         "model": model.name,
         "size": [w, h],

@@ -193,10 +193,10 @@ def int8_report(
         for p, engine in engines.items():
             times[p] += timed(lambda engine=engine: engine.run(batch), runs)
     medians = {p: float(np.median(t)) for p, t in times.items()}
-    from upscaler.sysinfo import cpu_flags, cpu_name
+    from upscaler.sysinfo import cpu_flags, cpu_id, cpu_name
 
     report: dict = {
-        "machine": {"cpu": cpu_name(), "cpu_flags": list(cpu_flags()), "threads": threads},
+        "machine": {"cpu": cpu_name(), "cpu_id": cpu_id(), "cpu_flags": list(cpu_flags()), "threads": threads},
         "size": [w, h],
         "network_ms": {p: round(m, 2) for p, m in medians.items()},
         "speedup": round(medians["fp32"] / medians["int8"], 2),

@@ -16,7 +16,7 @@ from upscaler.bench.report import add_ratios, format_markdown
 from upscaler.bench.runner import Case, PeerSubject, run_cases
 from upscaler.bench.stats import latency_stats, percentile
 from upscaler.bench.sweep import SIZE_PRESETS, parse_int_list, parse_sizes
-from upscaler.sysinfo import cpu_flags, cpu_name, nvidia_driver
+from upscaler.sysinfo import cpu_flags, cpu_id, cpu_name, nvidia_driver
 
 #: OpenCV dnn_superres models (ESPCN_x4.pb, ...) for the peer test; not in the repository, so it runs only when
 #: pointed at them: UPSCALER_TEST_PEERS=/path/to/opencv-models
@@ -73,6 +73,7 @@ def test_a_short_real_run_writes_json_markdown_and_a_plot(tmp_path, set5_dir):
     machine = report["machine"]
     assert machine["cores"] >= 1 and machine["libraries"]["onnxruntime"]
     assert machine["cpu"] == cpu_name() and machine["cpu_flags"] == list(cpu_flags())
+    assert machine["cpu_id"] == cpu_id()  # "AMD EPYC" with AVX2 covers CPUs where INT8 gains 1.5x and nothing
     assert report["memory"] is None  # --no-memory: no figures, and no note claiming any
     rows = report["rows"]
     names = [(r["name"], r["precision"]) for r in rows if r["input"] == "32x20" and r["batch"] == 1]
@@ -266,3 +267,14 @@ def test_plot_without_matplotlib_fails_before_measuring_anything(tmp_path):
     assert "matplotlib" in result.stderr and "pip install 'upscaler[bench]'" in result.stderr
     assert not out.exists() and not result.stdout  # nothing was measured: no table, no report
     assert not (tmp_path / "b.png").exists()
+
+
+def test_cpu_id_names_the_family_and_model_where_the_name_is_masked():
+    text = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
+    if "cpu family" not in text:
+        assert cpu_id() == ""
+        return
+    first = dict(line.split(":", 1) for line in text.split("\n\n")[0].splitlines() if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in first.items()}
+    assert f"family {fields['cpu family']} model {fields['model']}" in cpu_id()
+    assert cpu_id().startswith(fields.get("vendor_id", ""))

@@ -6,7 +6,17 @@ import os
 import platform
 from functools import lru_cache
 
-__all__ = ["SIMD_FLAGS", "cpu_count", "cpu_flags", "cpu_name", "gpus", "libraries", "machine_info", "nvidia_driver"]
+__all__ = [
+    "SIMD_FLAGS",
+    "cpu_count",
+    "cpu_flags",
+    "cpu_id",
+    "cpu_name",
+    "gpus",
+    "libraries",
+    "machine_info",
+    "nvidia_driver",
+]
 
 #: The CPU features that decide how fast our networks run (INT8 above all): recorded with every figure.
 SIMD_FLAGS = ("avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8")
@@ -23,6 +33,32 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+@lru_cache(maxsize=1)
+def cpu_id() -> str:
+    """The CPU's vendor, family, model and stepping (``AuthenticAMD family 23 model 1 stepping 2``), or "".
+
+    Cloud VMs often mask the model name ("AMD EPYC" covers Zen 1 to Zen 5),
+    and CPUs with the same SIMD flags still differ in what INT8 gains, so
+    figures record this too.
+    """
+    fields: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if not line.strip():
+                    break  # the first processor's block is enough
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
+    except OSError:
+        return ""
+    if "cpu family" not in fields:
+        return ""
+    parts = [fields.get("vendor_id", ""), f"family {fields['cpu family']}", f"model {fields.get('model', '?')}"]
+    if "stepping" in fields:
+        parts.append(f"stepping {fields['stepping']}")
+    return " ".join(p for p in parts if p)
 
 
 @lru_cache(maxsize=1)
@@ -115,6 +151,7 @@ def machine_info() -> dict:
     """Where figures were taken: CPU, cores, Python, NVIDIA driver and GPUs, library versions."""
     return {
         "cpu": cpu_name(),
+        "cpu_id": cpu_id(),
         "cpu_flags": list(cpu_flags()),
         "cores": cpu_count(),
         "python": platform.python_version(),

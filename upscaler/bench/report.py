@@ -62,9 +62,10 @@ def format_table(rows: Sequence[dict]) -> str:
 
 
 def machine_line(machine: dict) -> str:
-    """One line naming the machine: CPU model, cores, the CPU's SIMD flags (they decide INT8 speed), GPUs."""
+    """One line naming the machine: CPU model and family, cores, SIMD flags (they decide INT8 speed), GPUs."""
     flags = ", ".join(machine.get("cpu_flags") or []) or "none detected"
-    line = f"{machine.get('cpu', 'unknown CPU')}, {machine.get('cores', '?')} cores; CPU flags: {flags}"
+    cpu = machine.get("cpu", "unknown CPU") + (f" ({machine['cpu_id']})" if machine.get("cpu_id") else "")
+    line = f"{cpu}, {machine.get('cores', '?')} cores; CPU flags: {flags}"
     gpus = [g["name"] for g in machine.get("gpus") or []]
     return line + (f"; GPU: {', '.join(gpus)}" if gpus else "")
 

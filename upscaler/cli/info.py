@@ -44,7 +44,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     machine, libs = report["machine"], report["libraries"]
     flags = ", ".join(machine["cpu_flags"]) or "none of " + ", ".join(SIMD_FLAGS)
-    print(f"machine: {machine['cpu']} ({flags}), {machine['cores']} cores, Python {machine['python']}")
+    cpu = machine["cpu"] + (f", {machine['cpu_id']}" if machine.get("cpu_id") else "")
+    print(f"machine: {cpu} ({flags}), {machine['cores']} cores, Python {machine['python']}")
     print(f"NVIDIA driver: {machine['nvidia_driver'] or 'none'}")
     for name in ("onnxruntime", "torch", "tensorrt"):
         print(f"{name}: {libs[name] or 'not installed'}")
