@@ -83,8 +83,8 @@ class Settings:
     large_lanes: int = field(
         default=1,
         metadata=_doc(
-            "images over 512 px on a side (upscaled in 256 px tiles) processed at once; more wait in line (their "
-            "tiles always take turns with other requests in the engine queue)"
+            "images over 512 px on a side (1920 on a GPU; upscaled in 256 px tiles) processed at once; more wait "
+            "in line (their tiles always take turns with other requests in the engine queue)"
         ),
     )
     max_in_flight: int = field(default=4, metadata=_doc("raw frames per WebSocket connection being processed at once"))

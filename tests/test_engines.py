@@ -3,12 +3,14 @@
 import logging
 import sys
 from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from tests.conftest import run_cli
-from upscaler import Upscaler, default_model, read_image
+from upscaler import Upscaler, default_model, pipeline, read_image
+from upscaler.facade import DEFAULT_TILE, GPU_TILE, default_tile
 from upscaler.io import write_image
 from upscaler.runtime import Engine, EngineUnavailable, create_engine, probe_engines
 from upscaler.sysinfo import nvidia_driver
@@ -46,6 +48,62 @@ def test_engines_agree_on_a_real_photo(set5):
     ort = Upscaler(backend="onnxruntime").upscale(image)
     torch_out = Upscaler(backend="torch").upscale(image)
     assert np.abs(ort.astype(int) - torch_out).max() <= 1
+
+
+def _float_path(engine, frames: np.ndarray, multiple: int = 1) -> np.ndarray:
+    """What ``run_rgb8`` must equal: the float planes through the engine, finished on the host."""
+    batch, h, w = pipeline.pad_batch(pipeline.color_batch(list(frames)), multiple)
+    out = engine.run(batch)[:, :, : h * engine.scale, : w * engine.scale]
+    return np.stack([pipeline.planes_to_image(o, np.uint8) for o in out])
+
+
+@pytest.mark.parametrize("multiple", [1, 4])
+def test_torch_takes_8_bit_frames_and_gives_the_float_paths_result_exactly(set5, multiple):
+    engine = create_engine(default_model(), "torch-cpu")
+    frames = np.stack([set5["woman"][:37, :45], set5["bird"][:37, :45]])  # 37x45: padded when multiple is 4
+    got = engine.run_rgb8(frames, multiple)
+    assert got.dtype == np.uint8 and got.shape == (2, 148, 180, 3) and got.flags.c_contiguous
+    np.testing.assert_array_equal(got, _float_path(engine, frames, multiple))
+    with pytest.raises(ValueError, match="uint8 frames"):
+        engine.run_rgb8(frames.astype(np.float32))
+    with pytest.raises(ValueError, match="uint8 frames"):
+        engine.run_rgb8(frames[..., :2])
+
+
+def test_the_gpu_engines_8_bit_layout_channels_last_and_padded_runs_on_the_cpu_too(set5):
+    # TorchCudaEngine.run_rgb8 is _rgb8_call with channels-last tensors; no GPU here, so run that on the CPU
+    import torch
+
+    from upscaler.runtime.torch_engine import _rgb8_call
+
+    engine = create_engine(default_model(), "torch-cpu")
+    frames = np.stack([set5["baby"][:37, :45]])
+    seen = []
+
+    def network(x):
+        seen.append((tuple(x.shape), x.is_contiguous(memory_format=torch.channels_last)))
+        return engine._net(x)
+
+    got = _rgb8_call(engine, frames, 4, lambda t: t.clone(), network, torch.float32, channels_last=True)
+    assert seen == [((1, 3, 40, 48), True)] and got.shape == (1, 148, 180, 3)
+    assert np.abs(got.astype(int) - _float_path(engine, frames, 4)).max() <= 1
+
+
+def test_upscaler_sends_8_bit_frames_whole_where_the_engine_takes_them(set5):
+    up = Upscaler(backend="torch", tile=0)
+    assert up.rgb8 and not Upscaler(backend="onnxruntime").rgb8
+    image = set5["butterfly"]
+    np.testing.assert_array_equal(up.upscale(image), _float_path(up.engine, image[None])[0])
+    both = up.upscale_batch([image, image[::-1].copy()])
+    np.testing.assert_array_equal(both[1], _float_path(up.engine, image[::-1][None])[0])
+    deep = up.upscale(image.astype(np.uint16) * 257)  # 16-bit frames take the float path and stay 16-bit
+    assert deep.dtype == np.uint16 and np.abs((deep // 257).astype(int) - both[0]).max() <= 1
+
+
+def test_gpu_engines_run_frames_up_to_1080p_whole_by_default():
+    assert default_tile(SimpleNamespace(device="cuda:1")) == GPU_TILE >= 1920
+    assert default_tile(SimpleNamespace(device="cpu")) == DEFAULT_TILE
+    assert Upscaler(backend="onnxruntime").tile == DEFAULT_TILE and Upscaler(backend="torch", tile=64).tile == 64
 
 
 def test_engine_rejects_malformed_batches():

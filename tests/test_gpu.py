@@ -29,6 +29,20 @@ def test_torch_cuda_matches_the_cpu_engine_on_real_images(set5, model, precision
         assert psnr(a, b) > (55 if precision == "fp32" else 45)
 
 
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_torch_cuda_8_bit_frames_equal_the_float_path(set5, precision):
+    from upscaler import pipeline
+
+    gpu = Upscaler("x4-fast", "torch-cuda", tile=0, precision=precision)
+    assert gpu.rgb8
+    frames = np.stack([set5["woman"][:64, :80], set5["bird"][:64, :80]])
+    for _ in range(3):  # eager, capture, replay
+        got = gpu.infer_rgb8(frames)
+        planes = gpu.infer(pipeline.color_batch(list(frames)))
+        expected = np.stack([pipeline.planes_to_image(o, np.uint8) for o in planes])
+        assert got.shape == expected.shape and np.abs(got.astype(int) - expected).max() <= 1
+
+
 def test_cuda_graph_replays_give_the_eager_result(photo):
     from upscaler.models import get_model
     from upscaler.runtime.base import EngineOptions

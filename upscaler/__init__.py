@@ -10,7 +10,7 @@ temporal stream) needs only the standard library and numpy.
 """
 
 from upscaler.client import StreamClient, StreamError
-from upscaler.facade import DEFAULT_TILE, Upscaler
+from upscaler.facade import DEFAULT_TILE, GPU_TILE, Upscaler
 from upscaler.io import ImageError, decode_image, encode_image, read_image, write_image
 from upscaler.models import ModelDescriptor, ModelError, default_model, get_model, list_models
 from upscaler.runtime import Engine, EngineUnavailable, create_engine
@@ -18,6 +18,7 @@ from upscaler.temporal import TemporalUpscaler
 
 __all__ = [
     "DEFAULT_TILE",
+    "GPU_TILE",
     "Engine",
     "EngineUnavailable",
     "ImageError",

@@ -19,11 +19,21 @@ from upscaler.models import ModelDescriptor, ModelError, get_model
 from upscaler.runtime import Engine, create_engine
 from upscaler.tiling import run_tiled
 
-__all__ = ["DEFAULT_TILE", "Upscaler"]
+__all__ = ["DEFAULT_TILE", "GPU_TILE", "Upscaler", "default_tile"]
 
-#: Default tile edge in input pixels: bounds memory and keeps CPU caches warm;
-#: images that fit in one tile run whole.
+#: Default tile edge in input pixels on the CPU: bounds memory and keeps CPU
+#: caches warm; images that fit in one tile run whole.
 DEFAULT_TILE = 512
+#: ... on a GPU: frames up to 1920 pixels on a side (1080p input) run whole,
+#: in one call; tiling them would only add overlap and calls.
+GPU_TILE = 1920
+
+
+def default_tile(engine: Engine) -> int:
+    """The tile edge ``Upscaler`` uses on ``engine`` when none is given."""
+    return GPU_TILE if str(getattr(engine, "device", "cpu")).startswith("cuda") else DEFAULT_TILE
+
+
 ALPHA_MODES = ("model", "bicubic")
 
 
@@ -33,7 +43,8 @@ class Upscaler:
     ``model``: a built-in name or alias (``upscaler models``) or a
     ``.safetensors`` path; ``backend``: ``auto``, ``onnxruntime`` or ``torch``
     (``auto`` falls back along the chain and logs why); ``tile``: tile edge in
-    input pixels (``None`` for the default, ``0`` to never tile); ``feather``:
+    input pixels (``None`` for the default: ``DEFAULT_TILE`` on the CPU,
+    ``GPU_TILE`` on a GPU; ``0`` to never tile); ``feather``:
     half-width of the cross-fade between tiles; ``batch_size``: tiles per
     engine call; ``alpha``: upscale alpha with the ``model`` or ``bicubic``;
     ``spin``: let ONNX Runtime's threads spin between calls (lowest latency
@@ -74,7 +85,7 @@ class Upscaler:
         self.engine: Engine = engine or create_engine(
             self.model, backend, threads=threads, spin=spin, precision=precision
         )
-        self.tile = DEFAULT_TILE if tile is None else tile
+        self.tile = default_tile(self.engine) if tile is None else tile
         self.feather = feather
         self.batch_size = batch_size
         self.alpha = alpha
@@ -94,6 +105,19 @@ class Upscaler:
         padded, h, w = pipeline.pad_batch(batch, self.model.size_multiple)
         out = self.engine.run(padded)
         return out[:, :, : h * self.scale, : w * self.scale]
+
+    @property
+    def rgb8(self) -> bool:
+        """Whether the engine takes 8-bit frames whole (``infer_rgb8``): conversions where the network runs."""
+        return callable(getattr(self.engine, "run_rgb8", None))
+
+    def infer_rgb8(self, frames: np.ndarray) -> np.ndarray:
+        """``N x H x W x 3`` uint8 frames -> ``N x sH x sW x 3`` uint8, on an engine that has ``run_rgb8``.
+
+        Equal to ``infer`` on ``pipeline.color_batch`` of the frames, finished
+        by ``pipeline.planes_to_image``, without the float planes on the host.
+        """
+        return self.engine.run_rgb8(frames, self.model.size_multiple)
 
     def _upscale_planes(self, planes: np.ndarray, prepare, write) -> None:
         run_tiled(
@@ -170,5 +194,8 @@ class Upscaler:
 
     def _upscale_whole(self, images: list[np.ndarray], layouts: list[pipeline.Layout]) -> list[np.ndarray]:
         """Same-shaped RGB images as one batch: one engine call, no tiles."""
+        if self.rgb8 and all(image.dtype == np.uint8 for image in images):
+            frames = np.stack([image.reshape(image.shape[0], image.shape[1], -1) for image in images])
+            return list(self.infer_rgb8(frames))
         outputs = self.infer(pipeline.color_batch(images, layouts))
         return [pipeline.planes_to_image(out, image.dtype) for image, out in zip(images, outputs)]

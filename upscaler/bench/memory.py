@@ -87,7 +87,7 @@ def _child(request: dict) -> dict:
     baseline = _current_bytes()  # the harness is imported (runner pulls in NumPy, OpenCV, codecs)
     frames, encoded = frames_for(request["width"], request["height"], request["batch"], seed=0)
     subject = _build(request["subject"])
-    net_in = subject.prepare(frames)
+    net_in = subject.network_input(frames)
     for _ in range(request["runs"]):
         subject.network(net_in)
         end_to_end(subject, encoded, {s: [] for s in STAGES})

@@ -44,16 +44,24 @@ class EngineSubject:
         self.precision, self.scale = upscaler.engine.precision, upscaler.scale
         self.degradation = upscaler.model.degradation
 
+    def network_input(self, frames: list[np.ndarray]) -> np.ndarray:
+        """What ``network`` times: the float batch the engine's network takes."""
+        return pipeline.color_batch(frames)
+
     def network(self, batch: np.ndarray) -> object:
         return self.up.engine.run(batch)
 
     def prepare(self, frames: list[np.ndarray]) -> np.ndarray:
+        if self.up.rgb8:  # the engine converts where it runs: 8-bit frames in and out
+            return np.stack(frames)
         return pipeline.color_batch(frames)
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        return self.up.infer(batch)
+        return self.up.infer_rgb8(batch) if self.up.rgb8 else self.up.infer(batch)
 
     def finish(self, outputs: np.ndarray) -> list[np.ndarray]:
+        if self.up.rgb8:
+            return list(outputs)
         return [pipeline.planes_to_image(o, np.uint8) for o in outputs]
 
     def upscale(self, image: np.ndarray) -> np.ndarray:
@@ -90,6 +98,9 @@ class PeerSubject:
         self.peer = peer
         self.recipe = peer.recipe()
         self.name, self.engine, self.scale = peer.name, peer.engine, peer.scale
+
+    def network_input(self, frames: list[np.ndarray]) -> list[np.ndarray]:
+        return frames
 
     def network(self, frames: list[np.ndarray]) -> object:
         return self.infer(frames)
@@ -200,7 +211,7 @@ def run_cases(
     inputs = {}
     for case in cases:
         frames, encoded = frames_for(case.width, case.height, case.batch, seed)
-        net_in = case.subject.prepare(frames)
+        net_in = case.subject.network_input(frames)
         inputs[id(case)] = (net_in, encoded)
         for _ in range(warmup):
             case.subject.network(net_in)

@@ -30,7 +30,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
     p.add_argument("-o", "--output", required=True, help="output file (one input) or folder")
     add_engine_options(p)
-    p.add_argument("--tile", type=non_negative_int, help="tile edge in input pixels (0: never tile; default: 512)")
+    p.add_argument(
+        "--tile",
+        type=non_negative_int,
+        help="tile edge in input pixels (0: never tile; default: 512 on the CPU, 1920 on a GPU)",
+    )
     add_batch_option(
         p, type=positive_int, default=1, help="tiles per engine call (default: 1; more helps GPUs, not CPUs)"
     )
