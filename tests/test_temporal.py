@@ -127,6 +127,21 @@ def test_onnxruntime_and_torch_engines_agree_over_a_sequence(tiny):
         assert np.abs(x.astype(int) - y).max() <= 1
 
 
+def test_torch_temporal_8_bit_steps_equal_the_float_steps_and_keep_the_same_history(tiny):
+    from upscaler.temporal.engines import create_temporal_engine
+    from upscaler.temporal.facade import _to_image
+
+    floats = create_temporal_engine(get_model(tiny), "torch-cpu")
+    eights = floats.fork()  # the same network, its own history
+    for t, f in enumerate(_pan(frames=5) + _pan(frames=2, size=(20, 12), seed=3)):  # a size change starts afresh
+        batch = np.ascontiguousarray(f.lr.transpose(2, 0, 1)[None], dtype=np.float32) * np.float32(1 / 255)
+        mv = np.ascontiguousarray(f.motion.transpose(2, 0, 1)[None])
+        expected = _to_image(floats.step(batch, np.array([f.jitter], np.float32), mv, reset=t in (0, 5))[0])
+        got = eights.step_rgb8(f.lr, f.jitter, f.motion, reset=t in (0, 5))
+        assert got.dtype == np.uint8 and got.shape == expected.shape and np.abs(got.astype(int) - expected).max() <= 1
+        assert torch.equal(floats._history, eights._history)  # the history stays float, on the device
+
+
 def test_reset_and_size_change_start_a_new_stream(tiny):
     frames, other = _pan(frames=4), _pan(frames=1, size=(20, 12), seed=3)
     ts = TemporalUpscaler(tiny, "onnxruntime-cpu")

@@ -247,21 +247,47 @@ class TorchTemporalEngine(StreamState):
 
     def step(self, frame: np.ndarray, jitter: np.ndarray, motion: np.ndarray, reset: bool) -> np.ndarray:
         torch = self._torch
-        s = self.scale
         with torch.inference_mode():
             x = torch.from_numpy(frame).to(self.device, self._dtype)
             m = torch.from_numpy(motion).to(self.device, self._dtype)
-            h, w = frame.shape[2:]
-            fresh = reset or self._history is None or tuple(self._history.shape[2:]) != (h * s, w * s)
-            if fresh:
-                history = torch.from_numpy(_upsample(frame, s)[None]).to(self.device, self._dtype)
-                m = torch.zeros_like(m)
-            else:
-                history = self._history
-            r = torch.full((1, 1), 1.0 if fresh else 0.0, device=self.device, dtype=self._dtype)
-            out = self._net(x, torch.from_numpy(jitter).to(self.device, self._dtype), m, history, r)
-            self._history = out
-            return out.float().cpu().numpy()
+            return self._step(x, jitter, m, lambda: frame, reset).float().cpu().numpy()
+
+    def step_rgb8(self, frame: np.ndarray, jitter: tuple[float, float], motion: np.ndarray, reset: bool) -> np.ndarray:
+        """``step`` on an ``H x W x 3`` uint8 frame and ``H x W x 2`` motion: ``sH x sW x 3`` uint8.
+
+        Only 8-bit frames cross the bus; the conversions run on the device, as
+        ``TemporalUpscaler`` does them on the host (times 1/255 in FP32; the
+        output times 255, rounded to nearest), and the history stays there.
+        """
+        torch = self._torch
+        with torch.inference_mode():
+            pixels = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device)
+            x = pixels.permute(2, 0, 1)[None].to(torch.float32).mul_(1.0 / 255.0)
+            m = torch.from_numpy(np.ascontiguousarray(motion)).to(self.device).permute(2, 0, 1)[None]
+
+            def host_frame() -> np.ndarray:  # only for a fresh history: the bilinear start on the host, as step's
+                return x.cpu().numpy()
+
+            jit = np.array([jitter], np.float32)
+            out = self._step(x.to(self._dtype), jit, m.to(self._dtype).contiguous(), host_frame, reset)
+            rgb = out[0].to(torch.float32).mul(255.0).round_().clamp_(0.0, 255.0).to(torch.uint8)
+            return rgb.permute(1, 2, 0).contiguous().cpu().numpy()
+
+    def _step(self, x, jitter: np.ndarray, m, host_frame, reset: bool):
+        """The network's step on device tensors; ``host_frame()``: the frame as ``1 x 3 x H x W`` float32 numpy."""
+        torch = self._torch
+        s = self.scale
+        h, w = x.shape[2:]
+        fresh = reset or self._history is None or tuple(self._history.shape[2:]) != (h * s, w * s)
+        if fresh:
+            history = torch.from_numpy(_upsample(host_frame(), s)[None]).to(self.device, self._dtype)
+            m = torch.zeros_like(m)
+        else:
+            history = self._history
+        r = torch.full((1, 1), 1.0 if fresh else 0.0, device=self.device, dtype=self._dtype)
+        out = self._net(x, torch.from_numpy(jitter).to(self.device, self._dtype), m, history, r)
+        self._history = out
+        return out
 
 
 class OrtCudaTemporalEngine(StreamState):

@@ -149,10 +149,15 @@ class TemporalUpscaler:
             motion = self._flow.estimate(frame, (jx, jy))
         else:
             self._flow.remember(frame, (jx, jy))
-        batch = np.ascontiguousarray(frame.transpose(2, 0, 1)[None], dtype=np.float32) * np.float32(1 / 255)
-        jit = np.array([[jx, jy]], np.float32)
-        mv = np.ascontiguousarray(motion.transpose(2, 0, 1)[None], dtype=np.float32)
-        out = self.engine.step(batch, jit, mv, reset=self._size is None)
+        fresh = self._size is None
+        step_rgb8 = getattr(self.engine, "step_rgb8", None)
+        if step_rgb8 is not None:  # the engine converts where it runs (8-bit frames cross the bus)
+            image = step_rgb8(frame, (jx, jy), motion, reset=fresh)
+        else:
+            batch = np.ascontiguousarray(frame.transpose(2, 0, 1)[None], dtype=np.float32) * np.float32(1 / 255)
+            jit = np.array([[jx, jy]], np.float32)
+            mv = np.ascontiguousarray(motion.transpose(2, 0, 1)[None], dtype=np.float32)
+            image = _to_image(self.engine.step(batch, jit, mv, reset=fresh)[0])  # a copy: the history is untouched
         self._size = size
         self.frames += 1
-        return _to_image(out[0])  # a converted copy: the engine's history is untouched
+        return image
