@@ -44,6 +44,9 @@ class Engine(Protocol):
     """Runs a network on batches: ``N x 3 x H x W`` float32 in [0, 1] -> ``N x 3 x sH x sW``.
 
     Outputs are not clamped; post-processing does that once, after blending.
+    An engine may also offer ``run_rgb8(frames, multiple)`` (``N x H x W x 3``
+    uint8 in and ``N x sH x sW x 3`` uint8 out, converted where it runs: the
+    PyTorch engines do); ``Upscaler`` sends whole 8-bit frames that way.
     """
 
     name: str  #: engine kind, e.g. ``onnxruntime-cpu`` or ``torch-cpu``
