@@ -195,7 +195,6 @@ class Upscaler:
     def _upscale_whole(self, images: list[np.ndarray], layouts: list[pipeline.Layout]) -> list[np.ndarray]:
         """Same-shaped RGB images as one batch: one engine call, no tiles."""
         if self.rgb8 and all(image.dtype == np.uint8 for image in images):
-            frames = np.stack([image.reshape(image.shape[0], image.shape[1], -1) for image in images])
-            return list(self.infer_rgb8(frames))
+            return list(self.infer_rgb8(np.stack(images)))  # whole frames are H x W x 3 (``_whole``)
         outputs = self.infer(pipeline.color_batch(images, layouts))
         return [pipeline.planes_to_image(out, image.dtype) for image, out in zip(images, outputs)]

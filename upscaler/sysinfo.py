@@ -23,26 +23,8 @@ SIMD_FLAGS = ("avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx512_bf16", "a
 
 
 @lru_cache(maxsize=1)
-def cpu_name() -> str:
-    """The CPU's model name (``/proc/cpuinfo`` on Linux), else the architecture."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-@lru_cache(maxsize=1)
-def cpu_id() -> str:
-    """The CPU's vendor, family, model and stepping (``AuthenticAMD family 23 model 1 stepping 2``), or "".
-
-    Cloud VMs often mask the model name ("AMD EPYC" covers Zen 1 to Zen 5),
-    and CPUs with the same SIMD flags still differ in what INT8 gains, so
-    figures record this too.
-    """
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields in ``/proc/cpuinfo`` (empty where it cannot be read): read once."""
     fields: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo") as fh:
@@ -52,7 +34,23 @@ def cpu_id() -> str:
                 key, _, value = line.partition(":")
                 fields[key.strip()] = value.strip()
     except OSError:
-        return ""
+        pass
+    return fields
+
+
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux), else the architecture."""
+    return _cpuinfo().get("model name") or platform.processor() or platform.machine()
+
+
+def cpu_id() -> str:
+    """The CPU's vendor, family, model and stepping (``AuthenticAMD family 23 model 1 stepping 2``), or "".
+
+    Cloud VMs often mask the model name ("AMD EPYC" covers Zen 1 to Zen 5),
+    and CPUs with the same SIMD flags still differ in what INT8 gains, so
+    figures record this too.
+    """
+    fields = _cpuinfo()
     if "cpu family" not in fields:
         return ""
     parts = [fields.get("vendor_id", ""), f"family {fields['cpu family']}", f"model {fields.get('model', '?')}"]
@@ -61,18 +59,10 @@ def cpu_id() -> str:
     return " ".join(p for p in parts if p)
 
 
-@lru_cache(maxsize=1)
 def cpu_flags() -> tuple[str, ...]:
     """Which of ``SIMD_FLAGS`` this CPU has (from ``/proc/cpuinfo``; empty where it cannot be read)."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    present = set(line.split(":", 1)[1].split())
-                    return tuple(f for f in SIMD_FLAGS if f in present)
-    except OSError:
-        pass
-    return ()
+    present = set(_cpuinfo().get("flags", "").split())
+    return tuple(f for f in SIMD_FLAGS if f in present)
 
 
 def cpu_count() -> int:

@@ -230,7 +230,7 @@ class TorchTemporalEngine(StreamState):
             import torch
         except ImportError:
             raise EngineUnavailable("torch is not installed (pip install 'upscaler[torch]')") from None
-        from upscaler.runtime.torch_engine import load_network
+        from upscaler.runtime.torch_engine import load_network, rgb8_to_input
 
         if cuda and not torch.cuda.is_available():
             raise EngineUnavailable("no CUDA device visible to PyTorch")
@@ -239,7 +239,7 @@ class TorchTemporalEngine(StreamState):
         if options.threads and not cuda:
             torch.set_num_threads(options.threads)
         require_file(model, "weights")
-        self._torch = torch
+        self._torch, self._rgb8_to_input = torch, rgb8_to_input
         self._dtype = torch.float16 if self.precision == "fp16" else torch.float32
         self._net = load_network(model).to(self.device, dtype=self._dtype).eval()
         self.scale = model.scale
@@ -262,13 +262,10 @@ class TorchTemporalEngine(StreamState):
         torch = self._torch
         with torch.inference_mode():
             pixels = torch.from_numpy(np.ascontiguousarray(frame)).to(self.device)
-            x = pixels.permute(2, 0, 1)[None].to(torch.float32).mul_(1.0 / 255.0)
+            x = self._rgb8_to_input(torch, pixels[None], torch.float32, channels_last=False)
             m = torch.from_numpy(np.ascontiguousarray(motion)).to(self.device).permute(2, 0, 1)[None]
-
-            def host_frame() -> np.ndarray:  # only for a fresh history: the bilinear start on the host, as step's
-                return x.cpu().numpy()
-
             jit = np.array([jitter], np.float32)
+            host_frame = lambda: x.cpu().numpy()  # noqa: E731  (a fresh history starts on the host, as step's)
             out = self._step(x.to(self._dtype), jit, m.to(self._dtype).contiguous(), host_frame, reset)
             rgb = out[0].to(torch.float32).mul(255.0).round_().clamp_(0.0, 255.0).to(torch.uint8)
             return rgb.permute(1, 2, 0).contiguous().cpu().numpy()
