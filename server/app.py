@@ -28,8 +28,9 @@ from server.errors import ApiError, error_response
 from server.frames import RAW_FORMATS, raw_bytes, raw_frame
 from server.pool import ModelPool
 from server.service import Service
-from server.settings import Settings
+from server.settings import Settings, stream_memory_bound
 from server.stream import serve_stream
+from server.temporal import TemporalModel
 from upscaler.facade import Upscaler
 from upscaler.imageinfo import ImageInfo, ProbeError, UnsupportedFormat, probe
 from upscaler.io import ImageError, decode_image, encode_image, quiet_codec_logs
@@ -84,6 +85,10 @@ def create_app(settings: Settings) -> FastAPI:
         )
         for line in pool.describe():
             log.info("serving %s", line)
+        scales = [m.scale for m in pool.served.values() if isinstance(m, TemporalModel)]
+        if scales:
+            bound = stream_memory_bound(settings, scales) / 1e9
+            log.info("temporal streams take at most %.1f GB (--max-streams, --max-pixels, --max-in-flight)", bound)
         service.pool = pool
         service.batcher = Batcher(
             pool.run_batch,

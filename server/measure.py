@@ -36,7 +36,7 @@ from upscaler.io import encode_image
 from upscaler.models import get_model
 from upscaler.sysinfo import machine_info
 
-__all__ = ["main"]
+__all__ = ["main", "memory_mb", "metric", "serve_process"]
 
 
 def _port() -> int:
@@ -46,13 +46,14 @@ def _port() -> int:
 
 
 @contextmanager
-def _serve(*args: str) -> Iterator[tuple[subprocess.Popen, str]]:
+def serve_process(*args: str, log: Path | None = None) -> Iterator[tuple[subprocess.Popen, str]]:
+    """``upscaler serve *args`` on a free loopback port, once ready: (process, base URL); killed at the end.
+    Its log (stderr) goes to ``log``, or nowhere."""
     port = _port()
     exe = Path(sys.executable).with_name("upscaler")
     command = [str(exe)] if exe.exists() else [sys.executable, "-m", "upscaler"]
-    proc = subprocess.Popen(
-        [*command, "serve", "--port", str(port), "--no-access-log", *args], stderr=subprocess.DEVNULL
-    )
+    with open(log or os.devnull, "w") as sink:
+        proc = subprocess.Popen([*command, "serve", "--port", str(port), "--no-access-log", *args], stderr=sink)
     url = f"http://127.0.0.1:{port}"
     try:
         while True:
@@ -71,12 +72,14 @@ def _serve(*args: str) -> Iterator[tuple[subprocess.Popen, str]]:
             proc.wait()
 
 
-def _peak_mb(pid: int) -> float:
+def memory_mb(pid: int, field: str = "VmHWM") -> float:
+    """A process's peak (``VmHWM``) or current (``VmRSS``) resident memory, MB."""
     with open(f"/proc/{pid}/status") as fh:
-        return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM")) / 1024
+        return next(int(line.split()[1]) for line in fh if line.startswith(field + ":")) / 1024
 
 
-def _metric(client: httpx.Client, name: str) -> float:
+def metric(client: httpx.Client, name: str) -> float:
+    """The value of an unlabelled sample in ``/metrics`` (0 if absent)."""
     for line in client.get("/metrics").text.splitlines():
         if line.startswith(name + " "):
             return float(line.split()[-1])
@@ -99,16 +102,16 @@ def _largest(model: str) -> tuple[int, bytes]:
 def _latency(model: str, trials: int) -> dict:
     side, big = _largest(model)
     small = encode_image(np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8), "png")
-    with _serve("--models", model) as (proc, url), httpx.Client(base_url=url) as c:
+    with serve_process("--models", model) as (proc, url), httpx.Client(base_url=url) as c:
         idle = [_post(url, small)[1] for _ in range(10)]
-        ready_mb = _peak_mb(proc.pid)
+        ready_mb = memory_mb(proc.pid)
         during, bigs = [], []
         for _ in range(trials):
-            tiles = _metric(c, "upscaler_tiles_total")
+            tiles = metric(c, "upscaler_tiles_total")
             outcome: dict = {}
             thread = threading.Thread(target=lambda out=outcome: out.update(big=_post(url, big)))
             thread.start()
-            while _metric(c, "upscaler_tiles_total") == tiles:  # until the large one is in the engine
+            while metric(c, "upscaler_tiles_total") == tiles:  # until the large one is in the engine
                 time.sleep(0.01)
             while "big" not in outcome:  # small requests, one after another, for as long as it runs
                 status, seconds = _post(url, small)
@@ -116,7 +119,7 @@ def _latency(model: str, trials: int) -> dict:
                     during.append(seconds)
             thread.join()
             bigs.append(outcome["big"][1])
-        peak_mb = _peak_mb(proc.pid)
+        peak_mb = memory_mb(proc.pid)
     return {
         "model": model,
         "largest_input": f"{side}x{side}",
@@ -134,7 +137,7 @@ def _latency(model: str, trials: int) -> dict:
 def _shutdown(model: str, timeout: float, count: int = 9) -> dict:
     _, big = _largest(model)
     with (
-        _serve("--models", model, "--shutdown-timeout-s", str(timeout)) as (proc, url),
+        serve_process("--models", model, "--shutdown-timeout-s", str(timeout)) as (proc, url),
         httpx.Client(base_url=url) as c,
     ):
         results: list[int] = []
@@ -148,7 +151,7 @@ def _shutdown(model: str, timeout: float, count: int = 9) -> dict:
         threads = [threading.Thread(target=one) for _ in range(count)]
         for t in threads:
             t.start()
-        while _metric(c, "upscaler_large_requests") < count:  # all in flight: one running, the rest in line
+        while metric(c, "upscaler_large_requests") < count:  # all in flight: one running, the rest in line
             time.sleep(0.01)
         signalled = time.perf_counter()
         proc.send_signal(signal.SIGTERM)

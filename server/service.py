@@ -10,6 +10,7 @@ the tiles of a large image not yet run, so no work outlives its request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 from collections.abc import AsyncIterator, Awaitable
@@ -24,7 +25,7 @@ from server.errors import ApiError, ClientGone
 from server.metrics import Metrics
 from server.pool import IMAGES, ModelPool, Served
 from server.settings import Settings
-from server.temporal import TemporalJob, TemporalModel
+from server.temporal import TEMPORAL, ReleaseJob, TemporalJob, TemporalModel
 from server.tiles import Cancelled, TiledRun, needs_tiles
 from upscaler.facade import Upscaler
 from upscaler.models import ModelError
@@ -58,6 +59,7 @@ class Service:
         self.metrics = Metrics()
         self.pool: ModelPool | None = None
         self.batcher: Batcher | None = None
+        self.draining = asyncio.Event()  #: set when shutdown begins: streams take no new frames
         self.stopping = asyncio.Event()  #: set at the shutdown deadline: everything still running gets 503
         self._lanes = asyncio.Semaphore(settings.large_lanes)
         self._large = 0  # large requests running or waiting for a lane
@@ -122,6 +124,13 @@ class Service:
         """A temporal stream has ended and its history is dropped."""
         self.temporal_streams -= 1
         self.metrics.temporal_streams.set(self.temporal_streams)
+
+    async def release(self, target: TemporalModel) -> None:
+        """In the engine thread, after the frames before it: give back what ``target`` kept for streams that
+        have all closed (its scratch, ONNX Runtime's arena, the free heap pages)."""
+        key = (TEMPORAL, target.model.name, "release")
+        with contextlib.suppress(QueueFull):  # shutting down: the process is about to give everything back
+            await self.batcher.submit(key, ReleaseJob(target), alone=True, admitted=True)
 
     def check_pixels(self, up: Served, width: int, height: int) -> None:
         """413 unless the output (input pixels times scale squared) is within ``max_pixels``."""
@@ -230,6 +239,7 @@ class Service:
 
         Returns the seconds until then.
         """
+        self.draining.set()
         margin = min(1.0, 0.2 * timeout)  # time to send the 503s and close before the server's own cut-off
         delay = max(0.0, timeout - margin)
         asyncio.get_running_loop().call_later(delay, self.stopping.set)

@@ -12,7 +12,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "choices_of", "help_of", "load_settings"]
+__all__ = [
+    "ENV_PREFIX",
+    "FRAME_BYTES",
+    "HISTORY_BYTES",
+    "STEP_BYTES",
+    "Settings",
+    "SettingsError",
+    "choices_of",
+    "help_of",
+    "load_settings",
+    "stream_memory_bound",
+]
 
 ENV_PREFIX = "UPSCALER_"
 
@@ -31,6 +42,25 @@ def _precisions() -> tuple[str, ...]:
     from upscaler.runtime import PRECISIONS
 
     return ("", *PRECISIONS)
+
+
+#: Memory per output pixel of a temporal stream's frames, in bytes (the shipped models, measured by
+#: ``benchmarks/stream_hostile.py``): a stream's history (three float32 planes) ...
+HISTORY_BYTES = 12
+#: ... each frame in flight (its message, 11 bytes per input pixel, and its reply, 3 per output pixel) ...
+FRAME_BYTES = 6
+#: ... and the frame being upscaled, once per model for all its streams: the shared scratch and ONNX Runtime's
+#: arena, which grows in powers of two (x2 runs its network on 4 times the input pixels of x4).
+STEP_BYTES = {4: 200, 2: 320}
+
+
+def stream_memory_bound(settings: Settings, scales: Sequence[int]) -> int:
+    """The most memory, in bytes, the temporal streams can take beyond the ready service, serving temporal
+    models of ``scales``: every stream (``max_streams``) at ``max_pixels`` output pixels with
+    ``max_in_flight`` frames in flight, and each model's step at that size."""
+    per_stream = HISTORY_BYTES + FRAME_BYTES * (settings.max_in_flight + 1)
+    steps = sum(STEP_BYTES.get(s, max(STEP_BYTES.values())) for s in scales)
+    return settings.max_pixels * (steps + settings.max_streams * per_stream) if scales else 0
 
 
 def _doc(help: str, choices: Callable[[], Sequence[str]] | None = None) -> dict[str, Any]:
@@ -88,13 +118,24 @@ class Settings:
         ),
     )
     max_in_flight: int = field(default=4, metadata=_doc("raw frames per WebSocket connection being processed at once"))
-    # Each temporal stream holds its own history (the previous output and the buffers that reproject it): about
-    # 38 MB at 320x180 in, x4 (benchmarks/results/stream-temporal-x4.json), growing with the output pixels (about
-    # 16 times that at 1280x720 in). One model's network and its threads are shared by all streams.
+    # One model's network, its threads and its scratch are shared by all streams (stream_memory_bound).
     max_streams: int = field(
         default=4,
         metadata=_doc(
-            "temporal WebSocket streams open at once (each holds its history); more get 503 at the handshake"
+            "temporal WebSocket streams open at once; more get 503 at the handshake. Each keeps "
+            f"{HISTORY_BYTES} bytes per output pixel (its history: 44 MB at 640x360 in, x4) and up to {FRAME_BYTES} "
+            "more per frame in flight; the frame being upscaled needs up to "
+            f"{STEP_BYTES[4]} (x4) or {STEP_BYTES[2]} (x2) bytes per output pixel, once per model. So streams "
+            f"take at most MAX_PIXELS x ({STEP_BYTES[2]} + MAX_STREAMS x ({HISTORY_BYTES} + {FRAME_BYTES} x "
+            "(MAX_IN_FLIGHT + 1))) bytes for one model (8.2 GB at the defaults, 1.8 GB with --max-pixels "
+            "3686400: 1280x720 in, x2); all of it goes back once they close"
+        ),
+    )
+    stream_send_timeout_s: float = field(
+        default=20.0,
+        metadata=_doc(
+            "a stream whose client leaves a reply unread this long is closed (1008) and its slot freed; a client "
+            "that neither sends nor reads is dropped by the WebSocket ping after about 40 s"
         ),
     )
     body_timeout_s: float = field(
@@ -139,7 +180,14 @@ class Settings:
             out.append(f"threads must not be negative, got {self.threads}")
         if self.max_batch_delay_ms < 0:
             out.append(f"max_batch_delay_ms must not be negative, got {self.max_batch_delay_ms}")
-        for name in ("request_timeout_s", "shutdown_timeout_s", "body_timeout_s", "header_timeout_s"):
+        timeouts = (
+            "request_timeout_s",
+            "shutdown_timeout_s",
+            "body_timeout_s",
+            "header_timeout_s",
+            "stream_send_timeout_s",
+        )
+        for name in timeouts:
             if getattr(self, name) <= 0:
                 out.append(f"{name} must be positive, got {getattr(self, name)}")
         if any(len(k) < 16 for k in self.api_keys):

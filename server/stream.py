@@ -22,7 +22,6 @@ returns, and a temporal stream's history is dropped.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -34,8 +33,10 @@ from server.errors import ApiError, error_json, error_response
 from server.frames import RAW_FORMATS, raw_bytes, raw_frame
 from server.service import Service
 from server.temporal import TemporalModel, TemporalStream
+from server.wsprotocol import ABORT
 from upscaler.client import MAGIC
 from upscaler.facade import Upscaler
+from upscaler.temporal import check_temporal_size
 
 __all__ = ["StreamParams", "parse_params", "serve_stream"]
 
@@ -116,8 +117,8 @@ async def serve_stream(websocket: WebSocket, service: Service) -> None:
         params = parse_params(websocket.query_params)
         target = service.served(params.model)
         service.check_pixels(target, params.width, params.height)
-        if isinstance(target, TemporalModel) and params.format != "rgb24":
-            raise ApiError(422, f"format: a temporal stream takes rgb24 frames, got {params.format!r}")
+        if isinstance(target, TemporalModel):
+            _check_temporal_query(target, params)
     except ApiError as exc:
         await _refuse(websocket, exc)
         return
@@ -134,14 +135,31 @@ async def serve_stream(websocket: WebSocket, service: Service) -> None:
         await _deny(websocket, busy, _TRY_AGAIN_LATER)
         return
     try:
-        stream = TemporalStream(service, target)
-
-        async def answer(message: bytes | str) -> memoryview:
-            return raw_bytes(await stream.answer(message), "rgb24")
-
-        await _run(websocket, service, answer)
+        await _run_temporal(websocket, service, target)
     finally:
-        service.close_temporal()  # the history goes with ``stream`` (a frame still in the engine holds it till done)
+        service.close_temporal()
+    if service.temporal_streams == 0:  # the last one: what the engine kept for streams goes back
+        await service.release(target)
+
+
+def _check_temporal_query(target: TemporalModel, params: StreamParams) -> None:
+    if params.format != "rgb24":
+        raise ApiError(422, f"format: a temporal stream takes rgb24 frames, got {params.format!r}")
+    try:
+        check_temporal_size(params.width, params.height, target.scale)
+    except ValueError as exc:
+        raise ApiError(413, str(exc)) from None
+
+
+async def _run_temporal(websocket: WebSocket, service: Service, target: TemporalModel) -> None:
+    """A temporal stream; its history goes with ``stream`` when this returns (a frame still in the engine
+    holds it till done)."""
+    stream = TemporalStream(service, target)
+
+    async def answer(message: bytes | str) -> memoryview:
+        return raw_bytes(await stream.answer(message), "rgb24")
+
+    await _run(websocket, service, answer)
 
 
 async def _run(websocket: WebSocket, service: Service, answer: Answer) -> None:
@@ -175,33 +193,56 @@ def _raw_answer(service: Service, up: Upscaler, p: StreamParams) -> Answer:
     return answer
 
 
+class _Stalled(Exception):
+    """The client has not taken a reply for ``stream_send_timeout_s``."""
+
+
 class _Stream:
-    """One connection: a reader that starts frames, a writer that answers them in order."""
+    """One connection: a reader that starts frames, a writer that answers them in order.
+
+    It ends when the client goes, when a reply waits ``stream_send_timeout_s`` for the client to read (the
+    connection is closed with 1008, or dropped if even the close cannot get through: its slot is free either
+    way), or at shutdown: then it reads no more, answers the frames in flight and closes with 1012.
+    """
 
     def __init__(self, websocket: WebSocket, service: Service, answer: Answer) -> None:
         self.websocket, self.service, self.answer = websocket, service, answer
         # A slot is taken before a frame starts and given back once it is answered: exactly max_in_flight
         # frames in progress at most, and the reader stops reading while they are.
         self.slots = asyncio.Semaphore(service.settings.max_in_flight)
-        self.order: asyncio.Queue[asyncio.Task] = asyncio.Queue()
+        self.order: asyncio.Queue[asyncio.Task | None] = asyncio.Queue()  # None: no more frames (draining)
         self.frames: set[asyncio.Task] = set()
 
     async def run(self) -> None:
         reading = asyncio.create_task(self._read())
         writing = asyncio.create_task(self._write())
+        drain = asyncio.create_task(self.service.draining.wait())
         stop = asyncio.create_task(self.service.stopping.wait())
         try:
-            await asyncio.wait([reading, writing, stop], return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait([reading, writing, drain], return_when=asyncio.FIRST_COMPLETED)
+            if drain.done() and not (reading.done() or writing.done()):
+                reading.cancel()  # shutdown: no new frames; the ones read are answered, until the deadline
+                await asyncio.gather(reading, return_exceptions=True)
+                self.order.put_nowait(None)
+                await asyncio.wait([writing, stop], return_when=asyncio.FIRST_COMPLETED)
         finally:
             # Whichever ended first (client gone, send failed, shutdown), nothing of this connection runs on.
-            everything = [reading, writing, stop, *self.frames]
+            everything = [reading, writing, drain, stop, *self.frames]
             for task in everything:
                 task.cancel()
             await asyncio.gather(*everything, return_exceptions=True)
-        if stop.done() and not stop.cancelled():
+        await self._end(writing, drain)
+
+    async def _end(self, writing: asyncio.Task, drain: asyncio.Task) -> None:
+        failure = writing.exception() if writing.done() and not writing.cancelled() else None
+        if isinstance(failure, _Stalled):
+            log.info("stream closed: %s", failure)
+            if not await self._close(1008, str(failure), timeout=1.0):
+                self._abort()  # the close frame cannot get past the unread replies
+        elif drain.done() and not drain.cancelled():
             await self._close(1012, "the service is shutting down")
-        elif writing.done() and not writing.cancelled() and writing.exception() is not None:
-            log.warning("stream ended: %s", writing.exception())
+        elif failure is not None:
+            log.warning("stream ended: %s", failure)
 
     async def _read(self) -> None:
         while True:
@@ -218,20 +259,23 @@ class _Stream:
             self.order.put_nowait(task)
 
     async def _write(self) -> None:
-        while True:
-            task = await self.order.get()
+        timeout = self.service.settings.stream_send_timeout_s
+        while (task := await self.order.get()) is not None:
             try:
                 outcome = await task
             finally:
                 self.slots.release()
+            send = self.websocket.send_text(error_json(outcome)) if isinstance(outcome, ApiError) else None
             try:
-                if isinstance(outcome, ApiError):
-                    await self.websocket.send_text(error_json(outcome))
-                else:
-                    await self.websocket.send_bytes(outcome)
-                    self.service.metrics.frames.inc()
+                await asyncio.wait_for(send or self.websocket.send_bytes(outcome), timeout)
+            except TimeoutError:
+                raise _Stalled(
+                    f"a reply waited {timeout:g} s for the client to read it (--stream-send-timeout-s)"
+                ) from None
             except (WebSocketDisconnect, OSError, RuntimeError):
                 return  # the client has gone: ``run`` ends the rest
+            if send is None:
+                self.service.metrics.frames.inc()
 
     async def _one(self, data: bytes | str) -> bytes | memoryview | ApiError:
         """One frame's answer: its pixels, or the error to send in its place."""
@@ -243,6 +287,17 @@ class _Stream:
             log.exception("frame failed on /v1/stream")
             return ApiError(500, "internal error")
 
-    async def _close(self, code: int, reason: str) -> None:
-        with contextlib.suppress(WebSocketDisconnect, OSError, RuntimeError):  # already closed
-            await self.websocket.close(code=code, reason=reason)
+    async def _close(self, code: int, reason: str, timeout: float | None = None) -> bool:
+        """Send the close frame (``reason`` cut to what one holds); False if it could not go within ``timeout``."""
+        try:
+            await asyncio.wait_for(self.websocket.close(code=code, reason=_reason(reason)), timeout)
+        except TimeoutError:
+            return False
+        except (WebSocketDisconnect, OSError, RuntimeError):  # already closed
+            pass
+        return True
+
+    def _abort(self) -> None:
+        abort = self.websocket.scope.get("extensions", {}).get(ABORT)
+        if abort is not None:  # else (another server) uvicorn closes it when the handler returns
+            abort["abort"]()

@@ -20,11 +20,20 @@ import numpy as np
 from server.errors import ApiError
 from upscaler.client import unpack_frame
 from upscaler.models import ModelDescriptor
+from upscaler.runtime import heap
 from upscaler.runtime.base import EngineOptions
-from upscaler.temporal import TemporalUpscaler, check_temporal_inputs
+from upscaler.temporal import TemporalUpscaler, check_temporal_inputs, check_temporal_size
 from upscaler.temporal.engines import TEMPORAL_BACKENDS, TemporalEngine, create_temporal_engine
 
-__all__ = ["TEMPORAL", "TemporalJob", "TemporalModel", "TemporalStream", "parse_message", "temporal_backend"]
+__all__ = [
+    "TEMPORAL",
+    "ReleaseJob",
+    "TemporalJob",
+    "TemporalModel",
+    "TemporalStream",
+    "parse_message",
+    "temporal_backend",
+]
 
 #: First element of a batcher key whose item is one frame of one temporal stream (run alone, in order).
 TEMPORAL = "temporal"
@@ -64,6 +73,12 @@ class TemporalModel:
         """
         return TemporalUpscaler(self.model, engine=self.engine.fork())
 
+    def release(self) -> None:
+        """Give back what the loaded network keeps beyond the histories (no stream is open): its shared
+        scratch and ONNX Runtime's arena, then the heaps' free pages. Engine thread only."""
+        self.engine.release()
+        heap.trim()
+
     def warm_up(self) -> None:
         """Two frames on a throw-away stream: the first allocates, the second runs the reprojecting path."""
         stream = self.open()
@@ -92,9 +107,21 @@ class TemporalJob:
         return self.stream.upscale(self.frame, self.jitter, self.motion, reset=self.reset)
 
 
-def parse_message(message: bytes | str) -> tuple[np.ndarray, tuple[float, float], np.ndarray | None, bool]:
-    """One frame message's frame, jitter, motion and reset flag: 400 if it is not one, 422 if its values
-    break the conventions (jitter out of range, motion not finite)."""
+@dataclass(eq=False)
+class ReleaseJob:
+    """``TemporalModel.release`` as an engine-thread job (after every frame queued before it)."""
+
+    target: TemporalModel
+    shape: tuple[int, ...] = (0, 0)
+
+    def run(self) -> None:
+        self.target.release()
+
+
+def parse_message(message: bytes | str, scale: int) -> tuple[np.ndarray, tuple[float, float], np.ndarray | None, bool]:
+    """One frame message's frame, jitter, motion and reset flag: 400 if it is not one, 413 if the engines
+    cannot take its size at x``scale`` (``check_temporal_size``), 422 if its values break the conventions
+    (jitter out of range, motion not finite or beyond ``MOTION_BOUND``)."""
     if isinstance(message, str):
         raise ApiError(
             400, "a temporal stream takes binary messages (a 24-byte header, RGB, optional motion); got a text message"
@@ -103,6 +130,10 @@ def parse_message(message: bytes | str) -> tuple[np.ndarray, tuple[float, float]
         parsed = unpack_frame(message)
     except ValueError as exc:
         raise ApiError(400, str(exc)) from None
+    try:
+        check_temporal_size(parsed.frame.shape[1], parsed.frame.shape[0], scale)
+    except ValueError as exc:
+        raise ApiError(413, str(exc)) from None
     try:
         jitter = check_temporal_inputs(parsed.frame, parsed.jitter, parsed.motion, None)
     except (TypeError, ValueError) as exc:
@@ -127,7 +158,7 @@ class TemporalStream:
     async def answer(self, message: bytes | str) -> np.ndarray:
         """One message's upscaled frame; ``ApiError`` for a bad message or a failure (the history as it was)."""
         async with self._turn:
-            frame, jitter, motion, reset = parse_message(message)
+            frame, jitter, motion, reset = parse_message(message, self.target.scale)
             self.service.check_pixels(self.target, frame.shape[1], frame.shape[0])
             job = TemporalJob(self.upscaler, frame, jitter, motion, reset)
             return await self.service.guard(

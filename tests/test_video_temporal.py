@@ -276,3 +276,15 @@ def test_a_job_fed_to_the_temporal_model_otherwise_is_refused_naming_why(tmp_pat
     with pytest.raises(VideoError, match=r"another temporal setup .* of another version of upscaler"):
         claim(folder, record, tmp_path / "out.mkv", made_by=MadeBy("onnxruntime-cpu", "fp32"))
     assert (folder / "seg-00000.mp4").read_bytes() == b"finished work"
+
+
+def test_a_video_wider_than_the_temporal_engines_take_is_refused_before_any_work(tmp_path):
+    """8192 px wide makes a 32768 px wide output at x4: over the side the temporal engines take (the same limit
+    as the library's and the stream's), refused in one line with nothing written."""
+    wide = [np.full((16, 8192, 3), 40 * i, np.uint8) for i in range(2)]
+    source = make_clip_from(tmp_path / "wide.mp4", wide)
+    out = tmp_path / "out.mkv"
+    result = run_cli("video", str(source), "-o", str(out), "--model", "x4-temporal", "-q")
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "8192x16 frame at x4 makes a 32768x64 output" in result.stderr and "at most 32766 px" in result.stderr
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name not in ("wide.mp4",)]

@@ -5,6 +5,6 @@ no-network baseline it is measured against; ``engines`` run one step each.
 """
 
 from upscaler.temporal.accumulate import PlainAccumulator
-from upscaler.temporal.facade import TemporalUpscaler, check_temporal_inputs
+from upscaler.temporal.facade import TemporalUpscaler, check_temporal_inputs, check_temporal_size
 
-__all__ = ["PlainAccumulator", "TemporalUpscaler", "check_temporal_inputs"]
+__all__ = ["PlainAccumulator", "TemporalUpscaler", "check_temporal_inputs", "check_temporal_size"]

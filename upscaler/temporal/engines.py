@@ -71,15 +71,35 @@ class TemporalEngine(Protocol):
         Forks must not step at the same time (a server runs them on one thread)."""
         ...
 
+    def release(self) -> None:
+        """Give back the memory kept between steps beyond the histories (scratch, arenas): no stream steps now."""
+        ...
 
-def _grids(scale: int, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """Where each folded sub-pixel sits in the history with no motion: ``(s, s, h, w)`` x and y maps."""
-    s = scale
-    sub = np.arange(s, dtype=np.float32)
-    xs = (np.arange(w, dtype=np.float32) * s)[None, None, None, :] + sub[None, :, None, None]
-    ys = (np.arange(h, dtype=np.float32) * s)[None, None, :, None] + sub[:, None, None, None]
-    return (np.ascontiguousarray(np.broadcast_to(xs, (s, s, h, w))),
-            np.ascontiguousarray(np.broadcast_to(ys, (s, s, h, w))))  # fmt: skip
+
+#: OpenCV's ``remap`` indexes with 16-bit shorts: its source and destination sides, and its maps' rows and
+#: columns, must each stay below 32767 (``CV_Assert(... < SHRT_MAX)``).
+REMAP_SIDE = 32766
+
+
+class Scratch:
+    """Buffers one step writes and the next overwrites (the folded history, the reprojection maps), shared by
+    every fork of an engine: forks never step at the same time, so one set serves them all, grown to the
+    largest frame seen and dropped by ``release``. Only the history is a stream's own."""
+
+    def __init__(self) -> None:
+        self._flat: dict[str, np.ndarray] = {}
+
+    def take(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        """A C-contiguous float32 buffer of ``shape`` (a view of the named buffer, grown if too small)."""
+        size = int(np.prod(shape))
+        flat = self._flat.get(name)
+        if flat is None or flat.size < size:
+            flat = self._flat[name] = np.empty(size, np.float32)
+        return flat[:size].reshape(shape)
+
+    def clear(self) -> None:
+        """Drop every buffer (the next step allocates again)."""
+        self._flat.clear()
 
 
 class StreamState:
@@ -91,6 +111,12 @@ class StreamState:
     def drop_history(self) -> None:
         self._history = None
 
+    def release(self) -> None:
+        """Give back what the engine keeps between steps beyond the histories (no stream needs it now)."""
+        scratch = getattr(self, "_scratch", None)
+        if scratch is not None:
+            scratch.clear()
+
     def fork(self):
         """A new stream on this engine's loaded network (see ``TemporalEngine.fork``)."""
         twin = copy.copy(self)
@@ -99,46 +125,51 @@ class StreamState:
         return twin
 
 
-class _Maps:
-    """Reusable reprojection maps for one frame size (the motion-free grid is built once)."""
-
-    def __init__(self, scale: int, h: int, w: int) -> None:
-        self.key = (scale, h, w)
-        self.grid_x, self.grid_y = _grids(scale, h, w)
-        self.map_x, self.map_y = np.empty_like(self.grid_x), np.empty_like(self.grid_y)
-
-    def build(self, motion: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        s, h, w = self.key
-        np.multiply(motion[0], np.float32(s), out=self.map_x[0, 0])
-        np.multiply(motion[1], np.float32(s), out=self.map_y[0, 0])
-        np.add(self.grid_x, self.map_x[0, 0], out=self.map_x)
-        np.add(self.grid_y, self.map_y[0, 0], out=self.map_y)
-        return self.map_x.reshape(s * s * h, w), self.map_y.reshape(s * s * h, w)
+def _maps(motion: np.ndarray, scale: int, scratch: Scratch) -> tuple[np.ndarray, np.ndarray]:
+    """``(s²H x W)`` x and y maps: sub-pixel ``(i, j)`` of low-resolution pixel ``(x, y)`` reads the history at
+    ``(s x + j, s y + i) + s * motion``, the ``s²`` sub-pixels' grids stacked (rows ``(i, j, y)``)."""
+    s = scale
+    h, w = motion.shape[1:]
+    sub = np.arange(s, dtype=np.float32)
+    rows_x = np.arange(w, dtype=np.float32) * s + sub[:, None]  # (j, x): s x + j, exact
+    rows_y = np.arange(h, dtype=np.float32) * s + sub[:, None]  # (i, y): s y + i, exact
+    map_x, map_y = scratch.take("map_x", (s, s, h, w)), scratch.take("map_y", (s, s, h, w))
+    np.add(rows_x[None, :, None, :], (motion[0] * np.float32(s))[None, None], out=map_x)
+    np.add(rows_y[:, None, :, None], (motion[1] * np.float32(s))[None, None], out=map_y)
+    return map_x.reshape(s * s * h, w), map_y.reshape(s * s * h, w)
 
 
 def fold_reproject(
-    history: np.ndarray, motion: np.ndarray, scale: int, out: np.ndarray | None = None, maps: _Maps | None = None
+    history: np.ndarray, motion: np.ndarray, scale: int, out: np.ndarray | None = None, scratch: Scratch | None = None
 ) -> np.ndarray:
     """``3s² x H x W``: the history (``3 x sH x sW`` planes) reprojected by ``motion`` (``2 x H x W``), folded.
 
     Sub-pixel ``(i, j)`` of low-resolution pixel ``p`` reads the history at
     ``s * p + (j, i) + s * motion(p)`` (bilinear, edges clamped): what
     ``TemporalSR.forward`` does with ``grid_sample`` before
-    ``pixel_unshuffle``. One ``cv2.remap`` per colour writes the folded
-    layout directly (the map stacks the ``s²`` sub-pixels' ``H x W`` grids),
-    so no full-resolution warped frame or transpose is ever made.
+    ``pixel_unshuffle``. ``cv2.remap`` writes the folded layout directly (the
+    map stacks the ``s²`` sub-pixels' ``H x W`` grids), so no full-resolution
+    warped frame or transpose is ever made; it runs in blocks of at most
+    ``REMAP_SIDE`` map rows, so a tall frame (``s² H`` rows) is no limit: only
+    the history's sides (the output's) must stay within ``REMAP_SIDE``.
     """
     h, w = motion.shape[1:]
     s = scale
+    if max(history.shape[1:]) > REMAP_SIDE or w > REMAP_SIDE:
+        raise ValueError(f"a {history.shape[2]}x{history.shape[1]} history is over OpenCV's {REMAP_SIDE} px side")
     if out is None:
         out = np.empty((3 * s * s, h, w), np.float32)
-    if maps is None or maps.key != (s, h, w):
-        maps = _Maps(s, h, w)
-    map_x, map_y = maps.build(motion)
+    map_x, map_y = _maps(motion, s, scratch or Scratch())
     planes = out.reshape(3, s * s * h, w)
     for c in range(3):
-        cv2.remap(history[c], map_x, map_y, cv2.INTER_LINEAR, dst=planes[c], borderMode=cv2.BORDER_REPLICATE)
+        for r0 in range(0, s * s * h, REMAP_SIDE):
+            r1 = min(s * s * h, r0 + REMAP_SIDE)
+            block = planes[c, r0:r1]
+            cv2.remap(history[c], map_x[r0:r1], map_y[r0:r1], cv2.INTER_LINEAR, dst=block, borderMode=_EDGE)
     return out
+
+
+_EDGE = cv2.BORDER_REPLICATE
 
 
 def unfold(folded: np.ndarray, scale: int, out: np.ndarray | None = None) -> np.ndarray:
@@ -173,7 +204,9 @@ class OrtCpuTemporalEngine(StreamState):
     name = "onnxruntime-cpu"
     device = "cpu"
     precision = "fp32"
-    PER_STREAM = ("_history", "_folded", "_maps")  #: per stream: the history and its scratch buffers
+    #: Per stream: the history (12 bytes per output pixel); the scratch (20 bytes per output pixel of the
+    #: largest frame) is shared by every fork (``Scratch``).
+    PER_STREAM = ("_history",)
 
     def __init__(self, model: ModelDescriptor, options: EngineOptions | None = None) -> None:
         options = options or EngineOptions()
@@ -189,33 +222,37 @@ class OrtCpuTemporalEngine(StreamState):
         self._session = cpu_session(path, options)
         self.scale = model.scale
         self._history: np.ndarray | None = None
-        self._folded: np.ndarray | None = None
-        self._maps: _Maps | None = None
+        self._scratch = Scratch()
+        self._shrink = import_onnxruntime().RunOptions()
+        self._shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
     def step(self, frame: np.ndarray, jitter: np.ndarray, motion: np.ndarray, reset: bool) -> np.ndarray:
         """The output (``1 x 3 x sH x sW``); it is the engine's history buffer, valid until the next step."""
         s = self.scale
         h, w = frame.shape[2:]
-        if self._folded is None or self._folded.shape[1:] != (h, w):
-            self._folded = np.empty((3 * s * s, h, w), np.float32)
-            self._maps = _Maps(s, h, w)
         fresh = reset or self._history is None or self._history.shape[1:] != (h * s, w * s)
         if fresh:
             history, motion = _upsample(frame, s), np.zeros_like(motion)
         else:
             history = self._history
-        folded = fold_reproject(history, motion[0], s, self._folded, self._maps)
-        feeds = {
-            "frame": frame,
-            "jitter": jitter,
-            "history": folded[None],
-            "reset": np.array([[1.0 if fresh else 0.0]], np.float32),
-        }
-        out = self._session.run(None, feeds)[0]
+        folded = fold_reproject(history, motion[0], s, self._scratch.take("folded", (3 * s * s, h, w)), self._scratch)
+        out = self._run(frame, jitter, folded[None], fresh)
         if self._history is None or self._history.shape[1:] != (h * s, w * s):
             self._history = np.empty((3, h * s, w * s), np.float32)
         unfold(out[0], s, self._history)  # the old history was read above: its buffer is free
         return self._history[None]
+
+    def _run(self, frame: np.ndarray, jitter: np.ndarray, folded: np.ndarray, fresh: bool, options=None):
+        feeds = {"frame": frame, "jitter": jitter, "history": folded, "reset": np.array([[float(fresh)]], np.float32)}
+        return self._session.run(None, feeds, options)[0]
+
+    def release(self) -> None:
+        """Drop the shared scratch and give ONNX Runtime's arena back (it keeps the peak step's activations,
+        about 50 bytes per output pixel, until told): a 16x16 step that shrinks it as it ends."""
+        super().release()
+        s, n = self.scale, 16
+        tiny = np.zeros((1, 3, n, n), np.float32)
+        self._run(tiny, np.zeros((1, 2), np.float32), np.zeros((1, 3 * s * s, n, n), np.float32), True, self._shrink)
 
 
 class TorchTemporalEngine(StreamState):

@@ -17,7 +17,10 @@ stability; the shipped models do not use it yet.
 
 Bad input raises ``ValueError`` (or ``TypeError``) naming what is wrong, and
 leaves the stream as it was: the next good frame continues from the same
-history.
+history. That includes motion beyond ``MOTION_BOUND`` times the frame's
+longer side and frames whose output would be over ``MAX_OUTPUT_SIDE`` px on
+a side (``check_temporal_size``: the video CLI and the service apply the
+same limit).
 """
 
 from __future__ import annotations
@@ -31,18 +34,53 @@ import numpy as np
 
 from upscaler.models import ModelDescriptor, ModelError, get_model
 from upscaler.runtime.base import EngineOptions
-from upscaler.temporal.engines import TemporalEngine, create_temporal_engine
+from upscaler.temporal.engines import REMAP_SIDE, TemporalEngine, create_temporal_engine
 from upscaler.temporal.flow import DEFAULT_FLOW, MotionEstimator
 
-__all__ = ["TemporalUpscaler", "check_temporal_inputs"]
+__all__ = ["MAX_OUTPUT_SIDE", "MOTION_BOUND", "TemporalUpscaler", "check_temporal_inputs", "check_temporal_size"]
 
 log = logging.getLogger(__name__)
 
 
+#: The longest output side a temporal step takes (OpenCV reprojects the history with 16-bit indices).
+MAX_OUTPUT_SIDE = REMAP_SIDE
+#: Motion vectors beyond this many times the frame's longer side are refused: no surface moves that far
+#: between two frames, and values like 1e30 overflow to infinity inside the engine.
+MOTION_BOUND = 4
+
+
+def check_temporal_size(width: int, height: int, scale: int) -> None:
+    """``ValueError`` unless a ``width x height`` frame's output (``scale`` times each side) is within
+    ``MAX_OUTPUT_SIDE`` on each side: the one limit the library, the stream and the video CLI apply."""
+    if max(width, height) * scale > MAX_OUTPUT_SIDE:
+        raise ValueError(
+            f"a {width}x{height} frame at x{scale} makes a {width * scale}x{height * scale} output; temporal "
+            f"models take outputs of at most {MAX_OUTPUT_SIDE} px on each side "
+            f"(inputs of at most {MAX_OUTPUT_SIDE // scale} px)"
+        )
+
+
+def _check_motion(motion, h: int, w: int) -> None:
+    if not isinstance(motion, np.ndarray) or motion.dtype != np.float32:
+        kind = motion.dtype if isinstance(motion, np.ndarray) else type(motion).__name__
+        raise ValueError(f"motion must be a float32 array (H x W x 2, low-resolution pixels), got {kind}")
+    if motion.shape != (h, w, 2):
+        raise ValueError(f"motion must be {h} x {w} x 2 for this {h} x {w} frame, got {motion.shape}")
+    if not np.isfinite(motion).all():
+        raise ValueError("motion holds NaN or infinite values")
+    bound = MOTION_BOUND * max(h, w)
+    if motion.size and float(np.abs(motion).max()) > bound:
+        raise ValueError(
+            f"motion reaches {float(np.abs(motion).max()):g} low-resolution pixels; at most {bound} "
+            f"({MOTION_BOUND} times the frame's longer side) is taken"
+        )
+
+
 def check_temporal_inputs(
-    frame: np.ndarray, jitter, motion: np.ndarray | None, depth: np.ndarray | None
+    frame: np.ndarray, jitter, motion: np.ndarray | None, depth: np.ndarray | None, scale: int | None = None
 ) -> tuple[float, float]:
-    """Validate one frame's inputs against the conventions; returns the jitter as floats."""
+    """Validate one frame's inputs against the conventions (and, given the model's ``scale``, its size against
+    ``check_temporal_size``); returns the jitter as floats."""
     if not isinstance(frame, np.ndarray):
         raise TypeError(f"frame must be a numpy array (H x W x 3 uint8 RGB), got {type(frame).__name__}")
     if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
@@ -50,6 +88,8 @@ def check_temporal_inputs(
     h, w = frame.shape[:2]
     if h < 1 or w < 1:
         raise ValueError(f"frame is empty: {frame.shape}")
+    if scale is not None:
+        check_temporal_size(w, h, scale)
     try:
         jx, jy = (float(v) for v in jitter)
     except (TypeError, ValueError):
@@ -58,13 +98,7 @@ def check_temporal_inputs(
         if not math.isfinite(v) or not -0.5 <= v < 0.5:
             raise ValueError(f"jitter {name} must be in [-0.5, 0.5) low-resolution pixels, got {v}")
     if motion is not None:
-        if not isinstance(motion, np.ndarray) or motion.dtype != np.float32:
-            kind = motion.dtype if isinstance(motion, np.ndarray) else type(motion).__name__
-            raise ValueError(f"motion must be a float32 array (H x W x 2, low-resolution pixels), got {kind}")
-        if motion.shape != (h, w, 2):
-            raise ValueError(f"motion must be {h} x {w} x 2 for this {h} x {w} frame, got {motion.shape}")
-        if not np.isfinite(motion).all():
-            raise ValueError("motion holds NaN or infinite values")
+        _check_motion(motion, h, w)
     if depth is not None:
         if not isinstance(depth, np.ndarray) or depth.dtype.kind != "f":
             raise ValueError("depth must be a float array (H x W)")
@@ -138,7 +172,7 @@ class TemporalUpscaler:
         reset: bool = False,
     ) -> np.ndarray:
         """The ``sH x sW x 3`` uint8 frame reconstructed from this frame's samples and the history."""
-        jx, jy = check_temporal_inputs(frame, jitter, motion, depth)
+        jx, jy = check_temporal_inputs(frame, jitter, motion, depth, self.scale)
         size = frame.shape[:2]
         if self._size is not None and size != self._size:
             log.info("frame size changed from %s to %s: history reset", self._size, size)

@@ -32,7 +32,7 @@ from upscaler.video.job import (
 )
 from upscaler.video.provenance import MadeBy
 from upscaler.video.segments import Segment
-from upscaler.video.temporal import SegmentStream
+from upscaler.video.temporal import SegmentStream, frame_size_check
 from upscaler.video.transcode import EncodeSettings, upscale_segment
 
 __all__ = ["EngineSpec", "run_on_ray"]
@@ -143,7 +143,10 @@ def run_on_ray(
     pending: dict = {}
     for source, target in pairs:
         try:
-            plan = prepare_job(source, target, spec.identity(), settings, unfinished=unfinished, segment_s=segment_s)
+            check = frame_size_check(spec.descriptor().scale) if temporal else None
+            plan = prepare_job(
+                source, target, spec.identity(), settings, unfinished=unfinished, segment_s=segment_s, check=check
+            )
         except Exception as exc:  # this file fails, the others go on
             results[source] = failed(source, target, exc)
             continue

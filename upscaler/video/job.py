@@ -40,7 +40,7 @@ from upscaler.video.probe import (
 )
 from upscaler.video.provenance import MadeBy, MixedEngines, check_same, write_made_by
 from upscaler.video.segments import Segment, plan_segments
-from upscaler.video.temporal import SegmentStream, temporal_identity
+from upscaler.video.temporal import SegmentStream, frame_size_check, temporal_identity
 from upscaler.video.transcode import EncodeSettings, upscale_segment
 from upscaler.video.workdir import Unfinished, claim
 
@@ -164,6 +164,7 @@ def prepare_job(
     unfinished: Unfinished = "keep",
     segment_s: float = SEGMENT_SECONDS,
     made_by: MadeBy | None = None,
+    check: Callable[[Path, VideoInfo], None] | None = None,
 ) -> JobPlan:
     """Probe, plan segments, set up the work folder, reusing the finished segments of a matching earlier job.
 
@@ -173,11 +174,15 @@ def prepare_job(
     default it is refused, nothing deleted. ``made_by``: the engine this run
     will use, when known before any segment is made (a local run; Ray
     workers tell theirs with each segment): ``MixedEngines``, nothing
-    touched, if the finished segments were made by another.
+    touched, if the finished segments were made by another. ``check``:
+    raises ``VideoError`` for a probed input the engine cannot take, before
+    anything is written.
     """
     info = probe(source)
     if not info.frames and not info.duration_s:
         raise VideoError(f"{source}: video stream is empty")
+    if check is not None:
+        check(source, info)
     stamps, keys = packet_times(source)
     retime = None
     if info.container.split(",")[0] in UNTIMED_CONTAINERS:  # no presentation order in the file: one segment
@@ -283,9 +288,11 @@ def run_job(
     if not temporal:
         upscaler.batch_size = max(upscaler.batch_size, batch)
     made_by = MadeBy.of(upscaler)
+    check = frame_size_check(upscaler.scale) if temporal else None
     plan = prepare_job(
-        source, target, identity_of(upscaler), settings, unfinished=unfinished, segment_s=segment_s, made_by=made_by
-    )
+        source, target, identity_of(upscaler), settings, unfinished=unfinished, segment_s=segment_s,
+        made_by=made_by, check=check,
+    )  # fmt: skip
     if temporal:
         temporal_notes(plan)
         plan.result.cuts = 0

@@ -26,7 +26,7 @@ import numpy as np
 from upscaler.temporal.cuts import CutDetector, CutSettings
 from upscaler.temporal.flow import DEFAULT_FLOW
 
-__all__ = ["FLOW", "SegmentStream", "load_temporal", "temporal_identity"]
+__all__ = ["FLOW", "SegmentStream", "frame_size_check", "load_temporal", "temporal_identity"]
 
 #: The optical flow preset for decoded frames (recorded with each job: part of its identity).
 FLOW = DEFAULT_FLOW
@@ -38,6 +38,21 @@ def load_temporal(model, backend: str = "auto", *, threads: int | None = None, s
     from upscaler.temporal import TemporalUpscaler
 
     return TemporalUpscaler(model, backend, threads=threads, spin=spin, flow=FLOW)
+
+
+def frame_size_check(scale: int):
+    """For ``prepare_job``: a video whose frames a temporal model cannot take (``check_temporal_size``, the
+    service's limit too) is refused with ``VideoError`` before any work folder or output is made."""
+    from upscaler.temporal import check_temporal_size
+    from upscaler.video.probe import VideoError
+
+    def check(source, info) -> None:
+        try:
+            check_temporal_size(info.width, info.height, scale)
+        except ValueError as exc:
+            raise VideoError(f"{source}: {exc}") from None
+
+    return check
 
 
 def temporal_identity() -> dict:
