@@ -20,11 +20,13 @@ endpoint on the same stack (uvicorn, websockets, loopback) that answers with
 as many bytes as an upscaled frame, no work between.
 
 Memory: the service's resident set (``/proc/<pid>/status``) with no stream
-open (after the timing stream has closed, so the shared session's arena
-has already grown to this size), then with ``--streams`` streams open, each
-having run a few frames (its history allocated); per stream is the
-difference over the count. They close and as many open again: the resident
-set must not grow (closed streams' memory is reused, not leaked).
+open (after the timing stream has closed: the last stream's close gives the
+model's scratch and ONNX Runtime's arena back), with one stream open, then
+with ``--streams`` streams open, each having run a few frames (its history
+allocated); per stream is the difference between ``--streams`` and one
+stream over ``--streams - 1`` (the first also brings the shared scratch and
+arena). They close, and the resident set is read again once the release
+has run; then as many open again: it must not grow (nothing leaked).
 
 Throughput: the same frames again through the stream one at a time
 (``send``), then with ``--ahead`` frames submitted before their replies are
@@ -62,6 +64,17 @@ def _rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmRSS")
+
+
+def _settled_rss(pid: int) -> float:
+    """The resident set once five readings 50 ms apart agree (the release after the last stream has run)."""
+    seen = [_rss_mb(pid)]
+    while len(seen) < 5 or len(set(seen[-5:])) > 1:
+        time.sleep(0.05)
+        seen.append(_rss_mb(pid))
+        if len(seen) > 400:
+            break
+    return seen[-1]
 
 
 def _get(url: str) -> bytes:
@@ -249,19 +262,21 @@ def main() -> None:
                     local.reset()
                     throughput["local"].append(_in_process_fps(local, timed))
             _wait(lambda: _metric(base, "upscaler_temporal_streams_open") == 0, "the timing stream to close")
-            rss_idle = _rss_mb(proc.pid)
-            rss = []
-            for _ in range(2):  # the second round reuses what the first freed: no growth, no leak
+            rss_idle = _settled_rss(proc.pid)
+            rss, rss_one = [], []
+            for _ in range(2):  # the second round: no growth, no leak
                 clients = [StreamClient(base, args.model, width=w, height=h) for _ in range(args.streams)]
-                for client in clients:
+                for i, client in enumerate(clients):
                     for f in frames[:3]:
                         client.send(f.lr, f.jitter, f.motion)
+                    if i == 0:
+                        rss_one.append(_rss_mb(proc.pid))
                 rss.append(_rss_mb(proc.pid))
                 for client in clients:
                     client.close()
                 _wait(lambda: _metric(base, "upscaler_temporal_streams_open") == 0, "the streams to close")
+                rss_closed = _settled_rss(proc.pid)
             rss_open, rss_reopened = rss
-            rss_closed = _rss_mb(proc.pid)
         finally:
             for p in (proc, echo):
                 p.terminate()
@@ -303,10 +318,11 @@ def main() -> None:
         "memory": {
             "streams": args.streams,
             "rss_no_stream_mb": round(rss_idle, 1),
+            "rss_one_stream_mb": round(rss_one[0], 1),  # with the model's shared scratch and arena grown
             "rss_streams_open_mb": round(rss_open, 1),
-            "rss_after_close_mb": round(rss_closed, 1),  # the allocator keeps freed pages for reuse
+            "rss_after_close_mb": round(rss_closed, 1),  # after the second round's release
             "rss_streams_reopened_mb": round(rss_reopened, 1),
-            "per_stream_mb": round((rss_open - rss_idle) / args.streams, 1),
+            "per_stream_mb": round((rss_open - rss_one[0]) / max(1, args.streams - 1), 1),
         },
     }
     print(json.dumps({k: v for k, v in report.items() if k != "machine"}, indent=2))

@@ -81,7 +81,7 @@ def create_app(settings: Settings) -> FastAPI:
             threads=settings.threads,
             max_batch_size=settings.max_batch_size,
             spin=settings.engine_spin,
-            precision=settings.precision or None,
+            precision=settings.engine_precision,
         )
         for line in pool.describe():
             log.info("serving %s", line)

@@ -160,13 +160,22 @@ def _flood(client: RawStream, message: bytes) -> tuple[int, float]:
 
 
 def _hostage(streams: int) -> dict:
-    """``streams`` clients that send until the server stops taking their bytes, never reading: seconds from
-    the last frame each got through to every slot being free."""
+    """``streams`` clients that send (together) until the server stops taking their bytes, never reading:
+    seconds from the last frame each got through to every slot being free."""
     message = pack_frame(*_frames(1, 64, 48)[0])
     with _serve_temporal("--max-streams", str(streams)) as (_, url), httpx.Client(base_url=url) as c:
         target = stream_url(url, model=MODEL, width=64, height=48)
         clients = [RawStream(target, rcvbuf=4096) for _ in range(streams)]
-        floods = [_flood(r, message) for r in clients]
+        floods: list[tuple[int, float]] = [(0, 0.0)] * streams
+
+        def flood(i: int) -> None:
+            floods[i] = _flood(clients[i], message)
+
+        threads = [threading.Thread(target=flood, args=(i,)) for i in range(streams)]  # all at once
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
         held = metric(c, OPEN)
         _until(lambda: metric(c, OPEN) == 0, 120)
         freed = time.monotonic()

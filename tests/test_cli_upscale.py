@@ -189,3 +189,23 @@ def test_batch_and_batch_size_both_work(tmp_path, images):
     np.testing.assert_array_equal(read_image(tmp_path / "a.png"), read_image(tmp_path / "b.png"))
     result = run_cli("upscale", str(images / "bird.png"), "-o", str(tmp_path / "c.png"), "--batch", "0")
     assert result.returncode == 2 and "--batch" in result.stderr and "at least 1" in result.stderr
+
+
+def test_without_an_output_each_result_goes_beside_its_input_and_never_over_a_file(tmp_path, images):
+    result = run_cli("upscale", str(images / "bird.png"), str(images / "woman.jpg"))
+    assert result.returncode == 0, result.stderr
+    np.testing.assert_array_equal(
+        read_image(images / "bird_x4.png"), Upscaler().upscale(read_image(images / "bird.png"))
+    )
+    assert read_image(images / "woman_x4.jpg").shape == (192, 192, 3)
+    (images / "head_x4.png").write_bytes(b"keep me")
+    again = run_cli("upscale", str(images / "*.png"))  # the pattern also matches bird_x4.png: not an input
+    assert again.returncode == 0, again.stderr
+    assert (images / "head_x4.png").read_bytes() == b"keep me" and "use --overwrite" in again.stderr
+    assert not (images / "bird_x4_x4.png").exists()
+    (images / "head_x4.png").unlink()
+    folder = run_cli("upscale", str(images), "--model", "x2-fast", "--format", "webp")  # a folder: a sibling folder
+    assert folder.returncode == 0, folder.stderr
+    assert sorted(p.name for p in (tmp_path / "in_x2").iterdir()) == [
+        "bird.webp", "bird_x4.webp", "head.webp", "woman.webp", "woman_x4.webp"
+    ]  # fmt: skip

@@ -115,12 +115,20 @@ def test_graceful_shutdown_finishes_in_flight_requests(tmp_path, photo):
         ([], {"UPSCALER_WARMUP": "maybe"}, "UPSCALER_WARMUP"),
         (["--models", "x4-fast,nope"], {}, "unknown model"),
         (["--backend", "tensorflow"], {}, "backend"),
+        (["--precision", "fp64"], {}, "precision must be one of auto, fp32, fp16, int8, got 'fp64'"),
     ],
 )
 def test_bad_settings_stop_the_start_with_one_line(args, env, message):
     result = run_cli("serve", "--port", "1", *args, env=env, timeout=60)
     assert result.returncode == 2 and message in result.stderr
     assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+
+
+def test_precision_auto_is_taken_as_by_the_other_commands(tmp_path):
+    """``upscale``, ``video`` and the README say ``--precision auto``: ``serve`` takes it too (each engine's best)."""
+    with serve(tmp_path, "--models", "x4-fast", "--precision", "auto") as server, server.client() as c:
+        served = c.get("/v1/models").json()["models"][0]
+    assert served["precision"] in ("fp32", "int8")  # the CPU's own choice, as 'upscaler info' says
 
 
 def test_environment_settings_apply(tmp_path):

@@ -24,11 +24,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "upscale",
         help="upscale image files, folders or globs",
         description="Upscale images. One input and an output ending in .png/.jpg/.webp writes that file; "
-        "otherwise OUTPUT is a folder. Existing outputs are skipped unless --overwrite; inputs are never "
+        "otherwise OUTPUT is a folder. Without -o, photo.jpg gives photo_x4.jpg beside it and a folder photos/ "
+        "gives photos_x4/ beside it. Existing outputs are skipped unless --overwrite; inputs are never "
         "overwritten.",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or glob patterns")
-    p.add_argument("-o", "--output", required=True, help="output file (one input) or folder")
+    p.add_argument(
+        "-o",
+        "--output",
+        help="output file (one input) or folder (default: beside each input, named NAME_xS: photo_x4.png)",
+    )
     add_engine_options(p)
     p.add_argument(
         "--tile",
@@ -90,7 +95,9 @@ def _expand_one(item: str, recursive: bool) -> list[tuple[Path, Path | None]]:
     return [(path, None)]  # a missing or unreadable file fails when it is read
 
 
-def _expand(inputs: list[str], recursive: bool, output: Path) -> tuple[list[tuple[Path, Path | None]], list[str]]:
+def _expand(
+    inputs: list[str], recursive: bool, output: Path | None
+) -> tuple[list[tuple[Path, Path | None]], list[str]]:
     """``(file, folder it came from or None)`` per input image, each once, and per-input errors.
 
     Files under ``output`` found by listing a folder that contains it are left
@@ -99,7 +106,7 @@ def _expand(inputs: list[str], recursive: bool, output: Path) -> tuple[list[tupl
     found: list[tuple[Path, Path | None]] = []
     errors: list[str] = []
     seen: set[Path] = set()
-    out = output.resolve()
+    out = output.resolve() if output is not None else None
     for item in inputs:
         try:
             entries = _expand_one(item, recursive)
@@ -111,15 +118,51 @@ def _expand(inputs: list[str], recursive: bool, output: Path) -> tuple[list[tupl
             continue
         for file, folder in entries:
             key = file.resolve()
-            if key in seen or (folder is not None and out != folder.resolve() and key.is_relative_to(out)):
+            inside = out is not None and folder is not None and out != folder.resolve() and key.is_relative_to(out)
+            if key in seen or inside:
                 continue
             seen.add(key)
             found.append((file, folder))
     return found, errors
 
 
-def plan_jobs(inputs: list[str], output: str, fmt: str | None, recursive: bool = False) -> Plan:
-    """Map inputs to output paths; raises ``ImageError`` for an impossible output."""
+def _beside(source: Path, folder: Path | None, ext: str, tag: str) -> Path:
+    """Where an input's output goes without ``-o``: ``photo_x4.png`` beside ``photo.png``; for a file found in
+    a folder ``photos``, the same relative path under ``photos_x4`` beside it."""
+    if folder is None:
+        return source.with_name(f"{source.stem}{tag}{ext}")
+    return folder.with_name(folder.name + tag) / source.relative_to(folder).with_suffix(ext)
+
+
+def _earlier_output(source: Path, tag: str) -> bool:
+    """Whether ``source`` (found by a pattern) is the output of an earlier run without ``-o``: ``photo_x4.png``
+    beside a ``photo`` image."""
+    if not source.stem.endswith(tag) or source.stem == tag:
+        return False
+    stem = source.stem[: -len(tag)]
+    return any(source.with_name(stem + suffix).is_file() for suffix in IMAGE_SUFFIXES)
+
+
+def _plan_beside(inputs: list[str], fmt: str | None, recursive: bool, scale: int) -> Plan:
+    tag = f"_x{scale}"
+    files, errors = _expand(inputs, recursive, None)
+    named = {Path(item) for item in inputs}
+    jobs = []
+    for source, folder in files:
+        if folder is None and source not in named and _earlier_output(source, tag):
+            continue  # a pattern matched what an earlier run wrote: not an input
+        ext = OUTPUT_FORMATS[fmt] if fmt else _same_format(source)
+        jobs.append(Job(source, _beside(source, folder, ext, tag)))
+    return Plan(jobs, errors)
+
+
+def plan_jobs(
+    inputs: list[str], output: str | None, fmt: str | None, recursive: bool = False, *, scale: int = 4
+) -> Plan:
+    """Map inputs to output paths (``output`` None: beside each input, tagged with ``scale``); raises
+    ``ImageError`` for an impossible output."""
+    if output is None:
+        return _plan_beside(inputs, fmt, recursive, scale)
     out = Path(output)
     files, errors = _expand(inputs, recursive, out)
     suffix = out.suffix.lower()
@@ -179,7 +222,9 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.quality is not None and args.quality > 100:
         raise ImageError(f"--quality must be 1-100, got {args.quality}")
-    plan = plan_jobs(args.inputs, args.output, args.format, args.recursive)
+    from upscaler.models import get_model
+
+    plan = plan_jobs(args.inputs, args.output, args.format, args.recursive, scale=get_model(args.model).scale)
     jobs = plan.jobs
     upscaler = Upscaler(
         args.model,
