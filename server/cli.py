@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 from dataclasses import fields
 
 __all__ = ["register"]
@@ -74,4 +75,24 @@ def _run(args: argparse.Namespace) -> int:
     settings = load_settings(overrides)
     for name in settings.models:  # fail now, with the known names, not inside the server
         get_model(name)
+    _check_port(settings.host, settings.port)  # before the models load and warm up, not after
     return run(settings)
+
+
+def _check_port(host: str, port: int) -> None:
+    """``OSError`` in one line if ``host:port`` cannot be listened on (in use, or not an address here), tried
+    as uvicorn will bind it (``SO_REUSEADDR``)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise OSError(f"--host {host}: not an address here ({exc.strerror})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            hint = "; stop what listens there or pick another with --port" if exc.errno == errno.EADDRINUSE else ""
+            raise OSError(f"cannot listen on {host}:{port}: {exc.strerror}{hint}") from None

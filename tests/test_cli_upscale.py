@@ -31,13 +31,44 @@ def test_single_file_matches_the_facade(tmp_path, images):
     np.testing.assert_array_equal(read_image(out), expected)
 
 
-def test_folder_to_folder_keeps_formats_and_shows_progress(tmp_path, images):
+def test_folder_to_folder_keeps_formats_and_shows_progress_on_a_terminal_only(tmp_path, images):
     out = tmp_path / "out"
     result = run_cli("upscale", str(images), "-o", str(out))
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in out.iterdir()) == ["bird.png", "head.png", "woman.jpg"]
     assert read_image(out / "woman.jpg").shape == (192, 192, 3)
-    assert "3/3" in result.stderr and "3 upscaled" in result.stderr
+    # stderr is a pipe here: the summary, no progress bar
+    assert result.stderr.strip() == "3 upscaled with x4-fast on onnxruntime-cpu", result.stderr
+    assert "3/3" in _on_a_terminal("upscale", str(images), "-o", str(tmp_path / "tty"))
+
+
+def _on_a_terminal(*args: str) -> str:
+    """What ``upscaler ARGS`` writes to stderr when stderr is a terminal (a pseudo-terminal)."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import termios
+
+    from tests.conftest import cli_command
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a 100-column terminal
+    proc = subprocess.Popen([*cli_command(), *args], stdout=subprocess.DEVNULL, stderr=follower)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # EIO: the process closed its end
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    assert proc.wait(timeout=300) == 0
+    return b"".join(chunks).decode(errors="replace")
 
 
 def test_glob_and_format(tmp_path, images):

@@ -214,3 +214,15 @@ def test_an_unhandled_error_is_a_json_500_and_the_server_lives_on():
         assert failed.json() == {"error": {"code": "internal_error", "status": 500, "message": "internal error"}}
         assert c.get("/healthz").status_code == 200
         assert 'upscaler_requests_total{route="other",status="500"} 1.0' in c.get("/metrics").text
+
+
+def test_a_port_in_use_is_refused_before_any_model_loads(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("serve", "--port", str(port), "--models", "x4-fast,x4-quality,x4-temporal", timeout=120)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr and "--port" in result.stderr
+    assert "serving model" not in result.stderr and "warmed up" not in result.stderr  # nothing loaded first

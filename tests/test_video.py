@@ -364,6 +364,30 @@ def test_ctrl_c_says_how_to_go_on_and_the_same_command_continues_without_losing_
     assert len(frame_times(out)) == 96 and not work.exists()
 
 
+def test_sigterm_says_how_to_go_on_as_ctrl_c_does(tmp_path, start_held):
+    source = make_clip(tmp_path / "in.mp4", frames=72, size=(96, 64), fps=24, gop=12)  # three 1 s segments
+    out = tmp_path / "out.mp4"
+    command = ["video", str(source), "-o", str(out), "--segment-seconds", "1", "-q"]
+    proc = start_held(command, segments=1)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=HOLD_TIMEOUT) == 143  # 128 + SIGTERM, as shells report it
+    log = (tmp_path / "run.log").read_text()
+    assert "Traceback" not in log and len(log.strip().splitlines()) == 1, log
+    assert "upscaler: interrupted; 1 of 3 segments are finished and kept" in log
+    assert "run the same command again (or add --resume) to continue" in log
+    assert not out.exists() and _finished(tmp_path / ".out.mp4.upscaler") == ["seg-00000.mp4"]
+
+
+@pytest.mark.parametrize("name", ["out.gif", "out.avi", "out.png", "out.mp3"])
+def test_an_output_named_for_a_type_not_written_is_refused_with_the_containers(tmp_path, name):
+    clip = make_clip(tmp_path / "a.mp4", frames=4)
+    result = run_cli("video", str(clip), "-o", str(tmp_path / name), "-q")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and f"cannot write {name[3:]} files" in result.stderr
+    assert ".m4v, .mkv, .mov, .mp4, .webm" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4"]  # no folder named out.gif, nothing else
+
+
 def test_an_unfinished_job_that_does_not_match_is_refused_and_kept_until_restart(tmp_path, start_held):
     source = make_clip(tmp_path / "in.mp4", frames=72, size=(96, 64), fps=24, gop=12)
     out = tmp_path / "out.mkv"

@@ -248,7 +248,8 @@ def _run(args: argparse.Namespace) -> int:
         fail(message)
     unwritable = _unwritable_folders(jobs)
     show = not args.quiet and len(jobs) > 1
-    bar = tqdm(jobs, disable=not show, unit="img", file=sys.stderr, dynamic_ncols=True)
+    # disable=None: tqdm shows the bar only where stderr is a terminal (a log or a pipe gets the summary)
+    bar = tqdm(jobs, disable=None if show else True, unit="img", file=sys.stderr, dynamic_ncols=True)
     for job in bar:
         target = job.target.resolve()
         if job.target.parent in unwritable:

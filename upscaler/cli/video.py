@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import signal
 import sys
 from dataclasses import asdict
 from functools import partial
@@ -18,6 +19,17 @@ __all__ = ["VIDEO_SUFFIXES", "count_reused", "interrupted_line", "plan_videos", 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".ts", ".mts", ".m2ts", ".flv", ".wmv", ".mpg"}
 #: Containers written: an input in another container is written as Matroska.
 _WRITABLE = {".mp4", ".mkv", ".mov", ".webm", ".m4v"}
+#: Names that say "a file of this type", not a folder: refused as outputs unless writable (``out.gif``).
+_FILE_TYPES = VIDEO_SUFFIXES | {".gif", ".apng", ".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff",
+                                ".mp3", ".wav", ".aac", ".flac", ".ogg", ".opus", ".m4a", ".srt", ".json"}  # fmt: skip
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: ends a run as Ctrl-C does (finished segments kept, the hint to continue), exit status 143."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -120,8 +132,11 @@ def plan_videos(inputs: list[str], output: str) -> tuple[list[tuple[Path, Path]]
     single = out.suffix.lower() in _WRITABLE and not out.is_dir()
     if single and len(sources) > 1:
         raise ValueError(f"{out}: several inputs need an output folder, not a file name")
-    if out.suffix.lower() in VIDEO_SUFFIXES and not single and not out.is_dir():
-        raise ValueError(f"{out}: cannot write {out.suffix} files; name a .mp4, .mkv, .mov or .webm file, or a folder")
+    if out.suffix.lower() in _FILE_TYPES and not single and not out.is_dir():
+        raise ValueError(
+            f"{out}: cannot write {out.suffix} files; name a {', '.join(sorted(_WRITABLE))} file (the containers "
+            "written), or a folder"
+        )
     for source in sources:
         if single:
             target = out
@@ -164,11 +179,14 @@ def _run(args: argparse.Namespace) -> int:
             todo.append((source, target))
     run = _run_ray if args.ray else _run_local
     plans: list = []  # every job prepared, to say what an interrupt leaves
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         results.update(zip([s for s, _ in todo], run(args, todo, settings, plans)))
-    except KeyboardInterrupt:  # the bars are closed by now; finished segments stay where they are
+    except KeyboardInterrupt as stop:  # the bars are closed by now; finished segments stay where they are
         print(interrupted_line(plans), file=sys.stderr)
-        return 130
+        return 143 if isinstance(stop, Terminated) else 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     ordered = [results[source] for source, _ in pairs]
     for r in ordered:
         if r.status == "failed":
