@@ -22,7 +22,6 @@ from server.protocol import header_timeout_protocol
 from server.service import Service
 from server.settings import Settings
 from server.wsprotocol import StreamProtocol
-from upscaler.runtime import heap
 
 __all__ = ["WS_PROTOCOL", "DrainingServer", "run", "uvicorn_config"]
 
@@ -78,7 +77,6 @@ def run(settings: Settings) -> int:
 
     _log_to_stderr("upscaler.access", logging.INFO if settings.access_log else logging.WARNING)
     _log_to_stderr("upscaler.server", logging.INFO)  # the models, engines and precisions served; shutdown
-    heap.keep_large_blocks_mapped()  # frames and histories freed go back to the system, whatever their size
     app = create_app(settings)
     DrainingServer(uvicorn_config(settings, app), app.state.service).run()
     return 0

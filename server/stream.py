@@ -36,6 +36,7 @@ from server.temporal import TemporalModel, TemporalStream
 from server.wsprotocol import ABORT
 from upscaler.client import MAGIC
 from upscaler.facade import Upscaler
+from upscaler.runtime import heap
 from upscaler.temporal import check_temporal_size
 
 __all__ = ["StreamParams", "parse_params", "serve_stream"]
@@ -124,6 +125,7 @@ async def serve_stream(websocket: WebSocket, service: Service) -> None:
         return
     if not isinstance(target, TemporalModel):
         await _run(websocket, service, _raw_answer(service, target, params))
+        await asyncio.to_thread(heap.trim)  # its messages (up to --max-body-bytes each) go back to the system
         return
     if not service.open_temporal():
         busy = ApiError(

@@ -1,12 +1,12 @@
 """Giving freed memory back to the operating system, where the C allocator allows (glibc).
 
 glibc's ``malloc`` raises its mmap threshold each time a large block is
-freed (up to 32 MB), after which blocks of that size come from the heap, and
-freed heap pages stay in the process. A service that handles frames of many
-sizes then keeps its peak for good. ``keep_large_blocks_mapped`` fixes the
-threshold (large blocks are always their own mappings, returned on free) and
-``trim`` returns the free pages of every heap. Elsewhere (musl, macOS) both
-are no-ops that return False.
+freed (up to 32 MB), after which blocks of that size come from its heaps,
+and freed heap pages stay in the process for reuse: a service that handled
+large frames keeps its peak. ``trim`` returns the free pages of every heap.
+(Fixing the threshold instead, so that every large block is its own mapping,
+cost the stream 3 ms a frame in page faults: ``benchmarks/README.md``.)
+Elsewhere (musl, macOS) it is a no-op that returns False.
 """
 
 from __future__ import annotations
@@ -15,11 +15,7 @@ import ctypes
 import ctypes.util
 import functools
 
-__all__ = ["MMAP_THRESHOLD", "keep_large_blocks_mapped", "trim"]
-
-#: Blocks of at least this many bytes get their own mapping (glibc's starting value: 128 KiB).
-MMAP_THRESHOLD = 128 * 1024
-_M_MMAP_THRESHOLD = -3  # mallopt parameter, from glibc's malloc.h
+__all__ = ["trim"]
 
 
 @functools.cache
@@ -31,12 +27,6 @@ def _libc():
     except (OSError, AttributeError):
         return None
     return libc
-
-
-def keep_large_blocks_mapped(threshold: int = MMAP_THRESHOLD) -> bool:
-    """Fix glibc's mmap threshold at ``threshold`` bytes for this process; False where not glibc."""
-    libc = _libc()
-    return bool(libc is not None and libc.mallopt(_M_MMAP_THRESHOLD, threshold))
 
 
 def trim() -> bool:
