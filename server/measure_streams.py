@@ -35,13 +35,14 @@ import numpy as np
 from server.measure import memory_mb, metric, serve_process
 from server.settings import Settings, stream_memory_bound
 from upscaler.client import StreamClient, StreamError, pack_frame, stream_url
+from upscaler.models import get_model
 from upscaler.sysinfo import machine_info
 
 __all__ = ["RawStream", "main"]
 
 OPEN = "upscaler_temporal_streams_open"
 HANG_GUARD_S = 120.0
-MODEL = "x4-temporal"
+MODEL = "x4-temporal"  #: the model measured (``--model``)
 
 
 class RawStream:
@@ -304,7 +305,8 @@ def _released(proc, c: httpx.Client) -> float:
 
 
 def _memory(side: int, streams: int) -> dict:
-    settings = Settings(max_pixels=(side * 4) ** 2, max_streams=streams)
+    scale = get_model(MODEL).scale
+    settings = Settings(max_pixels=(side * scale) ** 2, max_streams=streams)
     args = ("--max-pixels", str(settings.max_pixels), "--max-streams", str(streams))
     with _serve_temporal(*args) as (proc, url), httpx.Client(base_url=url) as c:
         ready = memory_mb(proc.pid, "VmRSS")
@@ -314,8 +316,8 @@ def _memory(side: int, streams: int) -> dict:
         _run_streams(url, streams, side)
         many = memory_mb(proc.pid)
         after = _released(proc, c)
-    bound = stream_memory_bound(settings, [4]) / (1 << 20)
-    return {"input": f"{side}x{side}", "output_pixels": settings.max_pixels, "streams": streams,
+    bound = stream_memory_bound(settings, [scale]) / (1 << 20)
+    return {"model": MODEL, "input": f"{side}x{side}", "output_pixels": settings.max_pixels, "streams": streams,
             "ready_mb": round(ready), "peak_one_stream_mb": round(one), "after_one_closed_mb": round(after_one),
             f"peak_{streams}_streams_mb": round(many), "after_all_closed_mb": round(after),
             "bound_beyond_ready_mb": round(bound), "within_bound": many - ready <= bound,
@@ -346,23 +348,32 @@ def _garbage(connections: int, each: int, size_mb: int = 30) -> dict:
             "peak_mb": round(peak), "after_mb": round(after)}  # fmt: skip
 
 
+_PARTS = {
+    "hostage": lambda a: {"hostage": _hostage(a.streams)},
+    "refusals": lambda a: _sizes_and_motion(),
+    "bad_utf8": lambda a: {"bad_utf8": _bad_utf8()},
+    "sigterm": lambda a: {"sigterm": _sigterm()},
+    "memory": lambda a: {"memory": [_memory(side, a.streams) for side in a.sizes]},
+    "garbage": lambda a: {"garbage": [_garbage(1, 3), _garbage(4, 3)]},
+}
+
+
 def main(argv: list[str] | None = None) -> int:
+    global MODEL
     parser = argparse.ArgumentParser(prog="python -m server.measure_streams", description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024], help="square input sides (x4)")
+    parser.add_argument("--model", default=MODEL, help="the temporal model (default: x4-temporal)")
+    parser.add_argument("--parts", nargs="+", choices=list(_PARTS), default=list(_PARTS), help="what to measure")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 1024], help="square input sides")
     parser.add_argument("--streams", type=int, default=4, help="streams at once for the memory and hostage parts")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
+    MODEL = args.model
     started = time.monotonic()
-    figures = {
-        "hostage": _hostage(args.streams),
-        **_sizes_and_motion(),
-        "bad_utf8": _bad_utf8(),
-        "sigterm": _sigterm(),
-        "memory": [_memory(side, args.streams) for side in args.sizes],
-        "garbage": [_garbage(1, 3), _garbage(4, 3)],
-    }
+    figures: dict[str, Any] = {}
+    for part in args.parts:
+        figures.update(_PARTS[part](args))
     command = " ".join(["python -m server.measure_streams", *(argv or sys.argv[1:])])
-    out = {"machine": machine_info(), "command": command,
+    out = {"machine": machine_info(), "command": command, "model": MODEL,
            "when": datetime.now(UTC).isoformat(timespec="seconds"), "seconds": round(time.monotonic() - started),
            **figures}  # fmt: skip
     text = json.dumps(out, indent=2)
