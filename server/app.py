@@ -34,6 +34,7 @@ from server.temporal import TemporalModel
 from upscaler.facade import Upscaler
 from upscaler.imageinfo import ImageInfo, ProbeError, UnsupportedFormat, probe
 from upscaler.io import ImageError, decode_image, encode_image, quiet_codec_logs
+from upscaler.outsize import OutputSize, fit, model_for
 
 __all__ = ["RAW_FORMATS", "Service", "create_app"]
 
@@ -65,6 +66,39 @@ def _probe(data: bytes) -> ImageInfo:
     if info.format not in _INPUT_FORMATS:
         raise ApiError(415, f"{info.format} images are not accepted; {_ACCEPTED}")
     return info
+
+
+_SIZE_HELP = {
+    "outscale": "output this many times the input's size (e.g. 3 or 1.5; at most 16): the served model of the "
+    "smallest scale at or above it (an x4 model's x2 sibling, if served, for 2 or less), then an antialiased resample",
+    "width": "output width in pixels (alone: keeps the aspect ratio)",
+    "height": "output height in pixels (alone: keeps the aspect ratio)",
+}
+
+
+def _output_size(outscale: float | None, width: int | None, height: int | None) -> OutputSize:
+    try:
+        return OutputSize(outscale, width, height)
+    except ValueError as exc:
+        raise ApiError(422, str(exc)) from None
+
+
+def _sized_model(service: Service, up: Upscaler, size: OutputSize, width: int, height: int) -> Upscaler:
+    """The model to run for the size asked (``up``, or its served x2 sibling); 413 past ``max_pixels``."""
+    if not size.given:
+        service.check_pixels(up, width, height)
+        return up
+    try:
+        factor = size.factor(width, height, up.scale)
+    except ValueError as exc:
+        raise ApiError(422, str(exc)) from None
+    up = service.model(model_for(up.model.name, factor, list(service.pool.served)))
+    service.check_pixels(up, width, height, size.of(width, height, up.scale))
+    return up
+
+
+async def _resized(result, size: OutputSize, width: int, height: int, scale: int):
+    return await asyncio.to_thread(fit, result, *size.of(width, height, scale)) if size.given else result
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -197,13 +231,16 @@ def create_app(settings: Settings) -> FastAPI:
         model: Annotated[str | None, Query(max_length=200, description="model name or alias")] = None,
         format: Annotated[Literal["png", "jpeg", "webp"], Query(description="output format")] = "png",
         quality: Annotated[int | None, Query(ge=1, le=100, description="JPEG/WebP quality")] = None,
+        outscale: Annotated[float | None, Query(gt=0, le=16, description=_SIZE_HELP["outscale"])] = None,
+        width: Annotated[int | None, Query(ge=1, description=_SIZE_HELP["width"])] = None,
+        height: Annotated[int | None, Query(ge=1, description=_SIZE_HELP["height"])] = None,
     ):
-        up = service.model(model)
+        up, size = service.model(model), _output_size(outscale, width, height)
         data = await service.guard(image_bytes(request, settings.max_body_bytes, settings.body_timeout_s))
         if not data:
             raise ApiError(400, "empty body: send an image")
         info = _probe(data)
-        service.check_pixels(up, info.width, info.height)  # from the header: nothing decoded yet
+        up = _sized_model(service, up, size, info.width, info.height)  # from the header: nothing decoded yet
 
         async def work() -> Response:
             async with service.lane(up, info.width, info.height):
@@ -211,8 +248,9 @@ def create_app(settings: Settings) -> FastAPI:
                     image = await asyncio.to_thread(decode_image, data)
                 except ImageError as exc:
                     raise ApiError(400, str(exc)) from None
-                service.check_pixels(up, image.shape[1], image.shape[0])
+                _sized_model(service, up, size, image.shape[1], image.shape[0])
                 result, batch = await service.infer(up, image)
+                result = await _resized(result, size, image.shape[1], image.shape[0], up.scale)
                 encoded = await asyncio.to_thread(encode_image, result, format, quality)
             return Response(encoded, media_type=_MEDIA[format], headers=_result_headers(up, batch))
 
@@ -232,15 +270,19 @@ def create_app(settings: Settings) -> FastAPI:
         x_height: Annotated[int, Header(ge=1, le=1 << 16, description="frame height in pixels")],
         x_format: Annotated[Literal["rgb24", "bgr24", "rgba32"], Header(description="pixel format")] = "rgb24",
         model: Annotated[str | None, Query(max_length=200, description="model name or alias")] = None,
+        outscale: Annotated[float | None, Query(gt=0, le=16, description=_SIZE_HELP["outscale"])] = None,
+        width: Annotated[int | None, Query(ge=1, description=_SIZE_HELP["width"])] = None,
+        height: Annotated[int | None, Query(ge=1, description=_SIZE_HELP["height"])] = None,
     ):
-        up = service.model(model)
-        service.check_pixels(up, x_width, x_height)
+        size = _output_size(outscale, width, height)
+        up = _sized_model(service, service.model(model), size, x_width, x_height)
         body = await service.guard(read_body(request, settings.max_body_bytes, settings.body_timeout_s))
         frame = raw_frame(body, x_width, x_height, x_format)
 
         async def work() -> Response:
             async with service.lane(up, x_width, x_height):
                 result, batch = await service.infer(up, frame)
+            result = await _resized(result, size, x_width, x_height, up.scale)
             headers = _result_headers(up, batch)
             headers.update({"X-Width": str(result.shape[1]), "X-Height": str(result.shape[0]), "X-Format": x_format})
             return Response(raw_bytes(result, x_format), media_type="application/octet-stream", headers=headers)

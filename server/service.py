@@ -132,14 +132,18 @@ class Service:
         with contextlib.suppress(QueueFull):  # shutting down: the process is about to give everything back
             await self.batcher.submit(key, ReleaseJob(target), alone=True, admitted=True)
 
-    def check_pixels(self, up: Served, width: int, height: int) -> None:
-        """413 unless the output (input pixels times scale squared) is within ``max_pixels``."""
-        out = width * height * up.scale**2
+    def check_pixels(self, up: Served, width: int, height: int, resized: tuple[int, int] | None = None) -> None:
+        """413 unless the output (input pixels times scale squared, and the ``resized`` size asked for, if
+        any) is within ``max_pixels``."""
+        out_w, out_h = width * up.scale, height * up.scale
+        if resized is not None and resized[0] * resized[1] > out_w * out_h:
+            out_w, out_h = resized
+        out = out_w * out_h
         if out > self.settings.max_pixels:
             raise ApiError(
                 413,
-                f"{width}x{height} at x{up.scale} makes {width * up.scale}x{height * up.scale} = {out} output "
-                f"pixels; the limit is {self.settings.max_pixels}",
+                f"{width}x{height} at x{up.scale} makes {out_w}x{out_h} = {out} output pixels; the limit is "
+                f"{self.settings.max_pixels}",
             )
 
     @asynccontextmanager

@@ -240,3 +240,58 @@ def test_without_an_output_each_result_goes_beside_its_input_and_never_over_a_fi
     assert sorted(p.name for p in (tmp_path / "in_x2").iterdir()) == [
         "bird.webp", "bird_x4.webp", "head.webp", "woman.webp", "woman_x4.webp"
     ]  # fmt: skip
+
+
+def test_any_output_size_runs_the_smallest_model_at_or_above_it_then_resamples(tmp_path, images):
+    from upscaler.outsize import fit
+
+    bird = read_image(images / "bird.png")  # 80 x 64
+    x4, x2 = Upscaler("x4-fast").upscale(bird), Upscaler("x2-fast").upscale(bird)
+
+    def run(*options: str) -> tuple[np.ndarray, str]:
+        out = tmp_path / f"out{len(list(tmp_path.glob('out*')))}.png"
+        result = run_cli("upscale", str(images / "bird.png"), "-o", str(out), *options)
+        assert result.returncode == 0, result.stderr
+        return read_image(out), result.stderr
+
+    same, _ = run("--outscale", "4")  # the model's own scale: the model's output, exactly
+    np.testing.assert_array_equal(same, x4)
+    three, said = run("--outscale", "3")
+    assert three.shape == (192, 240, 3) and "x4-fast" in said
+    np.testing.assert_array_equal(three, fit(x4, 240, 192))
+    half, said = run("--outscale", "1.5")  # at most 2: x4-fast's x2 sibling
+    assert half.shape == (96, 120, 3) and "x2-fast" in said and "x4-fast" not in said
+    np.testing.assert_array_equal(half, fit(x2, 120, 96))
+    two, _ = run("--outscale", "2")
+    np.testing.assert_array_equal(two, x2)  # x2-fast's own output, as if asked for by name
+    wide, _ = run("--width", "200")  # the aspect ratio kept: 64 * 200 / 80 = 160
+    assert wide.shape == (160, 200, 3)
+    exact, _ = run("--width", "300", "--height", "100")
+    assert exact.shape == (100, 300, 3)
+    tall, _ = run("--height", "96")
+    assert tall.shape == (96, 120, 3)
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        (["--outscale", "2", "--width", "10"], "not both"),
+        (["--outscale", "20"], "at most 16"),
+        (["--outscale", "0"], "above 0"),
+        (["--width", "5000"], "at most 16x"),
+    ],
+)
+def test_impossible_output_sizes_are_refused_in_one_line(tmp_path, images, options, says):
+    out = tmp_path / "out.png"
+    result = run_cli("upscale", str(images / "bird.png"), "-o", str(out), *options)
+    assert result.returncode != 0 and says in result.stderr, result.stderr
+    assert not out.exists()
+    if "--width" not in options or "--outscale" in options:
+        assert one_line(result.stderr), result.stderr
+
+
+def test_without_an_output_the_name_says_the_size_asked_for(tmp_path, images):
+    result = run_cli("upscale", str(images / "bird.png"), "--outscale", "1.5", "-q")
+    assert result.returncode == 0 and read_image(images / "bird_x1.5.png").shape == (96, 120, 3)
+    result = run_cli("upscale", str(images / "bird.png"), "--width", "100", "-q")
+    assert result.returncode == 0 and read_image(images / "bird_w100.png").shape == (80, 100, 3)

@@ -300,3 +300,33 @@ def test_concurrent_same_shape_requests_run_as_batches(photo, direct):
     assert all(close_to(np.frombuffer(r.content, np.uint8).reshape(expected.shape), expected) for r in replies)
     assert gate.calls == [1, 4, 4] and (calls, served) == (3, 9)
     assert sorted(int(r.headers["x-batch-size"]) for r in replies) == [1] + [4] * 8
+
+
+def test_any_output_size_as_query_parameters(client, photo, direct):
+    from upscaler.outsize import fit
+
+    small = np.ascontiguousarray(photo[:24, :32])
+    png, raw = encode_image(small, "png"), small.tobytes()
+    frame_headers = {"X-Width": "32", "X-Height": "24"}
+
+    def image(**params) -> np.ndarray:
+        r = client.post("/v1/upscale", params=params, content=png, headers={"Content-Type": "image/png"})
+        assert r.status_code == 200, r.text
+        return decode_image(r.content)
+
+    assert close_to(image(outscale=3), fit(direct["x4-fast"].upscale(small), 96, 72))
+    assert close_to(image(outscale=1.5), fit(direct["x2-fast"].upscale(small), 48, 36))  # the served x2 sibling
+    assert image(width=100).shape == (75, 100, 3) and image(width=50, height=20).shape == (20, 50, 3)
+    r = client.post("/v1/frames", params={"height": 60}, content=raw, headers=frame_headers)
+    assert r.status_code == 200 and (r.headers["X-Width"], r.headers["X-Height"]) == ("80", "60")
+    got = np.frombuffer(r.content, np.uint8).reshape(60, 80, 3)
+    assert close_to(got, fit(direct["x4-fast"].upscale(small), 80, 60))
+    assert (
+        "not both"
+        in error_of(client.post("/v1/upscale", params={"outscale": 2, "width": 9}, content=png), 422)["message"]
+    )
+    assert error_of(client.post("/v1/frames", params={"outscale": 17}, content=raw, headers=frame_headers), 422)
+    assert "at most 16x" in error_of(client.post("/v1/upscale", params={"width": 2000}, content=png), 422)["message"]
+    medium = encode_image(np.ascontiguousarray(photo[:75, :100]), "png")  # x4: 400x300, within --max-pixels
+    big = client.post("/v1/upscale", params={"width": 1000}, content=medium)  # 1000x750 > --max-pixels 400000
+    assert "1000x750" in error_of(big, 413)["message"]

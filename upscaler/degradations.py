@@ -7,12 +7,24 @@ model is measured on exactly the process it was trained to invert.
 from __future__ import annotations
 
 from collections.abc import Callable
+from fractions import Fraction
 
+import cv2
 import numpy as np
 
 from upscaler.resize import imresize
 
-__all__ = ["DEGRADATIONS", "bicubic", "degrade", "modcrop", "point_sample", "quantize_uint8"]
+__all__ = [
+    "CODECS",
+    "DEGRADATIONS",
+    "bicubic",
+    "check_compression",
+    "compress",
+    "degrade",
+    "modcrop",
+    "point_sample",
+    "quantize_uint8",
+]
 
 
 def modcrop(image: np.ndarray, scale: int) -> np.ndarray:
@@ -60,3 +72,51 @@ def degrade(hr: np.ndarray, scale: int, kind: str = "bicubic") -> np.ndarray:
     except KeyError:
         raise ValueError(f"unknown degradation {kind!r}; choose from {', '.join(DEGRADATIONS)}") from None
     return fn(hr, scale)
+
+
+#: Codecs ``compress`` applies, and the range of each one's setting: JPEG quality, H.264 CRF (libx264).
+CODECS = {"jpeg": (1, 100), "h264": (0, 51)}
+
+
+def check_compression(spec: str) -> tuple[str, int]:
+    """``("jpeg", 40)`` from ``"jpeg:40"`` (``"h264:28"``: libx264 at CRF 28); ``ValueError`` naming the forms."""
+    codec, _, value = spec.partition(":")
+    if codec not in CODECS or not value.isdigit() or not CODECS[codec][0] <= int(value) <= CODECS[codec][1]:
+        forms = ", ".join(f"{c}:{lo}-{hi}" for c, (lo, hi) in CODECS.items())
+        raise ValueError(f"compression must be one of {forms} (e.g. jpeg:40, h264:28), got {spec!r}")
+    return codec, int(value)
+
+
+def compress(image: np.ndarray, spec: str, lead_in: list[tuple[int, int]] | None = None) -> np.ndarray:
+    """``image`` (RGB uint8) through a lossy codec and back, as a decoder shows it: ``jpeg:Q`` (OpenCV,
+    4:2:0) or ``h264:CRF`` (libx264 through PyAV, 4:2:0, preset medium). For H.264, ``lead_in`` shifts
+    ``(dx, dy)`` make frames of the image moved that far, encoded before it, so the image is a P-frame
+    predicted across motion, as in real video; without, it is a keyframe."""
+    codec, value = check_compression(spec)
+    if codec == "jpeg":
+        ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, value])
+        if not ok:
+            raise ValueError("JPEG encoding failed")
+        return cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    return _h264(image, value, lead_in or [])
+
+
+def _h264(image: np.ndarray, crf: int, lead_in: list[tuple[int, int]]) -> np.ndarray:
+    import av
+
+    h, w = image.shape[:2]
+    even = np.pad(image, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")  # 4:2:0 needs even sides
+    frames = [np.roll(even, (dy, dx), axis=(0, 1)) for dx, dy in lead_in] + [even]
+    encoder = av.CodecContext.create("libx264", "w")
+    encoder.width, encoder.height, encoder.pix_fmt = even.shape[1], even.shape[0], "yuv420p"
+    encoder.time_base = Fraction(1, 25)
+    encoder.options = {"crf": str(crf), "preset": "medium", "bf": "0", "threads": "1"}
+    packets = []
+    for i, rgb in enumerate(frames):
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(format="yuv420p")
+        frame.pts = i
+        packets += encoder.encode(frame)
+    packets += encoder.encode(None)
+    decoder = av.CodecContext.create("h264", "r")
+    decoded = [f for p in packets for f in decoder.decode(p)] + list(decoder.decode(None))
+    return np.ascontiguousarray(decoded[-1].to_ndarray(format="rgb24")[:h, :w])

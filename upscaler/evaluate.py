@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from upscaler.degradations import degrade, modcrop, quantize_uint8
+from upscaler.degradations import check_compression, compress, degrade, modcrop, quantize_uint8
 from upscaler.io import list_images, read_image
 from upscaler.metrics import psnr, ssim
 from upscaler.pipeline import to_rgb8
@@ -77,15 +77,23 @@ def evaluate_folder(
     *,
     limit: int | None = None,
     on_image: Callable[[str], None] | None = None,
+    compression: str | None = None,
 ) -> DatasetScore:
-    """Score ``upscale`` (uint8 RGB LR -> uint8 RGB SR) on every image of ``folder``."""
-    result = DatasetScore(folder.name, str(folder), scale, degradation)
+    """Score ``upscale`` (uint8 RGB LR -> uint8 RGB SR) on every image of ``folder``; ``compression``
+    (``jpeg:40``, ``h264:28``: ``degradations.compress``) is applied to each LR image after ``degradation``,
+    and bicubic is given the same compressed input."""
+    if compression:
+        check_compression(compression)  # a bad spec fails before the first image
+    label = f"{degradation}+{compression}" if compression else degradation
+    result = DatasetScore(folder.name, str(folder), scale, label)
     files: Iterable[Path] = list_images(folder)[:limit] if limit else list_images(folder)
     for path in files:
         hr = modcrop(to_rgb8(read_image(path)), scale)
         if min(hr.shape[:2]) < 2 * scale + 11:  # shaved borders plus one SSIM window
             raise ValueError(f"{path}: {hr.shape[1]}x{hr.shape[0]} is too small to evaluate at x{scale}")
         lr = degrade(hr, scale, degradation)
+        if compression:
+            lr = compress(lr, compression)
         sr = upscale(lr)
         if sr.shape != hr.shape:
             raise ValueError(f"{path}: output shape {sr.shape} differs from {hr.shape}")

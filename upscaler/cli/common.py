@@ -66,3 +66,35 @@ def add_batch_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup, 
     alias = {key: value for key, value in kwargs.items() if key != "default"}
     parser.add_argument("--batch", dest="batch_size", metavar="N", help=argparse.SUPPRESS, **alias,
                         default=argparse.SUPPRESS)  # fmt: skip
+
+
+def add_size_options(parser: argparse.ArgumentParser) -> None:
+    """``--outscale S`` or ``--width``/``--height``: any output size (``upscaler.outsize``)."""
+    group = parser.add_argument_group("output size (default: the model's scale)")
+    group.add_argument(
+        "--outscale",
+        type=float,
+        metavar="S",
+        help="output S times the input's size (e.g. 3 or 1.5): the model of the smallest scale at or above S "
+        "(x4-fast's x2 sibling for S <= 2), then an antialiased resample",
+    )
+    group.add_argument("--width", type=positive_int, help="output width in pixels (alone: keeps the aspect ratio)")
+    group.add_argument("--height", type=positive_int, help="output height in pixels (alone: keeps the aspect ratio)")
+
+
+def output_size(args: argparse.Namespace):
+    """The ``OutputSize`` the size options ask for; ``ValueError`` (one line) for a contradiction."""
+    from upscaler.outsize import OutputSize
+
+    return OutputSize(args.outscale, args.width, args.height)
+
+
+def size_tag(size, scale: int) -> str:
+    """What an output's name gets without ``-o``: ``_x4``, ``_x1.5``, ``_1920x1080``, ``_w1920``, ``_h1080``."""
+    if size.outscale is not None:
+        return f"_x{size.outscale:g}"
+    if size.width is not None and size.height is not None:
+        return f"_{size.width}x{size.height}"
+    if size.width is not None:
+        return f"_w{size.width}"
+    return f"_h{size.height}" if size.height is not None else f"_x{scale}"

@@ -30,6 +30,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=sorted(DEGRADATIONS),
         help="how LR inputs are made (default: the model's own)",
     )
+    p.add_argument(
+        "--degrade",
+        metavar="CODEC:LEVEL",
+        type=_compression,
+        help="compress each LR input after the degradation, as sources are: jpeg:Q (quality 1-100) or h264:CRF "
+        "(libx264 keyframe, CRF 0-51); e.g. jpeg:40, h264:28. Bicubic gets the same input",
+    )
     p.add_argument("--limit", type=positive_int, help="only the first N images of each folder")
     p.add_argument(
         "--json",
@@ -40,6 +47,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--markdown", metavar="PATH", help="write the table as markdown")
     p.set_defaults(func=_run)
+
+
+def _compression(text: str) -> str:
+    from upscaler.degradations import check_compression
+
+    try:
+        check_compression(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -70,6 +87,7 @@ def _run(args: argparse.Namespace) -> int:
                     degradation,
                     limit=args.limit,
                     on_image=lambda _name: bar.update(1),
+                    compression=args.degrade,
                 )
             )
     name = upscaler.model.name
@@ -78,6 +96,7 @@ def _run(args: argparse.Namespace) -> int:
         "engine": upscaler.engine.name,
         "scale": upscaler.scale,
         "degradation": degradation,
+        "compression": args.degrade,
         "datasets": [s.to_dict() for s in scores],
     }
     if args.json == "-":

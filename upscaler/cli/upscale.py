@@ -10,7 +10,15 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from upscaler.cli.common import add_batch_option, add_engine_options, non_negative_int, positive_int
+from upscaler.cli.common import (
+    add_batch_option,
+    add_engine_options,
+    add_size_options,
+    non_negative_int,
+    output_size,
+    positive_int,
+    size_tag,
+)
 from upscaler.io import IMAGE_SUFFIXES, OUTPUT_FORMATS, ImageError, list_images, read_image, write_image
 
 __all__ = ["Job", "Plan", "plan_jobs", "register"]
@@ -56,6 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="model",
         help="how to upscale an alpha channel (default: model)",
     )
+    add_size_options(p)
     p.add_argument("--recursive", "-r", action="store_true", help="descend into sub-folders of folder inputs")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
@@ -143,8 +152,7 @@ def _earlier_output(source: Path, tag: str) -> bool:
     return any(source.with_name(stem + suffix).is_file() for suffix in IMAGE_SUFFIXES)
 
 
-def _plan_beside(inputs: list[str], fmt: str | None, recursive: bool, scale: int) -> Plan:
-    tag = f"_x{scale}"
+def _plan_beside(inputs: list[str], fmt: str | None, recursive: bool, tag: str) -> Plan:
     files, errors = _expand(inputs, recursive, None)
     named = {Path(item) for item in inputs}
     jobs = []
@@ -157,12 +165,12 @@ def _plan_beside(inputs: list[str], fmt: str | None, recursive: bool, scale: int
 
 
 def plan_jobs(
-    inputs: list[str], output: str | None, fmt: str | None, recursive: bool = False, *, scale: int = 4
+    inputs: list[str], output: str | None, fmt: str | None, recursive: bool = False, *, tag: str = "_x4"
 ) -> Plan:
-    """Map inputs to output paths (``output`` None: beside each input, tagged with ``scale``); raises
+    """Map inputs to output paths (``output`` None: beside each input, its name with ``tag`` added); raises
     ``ImageError`` for an impossible output."""
     if output is None:
-        return _plan_beside(inputs, fmt, recursive, scale)
+        return _plan_beside(inputs, fmt, recursive, tag)
     out = Path(output)
     files, errors = _expand(inputs, recursive, out)
     suffix = out.suffix.lower()
@@ -215,26 +223,53 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
+class _Engines:
+    """The ``Upscaler`` of each model a run uses (the one asked for, and its x2 sibling for small factors)."""
+
+    def __init__(self, args: argparse.Namespace, model) -> None:
+        self.args, self.model, self._loaded = args, model, {}
+        self.used: dict[str, str] = {}  #: model name -> engine name, of the models that ran
+
+    def get(self, name: str):
+        from upscaler.facade import Upscaler
+
+        if name not in self._loaded:
+            a = self.args
+            self._loaded[name] = Upscaler(name, a.backend, tile=a.tile, batch_size=a.batch_size, threads=a.threads,
+                                          alpha=a.alpha, precision=a.precision)  # fmt: skip
+        return self._loaded[name]
+
+    def upscale(self, image, size):
+        """``image`` at the asked size: the model (or its x2 sibling), then resampled."""
+        from upscaler.models import load_manifest
+        from upscaler.outsize import fit, model_for
+
+        name = self.model.name
+        if size.given:
+            h, w = image.shape[:2]
+            name = model_for(name, size.factor(w, h, self.model.scale), list(load_manifest()[0]))
+        up = self.get(name)
+        self.used[up.model.name] = up.engine.name
+        out = up.upscale(image)
+        return fit(out, *size.of(image.shape[1], image.shape[0], up.scale)) if size.given else out
+
+    def describe(self) -> str:
+        return ", ".join(f"{m} on {e}" for m, e in self.used.items()) or f"{self.model.name}"
+
+
 def _run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
-
-    from upscaler.facade import Upscaler
 
     if args.quality is not None and args.quality > 100:
         raise ImageError(f"--quality must be 1-100, got {args.quality}")
     from upscaler.models import get_model
 
-    plan = plan_jobs(args.inputs, args.output, args.format, args.recursive, scale=get_model(args.model).scale)
+    size = output_size(args)
+    model = get_model(args.model)
+    plan = plan_jobs(args.inputs, args.output, args.format, args.recursive, tag=size_tag(size, model.scale))
     jobs = plan.jobs
-    upscaler = Upscaler(
-        args.model,
-        args.backend,
-        tile=args.tile,
-        batch_size=args.batch_size,
-        threads=args.threads,
-        alpha=args.alpha,
-        precision=args.precision,
-    )
+    engines = _Engines(args, model)
+    engines.get(model.name)  # loaded before any output is planned to be written: a bad engine fails once
     sources = {job.source.resolve() for job in jobs}
     targets: set[Path] = set()
     done = skipped = 0
@@ -268,8 +303,7 @@ def _run(args: argparse.Namespace) -> int:
                 tqdm.write(f"skipped {job.source}: {job.target} exists (use --overwrite)", file=sys.stderr)
             continue
         try:
-            image = read_image(job.source)
-            write_image(job.target, upscaler.upscale(image), quality=args.quality)
+            write_image(job.target, engines.upscale(read_image(job.source), size), quality=args.quality)
         except Exception as exc:  # one bad file must not stop the others
             log.debug("failed on %s", job.source, exc_info=True)
             fail(str(exc).splitlines()[0] if str(exc) else f"{job.source}: {type(exc).__name__}")
@@ -277,7 +311,7 @@ def _run(args: argparse.Namespace) -> int:
         done += 1
     bar.close()
     if not args.quiet:
-        summary = f"{done} upscaled with {upscaler.model.name} on {upscaler.engine.name}"
+        summary = f"{done} upscaled with {engines.describe()}"
         summary += f", {skipped} skipped" if skipped else ""
         summary += f", {len(failed)} failed" if failed else ""
         print(summary, file=sys.stderr)

@@ -1,0 +1,131 @@
+"""Paired training data for compressed sources: clean photos degraded as real video and JPEGs are.
+
+    python -m training.compressed --data ../shared/data --out runs/data/x4-video --scale 4
+
+writes ``train/lr``, ``train/hr`` (and ``val/...``, from images kept out of
+training) for ``degradation = "paired"``. Each pair is a random crop of a
+clean photo (the target) and its low-resolution counterpart made by a chain
+after Real-ESRGAN's (first order, then the codec):
+
+1. blur, half the time: a Gaussian with sigma 0.2-1.6 high-resolution pixels,
+   anisotropic a third of those times;
+2. downscale by the scale with a kernel drawn per pair: MATLAB-style bicubic
+   (the benchmark's), bilinear or area;
+3. noise, half the time: Gaussian, 1-8 grey levels, the same on the three
+   channels (luma noise) 40% of the time;
+4. a codec: JPEG at quality 25-90 (45%), H.264 through PyAV (libx264, 4:2:0,
+   CRF 18-36) on a three-frame sequence whose first two frames are the
+   image shifted by a pixel or two, so the kept third frame is a P-frame with
+   motion (45%), or none (10%).
+
+Everything is drawn from a generator seeded by the image's index and the
+crop's, so a run makes the same files wherever it runs. The codec step is
+also the evaluation harness's ``--degrade`` (``upscaler.degradations``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from upscaler.degradations import compress, modcrop, quantize_uint8
+from upscaler.io import list_images, read_image, write_image
+from upscaler.pipeline import to_rgb8
+from upscaler.resize import imresize
+
+__all__ = ["degrade_compressed", "main"]
+
+_FOLDERS = ("train/T91", "train/BSDS200", "train/extra")
+_VAL_EVERY = 25  #: every 25th image of the list is kept out of training, for validation
+
+
+def _blur(hr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    if rng.random() >= 0.5:
+        return hr
+    sx = rng.uniform(0.2, 1.6)
+    sy = rng.uniform(0.2, 1.6) if rng.random() < 1 / 3 else sx
+    return cv2.GaussianBlur(hr, (0, 0), sigmaX=sx, sigmaY=sy, borderType=cv2.BORDER_REFLECT)
+
+
+def _downscale(image: np.ndarray, scale: int, rng: np.random.Generator) -> np.ndarray:
+    h, w = image.shape[:2]
+    kind = rng.choice(["cubic", "linear", "area"])
+    if kind == "cubic":
+        return quantize_uint8(imresize(image, 1.0 / scale))
+    flag = cv2.INTER_LINEAR if kind == "linear" else cv2.INTER_AREA
+    return cv2.resize(image, (w // scale, h // scale), interpolation=flag)
+
+
+def _noise(lr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    if rng.random() >= 0.5:
+        return lr
+    sigma = rng.uniform(1.0, 8.0)
+    shape = lr.shape[:2] + ((1,) if rng.random() < 0.4 else (3,))
+    noisy = lr.astype(np.float32) + rng.normal(0.0, sigma, shape).astype(np.float32)
+    return quantize_uint8(noisy)
+
+
+def _codec(lr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    draw = rng.random()
+    if draw < 0.45:
+        return compress(lr, f"jpeg:{int(rng.integers(25, 91))}")
+    if draw < 0.9:
+        shifts = [(int(rng.integers(-2, 3)), int(rng.integers(-2, 3))) for _ in range(2)]
+        return compress(lr, f"h264:{int(rng.integers(18, 37))}", lead_in=shifts)
+    return lr
+
+
+def degrade_compressed(hr: np.ndarray, scale: int, rng: np.random.Generator) -> np.ndarray:
+    """The low-resolution input for ``hr`` (a crop whose sides are multiples of ``2 * scale``)."""
+    return _codec(_noise(_downscale(_blur(hr, rng), scale, rng), rng), rng)
+
+
+def _crops(image: np.ndarray, size: int, count: int, rng: np.random.Generator):
+    h, w = image.shape[:2]
+    for _ in range(count):
+        ch, cw = min(size, h), min(size, w)
+        y, x = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+        yield image[y : y + ch, x : x + cw]
+
+
+def _write_pairs(files: list[Path], out: Path, scale: int, crops: int, size: int, seed: int) -> int:
+    (out / "lr").mkdir(parents=True, exist_ok=True)
+    (out / "hr").mkdir(parents=True, exist_ok=True)
+    written = 0
+    for i, path in enumerate(files):
+        rng = np.random.default_rng([seed, i])
+        image = to_rgb8(read_image(path))
+        for j, crop in enumerate(_crops(image, size, crops, rng)):
+            hr = np.ascontiguousarray(modcrop(crop, 2 * scale))
+            if min(hr.shape[:2]) < 8 * scale:
+                continue
+            name = f"{path.parent.name}-{path.stem}-{j}.png"
+            write_image(out / "hr" / name, hr)
+            write_image(out / "lr" / name, degrade_compressed(hr, scale, rng))
+            written += 1
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.compressed", description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=Path("../shared/data"), help="the shared data folder")
+    parser.add_argument("--out", type=Path, required=True, help="where train/ and val/ pairs go")
+    parser.add_argument("--scale", type=int, default=4)
+    parser.add_argument("--crops", type=int, default=4, help="crops (each degraded its own way) per image")
+    parser.add_argument("--size", type=int, default=384, help="crop side, high-resolution pixels")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    files = [f for folder in _FOLDERS for f in list_images(args.data / folder, recursive=True)]
+    val = files[::_VAL_EVERY]
+    train = [f for f in files if f not in set(val)]
+    n_train = _write_pairs(train, args.out / "train", args.scale, args.crops, args.size, args.seed)
+    n_val = _write_pairs(val, args.out / "val", args.scale, 1, args.size, args.seed + 1)
+    print(f"wrote {n_train} training and {n_val} validation pairs under {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
