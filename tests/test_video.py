@@ -537,3 +537,23 @@ def test_ray_workers_with_another_engine_never_mix_frames_into_a_job(tmp_path, r
     entry = json.loads(summary.read_text())["files"][0]
     assert entry["resumed_segments"] == 1 and (entry["engine"], entry["precision"]) == ("onnxruntime-cpu", "fp32")
     assert len(frame_times(out)) == 72 and not work.exists()
+
+
+def test_any_output_size_for_video(tmp_path):
+    clip = make_clip(tmp_path / "a.mp4", frames=6, size=(48, 32))
+    sizes = {}
+    for name, options in {
+        "x3": ["--outscale", "3"],  # x4, then reduced: 144x96
+        "x1.5": ["--outscale", "1.5"],  # x2-fast, then reduced: 72x48
+        "w100": ["--width", "100"],  # 100 x 66.7 -> 100x66 (even)
+        "exact": ["--width", "90", "--height", "40"],
+    }.items():
+        out = tmp_path / f"{name}.mp4"
+        result = run_cli("video", str(clip), "-o", str(out), *options, "-q")
+        assert result.returncode == 0, result.stderr
+        frames = frames_rgb(out)
+        assert len(frames) == 6
+        sizes[name] = frames[0].shape[:2]
+    assert sizes == {"x3": (96, 144), "x1.5": (48, 72), "w100": (66, 100), "exact": (40, 90)}
+    bad = run_cli("video", str(clip), "-o", str(tmp_path / "bad.mp4"), "--outscale", "2", "--height", "9", "-q")
+    assert bad.returncode == 2 and "not both" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1

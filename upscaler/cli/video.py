@@ -11,7 +11,7 @@ from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
-from upscaler.cli.common import add_batch_option, add_engine_options, positive_int
+from upscaler.cli.common import add_batch_option, add_engine_options, add_size_options, positive_int
 
 __all__ = ["VIDEO_SUFFIXES", "count_reused", "interrupted_line", "plan_videos", "register"]
 
@@ -49,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="video files, folders or glob patterns")
     p.add_argument("-o", "--output", required=True, help="output file (one input) or folder")
     add_engine_options(p)
+    add_size_options(p)
     p.add_argument("--codec", default="libx264", help="encoder: libx264, libx265, libvpx-vp9, ... (default: libx264)")
     p.add_argument("--crf", type=int, default=18, help="constant quality (default: 18)")
     p.add_argument("--preset", help="encoder preset, e.g. medium, slow, ultrafast")
@@ -158,8 +159,9 @@ def _run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"--json {args.json}: no such folder")
     pairs, errors = plan_videos(args.inputs, args.output)
     settings = EncodeSettings(
-        codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt, threads=args.encoder_threads
-    )
+        codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt, threads=args.encoder_threads,
+        **_size_settings(args),
+    )  # fmt: skip
     for message in errors:
         print(f"upscaler: error: {message}", file=sys.stderr)
     results: dict[Path, JobResult] = {}
@@ -194,6 +196,19 @@ def _run(args: argparse.Namespace) -> int:
     _report(args, ordered, errors, settings)
     failed = errors or any(r.status == "failed" for r in ordered)
     return 1 if failed else 0
+
+
+def _size_settings(args: argparse.Namespace) -> dict:
+    """The output size asked for (checked), for ``EncodeSettings``; ``--outscale`` 2 or less runs the model's
+    x2 sibling where there is one (``upscaler.outsize.model_for``); with a width or height, the model asked
+    for (the factor differs from file to file)."""
+    from upscaler.models import get_model, load_manifest
+    from upscaler.outsize import OutputSize, model_for
+
+    size = OutputSize(args.outscale, args.width, args.height)
+    if size.outscale is not None:
+        args.model = model_for(get_model(args.model).name, size.outscale, list(load_manifest()[0]))
+    return {"outscale": size.outscale, "width": size.width, "height": size.height}
 
 
 def _temporal_model(args: argparse.Namespace) -> bool:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from upscaler.outsize import OutputSize, fit
 from upscaler.video.probe import VideoError, VideoInfo, open_input
 from upscaler.video.segments import Segment
 
@@ -46,6 +47,18 @@ class EncodeSettings:
     pix_fmt: str | None = None  #: None: keep the source's where the codec allows (10-bit stays 10-bit)
     threads: int = 1  #: encoder threads: x264's frame threads change the bitstream from run to run, so resumed
     #: and distributed segments keep closest to an uninterrupted run with one
+    outscale: float | None = None  #: output size (``upscaler.outsize``): a factor ...
+    width: int | None = None  #: ... or a width and/or height (one alone keeps the aspect ratio)
+    height: int | None = None
+
+    def frame_size(self, width: int, height: int, scale: int) -> tuple[int, int]:
+        """The encoded frame size for a ``width x height`` source upscaled ``scale`` times: the model's, or the
+        size asked for, each side rounded down to even (4:2:0 chroma takes pixel pairs; 2 at least)."""
+        asked = OutputSize(self.outscale, self.width, self.height)
+        if not asked.given:
+            return width * scale, height * scale
+        out_w, out_h = asked.of(width, height, scale)
+        return max(2, out_w - out_w % 2), max(2, out_h - out_h % 2)
 
 
 @dataclass
@@ -158,6 +171,7 @@ def upscale_segment(
     failures: list[BaseException] = []
     decoded: queue.Queue = queue.Queue(maxsize=2 * batch + 2)
     upscaled: queue.Queue = queue.Queue(maxsize=2 * batch + 2)
+    size = settings.frame_size(info.width, info.height, upscaler.scale)  # fit: a no-op at the model's own size
     stats = SegmentStats()
 
     def decode() -> None:
@@ -189,7 +203,7 @@ def upscale_segment(
             with av.open(str(out_path), "w", format="mp4", container_options=options) as container:
                 stream = container.add_stream(settings.codec, rate=info.rate or 25)
                 ctx = stream.codec_context
-                ctx.width, ctx.height = info.width * upscaler.scale, info.height * upscaler.scale
+                ctx.width, ctx.height = size
                 ctx.pix_fmt = pix_fmt
                 ctx.thread_count = settings.threads
                 ctx.time_base = info.time_base
@@ -242,7 +256,7 @@ def upscale_segment(
                 outputs = upscaler.upscale_batch([image for _, image in items])
                 stats.engine_s += time.perf_counter() - started
                 for (pts, _), out in zip(items, outputs):
-                    if not _put(upscaled, (pts, np.ascontiguousarray(out)), stop):
+                    if not _put(upscaled, (pts, np.ascontiguousarray(fit(out, *size))), stop):
                         break
         _put(upscaled, _END, stop)
     except BaseException:
