@@ -557,3 +557,49 @@ def test_any_output_size_for_video(tmp_path):
     assert sizes == {"x3": (96, 144), "x1.5": (48, 72), "w100": (66, 100), "exact": (40, 90)}
     bad = run_cli("video", str(clip), "-o", str(tmp_path / "bad.mp4"), "--outscale", "2", "--height", "9", "-q")
     assert bad.returncode == 2 and "not both" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+
+
+def _audio_times(path) -> list[float]:
+    import av
+
+    with av.open(str(path)) as c:
+        return [float(p.pts * p.time_base) for p in c.demux(c.streams.audio[0]) if p.size]
+
+
+@pytest.mark.parametrize("segment_s", ["1", "60"])
+def test_start_and_duration_trim_video_audio_and_subtitles_to_match(tmp_path, segment_s):
+    """48 frames at 12 fps (4 s, a keyframe every 8 frames), audio and three subtitle cues (0, 0.3, 0.6 s):
+    --start 0:01.25 --duration 1.5 keeps frames 15-32, from 0, and the audio and cues of that stretch."""
+    clip = make_clip(tmp_path / "a.mkv", frames=48, fps=12, gop=8, subtitles=True)
+    whole = tmp_path / "whole.mkv"
+    assert run_cli("video", str(clip), "-o", str(whole), "-q").returncode == 0
+    out = tmp_path / "cut.mkv"
+    result = run_cli("video", str(clip), "-o", str(out), "--start", "0:01.25", "--duration", "1.5",
+                     "--segment-seconds", segment_s, "-q")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    times = frame_times(out)
+    assert len(times) == 18 and times[0] == 0.0 and abs(times[-1] - 17 / 12) < 1e-3  # Matroska: ms
+    # the same pictures as the uninterrupted whole's frames 15..32 (each segment starts its own encoder:
+    # within the codec's loss of each other)
+    ours, theirs = frames_rgb(out), frames_rgb(whole)[15:33]
+    assert all(np.abs(a.astype(int) - b.astype(int)).mean() < 3 for a, b in zip(ours, theirs))
+    source_audio = [t - 1.25 for t in _audio_times(clip) if 1.25 <= t < 2.75]
+    assert _audio_times(out) == pytest.approx(source_audio, abs=1e-3) and len(source_audio) > 5
+    assert subtitle_payloads(out) == []  # the cues end before 1.25 s
+    early = tmp_path / "early.mkv"
+    assert run_cli("video", str(clip), "-o", str(early), "--duration", "0.5", "-q").returncode == 0
+    assert len(frame_times(early)) == 6 and [t for t, _ in subtitle_payloads(early)] == pytest.approx([0.0, 0.3])
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [(["--start", "10"], "past the video's last frame"), (["--duration", "0"], "more than 0"),
+     (["--start", "-1"], "0 or more"), (["--start", "1:xx"], "[HH:]MM:SS")],
+)  # fmt: skip
+def test_impossible_trims_are_refused_in_one_line_and_write_nothing(tmp_path, options, says):
+    clip = make_clip(tmp_path / "a.mp4", frames=24)
+    out = tmp_path / "out.mp4"
+    result = run_cli("video", str(clip), "-o", str(out), *options, "-q")
+    assert result.returncode != 0 and says in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4"]

@@ -50,6 +50,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, help="output file (one input) or folder")
     add_engine_options(p)
     add_size_options(p)
+    trim = p.add_argument_group("trimming (default: the whole video)")
+    trim.add_argument(
+        "--start",
+        default="0",
+        metavar="TIME",
+        help="start this far into the video: seconds (12.5) or [HH:]MM:SS[.mmm]; audio and subtitles are cut to match",
+    )
+    trim.add_argument("--duration", metavar="TIME", help="make only this much (seconds or [HH:]MM:SS[.mmm])")
     p.add_argument("--codec", default="libx264", help="encoder: libx264, libx265, libvpx-vp9, ... (default: libx264)")
     p.add_argument("--crf", type=int, default=18, help="constant quality (default: 18)")
     p.add_argument("--preset", help="encoder preset, e.g. medium, slow, ultrafast")
@@ -160,7 +168,7 @@ def _run(args: argparse.Namespace) -> int:
     pairs, errors = plan_videos(args.inputs, args.output)
     settings = EncodeSettings(
         codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt, threads=args.encoder_threads,
-        **_size_settings(args),
+        start_s=_seconds("--start", args.start), duration_s=_duration(args.duration), **_size_settings(args),
     )  # fmt: skip
     for message in errors:
         print(f"upscaler: error: {message}", file=sys.stderr)
@@ -196,6 +204,29 @@ def _run(args: argparse.Namespace) -> int:
     _report(args, ordered, errors, settings)
     failed = errors or any(r.status == "failed" for r in ordered)
     return 1 if failed else 0
+
+
+def _duration(text: str | None) -> float | None:
+    if text is None:
+        return None
+    value = _seconds("--duration", text)
+    if value <= 0:
+        raise ValueError(f"--duration must be more than 0, got {text!r}")
+    return value
+
+
+def _seconds(option: str, text: str) -> float:
+    """``12.5``, ``1:30`` or ``01:02:03.5`` as seconds; ``ValueError`` (one line) for anything else or negative."""
+    parts = text.split(":")
+    try:
+        if len(parts) > 3 or any(p.strip() == "" for p in parts):
+            raise ValueError
+        value = sum(float(p) * 60**i for i, p in enumerate(reversed(parts)))
+    except ValueError:
+        raise ValueError(f"{option}: expected seconds or [HH:]MM:SS[.mmm], got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise ValueError(f"{option}: a time must be 0 or more, got {text!r}")
+    return value
 
 
 def _size_settings(args: argparse.Namespace) -> dict:

@@ -38,8 +38,28 @@ def _segment_packets(paths: Sequence[Path]) -> Iterator:
             yield from container.demux(container.streams.video[0])
 
 
-def assemble(info: VideoInfo, segments: Sequence[Path], out_path: Path) -> None:
-    """Write ``out_path``: the segments' video, then every audio and subtitle stream of the input, copied."""
+def _shift(packet, offset: float) -> None:
+    """Move a packet ``offset`` seconds earlier (a trimmed output starts at 0)."""
+    ticks = round(offset / packet.time_base)
+    if packet.pts is not None:
+        packet.pts -= ticks
+    if packet.dts is not None:
+        packet.dts -= ticks
+
+
+def _within(packet, window: tuple[float, float | None]) -> bool:
+    stamp = packet.pts if packet.pts is not None else packet.dts
+    t = float(stamp * packet.time_base)
+    return window[0] <= t and (window[1] is None or t < window[1])
+
+
+def assemble(
+    info: VideoInfo, segments: Sequence[Path], out_path: Path, window: tuple[float, float | None] | None = None
+) -> None:
+    """Write ``out_path``: the segments' video, then every audio and subtitle stream of the input, copied.
+
+    ``window``: the source seconds kept (a trimmed job): audio and subtitle packets outside it are left out,
+    and every stream starts that much earlier (audio is cut at packet boundaries, tens of ms)."""
     import av
 
     # timestamps are kept as they are: no shift to make B-frame decode times non-negative
@@ -69,6 +89,8 @@ def assemble(info: VideoInfo, segments: Sequence[Path], out_path: Path) -> None:
                 target.metadata[key] = value
             copied[stream.index] = target
         others = source.demux(*[source.streams[i] for i in copied]) if copied else iter(())
+        if window is not None:
+            others = (p for p in others if p.size and (p.pts is not None or p.dts is not None) and _within(p, window))
         last_dts = None
         for _, order, _, packet in heapq.merge(_timed(_segment_packets(segments), 0), _timed(others, 1)):
             if order == 0:
@@ -80,4 +102,6 @@ def assemble(info: VideoInfo, segments: Sequence[Path], out_path: Path) -> None:
                 last_dts = packet.dts
             else:
                 packet.stream = copied[packet.stream.index]
+            if window is not None:
+                _shift(packet, window[0])
             out.mux(packet)

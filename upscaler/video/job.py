@@ -39,7 +39,7 @@ from upscaler.video.probe import (
     probe,
 )
 from upscaler.video.provenance import MadeBy, MixedEngines, check_same, write_made_by
-from upscaler.video.segments import Segment, plan_segments
+from upscaler.video.segments import Segment, plan_segments, trim_segments
 from upscaler.video.temporal import SegmentStream, frame_size_check, temporal_identity
 from upscaler.video.transcode import EncodeSettings, upscale_segment
 from upscaler.video.workdir import Unfinished, claim
@@ -98,6 +98,7 @@ class JobPlan:
     retime: list[int] | None  #: display timestamps for containers without them (one segment)
     result: JobResult
     made_by: MadeBy | None = None  #: the engine of the finished segments (None: none finished yet)
+    window: tuple[float, float | None] | None = None  #: trimmed: the source seconds kept (assemble's window)
     notes: list[str] = field(default_factory=list)  #: what the user should hear (an earlier job reused, discarded)
     started: float = field(default_factory=time.perf_counter)
     engine_s: float = 0.0
@@ -191,6 +192,11 @@ def prepare_job(
     else:
         segments = plan_segments(keys, info.time_base, segment_s)
     info = replace(info, constant_rate=constant_rate(stamps, info.time_base, info.rate))
+    window = _window(stamps, info.time_base, settings)
+    if window is not None:
+        segments = trim_segments(segments, *window)
+        if not segments or window[0] > max(stamps, default=window[0]):
+            raise VideoError(f"{source}: --start {settings.start_s:g} s is at or past the video's last frame")
     stat = source.stat()
     fingerprint = {
         "version": JOB_VERSION,
@@ -205,6 +211,11 @@ def prepare_job(
     folder = work_dir(target)
     kept = claim(folder, fingerprint, target, unfinished=unfinished, made_by=made_by)
     plan = JobPlan(source, target, info, folder, segments, retime, JobResult(str(source), str(target), "done"))
+    if window is not None:
+        plan.window = (
+            float(window[0] * info.time_base),
+            None if window[1] is None else float(window[1] * info.time_base),
+        )
     plan.made_by, plan.notes = kept.made_by, kept.notes
     plan.result.segments = len(segments)
     for segment in segments:
@@ -215,6 +226,17 @@ def prepare_job(
     return plan
 
 
+def _window(stamps: list[int], time_base, settings: EncodeSettings) -> tuple[int, int | None] | None:
+    """The frames kept, in the stream's time base, from ``start_s``/``duration_s`` counted from the first frame;
+    None when nothing is trimmed."""
+    if settings.start_s == 0 and settings.duration_s is None:
+        return None
+    first = min(stamps, default=0)
+    start = first + round(settings.start_s / time_base)
+    end = None if settings.duration_s is None else start + round(settings.duration_s / time_base)
+    return start, end
+
+
 def finish_job(plan: JobPlan) -> JobResult:
     """Assemble the finished segments into the target (atomically) and remove the work folder."""
     if plan.missing:
@@ -223,7 +245,7 @@ def finish_job(plan: JobPlan) -> JobResult:
         raise VideoError(f"{plan.source}: no frame could be decoded")
     partial = plan.target.with_name(f".{plan.target.stem}.part{plan.target.suffix}")
     try:
-        assemble(plan.info, [plan.path(s) for s in plan.segments], partial)
+        assemble(plan.info, [plan.path(s) for s in plan.segments], partial, window=plan.window)
         partial.replace(plan.target)
     finally:
         partial.unlink(missing_ok=True)

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-__all__ = ["Segment", "plan_segments"]
+__all__ = ["Segment", "plan_segments", "trim_segments"]
 
 
 @dataclass(frozen=True)
@@ -49,3 +49,15 @@ def plan_segments(keys: Sequence[int], time_base: Fraction, target_s: float) -> 
         first = -(2**62) if i == 0 else start  # the first segment takes any frame before the first keyframe too
         segments.append(Segment(i, first, end, previous if i else start))
     return segments
+
+
+def trim_segments(segments: Sequence[Segment], start: int, end: int | None) -> list[Segment]:
+    """The segments cut to the frames with ``start <= pts < end`` (``end`` None: to the end), those left
+    empty dropped; each keeps its index and keyframe, so it decodes as before and skips what is cut."""
+    out = []
+    for seg in segments:
+        first = max(seg.start, start)
+        last = seg.end if end is None else (end if seg.end is None else min(seg.end, end))
+        if last is None or first < last:
+            out.append(Segment(seg.index, first, last, seg.seek))
+    return out

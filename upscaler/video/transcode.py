@@ -47,6 +47,8 @@ class EncodeSettings:
     pix_fmt: str | None = None  #: None: keep the source's where the codec allows (10-bit stays 10-bit)
     threads: int = 1  #: encoder threads: x264's frame threads change the bitstream from run to run, so resumed
     #: and distributed segments keep closest to an uninterrupted run with one
+    start_s: float = 0.0  #: the part of the input made: from this many seconds after its first frame ...
+    duration_s: float | None = None  #: ... for this long (None: to the end); audio and subtitles cut to match
     outscale: float | None = None  #: output size (``upscaler.outsize``): a factor ...
     width: int | None = None  #: ... or a width and/or height (one alone keeps the aspect ratio)
     height: int | None = None
