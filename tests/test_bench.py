@@ -18,9 +18,11 @@ from upscaler.bench.stats import latency_stats, percentile
 from upscaler.bench.sweep import SIZE_PRESETS, parse_int_list, parse_sizes
 from upscaler.sysinfo import cpu_flags, cpu_id, cpu_name, nvidia_driver
 
-#: OpenCV dnn_superres models (ESPCN_x4.pb, ...) for the peer test; not in the repository, so it runs only when
-#: pointed at them: UPSCALER_TEST_PEERS=/path/to/opencv-models
-PEERS = Path(os.environ.get("UPSCALER_TEST_PEERS", "/nonexistent"))
+#: OpenCV dnn_superres models (ESPCN_x4.pb, ...) for the peer test; not in the repository: the shared data beside
+#: a checkout has them (as CI's does), or UPSCALER_TEST_PEERS names a folder; elsewhere the test is skipped.
+PEERS = Path(
+    os.environ.get("UPSCALER_TEST_PEERS", Path(__file__).resolve().parents[2] / "shared" / "data" / "peers" / "opencv")
+)
 
 
 def test_percentiles_on_known_samples():
@@ -135,16 +137,27 @@ def test_peer_folder_without_models_for_the_scale_is_refused(tmp_path):
     assert result.returncode == 2 and "_x4.pb" in result.stderr
 
 
-@pytest.mark.skipif(not PEERS.is_dir(), reason="UPSCALER_TEST_PEERS does not name a folder of peer models")
+@pytest.mark.skipif(not PEERS.is_dir(), reason=f"no peer models at {PEERS} (set UPSCALER_TEST_PEERS)")
 def test_opencv_dnn_superres_peers_run_beside_our_engine(tmp_path):
     out = tmp_path / "b.json"
-    result = run_cli(
-        "bench", "-m", "x4", "--engine", "onnxruntime-cpu", "--size", "24x16", "--rounds", "1", "--runs", "1",
-        "--peers", str(PEERS), "--json", str(out), "--no-progress",
-    )  # fmt: skip
+    common = ["bench", "-m", "x4", "--engine", "onnxruntime-cpu", "--size", "24x16", "--rounds", "1", "--runs", "1",
+              "--peers", str(PEERS), "--no-progress"]  # fmt: skip
+    result = run_cli(*common, "--json", str(out))
     assert result.returncode == 0, result.stderr
     names = [r["name"] for r in json.loads(out.read_text())["rows"]]
     assert names[:3] == ["x4-fast", "bicubic", "lanczos"] and {"ESPCN", "FSRCNN", "LapSRN"} <= set(names)
+    chosen = run_cli(*common, "--peer", "espcn", "fsrcnn", "--json", str(out))  # LapSRN left out
+    assert chosen.returncode == 0, chosen.stderr
+    assert [r["name"] for r in json.loads(out.read_text())["rows"]][3:] == ["ESPCN", "FSRCNN"]
+
+
+def test_a_peer_model_opencv_cannot_read_is_named_in_one_line(tmp_path):
+    (tmp_path / "ESPCN_x4.pb").write_bytes(b"not a graph")
+    result = run_cli("bench", "-m", "x4", "--engine", "onnxruntime-cpu", "--size", "16x16", "--peers", str(tmp_path),
+                     "--no-progress")  # fmt: skip
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("upscaler: error:")]
+    assert len(errors) == 1 and "ESPCN_x4.pb: OpenCV cannot read it" in errors[0], result.stderr
 
 
 def test_markdown_has_the_machine_the_memory_and_the_stage_breakdown():

@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-__all__ = ["DnnPeer", "Peer", "ResizePeer", "find_peers", "peer_from_recipe", "resize_peers"]
+__all__ = ["PEER_NAMES", "DnnPeer", "Peer", "ResizePeer", "find_peers", "peer_from_recipe", "resize_peers"]
 
 _DNN_FILE = re.compile(r"^(ESPCN|FSRCNN|FSRCNN-small|LapSRN)_x(\d)\.pb$")
 _ALGORITHMS = {"ESPCN": "espcn", "FSRCNN": "fsrcnn", "FSRCNN-small": "fsrcnn", "LapSRN": "lapsrn"}
@@ -59,7 +59,10 @@ class DnnPeer(Peer):
     def __init__(self, path: Path, algorithm: str, scale: int, name: str) -> None:
         self.name, self.scale, self.path, self.algorithm = name, scale, path, algorithm
         self._sr = cv2.dnn_superres.DnnSuperResImpl_create()
-        self._sr.readModel(str(path))
+        try:
+            self._sr.readModel(str(path))
+        except cv2.error as exc:
+            raise RuntimeError(_unreadable(path, exc)) from None
         self._sr.setModel(algorithm, scale)
 
     def upscale(self, image: np.ndarray) -> np.ndarray:
@@ -69,6 +72,17 @@ class DnnPeer(Peer):
     def recipe(self) -> dict:
         return {"kind": "dnn", "name": self.name, "scale": self.scale, "path": str(self.path),
                 "algorithm": self.algorithm}  # fmt: skip
+
+
+def _unreadable(path: Path, exc: Exception) -> str:
+    first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    if tuple(int(v) for v in cv2.__version__.split(".")[:2]) >= (5, 1):
+        return (
+            f"{path.name}: OpenCV {cv2.__version__} cannot read OpenCV's dnn_superres TensorFlow graphs (5.1 dropped "
+            "the TensorFlow importer): pip install 'opencv-python-headless<5.1' 'opencv-contrib-python-headless<5.1' "
+            "(what 'upscaler[peers]' asks for)"
+        )
+    return f"{path.name}: OpenCV cannot read it ({first})"
 
 
 def peer_from_recipe(recipe: dict) -> Peer:
@@ -85,8 +99,13 @@ def resize_peers(scale: int) -> list[Peer]:
     return [ResizePeer("bicubic", scale, cv2.INTER_CUBIC), ResizePeer("lanczos", scale, cv2.INTER_LANCZOS4)]
 
 
-def find_peers(folder: Path, scale: int) -> list[Peer]:
-    """The ``dnn_superres`` models for ``scale`` in ``folder``; a clear error when there are none or no contrib."""
+#: The names ``--peer`` takes, lower case, and the files each means.
+PEER_NAMES = {"espcn": "ESPCN", "fsrcnn": "FSRCNN", "fsrcnn-small": "FSRCNN-small", "lapsrn": "LapSRN"}
+
+
+def find_peers(folder: Path, scale: int, only: list[str] | None = None) -> list[Peer]:
+    """The ``dnn_superres`` models for ``scale`` in ``folder`` (``only``: those ``PEER_NAMES``); a clear error
+    when there are none or no contrib."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"--peers {folder}: no such folder")
@@ -99,7 +118,8 @@ def find_peers(folder: Path, scale: int) -> list[Peer]:
     peers = []
     for path in sorted(folder.iterdir()):
         match = _DNN_FILE.match(path.name)
-        if match and int(match.group(2)) == scale:
+        wanted = only is None or (match is not None and match.group(1).lower() in only)
+        if match and int(match.group(2)) == scale and wanted:
             peers.append(DnnPeer(path, _ALGORITHMS[match.group(1)], scale, match.group(1)))
     if not peers:
         raise FileNotFoundError(f"--peers {folder}: no ESPCN/FSRCNN/FSRCNN-small/LapSRN _x{scale}.pb files there")

@@ -61,6 +61,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=int, default=2, help="untimed calls per case first (default: 2)")
     p.add_argument("--threads", type=positive_int, help="CPU threads (default: all cores)")
     p.add_argument("--peers", metavar="DIR", help="folder of OpenCV dnn_superres models (ESPCN_x4.pb, ...)")
+    p.add_argument(
+        "--peer",
+        nargs="+",
+        choices=["espcn", "fsrcnn", "fsrcnn-small", "lapsrn"],
+        metavar="NAME",
+        help="with --peers: only these (espcn, fsrcnn, fsrcnn-small, lapsrn; default: every one found; LapSRN "
+        "alone can take minutes)",
+    )
     p.add_argument("--quality", metavar="DIR", help="also measure PSNR on this folder (upscaler eval's protocol)")
     p.add_argument("--quality-limit", type=positive_int, help="images of --quality to use (default: all)")
     p.add_argument("--json", metavar="PATH", help="write every figure, the machine and library versions")
@@ -175,7 +183,7 @@ def _run_local(args: argparse.Namespace, sizes: list[tuple[int, int]], batches: 
     scales = list(dict.fromkeys(s.scale for s in subjects))
     peers = [p for scale in scales for p in resize_peers(scale)]
     if args.peers:
-        peers += [p for scale in scales for p in find_peers(Path(args.peers), scale)]
+        peers += [p for scale in scales for p in find_peers(Path(args.peers), scale, args.peer)]
     everyone = [*subjects, *(PeerSubject(p) for p in peers)]
     cases = [Case(s, w, h, n) for (w, h) in sizes for n in batches for s in everyone]
     bar = tqdm(total=args.rounds * len(cases), desc="bench", unit="case", disable=args.no_progress or None)
