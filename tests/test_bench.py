@@ -12,7 +12,7 @@ from tests.conftest import run_cli
 from upscaler.bench import parse_size
 from upscaler.bench.memory import MEMORY_NOTE, measure_memory
 from upscaler.bench.peers import resize_peers
-from upscaler.bench.report import add_ratios, format_markdown
+from upscaler.bench.report import add_ratios, format_markdown, format_table
 from upscaler.bench.runner import Case, PeerSubject, run_cases
 from upscaler.bench.stats import latency_stats, percentile
 from upscaler.bench.sweep import SIZE_PRESETS, parse_int_list, parse_sizes
@@ -53,13 +53,20 @@ def test_sweep_parsing():
             parse_int_list(bad, "batch sizes")
 
 
-def test_ratios_compare_each_row_with_the_first_of_its_size_and_batch():
-    def row(name, size, batch, fps):
-        return {"name": name, "input": size, "batch": batch, "network": {"fps": fps}, "end_to_end": {"fps": fps / 2}}
+def test_ratios_compare_each_row_with_the_first_of_its_size_scale_and_batch():
+    def row(name, size, batch, fps, output="256x192"):
+        return {"name": name, "input": size, "output": output, "batch": batch, "network": {"fps": fps},
+                "end_to_end": {"fps": fps / 2}}  # fmt: skip
 
-    rows = add_ratios([row("a", "64x48", 1, 100), row("b", "64x48", 1, 50), row("a", "128x72", 1, 40),
-                       row("b", "128x72", 1, 80), row("b", "64x48", 4, 10)])  # fmt: skip
-    assert [r["end_to_end"]["ratio"] for r in rows] == [1.0, 0.5, 1.0, 2.0, 1.0]
+    rows = add_ratios([row("a", "64x48", 1, 100), row("b", "64x48", 1, 50), row("a", "128x72", 1, 40, "512x288"),
+                       row("b", "128x72", 1, 80, "512x288"), row("b", "64x48", 4, 10),
+                       row("x2", "64x48", 1, 300, "128x96"), row("bicubic", "64x48", 1, 600, "128x96")])  # fmt: skip
+    # an x2 row starts its own comparison: never a ratio to an x4 row
+    assert [r["end_to_end"]["ratio"] for r in rows] == [1.0, 0.5, 1.0, 2.0, 1.0, 1.0, 2.0]
+    table = format_table([{**r, "kind": "peer", "engine": "e", "network": {**r["network"], "p50_ms": 1, "p99_ms": 1},
+                           "end_to_end": {**r["end_to_end"], "p50_ms": 1, "p99_ms": 1}} for r in rows])  # fmt: skip
+    assert table.splitlines()[0].split()[:5] == ["subject", "engine", "input", "output", "batch"]
+    assert "128x96" in table.splitlines()[-1]
 
 
 def test_a_short_real_run_writes_json_markdown_and_a_plot(tmp_path, set5_dir):
@@ -162,7 +169,7 @@ def test_a_peer_model_opencv_cannot_read_is_named_in_one_line(tmp_path):
 
 def test_markdown_has_the_machine_the_memory_and_the_stage_breakdown():
     row = {"kind": "engine", "name": "x4-fast", "engine": "onnxruntime-cpu", "precision": "fp32", "input": "8x8",
-           "batch": 1, "network": {"p50_ms": 1.0, "p99_ms": 2.0, "fps": 9.0, "ratio": 1.0},
+           "output": "32x32", "batch": 1, "network": {"p50_ms": 1.0, "p99_ms": 2.0, "fps": 9.0, "ratio": 1.0},
            "end_to_end": {"p50_ms": 3.0, "p99_ms": 4.0, "fps": 5.0, "ratio": 0.5}, "host_peak_mb": 180.25,
            "host_case_mb": 96.0, "stages_p50_ms": {"decode": 0.1, "prepare": 0.2, "infer": 1.0, "finish": 0.3,
            "encode": 1.4}}  # fmt: skip
@@ -171,7 +178,7 @@ def test_markdown_has_the_machine_the_memory_and_the_stage_breakdown():
     assert lines[0] == "Measured on Test CPU 9000, 2 cores; CPU flags: avx2, fma, avx512_vnni"
     assert MEMORY_NOTE in lines and "| host peak MB | case MB |" in lines[lines.index(MEMORY_NOTE) + 2]
     cells = [c.strip() for c in lines[-1].strip("|").split("|")]
-    assert cells == ["x4-fast fp32", "onnxruntime-cpu", "8x8", "1", "1.00", "2.00", "3.00", "4.00", "5.0", "0.50",
+    assert cells == ["x4-fast fp32", "onnxruntime-cpu", "8x8", "32x32", "1", "1.00", "2.00", "3.00", "4.00", "5.0", "0.50",
                      "-", "180.2", "96.0", "0.10 / 0.20 / 1.00 / 0.30 / 1.40"]  # fmt: skip
     bare = format_markdown([{**row, "host_peak_mb": None, "host_case_mb": None}], stages=False)
     assert bare.startswith("| subject |") and bare.splitlines()[-1].endswith("| - | - |")

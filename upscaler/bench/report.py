@@ -8,11 +8,12 @@ __all__ = ["add_ratios", "format_markdown", "format_table", "machine_line"]
 
 
 def add_ratios(rows: Sequence[dict]) -> list[dict]:
-    """Each row's frames/s as a ratio to the first row of the same input size and batch (the first subject)."""
+    """Each row's frames/s as a ratio to the first row of the same input size, output size and batch (the first
+    subject of that scale: an x2 row is never compared with an x4 one)."""
     first: dict[tuple, dict] = {}
     out = []
     for row in rows:
-        key = (row["input"], row["batch"])
+        key = (row["input"], row.get("output"), row["batch"])
         base = first.setdefault(key, row)
         row = dict(row)
         for view in ("network", "end_to_end"):
@@ -31,7 +32,7 @@ def _quality(row: dict) -> str:
     return f"{q['psnr']:.2f}" if q else "-"
 
 
-_HEAD = ("subject", "engine", "input", "batch", "net p50", "net p99", "e2e p50", "e2e p99", "fps", "x first", "PSNR")
+_HEAD = ("subject", "engine", "input", "output", "batch", "net p50", "net p99", "e2e p50", "e2e p99", "fps", "x first", "PSNR")
 
 
 def _cells(row: dict) -> tuple[str, ...]:
@@ -41,6 +42,7 @@ def _cells(row: dict) -> tuple[str, ...]:
         _label(row),
         row["engine"],
         row["input"],
+        row.get("output", "-"),
         str(row["batch"]),
         f"{net['p50_ms']:.2f}",
         f"{net['p99_ms']:.2f}",
@@ -56,7 +58,7 @@ def format_table(rows: Sequence[dict]) -> str:
     """A fixed-width table: latencies in ms (network-only, end-to-end), end-to-end frames/s and its ratio."""
     table = [_HEAD, *(_cells(r) for r in rows)]
     widths = [max(len(r[i]) for r in table) for i in range(len(_HEAD))]
-    lines = ["  ".join(v.rjust(w) if i > 3 else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths))) for r in table]
+    lines = ["  ".join(v.rjust(w) if i > 4 else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths))) for r in table]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
