@@ -178,8 +178,8 @@ def test_markdown_has_the_machine_the_memory_and_the_stage_breakdown():
     assert lines[0] == "Measured on Test CPU 9000, 2 cores; CPU flags: avx2, fma, avx512_vnni"
     assert MEMORY_NOTE in lines and "| host peak MB | case MB |" in lines[lines.index(MEMORY_NOTE) + 2]
     cells = [c.strip() for c in lines[-1].strip("|").split("|")]
-    assert cells == ["x4-fast fp32", "onnxruntime-cpu", "8x8", "32x32", "1", "1.00", "2.00", "3.00", "4.00", "5.0", "0.50",
-                     "-", "180.2", "96.0", "0.10 / 0.20 / 1.00 / 0.30 / 1.40"]  # fmt: skip
+    assert cells == ["x4-fast fp32", "onnxruntime-cpu", "8x8", "32x32", "1", "1.00", "2.00", "3.00", "4.00", "5.0",
+                     "0.50", "-", "180.2", "96.0", "0.10 / 0.20 / 1.00 / 0.30 / 1.40"]  # fmt: skip
     bare = format_markdown([{**row, "host_peak_mb": None, "host_case_mb": None}], stages=False)
     assert bare.startswith("| subject |") and bare.splitlines()[-1].endswith("| - | - |")
     no_flags = format_markdown([row], machine={**machine, "cpu_flags": [], "gpus": [{"name": "H200"}]})

@@ -222,6 +222,16 @@ def test_bench_clip_writes_every_subject_side_by_side(tmp_path):
     assert "x4-temporal" in result.stdout and "x bicubic" in result.stdout
 
 
+def test_bench_clip_keeps_the_clips_aspect_ratio_inside_the_size_asked(tmp_path):
+    clip, out = tmp_path / "moving.mp4", tmp_path / "stability.json"
+    _write_clip(clip)  # 96x64 (3:2)
+    result = run_cli("bench", "--clip", str(clip), "--frames", "3", "--size", "48x48", "-m", "x4-fast",
+                     "--engine", "onnxruntime-cpu", "--json", str(out), "--no-progress")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    assert report["clip"]["input"] == "48x32" and report["settings"]["output"] == "192x128"  # not squashed to 1:1
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

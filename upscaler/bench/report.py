@@ -32,7 +32,20 @@ def _quality(row: dict) -> str:
     return f"{q['psnr']:.2f}" if q else "-"
 
 
-_HEAD = ("subject", "engine", "input", "output", "batch", "net p50", "net p99", "e2e p50", "e2e p99", "fps", "x first", "PSNR")
+_HEAD = (
+    "subject",
+    "engine",
+    "input",
+    "output",
+    "batch",
+    "net p50",
+    "net p99",
+    "e2e p50",
+    "e2e p99",
+    "fps",
+    "x first",
+    "PSNR",
+)
 
 
 def _cells(row: dict) -> tuple[str, ...]:

@@ -106,7 +106,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "temporal stability on a real clip (no ground truth): the warping error of consecutive outputs under the "
         "input's optical flow, over pixels where the flow is reliable, pairs that are cuts skipped; each model "
         "(default: x4-temporal x4-fast x4-quality) beside bicubic; temporal models get jitter (0, 0) and estimate "
-        "their motion. Frames are area-reduced to --size first (one size; 'source' keeps the clip's). Uses --model, "
+        "their motion. Frames are area-reduced to fit --size first, keeping the clip's aspect ratio (one size; "
+        "'source' keeps the clip's). Uses --model, "
         "--engine (one), --precision (single-frame models), --threads, --frames, --json",
     )
     clip.add_argument("--clip", metavar="FILE", help="a video file")
@@ -348,6 +349,13 @@ def _run_sequences(args: argparse.Namespace) -> int:
 CLIP_MODELS = ("x4-temporal", "x4-fast", "x4-quality")
 
 
+def _within(source: tuple[int, int], box: tuple[int, int]) -> tuple[int, int]:
+    """The largest size of ``source``'s aspect ratio inside ``box``, never above ``source`` (clips are only
+    reduced; a 480x204 clip in a 320x180 box is 320x136, not squashed to 16:9)."""
+    factor = min(box[0] / source[0], box[1] / source[1], 1.0)
+    return max(1, round(source[0] * factor)), max(1, round(source[1] * factor))
+
+
 def _run_clip(args: argparse.Namespace) -> int:
     """Clip mode: the warping error of every subject on one clip's frames; table and JSON."""
     from tqdm import tqdm
@@ -369,7 +377,7 @@ def _run_clip(args: argparse.Namespace) -> int:
         size = (info.width, info.height)
     else:
         try:
-            size = parse_size(args.size[0])
+            size = _within((info.width, info.height), parse_size(args.size[0]))
         except ValueError as exc:
             raise ValueError(f"--size: {exc}") from None
     frames = _int_option(args.frames or "48", "--frames", 2)
