@@ -212,6 +212,7 @@ def create_app(settings: Settings) -> FastAPI:
                     "degradation": m.degradation,
                     "engine": up.engine.name,
                     "precision": getattr(up.engine, "precision", None),
+                    "threads": settings.threads or None,  # None: the engine's default (one per core)
                     "description": m.description,
                     "quality": dict(m.quality),
                 }

@@ -221,7 +221,7 @@ def test_http_mode_measures_a_running_service_against_the_engine_in_one_run(tmp_
     from tests.server_helpers import serve
 
     out = tmp_path / "service.json"
-    with serve(tmp_path, "--models", "x2") as server:
+    with serve(tmp_path, "--models", "x2", "--threads", "1") as server:
         result = run_cli(
             "bench", "-m", "x2", "--size", "32x20", "--url", server.url, "--concurrency", "1,3",
             "--requests", "12", "--rounds", "2", "--runs", "2", "--engine-baseline", "--json", str(out),
@@ -230,6 +230,8 @@ def test_http_mode_measures_a_running_service_against_the_engine_in_one_run(tmp_
     assert result.returncode == 0, result.stderr
     report = json.loads(out.read_text())
     assert report["direct"]["model"] == "x2-fast" and report["direct"]["calls"] == 4
+    assert report["threads"] == {"service": 1, "in_process": 1}  # the baseline takes the service's threads
+    assert isinstance(report["warnings"], list)
     assert report["machine"]["cpu"] == cpu_name() and report["machine"]["cpu_flags"] == list(cpu_flags())
     assert [row["concurrency"] for row in report["http"]] == [1, 3]
     for row in report["http"]:
@@ -238,6 +240,17 @@ def test_http_mode_measures_a_running_service_against_the_engine_in_one_run(tmp_
     assert "x direct" in result.stdout
     assert plain.returncode == 0, plain.stderr
     assert "in-process" not in plain.stdout and "{'200': 4}" in plain.stdout
+
+
+def test_a_service_faster_than_its_own_engine_is_flagged():
+    from upscaler.bench.http import baseline_warnings
+
+    rows = [{"concurrency": 1, "throughput_ratio": 1.52}, {"concurrency": 8, "throughput_ratio": 1.02}]
+    (warning,) = baseline_warnings(rows, {"service": 1, "in_process": None})
+    assert "1.52x" in warning and "at 1 client" in warning and "in-process default" in warning
+    assert (
+        baseline_warnings([{"concurrency": 1, "throughput_ratio": 1.05}], {"service": None, "in_process": None}) == []
+    )
 
 
 def test_http_mode_without_a_service_is_one_line(tmp_path):

@@ -8,6 +8,7 @@ throughput and tail latency come from the same run.
 from __future__ import annotations
 
 import http.client
+import json
 import threading
 import time
 from collections.abc import Sequence
@@ -119,6 +120,37 @@ def server_rss_bytes(url: str, headers=None) -> int | None:
     return None
 
 
+def service_threads(url: str, model: str, headers=None) -> int | None:
+    """The inference threads the service runs ``model`` with (``/v1/models``; None: not said, or the engine's
+    default of one per core)."""
+    conn, base = _connection(url)
+    try:
+        conn.request("GET", f"{base}/v1/models", headers=headers or {})
+        body = conn.getresponse().read()
+    finally:
+        conn.close()
+    try:
+        served = json.loads(body)["models"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    match = [m for m in served if m.get("name") == model or model in m.get("aliases", [])] or served[:1]
+    return match[0].get("threads") if match else None
+
+
+def baseline_warnings(rows: list[dict], threads: dict) -> list[str]:
+    """Why the in-process baseline may be wrong: the service faster than its own engine by more than noise."""
+    fast = [r for r in rows if r.get("throughput_ratio", 0) > 1.1]
+    if not fast:
+        return []
+    worst = max(fast, key=lambda r: r["throughput_ratio"])
+    return [
+        f"the service ran {worst['throughput_ratio']:.2f}x the in-process engine's frames/s at {worst['concurrency']} "
+        f"client(s): a service cannot beat its own engine, so the baseline was slowed (other load on the machine, "
+        f"or threads: service {threads['service'] or 'default'}, in-process {threads['in_process'] or 'default'}); "
+        "read the ratios with care, or rerun on a quiet machine"
+    ]
+
+
 def compare(
     url: str,
     model: str,
@@ -152,6 +184,8 @@ def compare(
     most = max(concurrency)  # warm-up: every batch size the runs will see
     post_frames(url, frame, concurrency=most, requests=4 * most, model=model, headers=headers)
     rss_before = server_rss_bytes(url, headers)  # after warm-up: growth from here is what a leak would show
+    served_threads = service_threads(url, model, headers)
+    threads = threads or served_threads  # both sides the same, unless told otherwise
     up = Upscaler(model, backend, tile=0, threads=threads) if baseline else None
     if up is not None:
         timed(lambda: up.upscale(frame), 3)
@@ -190,11 +224,14 @@ def compare(
             "fps": round(1000.0 / direct_ms, 1),
             "calls": len(direct),
         }
+    threads_used = {"service": served_threads, "in_process": threads}
     return {
         "url": url,
         "model": model,
         "size": [w, h],
         "rounds": rounds,
+        "threads": threads_used,  #: None: the engine's default (one per core)
+        "warnings": baseline_warnings(rows, threads_used) if up is not None else [],
         "direct": direct_summary,
         "http": rows,
         "service_rss_mb": [round(v / 2**20, 1) if v else None for v in (rss_before, rss_after)],

@@ -462,6 +462,8 @@ def _run_http(args: argparse.Namespace, size: tuple[int, int], concurrency: list
             f"{s['concurrency']:>7} {s['requests']:>8} {s['fps']:>7.1f} {ratio:>8} {s['median_ms'] or 0:>8.2f} "
             f"{extra:>7} {s['p95_ms'] or 0:>7.2f} {s['p99_ms'] or 0:>7.2f} {s['errors']:>6}  {s['status']}"
         )
+    for warning in report["warnings"]:
+        print(f"upscaler: warning: {warning}", file=sys.stderr)
     before, after = report["service_rss_mb"]
     if before and after:
         print(f"service resident memory: {before:.1f} MB -> {after:.1f} MB")
