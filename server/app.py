@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from server.batcher import Batcher, BatchInfo
 from server.bodies import image_bytes, read_body
-from server.docs import FRAME_BODY, IMAGE_BODY, docs_page, secure_openapi
+from server.docs import FRAME_BODY, IMAGE_BODY, docs_page, document_errors, secure_openapi
 from server.envelope import Envelope
 from server.errors import ApiError, error_response
 from server.frames import RAW_FORMATS, raw_bytes, raw_frame
@@ -153,6 +153,7 @@ def create_app(settings: Settings) -> FastAPI:
     def openapi() -> dict:
         if app.openapi_schema is None:
             FastAPI.openapi(app)
+            document_errors(app.openapi_schema)
             secure_openapi(
                 app.openapi_schema,
                 keys=bool(settings.api_keys),

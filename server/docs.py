@@ -15,7 +15,7 @@ from typing import Any
 
 from server.errors import error_body
 
-__all__ = ["FRAME_BODY", "IMAGE_BODY", "docs_page", "secure_openapi"]
+__all__ = ["FRAME_BODY", "IMAGE_BODY", "ROUTE_ERRORS", "docs_page", "document_errors", "secure_openapi"]
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 
@@ -49,6 +49,61 @@ FRAME_BODY: dict[str, Any] = {
 }
 
 _OPEN_PATHS_HEALTH = ("/healthz", "/readyz")
+
+#: What each error status means, as the docs say it (the body is always ``error_body``'s shape).
+_ERROR_MEANING = {
+    400: "the body is not a decodable image or frame (empty, truncated, corrupt, wrong length)",
+    401: "missing or wrong Authorization: Bearer key",
+    404: "the model named is not served here",
+    408: "the request's headers or body arrived too slowly (--header-timeout-s, --body-timeout-s)",
+    413: "too many bytes (--max-body-bytes) or output pixels (--max-pixels), checked before decoding",
+    415: "an image format that is not taken (GIF, SVG, PDF, ...) or an unknown content type",
+    422: "bad parameters: a value out of range, a temporal model on a single-image route, an impossible size",
+    503: "overloaded (the queue is full) or shutting down or still loading; Retry-After says when to try again",
+    504: "not answered within --request-timeout-s",
+}
+
+#: The error statuses each route can answer.
+ROUTE_ERRORS = {
+    ("post", "/v1/upscale"): (400, 401, 404, 408, 413, 415, 422, 503, 504),
+    ("post", "/v1/frames"): (400, 401, 404, 408, 413, 422, 503, 504),
+    ("get", "/v1/models"): (401, 503),
+    ("get", "/readyz"): (503,),
+    ("get", "/metrics"): (401,),
+}
+
+_ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "status", "message"],
+            "properties": {
+                "code": {"type": "string", "description": "a stable name: bad_request, too_large, overloaded, ..."},
+                "status": {"type": "integer", "description": "the HTTP status"},
+                "message": {"type": "string", "description": "what was wrong, for people"},
+            },
+        }
+    },
+}
+
+
+def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with every error a route answers listed, each with the one JSON error body (FastAPI lists only
+    its own 422, in a shape this service never sends)."""
+    for (method, path), statuses in ROUTE_ERRORS.items():
+        operation = schema.get("paths", {}).get(path, {}).get(method)
+        if operation is None:
+            continue
+        responses = operation.setdefault("responses", {})
+        for status in statuses:
+            example = error_body(status, _ERROR_MEANING[status])
+            responses[str(status)] = {
+                "description": _ERROR_MEANING[status],
+                "content": {"application/json": {"schema": _ERROR_SCHEMA, "example": example}},
+            }
+    return schema
 
 
 def secure_openapi(schema: dict[str, Any], *, keys: bool, open_health: bool, open_metrics: bool) -> dict[str, Any]:

@@ -4,6 +4,7 @@ keys, ``upscaler serve --help`` explains every flag, and the start-up log says w
 from __future__ import annotations
 
 import argparse
+import json
 import re
 
 import pytest
@@ -62,6 +63,24 @@ def test_openapi_says_how_to_send_an_image_and_a_frame():
     assert frames["requestBody"]["content"]["application/octet-stream"]["schema"]["format"] == "binary"
     headers = {p["name"].lower() for p in frames["parameters"] if p["in"] == "header"}
     assert {"x-width", "x-height", "x-format"} <= headers
+
+
+def test_openapi_and_docs_list_every_error_a_route_answers_with_its_body(keyed):
+    spec = create_app(Settings()).openapi()
+    upscale = spec["paths"]["/v1/upscale"]["post"]["responses"]
+    assert {"200", "400", "401", "404", "408", "413", "415", "422", "503", "504"} <= set(upscale)
+    frames = spec["paths"]["/v1/frames"]["post"]["responses"]
+    assert {"400", "413", "422", "503", "504"} <= set(frames) and "415" not in frames
+    for code, response in upscale.items():
+        if code == "200":
+            continue
+        body = response["content"]["application/json"]
+        assert body["example"]["error"]["status"] == int(code) and body["schema"]["required"] == ["error"]
+        assert "HTTPValidationError" not in json.dumps(body)  # FastAPI's own 422 shape, never sent here
+    assert "503" in spec["paths"]["/readyz"]["get"]["responses"]
+    with keyed.client() as c:
+        page = c.get("/docs").text
+    assert "415 an image format that is not taken" in page and "504 not answered within" in page
 
 
 def _serve_parser() -> argparse.ArgumentParser:
