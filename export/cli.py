@@ -124,6 +124,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     rel.add_argument("--description", required=True, help="one line for 'upscaler models'")
     rel.add_argument("--eval", nargs="*", default=[], metavar="DIR", help="folders to measure quality on")
     rel.add_argument("--default", action="store_true", help="make it the default model")
+    rel.add_argument(
+        "--degradation",
+        help="what the model was trained for, recorded in the manifest (e.g. video: compressed sources, when it "
+        "was trained on paired folders); quality is measured by the benchmark protocol either way",
+    )
     rel.set_defaults(func=_release)
 
 
@@ -314,6 +319,7 @@ def _release(args: argparse.Namespace) -> int:
         description=args.description,
         eval_dirs=[Path(d) for d in args.eval],
         make_default=args.default,
+        degradation=args.degradation,
     )
     print(f"released {model.name}: {json.dumps(model.quality)}")
     return 0

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from upscaler.degradations import degrade, modcrop
+from upscaler.degradations import degrade, modcrop, protocol_degradation
 from upscaler.io import list_images, read_image
 from upscaler.models import ModelDescriptor, ModelFile
 from upscaler.pipeline import to_float, to_rgb8
@@ -62,7 +62,7 @@ def calibration_batches(
     batches = []
     for i in range(crops):
         hr = modcrop(to_rgb8(read_image(files[i % len(files)])), model.scale)
-        lr = degrade(hr, model.scale, model.degradation)
+        lr = degrade(hr, model.scale, protocol_degradation(model.degradation))
         h, w = lr.shape[:2]
         y, x = rng.integers(0, max(1, h - size + 1)), rng.integers(0, max(1, w - size + 1))
         crop = lr[y : y + size, x : x + size]
@@ -206,7 +206,9 @@ def int8_report(
         scores = {}
         for p, engine in engines.items():
             up = Upscaler(candidate, engine=engine, tile=0)
-            scores[p] = evaluate_folder(Path(folder), up.upscale, model.scale, model.degradation).summary()
+            scores[p] = evaluate_folder(
+                Path(folder), up.upscale, model.scale, protocol_degradation(model.degradation)
+            ).summary()
         report["quality"][scores["int8"]["dataset"]] = {
             "images": scores["int8"]["images"],
             "psnr_fp32": scores["fp32"]["psnr"],

@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from export.onnx_export import check_parity, export_onnx
+from upscaler.degradations import protocol_degradation
 from upscaler.evaluate import evaluate_folder
 from upscaler.facade import Upscaler
 from upscaler.io import sample_images, write_atomic
@@ -35,6 +36,7 @@ def release(
     description: str,
     eval_dirs: list[Path],
     make_default: bool = False,
+    degradation: str | None = None,
     manifest_path: Path = MANIFEST_PATH,
     weights_dir: Path = WEIGHTS_DIR,
 ) -> ModelDescriptor:
@@ -47,6 +49,8 @@ def release(
     if missing:
         raise FileNotFoundError(f"evaluation folder(s) not found: {', '.join(missing)}")
     source = descriptor_from_safetensors(Path(weights))
+    if degradation:  # what the model was trained for, when the training data does not say (paired folders)
+        source = replace(source, degradation=degradation)
     weights_dir.mkdir(parents=True, exist_ok=True)
     build = _build_temporal if source.temporal else _build
     with tempfile.TemporaryDirectory(prefix=".release-", dir=weights_dir) as staging:
@@ -87,11 +91,12 @@ def _build(
     model = replace(model, onnx=ModelFile(onnx_path, sha256_file(onnx_path)))
     upscaler = Upscaler(model, "onnxruntime", tile=0)
     quality = {}
+    measured = protocol_degradation(model.degradation)
     for folder in eval_dirs:
-        score = evaluate_folder(Path(folder), upscaler.upscale, model.scale, model.degradation)
+        score = evaluate_folder(Path(folder), upscaler.upscale, model.scale, measured)
         summary = score.summary()
         dataset = summary.pop("dataset")
-        quality[dataset] = {**summary, "degradation": model.degradation, "engine": upscaler.engine.name}
+        quality[dataset] = {**summary, "degradation": measured, "engine": upscaler.engine.name}
         log.info("%s: %s", folder, summary)
     training = {**model.training, "onnx_parity_max_abs": float(f"{parity.max_abs_error:.3g}")}
     return replace(model, quality=quality, training=training)

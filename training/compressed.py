@@ -7,16 +7,20 @@ training) for ``degradation = "paired"``. Each pair is a random crop of a
 clean photo (the target) and its low-resolution counterpart made by a chain
 after Real-ESRGAN's (first order, then the codec):
 
-1. blur, half the time: a Gaussian with sigma 0.2-1.6 high-resolution pixels,
-   anisotropic a third of those times;
+1. blur, 30% of the time: a Gaussian with sigma 0.2-1.2 high-resolution
+   pixels, anisotropic a third of those times;
 2. downscale by the scale with a kernel drawn per pair: MATLAB-style bicubic
-   (the benchmark's), bilinear or area;
-3. noise, half the time: Gaussian, 1-8 grey levels, the same on the three
+   (the benchmark's, 60%), bilinear or area (20% each);
+3. noise, 30% of the time: Gaussian, 1-5 grey levels, the same on the three
    channels (luma noise) 40% of the time;
-4. a codec: JPEG at quality 25-90 (45%), H.264 through PyAV (libx264, 4:2:0,
-   CRF 18-36) on a three-frame sequence whose first two frames are the
+4. a codec: JPEG at quality 25-85 (35%), H.264 through PyAV (libx264, 4:2:0,
+   CRF 20-36) on a three-frame sequence whose first two frames are the
    image shifted by a pixel or two, so the kept third frame is a P-frame with
-   motion (45%), or none (10%).
+   motion (35%), or none (30%).
+
+A first mixture (blur and noise half the time, sigma to 1.6 and 8 levels,
+10% without a codec) gained 0.8 dB on JPEG-40 Set5 but lost 1.3 dB on clean
+input after 3,000 steps: clean pairs keep the model sharp where the source is.
 
 Everything is drawn from a generator seeded by the image's index and the
 crop's, so a run makes the same files wherever it runs. The codec step is
@@ -43,16 +47,16 @@ _VAL_EVERY = 25  #: every 25th image of the list is kept out of training, for va
 
 
 def _blur(hr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    if rng.random() >= 0.5:
+    if rng.random() >= 0.3:
         return hr
-    sx = rng.uniform(0.2, 1.6)
-    sy = rng.uniform(0.2, 1.6) if rng.random() < 1 / 3 else sx
+    sx = rng.uniform(0.2, 1.2)
+    sy = rng.uniform(0.2, 1.2) if rng.random() < 1 / 3 else sx
     return cv2.GaussianBlur(hr, (0, 0), sigmaX=sx, sigmaY=sy, borderType=cv2.BORDER_REFLECT)
 
 
 def _downscale(image: np.ndarray, scale: int, rng: np.random.Generator) -> np.ndarray:
     h, w = image.shape[:2]
-    kind = rng.choice(["cubic", "linear", "area"])
+    kind = rng.choice(["cubic", "linear", "area"], p=[0.6, 0.2, 0.2])
     if kind == "cubic":
         return quantize_uint8(imresize(image, 1.0 / scale))
     flag = cv2.INTER_LINEAR if kind == "linear" else cv2.INTER_AREA
@@ -60,9 +64,9 @@ def _downscale(image: np.ndarray, scale: int, rng: np.random.Generator) -> np.nd
 
 
 def _noise(lr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    if rng.random() >= 0.5:
+    if rng.random() >= 0.3:
         return lr
-    sigma = rng.uniform(1.0, 8.0)
+    sigma = rng.uniform(1.0, 5.0)
     shape = lr.shape[:2] + ((1,) if rng.random() < 0.4 else (3,))
     noisy = lr.astype(np.float32) + rng.normal(0.0, sigma, shape).astype(np.float32)
     return quantize_uint8(noisy)
@@ -70,11 +74,11 @@ def _noise(lr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def _codec(lr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     draw = rng.random()
-    if draw < 0.45:
-        return compress(lr, f"jpeg:{int(rng.integers(25, 91))}")
-    if draw < 0.9:
+    if draw < 0.35:
+        return compress(lr, f"jpeg:{int(rng.integers(25, 86))}")
+    if draw < 0.7:
         shifts = [(int(rng.integers(-2, 3)), int(rng.integers(-2, 3))) for _ in range(2)]
-        return compress(lr, f"h264:{int(rng.integers(18, 37))}", lead_in=shifts)
+        return compress(lr, f"h264:{int(rng.integers(20, 37))}", lead_in=shifts)
     return lr
 
 
@@ -114,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=Path("../shared/data"), help="the shared data folder")
     parser.add_argument("--out", type=Path, required=True, help="where train/ and val/ pairs go")
     parser.add_argument("--scale", type=int, default=4)
-    parser.add_argument("--crops", type=int, default=4, help="crops (each degraded its own way) per image")
+    parser.add_argument("--crops", type=int, default=6, help="crops (each degraded its own way) per image")
     parser.add_argument("--size", type=int, default=384, help="crop side, high-resolution pixels")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)

@@ -23,6 +23,7 @@ __all__ = [
     "degrade",
     "modcrop",
     "point_sample",
+    "protocol_degradation",
     "quantize_uint8",
 ]
 
@@ -63,6 +64,13 @@ def point_sample(hr: np.ndarray, scale: int, phase: tuple[int, int] = (0, 0)) ->
 #: Evaluation degradations by name: ``f(hr_uint8, scale) -> lr_uint8``, deterministic.
 #: ``render`` is point sampling at phase 0 (DESIGN section 4).
 DEGRADATIONS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {"bicubic": bicubic, "render": point_sample}
+
+
+def protocol_degradation(kind: str) -> str:
+    """How a model trained on ``kind`` is measured: its own degradation where the protocol has it (bicubic,
+    render), else bicubic (``video`` and ``paired`` models: clean inputs; ``upscaler eval --degrade`` adds the
+    compression)."""
+    return kind if kind in DEGRADATIONS else "bicubic"
 
 
 def degrade(hr: np.ndarray, scale: int, kind: str = "bicubic") -> np.ndarray:

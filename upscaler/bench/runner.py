@@ -24,6 +24,7 @@ import numpy as np
 from upscaler import pipeline
 from upscaler.bench.peers import Peer
 from upscaler.bench.stats import latency_stats
+from upscaler.degradations import protocol_degradation
 from upscaler.io import decode_image, encode_image
 
 __all__ = ["STAGES", "Case", "EngineSubject", "PeerSubject", "end_to_end", "frames_for", "run_cases"]
@@ -42,7 +43,7 @@ class EngineSubject:
         self.recipe = recipe
         self.name, self.engine = upscaler.model.name, upscaler.engine.name
         self.precision, self.scale = upscaler.engine.precision, upscaler.scale
-        self.degradation = upscaler.model.degradation
+        self.degradation = protocol_degradation(upscaler.model.degradation)
 
     def network_input(self, frames: list[np.ndarray]) -> np.ndarray:
         """What ``network`` times: the float batch the engine's network takes."""

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from upscaler.cli.common import add_engine_options, positive_int
-from upscaler.degradations import DEGRADATIONS
+from upscaler.degradations import DEGRADATIONS, protocol_degradation
 
 __all__ = ["register"]
 
@@ -75,7 +75,7 @@ def _run(args: argparse.Namespace) -> int:
             if Path(report_path).is_dir() or not parent.is_dir():
                 raise FileNotFoundError(f"{report_path}: cannot write a report there")
     upscaler = Upscaler(args.model, args.backend, tile=0, threads=args.threads, precision=args.precision)
-    degradation = args.degradation or upscaler.model.degradation
+    degradation = args.degradation or protocol_degradation(upscaler.model.degradation)
     scores = []
     for folder in folders:
         with tqdm(desc=folder.name, unit="img", file=sys.stderr, disable=None, leave=False) as bar:
