@@ -17,6 +17,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from upscaler.bench.report import emit_json
 from upscaler.evaluate import evaluate_folder
 from upscaler.facade import Upscaler
 from upscaler.sysinfo import machine_info
@@ -51,10 +52,7 @@ def main() -> None:
         "statistic": "mean PSNR (dB) and SSIM on Y over each dataset's images, scale shaved",
         "rows": rows,
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    emit_json(report, args.json)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import statistics
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from upscaler.bench.report import emit_json
 from upscaler.sysinfo import machine_info
 
 
@@ -84,10 +84,7 @@ def main() -> None:
             for t, r in runs.items()
         },
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    emit_json(report, args.json)
 
 
 if __name__ == "__main__":

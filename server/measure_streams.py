@@ -34,6 +34,7 @@ import numpy as np
 
 from server.measure import memory_mb, metric, serve_process
 from server.settings import Settings, stream_memory_bound
+from upscaler.bench.report import emit_json
 from upscaler.client import StreamClient, StreamError, pack_frame, stream_url
 from upscaler.models import get_model
 from upscaler.sysinfo import machine_info
@@ -376,10 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     out = {"machine": machine_info(), "command": command, "model": MODEL,
            "when": datetime.now(UTC).isoformat(timespec="seconds"), "seconds": round(time.monotonic() - started),
            **figures}  # fmt: skip
-    text = json.dumps(out, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    emit_json(out, args.json)
     return 0
 
 

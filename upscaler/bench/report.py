@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["add_ratios", "format_markdown", "format_table", "machine_line"]
+__all__ = ["add_ratios", "emit_json", "format_markdown", "format_table", "machine_line"]
 
 
 def add_ratios(rows: Sequence[dict]) -> list[dict]:
@@ -110,3 +110,15 @@ def format_markdown(rows: Sequence[dict], stages: bool = True, machine: dict | N
             cells.append(" / ".join(f"{st[k]:.2f}" if k in st else "-" for k in order))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def emit_json(report: dict, path=None) -> None:
+    """Print ``report`` as indented JSON and, given ``path``, also write it there (atomically)."""
+    import json
+
+    from upscaler.io import write_atomic
+
+    text = json.dumps(report, indent=2)
+    print(text)
+    if path:
+        write_atomic(path, text + "\n")

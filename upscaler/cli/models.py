@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from upscaler.models import WEIGHTS_DIR, default_model, list_models
+from upscaler.models import WEIGHTS_DIR, default_model, list_models, load_manifest
 
 __all__ = ["register"]
 
@@ -69,6 +69,7 @@ def temporal_markdown(records: list[dict]) -> str:
 def _run(args: argparse.Namespace) -> int:
     models = list_models()
     default = default_model().name
+    video = load_manifest()[1].get("video")
     records = []
     for m in models:
         record = m.to_dict(relative_to=WEIGHTS_DIR)
@@ -90,13 +91,13 @@ def _run(args: argparse.Namespace) -> int:
     rows = [("name", "scale", "arch", "degradation", "PSNR Y (dB)", "description")]
     for r in records:
         params = ",".join(f"{k}={v}" for k, v in r["params"].items())
-        name = r["name"] + (" *" if r["default"] else "")
+        name = r["name"] + (" *" if r["default"] else "") + (" v" if r["name"] == video else "")
         rows.append((name, f"x{r['scale']}", f"{r['arch']}({params})", r["degradation"], _quality(r), r["description"]))
     temporal = [r for r in records if r["arch"] == "temporal"]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths)) + "  " + row[-1])
-    print("* default")
+    print("* default (upscale, serve, eval, bench)" + (f"; v default of 'upscaler video': {video}" if video else ""))
     for r in temporal:
         print(f"{r['name']} (TemporalUpscaler) inputs: {r['inputs']}")
     if args.details:

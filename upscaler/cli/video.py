@@ -49,6 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="video files, folders or glob patterns")
     p.add_argument("-o", "--output", required=True, help="output file (one input) or folder")
     add_engine_options(p)
+    p.set_defaults(model=_video_default())
     add_size_options(p)
     trim = p.add_argument_group("trimming (default: the whole video)")
     trim.add_argument(
@@ -114,6 +115,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "consecutive frames, motion estimation included): the pipeline's ratio",
     )
     p.set_defaults(func=_run)
+
+
+def _video_default() -> str:
+    """The model ``upscaler video`` runs unless told: the manifest's ``video`` alias (a model trained on
+    compressed sources), else the default model."""
+    from upscaler.models import load_manifest
+
+    return "video" if "video" in load_manifest()[1] else "default"
 
 
 def _listing(item: str) -> list[Path]:

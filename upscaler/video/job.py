@@ -61,7 +61,7 @@ __all__ = [
 SEGMENT_SECONDS = 10.0
 #: 2: the engine is recorded per work folder (engine.json), not in job.json; 3: segment files keep their
 #: timestamps exactly (older ones are up to half a millisecond off, so they are not joined with newer ones)
-JOB_VERSION = 3
+JOB_VERSION = 4  # 4: the trim and output size joined the encode settings
 
 
 @dataclass

@@ -34,7 +34,8 @@ Unfinished = Literal["keep", "resume", "replace", "restart"]
 RECORD = "job.json"
 
 #: The options behind each encoding setting in ``job.json``, to tell the user what a job was made with.
-_FLAGS = {"pix_fmt": "--pix-fmt", "threads": "--encoder-threads"}  # the others: --codec, --crf, --preset
+_FLAGS = {"pix_fmt": "--pix-fmt", "threads": "--encoder-threads", "start_s": "--start", "duration_s": "--duration"}
+# the others: --codec, --crf, --preset, --outscale, --width, --height
 _INPUT = ("input", "size", "mtime_ns")
 
 
