@@ -108,8 +108,8 @@ class RawStream:
         self._flush()
 
     def read_until_closed(self, timeout: float = HANG_GUARD_S) -> tuple[list[Any], int | None, str | None]:
-        """Every frame received until the connection ends: (data frames, close code, close reason); a reset
-        connection gives code None."""
+        """Every frame received until the connection ends: (data frames, close code, close reason); a connection
+        dropped without a close frame gives code None."""
         from websockets.frames import Opcode
 
         self.sock.settimeout(timeout)
@@ -119,10 +119,10 @@ class RawStream:
                 self._feed(data)
                 if not data:
                     break
-        except ConnectionResetError:
-            return [e for e in self.events if e.opcode in (Opcode.TEXT, Opcode.BINARY)], None, None
+        except (ConnectionResetError, BrokenPipeError):  # dropped; or our close reply met a closed socket
+            pass
         frames = [e for e in self.events if e.opcode in (Opcode.TEXT, Opcode.BINARY)]
-        closing = self.proto.close_rcvd
+        closing = self.proto.close_rcvd  # None: no close frame came before the connection ended
         return frames, (closing.code if closing else None), (closing.reason if closing else None)
 
     def close(self) -> None:
