@@ -1,0 +1,68 @@
+"""Compressed sources: the codecs the evaluation protocol and the training data apply (JPEG through OpenCV,
+H.264 through PyAV), ``upscaler eval --degrade``, the training pairs, and the x4-video model on them."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.conftest import run_cli
+from upscaler.degradations import bicubic, check_compression, compress, modcrop
+from upscaler.io import write_image
+from upscaler.metrics import psnr
+
+
+@pytest.fixture(scope="module")
+def lr(photo) -> np.ndarray:
+    return bicubic(modcrop(np.ascontiguousarray(photo[:192, :256]), 4), 4)  # 64x48
+
+
+@pytest.mark.parametrize("codec", ["jpeg", "h264"])
+def test_a_codec_loses_more_at_lower_quality_and_does_the_same_every_time(lr, codec):
+    low, high = ("jpeg:20", "jpeg:90") if codec == "jpeg" else ("h264:40", "h264:12")
+    a, b = compress(lr, low), compress(lr, low)
+    assert a.shape == lr.shape and a.dtype == np.uint8 and np.array_equal(a, b)  # deterministic
+    assert psnr(a, lr, border=0) + 3 < psnr(compress(lr, high), lr, border=0)
+    assert not np.array_equal(a, lr)
+
+
+def test_h264_takes_odd_sides_and_a_motion_lead_in(lr):
+    odd = np.ascontiguousarray(lr[:47, :63])
+    assert compress(odd, "h264:28").shape == odd.shape
+    moved = compress(lr, "h264:28", lead_in=[(1, 0), (2, 1)])  # a P-frame after two shifted frames
+    assert moved.shape == lr.shape and psnr(moved, lr, border=0) > 25
+
+
+@pytest.mark.parametrize("spec", ["jpeg", "jpeg:0", "jpeg:101", "h264:52", "webp:40", "h264:x"])
+def test_bad_compression_specs_name_the_forms(spec):
+    with pytest.raises(ValueError, match="jpeg:1-100, h264:0-51"):
+        check_compression(spec)
+
+
+def test_training_pairs_for_compressed_sources_are_sized_and_reproducible(photo):
+    from training.compressed import degrade_compressed
+
+    hr = np.ascontiguousarray(modcrop(photo[:200, :200], 8))
+    outs = [degrade_compressed(hr, 4, np.random.default_rng(seed)) for seed in (1, 1, 2, 3, 4, 5)]
+    assert all(o.shape == (hr.shape[0] // 4, hr.shape[1] // 4, 3) and o.dtype == np.uint8 for o in outs)
+    assert np.array_equal(outs[0], outs[1]) and not all(np.array_equal(outs[0], o) for o in outs[2:])
+
+
+def test_eval_degrade_measures_on_compressed_inputs(tmp_path, photo):
+    folder = tmp_path / "hr"
+    folder.mkdir()
+    write_image(folder / "a.png", np.ascontiguousarray(photo[:96, :128]))
+    out = {}
+    for spec in (None, "jpeg:30"):
+        path = tmp_path / f"{spec}.json".replace(":", "-")
+        result = run_cli("eval", "-m", "x4-fast", "-d", str(folder), "--json", str(path),
+                         *(["--degrade", spec] if spec else []))  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        out[spec] = json.loads(path.read_text())
+    clean, jpeg = out[None]["datasets"][0], out["jpeg:30"]["datasets"][0]
+    assert out["jpeg:30"]["compression"] == "jpeg:30" and jpeg["degradation"] == "bicubic+jpeg:30"
+    assert jpeg["bicubic_psnr"] < clean["bicubic_psnr"] and jpeg["psnr"] < clean["psnr"]
+    bad = run_cli("eval", "-m", "x4-fast", "-d", str(folder), "--degrade", "gif:3")
+    assert bad.returncode == 2 and "jpeg:1-100" in bad.stderr
