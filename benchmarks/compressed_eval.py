@@ -5,7 +5,8 @@
 
 For every model and every input (clean; ``--degrade`` specs, default ``jpeg:40`` and ``h264:28``), PSNR and
 SSIM on Y with the scale shaved (DESIGN section 4), bicubic of the same input alongside: what
-``upscaler eval --degrade SPEC`` prints, for several models in one file. ONNX Runtime on the CPU, FP32.
+``upscaler eval --degrade SPEC`` prints, for several models in one file (a model may be a ``.safetensors``
+candidate from ``upscaler train``). ONNX Runtime on the CPU for built-in models, PyTorch for candidates; FP32.
 """
 
 from __future__ import annotations
@@ -18,18 +19,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from upscaler.bench.report import emit_json
+from upscaler.degradations import protocol_degradation
 from upscaler.evaluate import evaluate_folder
 from upscaler.facade import Upscaler
 from upscaler.sysinfo import machine_info
 
 
 def _scores(model: str, folders: list[Path], specs: list[str | None]) -> list[dict]:
-    up = Upscaler(model, "onnxruntime-cpu", tile=0, precision="fp32")
+    up = Upscaler(model, "cpu", tile=0, precision="fp32")  # ONNX Runtime; PyTorch for a .safetensors candidate
     rows = []
     for spec in specs:
         for folder in folders:
-            score = evaluate_folder(folder, up.upscale, up.scale, up.model.degradation, compression=spec)
-            rows.append({"model": model, "input": spec or "clean", "dataset": folder.name, **score.summary()})
+            kind = protocol_degradation(up.model.degradation)
+            score = evaluate_folder(folder, up.upscale, up.scale, kind, compression=spec)
+            rows.append({"model": model, "engine": up.engine.name, "input": spec or "clean", **score.summary()})
             print(json.dumps(rows[-1]), file=sys.stderr)
     return rows
 
