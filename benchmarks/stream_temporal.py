@@ -66,17 +66,6 @@ def _rss_mb(pid: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
-def _settled_rss(pid: int) -> float:
-    """The resident set once five readings 50 ms apart agree (the release after the last stream has run)."""
-    seen = [_rss_mb(pid)]
-    while len(seen) < 5 or len(set(seen[-5:])) > 1:
-        time.sleep(0.05)
-        seen.append(_rss_mb(pid))
-        if len(seen) > 400:
-            break
-    return seen[-1]
-
-
 def _get(url: str) -> bytes:
     with urllib.request.urlopen(url, timeout=5) as r:
         return r.read()
@@ -177,6 +166,7 @@ def _frames(model, w: int, h: int, n: int):
 def main() -> None:
     from websockets.sync.client import connect
 
+    from server.measure import settled_rss_mb
     from upscaler.client import StreamClient, pack_frame
     from upscaler.models import get_model
     from upscaler.runtime.base import EngineOptions
@@ -262,7 +252,7 @@ def main() -> None:
                     local.reset()
                     throughput["local"].append(_in_process_fps(local, timed))
             _wait(lambda: _metric(base, "upscaler_temporal_streams_open") == 0, "the timing stream to close")
-            rss_idle = _settled_rss(proc.pid)
+            rss_idle = settled_rss_mb(proc.pid)
             rss, rss_one = [], []
             for _ in range(2):  # the second round: no growth, no leak
                 clients = [StreamClient(base, args.model, width=w, height=h) for _ in range(args.streams)]
@@ -275,7 +265,7 @@ def main() -> None:
                 for client in clients:
                     client.close()
                 _wait(lambda: _metric(base, "upscaler_temporal_streams_open") == 0, "the streams to close")
-                rss_closed = _settled_rss(proc.pid)
+                rss_closed = settled_rss_mb(proc.pid)
             rss_open, rss_reopened = rss
         finally:
             for p in (proc, echo):

@@ -36,7 +36,7 @@ from upscaler.io import encode_image
 from upscaler.models import get_model
 from upscaler.sysinfo import machine_info
 
-__all__ = ["main", "memory_mb", "metric", "serve_process"]
+__all__ = ["main", "memory_mb", "metric", "serve_process", "settled_rss_mb"]
 
 
 def _port() -> int:
@@ -76,6 +76,17 @@ def memory_mb(pid: int, field: str = "VmHWM") -> float:
     """A process's peak (``VmHWM``) or current (``VmRSS``) resident memory, MB."""
     with open(f"/proc/{pid}/status") as fh:
         return next(int(line.split()[1]) for line in fh if line.startswith(field + ":")) / 1024
+
+
+def settled_rss_mb(pid: int, timeout: float = 20.0) -> float:
+    """A process's resident MB once five readings 50 ms apart agree (what it frees in the background, such as
+    the release after a service's last stream, has happened), or after ``timeout`` s."""
+    seen = [memory_mb(pid, "VmRSS")]
+    deadline = time.monotonic() + timeout
+    while (len(seen) < 5 or len(set(seen[-5:])) > 1) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        seen.append(memory_mb(pid, "VmRSS"))
+    return seen[-1]
 
 
 def metric(client: httpx.Client, name: str) -> float:

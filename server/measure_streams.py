@@ -32,7 +32,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from server.measure import memory_mb, metric, serve_process
+from server.measure import memory_mb, metric, serve_process, settled_rss_mb
 from server.settings import Settings, stream_memory_bound
 from upscaler.bench.report import emit_json
 from upscaler.client import StreamClient, StreamError, pack_frame, stream_url
@@ -295,14 +295,7 @@ def _run_streams(url: str, count: int, side: int, frames: int = 3) -> None:
 def _released(proc, c: httpx.Client) -> float:
     """Resident MB once every stream has closed and the release has run (or after 20 s)."""
     _until(lambda: metric(c, OPEN) == 0, 20)
-    seen = [memory_mb(proc.pid, "VmRSS")]
-
-    def steady() -> bool:  # five readings alike: the release has run
-        seen.append(memory_mb(proc.pid, "VmRSS"))
-        return len(seen) > 5 and seen[-1] == seen[-5]
-
-    _until(steady, 20)
-    return seen[-1]
+    return settled_rss_mb(proc.pid)
 
 
 def _memory(side: int, streams: int) -> dict:

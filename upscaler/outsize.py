@@ -56,6 +56,16 @@ class OutputSize:
             return max(1, round(width * self.height / height)), self.height
         return width * scale, height * scale
 
+    def tag(self, scale: int) -> str:
+        """What an output's name gets without ``-o``: ``_x4``, ``_x1.5``, ``_1920x1080``, ``_w1920``, ``_h1080``."""
+        if self.outscale is not None:
+            return f"_x{self.outscale:g}"
+        if self.width is not None and self.height is not None:
+            return f"_{self.width}x{self.height}"
+        if self.width is not None:
+            return f"_w{self.width}"
+        return f"_h{self.height}" if self.height is not None else f"_x{scale}"
+
     def factor(self, width: int, height: int, scale: int) -> float:
         """How much larger the output is than the input, along its larger ratio; ``ValueError`` past
         ``MAX_FACTOR``."""
@@ -66,9 +76,13 @@ class OutputSize:
         return factor
 
 
-def model_for(name: str, factor: float, available: list[str]) -> str:
+def model_for(name: str, factor: float, available: list[str] | None = None) -> str:
     """The model to run for ``factor``: ``name``, or its x2 sibling (``x4-fast`` -> ``x2-fast``) where the
-    factor is at most 2 and the sibling is in ``available``."""
+    factor is at most 2 and the sibling is in ``available`` (default: the built-in models)."""
+    if available is None:
+        from upscaler.models import load_manifest
+
+        available = list(load_manifest()[0])
     if factor <= 2 and name.startswith("x4-") and "x2-" + name[3:] in available:
         return "x2-" + name[3:]
     return name

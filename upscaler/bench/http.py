@@ -106,15 +106,19 @@ def post_frames(
     return result
 
 
-def server_rss_bytes(url: str, headers=None) -> int | None:
-    """The service's resident memory, from its /metrics (None when not exposed)."""
+def _get(url: str, path: str, headers=None) -> bytes:
+    """The body of ``GET path`` on the service at ``url``."""
     conn, base = _connection(url)
     try:
-        conn.request("GET", f"{base}/metrics", headers=headers or {})
-        text = conn.getresponse().read().decode()
+        conn.request("GET", f"{base}{path}", headers=headers or {})
+        return conn.getresponse().read()
     finally:
         conn.close()
-    for line in text.splitlines():
+
+
+def server_rss_bytes(url: str, headers=None) -> int | None:
+    """The service's resident memory, from its /metrics (None when not exposed)."""
+    for line in _get(url, "/metrics", headers).decode().splitlines():
         if line.startswith("process_resident_memory_bytes "):
             return int(float(line.split()[1]))
     return None
@@ -123,14 +127,8 @@ def server_rss_bytes(url: str, headers=None) -> int | None:
 def service_threads(url: str, model: str, headers=None) -> int | None:
     """The inference threads the service runs ``model`` with (``/v1/models``; None: not said, or the engine's
     default of one per core)."""
-    conn, base = _connection(url)
     try:
-        conn.request("GET", f"{base}/v1/models", headers=headers or {})
-        body = conn.getresponse().read()
-    finally:
-        conn.close()
-    try:
-        served = json.loads(body)["models"]
+        served = json.loads(_get(url, "/v1/models", headers))["models"]
     except (ValueError, KeyError, TypeError):
         return None
     match = [m for m in served if m.get("name") == model or model in m.get("aliases", [])] or served[:1]

@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-__all__ = ["PEER_NAMES", "DnnPeer", "Peer", "ResizePeer", "find_peers", "peer_from_recipe", "resize_peers"]
+__all__ = ["DnnPeer", "Peer", "ResizePeer", "find_peers", "peer_from_recipe", "resize_peers"]
 
 _DNN_FILE = re.compile(r"^(ESPCN|FSRCNN|FSRCNN-small|LapSRN)_x(\d)\.pb$")
 _ALGORITHMS = {"ESPCN": "espcn", "FSRCNN": "fsrcnn", "FSRCNN-small": "fsrcnn", "LapSRN": "lapsrn"}
@@ -99,13 +99,9 @@ def resize_peers(scale: int) -> list[Peer]:
     return [ResizePeer("bicubic", scale, cv2.INTER_CUBIC), ResizePeer("lanczos", scale, cv2.INTER_LANCZOS4)]
 
 
-#: The names ``--peer`` takes, lower case, and the files each means.
-PEER_NAMES = {"espcn": "ESPCN", "fsrcnn": "FSRCNN", "fsrcnn-small": "FSRCNN-small", "lapsrn": "LapSRN"}
-
-
 def find_peers(folder: Path, scale: int, only: list[str] | None = None) -> list[Peer]:
-    """The ``dnn_superres`` models for ``scale`` in ``folder`` (``only``: those ``PEER_NAMES``); a clear error
-    when there are none or no contrib."""
+    """The ``dnn_superres`` models for ``scale`` in ``folder`` (``only``: those named, lower case: ``espcn``,
+    ``fsrcnn-small``, ...); a clear error when there are none or no contrib."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"--peers {folder}: no such folder")

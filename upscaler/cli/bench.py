@@ -64,7 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--peer",
         nargs="+",
-        choices=["espcn", "fsrcnn", "fsrcnn-small", "lapsrn"],
+        choices=["espcn", "fsrcnn", "fsrcnn-small", "lapsrn"],  # the peer files' names (bench.peers), lower case
         metavar="NAME",
         help="with --peers: only these (espcn, fsrcnn, fsrcnn-small, lapsrn; default: every one found; LapSRN "
         "alone can take minutes)",

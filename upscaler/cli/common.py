@@ -87,14 +87,3 @@ def output_size(args: argparse.Namespace):
     from upscaler.outsize import OutputSize
 
     return OutputSize(args.outscale, args.width, args.height)
-
-
-def size_tag(size, scale: int) -> str:
-    """What an output's name gets without ``-o``: ``_x4``, ``_x1.5``, ``_1920x1080``, ``_w1920``, ``_h1080``."""
-    if size.outscale is not None:
-        return f"_x{size.outscale:g}"
-    if size.width is not None and size.height is not None:
-        return f"_{size.width}x{size.height}"
-    if size.width is not None:
-        return f"_w{size.width}"
-    return f"_h{size.height}" if size.height is not None else f"_x{scale}"

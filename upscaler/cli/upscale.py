@@ -17,7 +17,6 @@ from upscaler.cli.common import (
     non_negative_int,
     output_size,
     positive_int,
-    size_tag,
 )
 from upscaler.io import IMAGE_SUFFIXES, OUTPUT_FORMATS, ImageError, list_images, read_image, write_image
 
@@ -241,13 +240,12 @@ class _Engines:
 
     def upscale(self, image, size):
         """``image`` at the asked size: the model (or its x2 sibling), then resampled."""
-        from upscaler.models import load_manifest
         from upscaler.outsize import fit, model_for
 
         name = self.model.name
         if size.given:
             h, w = image.shape[:2]
-            name = model_for(name, size.factor(w, h, self.model.scale), list(load_manifest()[0]))
+            name = model_for(name, size.factor(w, h, self.model.scale))
         up = self.get(name)
         self.used[up.model.name] = up.engine.name
         out = up.upscale(image)
@@ -266,7 +264,7 @@ def _run(args: argparse.Namespace) -> int:
 
     size = output_size(args)
     model = get_model(args.model)
-    plan = plan_jobs(args.inputs, args.output, args.format, args.recursive, tag=size_tag(size, model.scale))
+    plan = plan_jobs(args.inputs, args.output, args.format, args.recursive, tag=size.tag(model.scale))
     jobs = plan.jobs
     engines = _Engines(args, model)
     engines.get(model.name)  # loaded before any output is planned to be written: a bad engine fails once

@@ -11,7 +11,7 @@ from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
-from upscaler.cli.common import add_batch_option, add_engine_options, add_size_options, positive_int
+from upscaler.cli.common import add_batch_option, add_engine_options, add_size_options, output_size, positive_int
 
 __all__ = ["VIDEO_SUFFIXES", "count_reused", "interrupted_line", "plan_videos", "register"]
 
@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="video files, folders or glob patterns")
     p.add_argument("-o", "--output", required=True, help="output file (one input) or folder")
     add_engine_options(p)
-    p.set_defaults(model=_video_default())
+    p.set_defaults(model=None)  # resolved in _run (_video_default): no manifest read to build the parser
     add_size_options(p)
     trim = p.add_argument_group("trimming (default: the whole video)")
     trim.add_argument(
@@ -173,6 +173,7 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.segment_seconds <= 0:
         raise ValueError(f"--segment-seconds must be positive, got {args.segment_seconds}")
+    args.model = args.model or _video_default()
     args.temporal = _temporal_model(args)
     if args.json and not Path(args.json).resolve().parent.is_dir():
         raise FileNotFoundError(f"--json {args.json}: no such folder")
@@ -244,12 +245,12 @@ def _size_settings(args: argparse.Namespace) -> dict:
     """The output size asked for (checked), for ``EncodeSettings``; ``--outscale`` 2 or less runs the model's
     x2 sibling where there is one (``upscaler.outsize.model_for``); with a width or height, the model asked
     for (the factor differs from file to file)."""
-    from upscaler.models import get_model, load_manifest
-    from upscaler.outsize import OutputSize, model_for
+    from upscaler.models import get_model
+    from upscaler.outsize import model_for
 
-    size = OutputSize(args.outscale, args.width, args.height)
+    size = output_size(args)
     if size.outscale is not None:
-        args.model = model_for(get_model(args.model).name, size.outscale, list(load_manifest()[0]))
+        args.model = model_for(get_model(args.model).name, size.outscale)
     return {"outscale": size.outscale, "width": size.width, "height": size.height}
 
 

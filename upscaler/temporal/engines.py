@@ -164,12 +164,9 @@ def fold_reproject(
     for c in range(3):
         for r0 in range(0, s * s * h, REMAP_SIDE):
             r1 = min(s * s * h, r0 + REMAP_SIDE)
-            block = planes[c, r0:r1]
-            cv2.remap(history[c], map_x[r0:r1], map_y[r0:r1], cv2.INTER_LINEAR, dst=block, borderMode=_EDGE)
+            cv2.remap(history[c], map_x[r0:r1], map_y[r0:r1], cv2.INTER_LINEAR, dst=planes[c, r0:r1],
+                      borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
     return out
-
-
-_EDGE = cv2.BORDER_REPLICATE
 
 
 def unfold(folded: np.ndarray, scale: int, out: np.ndarray | None = None) -> np.ndarray:
@@ -204,9 +201,6 @@ class OrtCpuTemporalEngine(StreamState):
     name = "onnxruntime-cpu"
     device = "cpu"
     precision = "fp32"
-    #: Per stream: the history (12 bytes per output pixel); the scratch (20 bytes per output pixel of the
-    #: largest frame) is shared by every fork (``Scratch``).
-    PER_STREAM = ("_history",)
 
     def __init__(self, model: ModelDescriptor, options: EngineOptions | None = None) -> None:
         options = options or EngineOptions()
@@ -221,8 +215,8 @@ class OrtCpuTemporalEngine(StreamState):
             raise EngineUnavailable(str(exc)) from None
         self._session = cpu_session(path, options)
         self.scale = model.scale
-        self._history: np.ndarray | None = None
-        self._scratch = Scratch()
+        self._history: np.ndarray | None = None  # per stream: 12 bytes per output pixel
+        self._scratch = Scratch()  # shared by every fork: 20 bytes per output pixel of the largest frame
         self._shrink = import_onnxruntime().RunOptions()
         self._shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
