@@ -136,8 +136,8 @@ def parity(smoke: bool) -> dict:
     from upscaler.metrics import psnr
     from upscaler.models import get_model
     from upscaler.runtime.base import EngineOptions
+    from upscaler.runtime.temporal_torch import TorchTemporalEngine
     from upscaler.sequences import Camera, SequenceSpec, make_sequence
-    from upscaler.temporal.engines import TorchTemporalEngine
 
     set5 = [read_image(p) for p in sorted((REPO / "tests/fixtures/set5").glob("*.webp"))]
     if smoke:

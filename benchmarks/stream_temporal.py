@@ -170,9 +170,9 @@ def main() -> None:
     from upscaler.client import StreamClient, pack_frame
     from upscaler.models import get_model
     from upscaler.runtime.base import EngineOptions
+    from upscaler.runtime.select import create_engine
     from upscaler.sysinfo import machine_info
     from upscaler.temporal import TemporalUpscaler
-    from upscaler.temporal.engines import create_temporal_engine
     from upscaler.wsclient import WebSocket
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -201,7 +201,7 @@ def main() -> None:
     model = get_model(args.model)
     frames = _frames(model, w, h, args.warmup + args.frames)
     options = EngineOptions(threads=args.threads or None, spin=False)  # the service's engine settings
-    local = TemporalUpscaler(model, engine=create_temporal_engine(model, "onnxruntime-cpu", options))
+    local = TemporalUpscaler(model, engine=create_engine(model, "onnxruntime-cpu", options=options))
     port, echo_port = _free_port(), _free_port()
     base = f"http://127.0.0.1:{port}"
     reply_bytes = w * h * 3 * model.scale**2

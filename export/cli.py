@@ -252,7 +252,7 @@ def _plan(model, precision: str, profile, cache_dir: Path | None, device: int = 
     options = EngineOptions(precision=precision, device_id=device, cache_dir=cache_dir)
     if model.temporal:  # one stream per step: the profile's sizes at batch 1
         from upscaler.runtime.profiles import ShapeProfile
-        from upscaler.temporal.tensorrt import TensorRTTemporalEngine
+        from upscaler.runtime.temporal_tensorrt import TensorRTTemporalEngine
 
         single = ShapeProfile(*((1, h, w) for _, h, w in (profile.min, profile.opt, profile.max)))
         engine = TensorRTTemporalEngine(model, options, profile=single)

@@ -1,12 +1,13 @@
 """Temporal models to ONNX: the whole per-frame step, and its folded (after-reprojection) part for the CPU.
 
 - ``<name>.onnx``: ``frame`` (N x 3 x H x W), ``jitter`` (N x 2), ``motion``
-  (N x 2 x H x W), ``history`` (N x 3 x sH x sW), ``reset`` (N x 1) ->
-  ``output`` (N x 3 x sH x sW): reprojection (``GridSample``), network and
+  (N x 2 x H x W), ``history`` (N x C x sH x sW), ``reset`` (N x 1) ->
+  ``output`` (N x C x sH x sW; C = 3, the output, or 4 for models that carry their accumulated weight
+  after it): reprojection (``GridSample``), network and
   blend in one graph, dynamic batch, height and width; what GPU engines
   (ONNX Runtime CUDA/TensorRT, TensorRT) run, the history kept on the device.
-- ``<name>.folded.onnx``: ``frame``, ``jitter``, ``history`` (N x 3s² x H x W,
-  already reprojected and folded), ``reset`` -> ``output`` (N x 3s² x H x W,
+- ``<name>.folded.onnx``: ``frame``, ``jitter``, ``history`` (N x Cs² x H x W,
+  already reprojected and folded), ``reset`` -> ``output`` (N x Cs² x H x W,
   folded): what ONNX Runtime's CPU engine runs between reprojecting and
   unfolding with OpenCV.
 
@@ -33,7 +34,8 @@ TEMPORAL_TOLERANCE = {"full": 1e-3, "folded": 2e-2}
 
 
 def _dynamic(names: dict[str, str]) -> dict[str, dict[int, str]]:
-    spatial = {"frame": ("h", "w"), "motion": ("h", "w"), "history": names, "output": ("oh", "ow")}
+    spatial = {"frame": ("h", "w"), "motion": ("h", "w"), "depth": ("h", "w"), "history": names,
+               "output": ("oh", "ow")}  # fmt: skip
     axes = {}
     for name, (a, b) in {k: v if isinstance(v, tuple) else (v["h"], v["w"]) for k, v in spatial.items()}.items():
         axes[name] = {0: "batch", 2: a, 3: b}
@@ -52,21 +54,25 @@ def export_temporal(model: ModelDescriptor, full: Path, folded: Path, *, opset: 
     s = model.scale
     h, w = 24, 32
     frame, jitter, reset = torch.rand(1, 3, h, w), torch.rand(1, 2) - 0.5, torch.zeros(1, 1)
-    motion, history = torch.randn(1, 2, h, w) * 0.5, torch.rand(1, 3, h * s, w * s)
+    c = model.state_channels
+    motion, history = torch.randn(1, 2, h, w) * 0.5, torch.rand(1, c, h * s, w * s)
 
     class Folded(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.net = net
 
-        def forward(self, frame, jitter, history, reset):
-            return self.net.blend_folded(frame, jitter, history, reset)
+        def forward(self, *args):
+            return self.net.blend_folded(*args)
 
+    extra, names = (), ["frame", "jitter", "motion", "history", "reset"]
+    if model.depth:  # a model that takes the caller's depth: one more input, LR like the frame
+        extra, names = (torch.rand(1, 1, h, w) + 0.5,), [*names, "depth"]
+    folded_history = torch.rand(1, c * s * s, h, w)
     jobs = [
-        (net, (frame, jitter, motion, history, reset), ["frame", "jitter", "motion", "history", "reset"], full,
-         {"h": "sh", "w": "sw"}),
-        (Folded(), (frame, jitter, torch.rand(1, 3 * s * s, h, w), reset), ["frame", "jitter", "history", "reset"],
-         folded, {"h": "h", "w": "w"}),
+        (net, (frame, jitter, motion, history, reset, *extra), names, full, {"h": "sh", "w": "sw"}),
+        (Folded(), (frame, jitter, folded_history, reset, *extra), [n for n in names if n != "motion"], folded,
+         {"h": "h", "w": "w"}),
     ]  # fmt: skip
     for module, args, names, out, history_axes in jobs:
         out = Path(out)
@@ -123,7 +129,9 @@ def check_temporal_parity(model: ModelDescriptor, full: Path, folded: Path, fram
     import onnxruntime as ort
 
     from upscaler.models import ModelFile
-    from upscaler.temporal.engines import OrtCpuTemporalEngine, TorchTemporalEngine, _upsample
+    from upscaler.runtime.stream import depth_input, start_state
+    from upscaler.runtime.temporal_ort_cpu import OrtCpuTemporalEngine
+    from upscaler.runtime.temporal_torch import TorchTemporalEngine
 
     candidate = replace(model, onnx=ModelFile(Path(full)), graphs={**model.graphs, "folded": ModelFile(Path(folded))})
     torch_engine, cpu_engine = TorchTemporalEngine(candidate), OrtCpuTemporalEngine(candidate)
@@ -134,18 +142,21 @@ def check_temporal_parity(model: ModelDescriptor, full: Path, folded: Path, fram
         x = np.ascontiguousarray(f.lr.transpose(2, 0, 1)[None], np.float32) / 255
         jitter = np.array([f.jitter], np.float32)
         motion = np.ascontiguousarray(f.motion.transpose(2, 0, 1)[None])
-        reference = torch_engine.step(x, jitter, motion, reset=t == 0)
+        depth = None if f.depth is None or not model.depth else f.depth[None, None]
+        reference = torch_engine.step(x, jitter, motion, reset=t == 0, depth=depth)
         if t == 0:
-            history, step_motion = _upsample(x, model.scale)[None], np.zeros_like(motion)
+            history, step_motion = start_state(x, model.scale, model.state_channels)[None], np.zeros_like(motion)
         else:
             step_motion = motion
         feeds = {"frame": x, "jitter": jitter, "motion": step_motion, "history": history,
                  "reset": np.array([[1.0 if t == 0 else 0.0]], np.float32)}  # fmt: skip
+        if model.depth:
+            feeds["depth"] = depth_input(depth, x)
         history = session.run(None, feeds)[0]
-        worst["full"] = max(worst["full"], float(np.abs(history - reference).max()))
-        folded_out = cpu_engine.step(x, jitter, motion, reset=t == 0)
+        worst["full"] = max(worst["full"], float(np.abs(history[:, :3] - reference).max()))
+        folded_out = cpu_engine.step(x, jitter, motion, reset=t == 0, depth=depth)
         worst["folded"] = max(worst["folded"], float(np.abs(folded_out - reference).max()))
-        history = reference  # each graph is judged on one step from the same history
+        history = torch_engine._history.numpy()  # each graph is judged on one step from the same state
     report = TemporalParity(worst["full"], worst["folded"], len(frames))
     for kind, bound in TEMPORAL_TOLERANCE.items():
         if getattr(report, kind) > bound:

@@ -159,16 +159,20 @@ def temporal_model_config(
     """``config.pbtxt`` for a temporal model: a sequence model with implicit state (see the module docstring)."""
     inputs, outputs = _io(graph)
     names = [name for name, _ in inputs]
-    if sorted(names) != ["frame", "history", "jitter", "motion", "reset"] or [n for n, _ in outputs] != ["output"]:
+    wanted = sorted(["frame", "history", "jitter", "motion", "reset", *(["depth"] if model.depth else [])])
+    if sorted(names) != wanted or [n for n, _ in outputs] != ["output"]:
         raise ValueError(f"{graph}: not a temporal step graph (inputs {names})")
-    dims = {"frame": "3, -1, -1", "jitter": "2", "motion": "2, -1, -1", "output": "3, -1, -1"}
+    c = model.state_channels
+    dims = {"frame": "3, -1, -1", "jitter": "2", "motion": "2, -1, -1", "depth": "1, -1, -1", "output": f"{c}, -1, -1"}
     declared = [(n, d) for n, d in inputs if n not in ("history", "reset")]
     s = model.scale
     lines = [
         f"# {model.name}: x{s} temporal super-sampling, one stateful sequence per stream ({model.description})",
         "# inputs: frame 3 x H x W float 0..1 RGB; jitter 2 (LR pixels, each from -0.5 up to 0.5); motion 2 x H x W "
-        "(LR pixels, previous = current + motion)",
-        f"# output: 3 x {s}H x {s}W, 0..1, also kept by Triton as the sequence's history (implicit state)",
+        "(LR pixels, previous = current + motion)"
+        + ("; depth 1 x H x W (linear, any unit; zeros: none)" if model.depth else ""),
+        f"# output: {c} x {s}H x {s}W, 0..1, also kept by Triton as the sequence's history (implicit state)"
+        + ("" if c == 3 else "; planes 0-2 are the frame, the rest the model's accumulation state"),
         "# a new sequence (correlation id) starts from the frame alone: start one at every cut",
     ]
     if profile is not None:
@@ -192,7 +196,7 @@ def temporal_model_config(
         '    { name: "reset" control [ { kind: CONTROL_SEQUENCE_START fp32_false_true: [ 0, 1 ] } ] }',
         "  ]",
         "  state [",
-        '    { input_name: "history" output_name: "output" data_type: TYPE_FP32 dims: [ 3, -1, -1 ] }',
+        f'    {{ input_name: "history" output_name: "output" data_type: TYPE_FP32 dims: [ {c}, -1, -1 ] }}',
         "  ]",
         "}",
         f"instance_group [ {{ count: {instances} kind: {'KIND_GPU' if gpu else 'KIND_CPU'} }} ]",

@@ -22,8 +22,9 @@ from upscaler.client import unpack_frame
 from upscaler.models import ModelDescriptor
 from upscaler.runtime import heap
 from upscaler.runtime.base import EngineOptions
+from upscaler.runtime.select import create_engine
+from upscaler.runtime.stream import TemporalEngine
 from upscaler.temporal import TemporalUpscaler, check_temporal_inputs, check_temporal_size
-from upscaler.temporal.engines import TEMPORAL_BACKENDS, TemporalEngine, create_temporal_engine
 
 __all__ = [
     "TEMPORAL",
@@ -32,19 +33,10 @@ __all__ = [
     "TemporalModel",
     "TemporalStream",
     "parse_message",
-    "temporal_backend",
 ]
 
 #: First element of a batcher key whose item is one frame of one temporal stream (run alone, in order).
 TEMPORAL = "temporal"
-
-# Service backends with no temporal engine of their own, and the nearest that has one.
-_NEAREST = {"tensorrt": "gpu", "onnxruntime-tensorrt": "onnxruntime-cuda"}
-
-
-def temporal_backend(backend: str) -> str:
-    """The temporal backend for the service's ``--backend``."""
-    return backend if backend in TEMPORAL_BACKENDS else _NEAREST.get(backend, "auto")
 
 
 class TemporalModel:
@@ -58,7 +50,7 @@ class TemporalModel:
         precision = precision if precision in ("fp32", "fp16") else None
         options = EngineOptions(threads=threads, spin=spin, precision=precision)
         #: Never steps: every stream's engine is a copy of it (see ``open``).
-        self.engine: TemporalEngine = create_temporal_engine(model, temporal_backend(backend), options)
+        self.engine: TemporalEngine = create_engine(model, backend, options=options)
 
     @property
     def scale(self) -> int:

@@ -146,7 +146,7 @@ def test_any_engine_failure_moves_the_chain_on_and_says_why(monkeypatch, caplog,
     def broken(model, options):
         raise failure
 
-    monkeypatch.setitem(select.ENGINES, "onnxruntime-cpu", broken)
+    monkeypatch.setitem(select.ENGINES, "onnxruntime-cpu", select.EngineSpec(broken, broken))
     with caplog.at_level(logging.INFO, logger="upscaler.runtime"):
         engine = create_engine(default_model(), "cpu")
     assert engine.name == "torch-cpu"

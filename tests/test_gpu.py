@@ -66,8 +66,8 @@ def test_torch_cuda_temporal_steps_match_the_cpu_engine_over_a_sequence(photo, m
     from upscaler import TemporalUpscaler
     from upscaler.models import get_model
     from upscaler.runtime.base import EngineOptions
+    from upscaler.runtime.temporal_torch import TorchTemporalEngine
     from upscaler.sequences import Camera, SequenceSpec, make_sequence
-    from upscaler.temporal.engines import TorchTemporalEngine
 
     descriptor = get_model(model)
     camera = Camera(center=(128, 128), velocity=(1.7, 0.6))

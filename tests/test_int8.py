@@ -224,7 +224,8 @@ def test_auto_measures_once_per_machine_and_caches_the_choice(monkeypatch, tmp_p
     monkeypatch.setenv(cpu_precision.ENV, "auto")
     monkeypatch.setenv("UPSCALER_CACHE_DIR", str(tmp_path))
     model = get_model("x4-fast")
-    first = cpu_precision.choose_cpu_precision(model, threads=1)  # a real side-by-side measurement
+    engine = lambda p: OrtCpuEngine(model, EngineOptions(threads=1, precision=p))  # noqa: E731
+    first = cpu_precision.choose_cpu_precision(model, threads=1, engine=engine)  # a real side-by-side measurement
     assert first.precision in ("fp32", "int8") and first.speedup is not None and first.speedup > 0
     cost = cpu_precision.int8_cost(model)
     assert first.precision == cpu_precision.decide(cost, first.speedup, first.floor).precision

@@ -14,9 +14,9 @@ from safetensors.torch import save_file
 from upscaler import TemporalUpscaler
 from upscaler.archs.temporal import TemporalSR, reproject, sample_weights
 from upscaler.models import ModelError, get_model
+from upscaler.runtime.stream import fold_reproject
 from upscaler.sequences import Camera, SequenceSpec, jitter_sequence, make_sequence
 from upscaler.temporal import PlainAccumulator
-from upscaler.temporal.engines import fold_reproject
 
 
 @pytest.fixture(scope="module")
@@ -128,10 +128,10 @@ def test_onnxruntime_and_torch_engines_agree_over_a_sequence(tiny):
 
 
 def test_torch_temporal_8_bit_steps_equal_the_float_steps_and_keep_the_same_history(tiny):
-    from upscaler.temporal.engines import create_temporal_engine
+    from upscaler.runtime.select import create_engine
     from upscaler.temporal.facade import _to_image
 
-    floats = create_temporal_engine(get_model(tiny), "torch-cpu")
+    floats = create_engine(get_model(tiny), "torch-cpu")
     eights = floats.fork()  # the same network, its own history
     for t, f in enumerate(_pan(frames=5) + _pan(frames=2, size=(20, 12), seed=3)):  # a size change starts afresh
         batch = np.ascontiguousarray(f.lr.transpose(2, 0, 1)[None], dtype=np.float32) * np.float32(1 / 255)

@@ -23,12 +23,13 @@ from tests.fakes.tensorrt import plan_header
 from upscaler import TemporalUpscaler
 from upscaler.io import sample_images
 from upscaler.models import get_model
+from upscaler.runtime import select
 from upscaler.runtime.base import EngineOptions
 from upscaler.runtime.profiles import parse_profile, temporal_shapes
+from upscaler.runtime.stream import start_state
+from upscaler.runtime.temporal_ort_cuda import OrtCudaTemporalEngine
+from upscaler.runtime.temporal_tensorrt import TensorRTTemporalEngine
 from upscaler.sequences import Camera, SequenceSpec, make_sequence
-from upscaler.temporal import engines as temporal_engines
-from upscaler.temporal.engines import OrtCudaTemporalEngine, _upsample
-from upscaler.temporal.tensorrt import TensorRTTemporalEngine
 
 PROFILE = parse_profile("1x8x8:1x24x32:1x40x48")
 
@@ -52,7 +53,7 @@ def cpu_reference(model, frames, resets):
     for frame, reset in zip(frames, resets):
         x, jitter, motion = inputs(frame)
         if reset or history is None:
-            history, motion = _upsample(x, model.scale)[None], np.zeros_like(motion)
+            history, motion = start_state(x, model.scale, model.state_channels)[None], np.zeros_like(motion)
         feeds = {"frame": x, "jitter": jitter, "motion": motion, "history": history,
                  "reset": np.array([[1.0 if reset else 0.0]], np.float32)}  # fmt: skip
         history = session.run(None, feeds)[0]
@@ -122,6 +123,7 @@ def test_tensorrt_temporal_refuses_frames_outside_its_profile_and_goes_on(gpu, t
 
 def test_the_gpu_backend_picks_tensorrt_for_temporal_models_when_it_loads(gpu, tmp_path, monkeypatch, sequence):
     monkeypatch.setenv("UPSCALER_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(select, "nvidia_driver", lambda: "550.54")  # the registry asks for a driver first
     ts = TemporalUpscaler("x2-temporal", backend="gpu")
     assert ts.engine.name == "tensorrt" and ts.engine.precision == "fp16"
     assert gpu.trt.calls.builds[0]["profile"]["history"][2] == (1, 3, 2160, 3840)  # 1080p in, 4K out
@@ -130,7 +132,7 @@ def test_the_gpu_backend_picks_tensorrt_for_temporal_models_when_it_loads(gpu, t
 def test_onnxruntime_cuda_temporal_binds_the_previous_output_as_history(monkeypatch, sequence):
     ort = make_onnxruntime(["CUDAExecutionProvider", "CPUExecutionProvider"])
     monkeypatch.setitem(sys.modules, "onnxruntime", ort)
-    monkeypatch.setattr(temporal_engines, "nvidia_driver", lambda: "550.54")
+    monkeypatch.setattr(select, "nvidia_driver", lambda: "550.54")
     model = get_model("x4-temporal")
     engine = OrtCudaTemporalEngine(model, EngineOptions(device_id=1))
     (session,) = ort.calls.sessions

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import run_cli
+from upscaler.bench.sequence import count_sequences
 from upscaler.metrics import psnr
 from upscaler.sequences import SequenceFrame
 from upscaler.sysinfo import cpu_flags, cpu_name
@@ -55,9 +56,13 @@ def tiny_temporal(tmp_path_factory) -> Path:
     return path
 
 
-def test_standard_sequences_are_deterministic_and_of_five_kinds(set5_dir, sequences):
+def test_standard_sequences_are_deterministic_and_of_six_kinds(set5_dir, sequences):
     kinds = [s.kind for s in sequences]
-    assert set(kinds) == {"pan", "layer", "cut", "still", "still-unjittered"}
+    assert set(kinds) == {"pan", "layer", "cut", "still", "still-unjittered", "slow"}
+    assert kinds.count("slow") == 4 and count_sequences(set5_dir, 4) == len(sequences)
+    for slow in (s for s in sequences if s.kind == "slow"):  # camera and layer at most 0.3 HR px per axis
+        assert max(np.abs(f.motion).max() for f in slow.frames) <= 0.3 / 4 + 1e-5
+        assert all(f.dynamic.any() for f in slow.frames) and all(f.depth.min() == 2.0 for f in slow.frames[:1])
     assert kinds.count("pan") == 4 and kinds.count("layer") == 2 and kinds.count("cut") == 1  # images 0..3
     assert kinds.count("still") == 1 and kinds.count("still-unjittered") == 1  # images 1 and 3
     still = next(s for s in sequences if s.kind == "still")
@@ -86,10 +91,10 @@ def test_standard_sequences_are_deterministic_and_of_five_kinds(set5_dir, sequen
     assert all(f.dynamic.any() for f in layer.frames)  # the sprite stays on screen
     assert not any(f.dynamic.any() for f in sequences[0].frames)
     assert cut.name == "set5/baby-cut-butterfly"  # to another image's shot
-    assert [s.name for s in standard_sequences(set5_dir, 2, size=(12, 8), frames=4, limit=2)][-3:] == [
-        "set5/baby-cut-bird", "set5/bird-pan", "set5/bird-still"]  # fmt: skip
+    assert [s.name for s in standard_sequences(set5_dir, 2, size=(12, 8), frames=4, limit=2)][-4:] == [
+        "set5/baby-slow", "set5/bird-pan", "set5/bird-still", "set5/bird-slow"]  # fmt: skip
     long = standard_sequences(set5_dir, 2, size=(12, 8), frames=20, limit=1)
-    assert [s.kind for s in long] == ["pan", "layer", "cut"] and long[2].cut_at == 16
+    assert [s.kind for s in long] == ["pan", "layer", "cut", "slow"] and long[2].cut_at == 16
     assert long[2].name == "set5/baby-cut-baby-flipped"  # one image: its shot upside down
 
 
@@ -196,7 +201,7 @@ def test_cli_sequence_mode_end_to_end(tmp_path, set5_dir, tiny_temporal):
     assert report["machine"]["cpu"] == cpu_name() and report["machine"]["cpu_flags"] == list(cpu_flags())
     assert report["machine"]["libraries"]["onnxruntime"]
     assert report["settings"]["scale"] == 4 and report["settings"]["size"] == "24x16"
-    assert [q["kind"] for q in report["sequences"]] == ["pan", "layer", "cut"]
+    assert [q["kind"] for q in report["sequences"]] == ["pan", "layer", "cut", "slow"]
     names = [s["name"] for s in report["subjects"]]
     assert names == ["bicubic", "accumulation", "tiny-temporal", "tiny-temporal (flow)", "x4-fast"]
     by_name = {s["name"]: s for s in report["subjects"]}
@@ -204,7 +209,7 @@ def test_cli_sequence_mode_end_to_end(tmp_path, set5_dir, tiny_temporal):
     assert by_name["tiny-temporal"]["engine"].startswith("onnxruntime-cpu")
     for s in report["subjects"]:
         summary = s["summary"]
-        assert set(summary) == {"pan", "layer", "cut", "all"}
+        assert set(summary) == {"pan", "layer", "cut", "slow", "all"}
         assert summary["pan"]["steady_psnr"] > 10 and summary["layer"]["dynamic_psnr"] > 5
         assert summary["cut"]["after_cut_psnr"] > 5 and summary["all"]["warping_error"] >= 0
         assert summary["all"]["median_ms"] > 0 and len(s["sequences"][0]["psnr"]) == 8

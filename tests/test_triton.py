@@ -142,8 +142,8 @@ def test_temporal_models_are_stateful_sequence_models_whose_first_request_needs_
     plays Triton's part with ONNX Runtime on the shipped graph.
     """
     from upscaler.io import sample_images
+    from upscaler.runtime.stream import start_state
     from upscaler.sequences import Camera, SequenceSpec, make_sequence
-    from upscaler.temporal.engines import _upsample
 
     repo = tmp_path / "models"
     result = run_cli("export", "triton", "--dir", str(repo), "-m", "x4-temporal", "--max-batch-size", "4")
@@ -175,7 +175,7 @@ def test_temporal_models_are_stateful_sequence_models_whose_first_request_needs_
         state = session.run(None, {"frame": x, "jitter": jitter, "motion": motion, "history": state, "reset": start})[0]
         if reference is None:  # what our own engines do on a reset: the frame upsampled, no motion
             feeds = {"frame": x, "jitter": jitter, "motion": np.zeros_like(motion), "reset": start,
-                     "history": _upsample(x, 4)[None]}  # fmt: skip
+                     "history": start_state(x, 4)[None]}  # fmt: skip
         else:
             feeds = {"frame": x, "jitter": jitter, "motion": motion, "reset": start, "history": reference}
         reference = session.run(None, feeds)[0]

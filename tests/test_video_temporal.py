@@ -206,10 +206,11 @@ def test_an_interrupted_temporal_job_resumes_to_the_same_frames_and_refuses_othe
 )
 def test_options_a_temporal_model_cannot_honour_are_refused_in_one_line(tmp_path, clip, options, says):
     if None in options:  # a single-frame backend no temporal engine runs on (the list grows with the engines)
+        from upscaler.models import get_model
         from upscaler.runtime import BACKENDS
-        from upscaler.temporal.engines import TEMPORAL_BACKENDS
+        from upscaler.runtime.select import backends_for
 
-        others = [b for b in BACKENDS if b not in TEMPORAL_BACKENDS]
+        others = [b for b in BACKENDS if b not in backends_for(get_model("x4-temporal"))]
         if not others:
             pytest.skip("every backend runs temporal models")
         options, says = [options[0], others[0]], says.format(others[0])

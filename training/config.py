@@ -51,6 +51,9 @@ class DataConfig:
     still: float = 0.0  #: sequence: share of sequences whose camera does not move (a static shot)
     unjittered: float = 0.0  #: sequence: share rendered without jitter (video: every frame samples alike)
     motion_noise: float = 0.0  #: sequence: std (low-res pixels) of smooth noise on unjittered ones' motion
+    slow: float = 0.0  #: sequence: share whose camera and layer move at most ``slow_speed`` per axis
+    slow_speed: float = 1.2  #: sequence: the slow shots' speed bound, high-resolution pixels per frame
+    fade: float = 0.0  #: sequence: share that fade in from black over 2 to 12 frames
     batch: int = 16  #: patches per step
     workers: int = 0  #: data-loading processes (0: in the training process)
     on_device: bool = False  #: hold the images on the training device and cut crops there (GPUs)

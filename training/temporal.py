@@ -44,7 +44,7 @@ from torch.utils.data import DataLoader, Dataset
 from training.config import TrainConfig
 from training.logs import RunLog
 from training.trainer import Trainer, _atomic_save, _loss, load_initial_weights, lr_at, save_weights
-from upscaler.archs import build_network
+from upscaler.archs import build_network, get_arch
 from upscaler.archs.temporal import reproject
 from upscaler.io import list_images, read_image
 from upscaler.pipeline import to_rgb8
@@ -83,6 +83,7 @@ class SequenceSet(Dataset):
             layer_texture=texture,
             cut_scene_shape=None if cut_scene is None else cut_scene.shape[:2],
         )
+        spec = _shot_mix(rng, spec, c)
         unjittered = False
         if c.data.still or c.data.unjittered:  # drawn after the rest: older configs see the same sequences
             if rng.random() < c.data.still:
@@ -97,6 +98,7 @@ class SequenceSet(Dataset):
                 f.motion = f.motion + _smooth_noise(rng, f.motion.shape, c.data.motion_noise)
         reset = np.zeros((frames, 1), np.float32)
         reset[0] = 1.0
+        given = rng.random() < 0.5  # half the streams come with the renderer's depth, half without
         if spec.cut_at is not None and rng.random() < 0.5:  # the game signalled this cut
             reset[spec.cut_at] = 1.0
         return {
@@ -105,7 +107,21 @@ class SequenceSet(Dataset):
             "jitter": torch.tensor([f.jitter for f in seq], dtype=torch.float32),
             "motion": torch.from_numpy(np.stack([f.motion for f in seq]).transpose(0, 3, 1, 2).copy()),
             "reset": torch.from_numpy(reset),
+            "depth": torch.from_numpy(np.stack([f.depth * given for f in seq])[:, None].copy()),
         }
+
+
+def _shot_mix(rng: np.random.Generator, spec: SequenceSpec, c: TrainConfig) -> SequenceSpec:
+    """Slow shots (camera and layer at most ``data.slow_speed`` HR pixels per frame per axis) and fades from
+    black, drawn only when the config asks for them (older configs see the same sequences)."""
+    if c.data.slow and rng.random() < c.data.slow:
+        v = c.data.slow_speed
+        camera = replace(spec.camera, velocity=tuple(float(x) for x in rng.uniform(-v, v, 2)))
+        layer = spec.layer and replace(spec.layer, velocity=tuple(float(x) for x in rng.uniform(-v, v, 2)))
+        spec = replace(spec, camera=camera, layer=layer)
+    if c.data.fade and rng.random() < c.data.fade:
+        spec = replace(spec, fade=int(rng.integers(2, 13)))
+    return spec
 
 
 def _smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], std: float) -> np.ndarray:
@@ -116,7 +132,8 @@ def _smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], std: float) 
 
 
 def val_sequences(folders: list[Path], scale: int, *, size=(64, 48), frames: int = 24) -> list[list]:
-    """Fixed validation sequences: per image a diagonal sub-pixel pan; every third also a layer."""
+    """Fixed validation sequences: per image a sub-pixel pan (every second one slow: at most 0.4 HR pixels per
+    frame); every third also a layer."""
     out = []
     rng = np.random.default_rng(1234)
     files = [f for folder in folders for f in list_images(folder)][::4]
@@ -125,7 +142,7 @@ def val_sequences(folders: list[Path], scale: int, *, size=(64, 48), frames: int
         scene = to_rgb8(read_image(path))
         h, w = scene.shape[:2]
         angle = rng.uniform(0, 2 * math.pi)
-        speed = rng.uniform(0.2, 1.5) * scale
+        speed = rng.uniform(0.2, 1.5) * scale if i % 2 == 0 else rng.uniform(0.0, 0.4)  # odd ones: slow
         layer = None
         if i % 3 == 2:
             texture = textures[i % len(textures)]
@@ -150,6 +167,7 @@ class TemporalTrainer:
             torch.set_num_threads(config.run.threads)
         self.device = Trainer._pick_device(config.run.device)
         self.net = build_network(config.model.arch, config.model.scale, config.model.params).to(self.device)
+        self.depth = get_arch(config.model.arch).depth  # the network takes the renderer's depth
         self.ema = build_network(config.model.arch, config.model.scale, config.model.params).to(self.device)
         self.ema.load_state_dict(self.net.state_dict())
         o = config.optim
@@ -173,6 +191,10 @@ class TemporalTrainer:
         self.logs.trim(self.step)
 
     def _history(self, lr: torch.Tensor) -> torch.Tensor:
+        """The state a stream starts from (the frame upsampled, and what else the network carries)."""
+        start = getattr(self.net, "start_state", None)
+        if start is not None:
+            return start(lr)
         return F.interpolate(lr, scale_factor=self.config.model.scale, mode="bilinear", align_corners=False)
 
     def _unroll(self, net, batch: dict[str, torch.Tensor], grad_from: int) -> tuple[torch.Tensor, float]:
@@ -194,7 +216,9 @@ class TemporalTrainer:
                     keep = (1 - r).view(-1, 1, 1, 1)
                     history = history * keep + fresh * (1 - keep)
                 m = motion[:, t] * (1 - r).view(-1, 1, 1, 1)
-                out = net(lr[:, t], jitter[:, t], m, history, r)
+                extra = (batch["depth"][:, t].to(self.device),) if self.depth else ()
+                state = net(lr[:, t], jitter[:, t], m, history, r, *extra)
+                out = state[:, :3]
                 if t >= grad_from and t > 0:
                     loss = loss + _loss(out, hr[:, t], c.optim.loss)
                     count += 1
@@ -204,7 +228,7 @@ class TemporalTrainer:
                         truth = hr[:, t] - reproject(hr[:, t - 1], m, s)
                         keep = (1 - r).view(-1, 1, 1, 1)
                         loss = loss + c.optim.temporal_weight * ((change - truth).abs() * keep).mean()
-            history, previous = out, out
+            history, previous = state, out
             if t < grad_from:
                 history, previous = history.detach(), previous.detach()
         return loss / max(count, 1), float(count)
@@ -227,7 +251,7 @@ class TemporalTrainer:
                 history = self._history(lr) if history is None else history
                 history = self.ema(lr, jitter, motion, history, r)
                 if t >= 8:
-                    out = (history[0].permute(1, 2, 0).cpu().numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8)
+                    out = (history[0, :3].permute(1, 2, 0).cpu().numpy() * 255 + 0.5).clip(0, 255).astype(np.uint8)
                     scores.append(psnr(out, f.hr, border=s))
         return {"seq-val": float(np.mean(scores))}
 

@@ -18,7 +18,10 @@ may cut to another photo. For every frame this module renders:
   (previous = current + motion), jitter excluded: the conventions of
   ``TemporalUpscaler`` (DESIGN.md section 9). After a cut it is zero.
 - ``dynamic``: high-resolution mask of the pixels the moving layer covers
-  now or covered in the previous frame (where history is wrong or missing).
+  now or covered in the previous frame (where history is wrong or missing);
+  ``disoccluded``: those it covered in the previous frame and no longer does.
+- ``depth``: linear depth at every sample (the scene at ``depths[0]``, the
+  layer in front at ``depths[1]``), as a renderer's depth buffer.
 
 Pure numpy and OpenCV (``cv2.remap``): the benchmark harness and the tests
 use it without torch, and training draws its sequences from it.
@@ -108,6 +111,8 @@ class SequenceSpec:
     cut_camera: Camera | None = None  #: the camera after the cut
     jitter: tuple[tuple[float, float], ...] = field(default_factory=lambda: tuple(jitter_sequence(16)))
     jitter_offset: int = 0  #: where in the jitter sequence frame 0 starts
+    fade: int = 0  #: frames a fade in from black takes from frame 0 (0: none)
+    depths: tuple[float, float] = (10.0, 2.0)  #: linear depth of the scene and of the layer (in front)
 
 
 @dataclass
@@ -120,6 +125,8 @@ class SequenceFrame:
     motion: np.ndarray  #: h x w x 2 float32, low-resolution pixels, previous = current + motion
     dynamic: np.ndarray  #: sh x sw bool: the moving layer now or in the previous frame
     cut: bool = False  #: the first frame of a new shot
+    depth: np.ndarray | None = None  #: h x w float32, linear depth at each sample (what a renderer hands over)
+    disoccluded: np.ndarray | None = None  #: sh x sw bool: background the layer covered in the previous frame
 
 
 def _screen_points(width: float, height: float, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
@@ -160,7 +167,8 @@ def _render(
 
 
 def _gain(spec: SequenceSpec, t: int) -> float:
-    return 1.0 + spec.brightness * math.sin(2 * math.pi * t / 24.0)
+    fade = min(1.0, t / spec.fade) if spec.fade > 0 else 1.0
+    return fade * (1.0 + spec.brightness * math.sin(2 * math.pi * t / 24.0))
 
 
 def _motion(spec: SequenceSpec, camera: Camera, t: int, width: int, height: int, cover: np.ndarray) -> np.ndarray:
@@ -206,7 +214,7 @@ def make_sequence(
         dense, dense_cover = _render(source, camera, layer, shot_t, wh, hh, dense_x, dense_y, gain)
         hr = cv2.resize(dense, (wh, hh), interpolation=cv2.INTER_AREA)
         cover_hr = cv2.resize(dense_cover, (wh, hh), interpolation=cv2.INTER_AREA) > 0
-        lr, _ = _render(source, camera, layer, shot_t, wh, hh, centre_x + jx * s, centre_y + jy * s, gain)
+        lr, lr_cover = _render(source, camera, layer, shot_t, wh, hh, centre_x + jx * s, centre_y + jy * s, gain)
         _, centre_cover = _render(source, camera, layer, shot_t, wh, hh, centre_x, centre_y, gain)
         first = t == 0 or (spec.cut_at is not None and t == spec.cut_at)
         if first:
@@ -215,7 +223,9 @@ def make_sequence(
             spec_now = spec if not cut else replace(spec, layer=None)
             motion = _motion(spec_now, camera, shot_t, w, h, centre_cover)
         dynamic = cover_hr if previous_cover_hr is None or first else cover_hr | previous_cover_hr
+        uncovered = np.zeros_like(cover_hr) if previous_cover_hr is None or first else previous_cover_hr & ~cover_hr
         previous_cover_hr = cover_hr
+        depth = np.where(lr_cover > 0.5, spec.depths[1], spec.depths[0]).astype(np.float32)
         frames.append(
             SequenceFrame(
                 lr=_to_uint8(lr),
@@ -224,6 +234,8 @@ def make_sequence(
                 motion=motion,
                 dynamic=dynamic,
                 cut=bool(spec.cut_at is not None and t == spec.cut_at),
+                depth=depth,
+                disoccluded=uncovered,
             )
         )
     return frames

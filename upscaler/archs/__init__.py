@@ -23,6 +23,10 @@ class ArchSpec:
     cls: str  #: class name inside ``module``
     receptive_field: Callable[[Mapping[str, Any]], int]  #: radius in input pixels
     macs: Callable[[Mapping[str, Any], int], int]  #: multiply-adds per input pixel (params, scale)
+    temporal: bool = False  #: a temporal step (frame, jitter, motion, state, reset), not a single-frame model
+    state_channels: int = 3  #: high-resolution planes a temporal step carries (the first three: the output)
+    reproject: str = "linear"  #: how a temporal step resamples its state: ``linear`` or ``cubic``
+    depth: bool = False  #: a temporal step that takes the caller's depth (zeros when there is none)
 
 
 def _plainsr_macs(p: Mapping[str, Any], scale: int) -> int:
@@ -36,6 +40,12 @@ def _temporal_macs(p: Mapping[str, Any], scale: int) -> int:
     c, b, hc = int(p.get("channels", 32)), int(p.get("blocks", 2)), int(p.get("history_channels", 16))
     s2 = scale * scale
     return 3 * s2 * hc + (6 + hc) * c * 9 + b * c * c * 9 + c * 5 * s2 + 3 * 9 * s2
+
+
+def _accum_macs(p: Mapping[str, Any], scale: int) -> int:
+    c, b, hc = int(p.get("channels", 32)), int(p.get("blocks", 2)), int(p.get("history_channels", 16))
+    s2 = scale * scale
+    return 5 * s2 * hc + (6 + hc) * c * 9 + b * c * c * 9 + c * 6 * s2 + 3 * 9 * 2 * s2
 
 
 ARCHS: dict[str, ArchSpec] = {
@@ -54,6 +64,19 @@ ARCHS: dict[str, ArchSpec] = {
         # head + hidden convs, one pixel each (the base reads one too); the history adds its motion
         receptive_field=lambda p: int(p.get("blocks", 2)) + 1,
         macs=_temporal_macs,
+        temporal=True,
+    ),
+    "accum": ArchSpec(
+        name="accum",
+        module="upscaler.archs.accum",
+        cls="AccumSR",
+        # head + hidden convs, one pixel each (the splat reads one too); the history adds its motion
+        receptive_field=lambda p: int(p.get("blocks", 2)) + 1,
+        macs=_accum_macs,
+        temporal=True,
+        state_channels=5,
+        reproject="cubic",
+        depth=True,
     ),
 }
 

@@ -76,6 +76,8 @@ def build_sequence_subjects(
     for d in descriptors:
         if d.temporal:
             subjects.append(TemporalSubject(d, backend, threads=threads))
+            if d.depth:  # the same model told the renderer's depth
+                subjects.append(TemporalSubject(d, backend, threads=threads, depth=True))
             if flow:
                 subjects.append(TemporalSubject(d, backend, threads=threads, flow=True))
         else:
@@ -86,7 +88,7 @@ def build_sequence_subjects(
 def count_sequences(folder: str | Path, limit: int | None = None) -> int:
     """How many sequences ``standard_sequences`` makes of ``folder`` (without rendering them)."""
     n = len(list_images(folder)[:limit])
-    return n + math.ceil(n / 3) + math.ceil(n / 4)
+    return n + math.ceil(n / 3) + math.ceil(n / 4) + n // 2 + n + (n + 1) // 4  # pan, layer, cut, still, slow, fade
 
 
 def _chain(folders: Sequence[str | Path], scale: int, size, frames: int, limit: int | None) -> Iterator[NamedSequence]:
@@ -123,8 +125,9 @@ def run_sequence_bench(
     return {"settings": settings, **result}
 
 
-_HEAD = ("subject", "engine", "motion", "pan PSNR", "pan SSIM", "layer PSNR", "moving PSNR", "after cut",
-         "before cut", "still PSNR", "unjittered still", "warp err", "ms/frame")  # fmt: skip
+_HEAD = ("subject", "engine", "motion", "pan PSNR", "pan SSIM", "layer PSNR", "moving PSNR", "disoccluded",
+         "after cut", "before cut", "still PSNR", "unjittered still", "slow PSNR", "slow moving", "warp err",
+         "ms/frame")  # fmt: skip
 
 
 def _f(value, digits: int) -> str:
@@ -142,10 +145,13 @@ def _cells(subject: dict) -> tuple[str, ...]:
         _f(pan.get("steady_ssim"), 4),
         _f(layer.get("steady_psnr"), 2),
         _f(layer.get("dynamic_psnr"), 2),
+        _f(layer.get("disoccluded_psnr"), 2),
         _f(cut.get("after_cut_psnr"), 2),
         _f(cut.get("before_cut_psnr"), 2),
         _f(s.get("still", {}).get("steady_psnr"), 2),
         _f(s.get("still-unjittered", {}).get("steady_psnr"), 2),
+        _f(s.get("slow", {}).get("steady_psnr"), 2),
+        _f(s.get("slow", {}).get("dynamic_psnr"), 2),
         _f(every.get("warping_error"), 2),
         _f(every.get("median_ms"), 2),
     )
@@ -158,11 +164,14 @@ def _note(report: dict) -> str:
     return (
         f"{len(kinds)} sequences ({counts}) of {st['frames']} frames, {st['size']} -> {st['output']} (x{st['scale']}), "
         f"from {', '.join(st['folders'])}. PSNR/SSIM on Y, {st['scale']} px shaved; pan/layer: mean over frames "
-        f">= {st['warmup']}; moving PSNR: the moving layer's pixels only; after cut: frames {st['cut_at']} to "
+        f">= {st['warmup']}; moving PSNR: the moving layer's pixels only; disoccluded: the background the "
+        f"layer uncovered that frame (all frames); after cut: frames {st['cut_at']} to "
         f"{st['cut_at'] + st['after_cut_frames'] - 1} (the cut is not signalled), before cut: the "
         f"{st['after_cut_frames']} frames before it; still / unjittered still: a static camera with and without "
-        f"jitter, mean over frames >= {st['warmup']}; warp err: mean |change of output - change of reference| after "
-        "reprojection by the exact motion, grey levels, static pixels (lower is steadier); ms/frame: median step time."
+        f"jitter, mean over frames >= {st['warmup']}; slow: a pan and a layer each at most 0.3 HR px per frame "
+        f"per axis (frames >= {st['warmup']}; moving: the layer's pixels); warp err: mean |change of output - "
+        "change of reference| after reprojection by the exact motion, grey levels, static pixels (lower is "
+        "steadier); ms/frame: median step time."
     )
 
 

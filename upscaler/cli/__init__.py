@@ -13,13 +13,11 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points, version
 
+from upscaler.cli.errors import CliError
+
 __all__ = ["CliError", "main"]
 
 Register = Callable[[argparse._SubParsersAction], None]
-
-
-class CliError(Exception):
-    """A user-facing error: printed as one line, exit status 2."""
 
 
 def _core_commands() -> list[Register]:

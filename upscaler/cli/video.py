@@ -259,9 +259,9 @@ def _temporal_model(args: argparse.Namespace) -> bool:
 
     An unknown model is not judged here: each file then fails with the engine's own message.
     """
-    from upscaler.cli import CliError
+    from upscaler.cli.errors import CliError
     from upscaler.models import get_model
-    from upscaler.temporal.engines import TEMPORAL_BACKENDS
+    from upscaler.runtime.select import backends_for
 
     try:
         model = get_model(args.model)
@@ -276,9 +276,9 @@ def _temporal_model(args: argparse.Namespace) -> bool:
         )
     if args.precision not in (None, "auto", "fp32"):
         raise CliError(f"--precision {args.precision}: {model.name} is a temporal model and runs in fp32 only")
-    if args.backend not in TEMPORAL_BACKENDS:
+    if args.backend not in backends_for(model):
         raise CliError(
-            f"--backend {args.backend}: {model.name} is a temporal model; it runs on {', '.join(TEMPORAL_BACKENDS)}"
+            f"--backend {args.backend}: {model.name} is a temporal model; it runs on {', '.join(backends_for(model))}"
         )
     return True
 

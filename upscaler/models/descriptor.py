@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from upscaler.archs import macs_per_pixel, receptive_field
+from upscaler.archs import get_arch, macs_per_pixel, receptive_field
 
 __all__ = [
     "ModelDescriptor",
@@ -73,7 +73,22 @@ class ModelDescriptor:
     @property
     def temporal(self) -> bool:
         """A temporal model: it takes jitter, motion and history (``TemporalUpscaler``), not single frames."""
-        return self.arch == "temporal"
+        return get_arch(self.arch).temporal
+
+    @property
+    def state_channels(self) -> int:
+        """A temporal model's high-resolution state planes (the first three are its output)."""
+        return get_arch(self.arch).state_channels
+
+    @property
+    def depth(self) -> bool:
+        """A temporal model that takes the caller's depth (its graphs have a ``depth`` input)."""
+        return get_arch(self.arch).depth
+
+    @property
+    def reproject(self) -> str:
+        """How a temporal model resamples its state between frames (``linear`` or ``cubic``)."""
+        return get_arch(self.arch).reproject
 
     @property
     def inputs(self) -> str:

@@ -27,8 +27,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -101,8 +103,13 @@ def decide(
     return PrecisionChoice("int8", reason, speedup, floor)
 
 
-def choose_cpu_precision(model: ModelDescriptor, threads: int | None = None) -> PrecisionChoice:
-    """The precision ``auto`` runs ``model`` in on this CPU (measures once, then reads the cache)."""
+def choose_cpu_precision(
+    model: ModelDescriptor, threads: int | None = None, engine: Callable[[str], Any] | None = None
+) -> PrecisionChoice:
+    """The precision ``auto`` runs ``model`` in on this CPU (measures once, then reads the cache).
+
+    ``engine(precision)`` builds the engine the measurement runs (``fp32`` and ``int8``, each with a
+    ``run(batch)``): the CPU engine passes its own, so this policy imports no engine."""
     pinned = os.environ.get(ENV, "auto").strip().lower() or "auto"
     if pinned in ("fp32", "int8"):
         if pinned == "int8" and model.graph("int8") is None:
@@ -123,7 +130,7 @@ def choose_cpu_precision(model: ModelDescriptor, threads: int | None = None) -> 
     cached = _load(key)
     if cached is not None:
         return cached
-    ratios = _measure(model, threads)
+    ratios = _measure(model, engine)
     choice = decide(cost, round(float(np.median(ratios)), 2), round(float(np.percentile(ratios, 25)), 2))
     choice = replace(choice, reason=f"{choice.reason} (measured once, cached)")
     _store(key, choice)
@@ -180,14 +187,16 @@ def _store(key: str, choice: PrecisionChoice) -> None:
         log.warning("could not cache the CPU precision choice in %s: %s", _cache_file(), exc)
 
 
-def _measure(model: ModelDescriptor, threads: int | None, rounds: int = 6, runs: int = 2) -> list[float]:
+def _measure(
+    model: ModelDescriptor, engine: Callable[[str], Any] | None, rounds: int = 6, runs: int = 2
+) -> list[float]:
     """Per-round FP32/INT8 time ratios (each round's medians), the two sessions interleaved on one frame."""
     import time
 
-    from upscaler.runtime.base import EngineOptions
-    from upscaler.runtime.ort_cpu import OrtCpuEngine
+    if engine is None:
+        raise ValueError("choosing a CPU precision by measurement needs an engine factory")
 
-    engines = [OrtCpuEngine(model, EngineOptions(threads=threads, precision=p)) for p in ("fp32", "int8")]
+    engines = [engine(p) for p in ("fp32", "int8")]
     w, h = PROBE_SIZE
     batch = np.random.default_rng(0).random((1, model.channels, h, w), dtype=np.float32)
     for engine in engines:

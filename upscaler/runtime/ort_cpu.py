@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import numpy as np
 
@@ -56,7 +57,8 @@ class OrtCpuEngine:
         if options.precision is None:  # auto: INT8 only where this CPU gains from it within the PSNR bound
             from upscaler.runtime.cpu_precision import choose_cpu_precision
 
-            choice = choose_cpu_precision(model, options.threads)
+            measured = lambda p: OrtCpuEngine(model, replace(options, precision=p))  # noqa: E731
+            choice = choose_cpu_precision(model, options.threads, measured)
             self.precision, self.precision_reason = choice.precision, choice.reason
         else:
             self.precision = choose_precision(self.name, options.precision, ("fp32", "int8"))

@@ -78,11 +78,14 @@ DEFAULT_PROFILE = ShapeProfile(min=(1, 1, 1), opt=(1, 540, 960), max=(4, 1080, 1
 TEMPORAL_PROFILE = ShapeProfile(min=(1, 1, 1), opt=(1, 540, 960), max=(1, 1080, 1920))
 
 
-def temporal_shapes(profile: ShapeProfile, scale: int) -> dict[str, tuple[tuple[int, ...], ...]]:
+def temporal_shapes(
+    profile: ShapeProfile, scale: int, channels: int = 3, depth: bool = False
+) -> dict[str, tuple[tuple[int, ...], ...]]:
     """Min, opt and max shape of each input of a temporal step graph for a frame ``profile``.
 
     ``frame`` (N x 3 x H x W), ``jitter`` (N x 2), ``motion`` (N x 2 x H x W),
-    ``history`` (N x 3 x sH x sW) and ``reset`` (N x 1). The history's
+    ``history`` (N x ``channels`` x sH x sW), ``reset`` (N x 1), and with
+    ``depth`` a ``depth`` input (N x 1 x H x W). The history's
     smallest shape is 1 x 1 whatever the frame: a graph server's first
     request of a sequence holds a placeholder state there (the step ignores
     the history when ``reset`` is 1).
@@ -90,8 +93,9 @@ def temporal_shapes(profile: ShapeProfile, scale: int) -> dict[str, tuple[tuple[
 
     def inputs(which: str) -> dict[str, tuple[int, ...]]:
         n, h, w = getattr(profile, which)
-        history = (n, 3, 1, 1) if which == "min" else (n, 3, h * scale, w * scale)
-        return {"frame": (n, 3, h, w), "jitter": (n, 2), "motion": (n, 2, h, w), "history": history, "reset": (n, 1)}
+        history = (n, channels, 1, 1) if which == "min" else (n, channels, h * scale, w * scale)
+        shapes = {"frame": (n, 3, h, w), "jitter": (n, 2), "motion": (n, 2, h, w), "history": history, "reset": (n, 1)}
+        return {**shapes, "depth": (n, 1, h, w)} if depth else shapes
 
     lo, mid, hi = inputs("min"), inputs("opt"), inputs("max")
     return {name: (lo[name], mid[name], hi[name]) for name in lo}

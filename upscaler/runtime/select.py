@@ -1,4 +1,10 @@
-"""Choosing an engine: named backends and the ``auto`` fallback chain.
+"""Choosing an engine: one registry for single-frame and temporal models, named backends, the ``auto`` chain.
+
+Each engine (``ENGINES``) says how it loads each kind of model it runs: a
+single-frame ``Engine`` (``run`` on batches) or a ``TemporalEngine`` (``step``
+with its own state, ``stream``). A backend name means the same for both
+kinds; an engine that does not run a model's kind is skipped with that
+reason.
 
 ``auto`` walks TensorRT -> ONNX Runtime (TensorRT, then CUDA provider) ->
 PyTorch CUDA -> ONNX Runtime CPU -> PyTorch CPU and logs one line per engine
@@ -14,9 +20,10 @@ from dataclasses import dataclass
 
 from upscaler.models import ModelDescriptor
 from upscaler.runtime.base import Engine, EngineOptions, EngineUnavailable
+from upscaler.runtime.stream import TemporalEngine
 from upscaler.sysinfo import nvidia_driver
 
-__all__ = ["BACKENDS", "ENGINES", "EngineChoice", "create_engine", "probe_engines"]
+__all__ = ["BACKENDS", "ENGINES", "EngineChoice", "EngineSpec", "backends_for", "create_engine", "probe_engines"]
 
 log = logging.getLogger(__name__)
 
@@ -66,17 +73,63 @@ def _torch_cpu(model: ModelDescriptor, options: EngineOptions) -> Engine:
     return TorchEngine(model, options)
 
 
-#: Engine factories by name, in the order ``auto`` tries them (GPU paths first).
-ENGINES: dict[str, Callable[[ModelDescriptor, EngineOptions], Engine]] = {
-    "tensorrt": _tensorrt,
-    "onnxruntime-tensorrt": _ort_tensorrt,
-    "onnxruntime-cuda": _ort_cuda,
-    "torch-cuda": _torch_cuda,
-    "onnxruntime-cpu": _ort_cpu,
-    "torch-cpu": _torch_cpu,
+def _tensorrt_step(model: ModelDescriptor, options: EngineOptions) -> TemporalEngine:
+    _require_driver()
+    from upscaler.runtime.temporal_tensorrt import TensorRTTemporalEngine
+
+    return TensorRTTemporalEngine(model, options)
+
+
+def _ort_cuda_step(model: ModelDescriptor, options: EngineOptions) -> TemporalEngine:
+    _require_driver()
+    from upscaler.runtime.temporal_ort_cuda import OrtCudaTemporalEngine
+
+    return OrtCudaTemporalEngine(model, options)
+
+
+def _torch_cuda_step(model: ModelDescriptor, options: EngineOptions) -> TemporalEngine:
+    _require_driver()
+    from upscaler.runtime.temporal_torch import TorchTemporalEngine
+
+    return TorchTemporalEngine(model, options, cuda=True)
+
+
+def _ort_cpu_step(model: ModelDescriptor, options: EngineOptions) -> TemporalEngine:
+    from upscaler.runtime.temporal_ort_cpu import OrtCpuTemporalEngine
+
+    return OrtCpuTemporalEngine(model, options)
+
+
+def _torch_cpu_step(model: ModelDescriptor, options: EngineOptions) -> TemporalEngine:
+    from upscaler.runtime.temporal_torch import TorchTemporalEngine
+
+    return TorchTemporalEngine(model, options)
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """One engine: how it loads each kind of model it runs (``None``: a kind it does not run)."""
+
+    frame: Callable[[ModelDescriptor, EngineOptions], Engine] | None  #: single-frame models (``run``)
+    temporal: Callable[[ModelDescriptor, EngineOptions], TemporalEngine] | None  #: temporal models (``step``)
+
+    def factory(self, model: ModelDescriptor) -> Callable | None:
+        """What loads ``model`` on this engine, or None."""
+        return self.temporal if model.temporal else self.frame
+
+
+#: Every engine, by name, in the order ``auto`` tries them (GPU paths first), with the model kinds it runs.
+ENGINES: dict[str, EngineSpec] = {
+    "tensorrt": EngineSpec(_tensorrt, _tensorrt_step),
+    "onnxruntime-tensorrt": EngineSpec(_ort_tensorrt, None),
+    "onnxruntime-cuda": EngineSpec(_ort_cuda, _ort_cuda_step),
+    "torch-cuda": EngineSpec(_torch_cuda, _torch_cuda_step),
+    "onnxruntime-cpu": EngineSpec(_ort_cpu, _ort_cpu_step),
+    "torch-cpu": EngineSpec(_torch_cpu, _torch_cpu_step),
 }
 
-#: What each ``backend`` name may use, in order of preference; every engine name is a backend too.
+#: What each ``backend`` name may use, in order of preference; every engine name is a backend too. The same
+#: for both model kinds: an engine that does not run a model's kind is skipped, with that reason.
 BACKENDS: dict[str, tuple[str, ...]] = {
     "auto": tuple(ENGINES),
     "gpu": ("tensorrt", "onnxruntime-tensorrt", "onnxruntime-cuda", "torch-cuda"),
@@ -85,6 +138,20 @@ BACKENDS: dict[str, tuple[str, ...]] = {
     "torch": ("torch-cuda", "torch-cpu"),
     **{name: (name,) for name in ENGINES},
 }
+
+
+def backends_for(model: ModelDescriptor) -> list[str]:
+    """The backend names with at least one engine that runs ``model``'s kind."""
+    return [b for b, names in BACKENDS.items() if any(ENGINES[n].factory(model) for n in names)]
+
+
+def _load(name: str, model: ModelDescriptor, options: EngineOptions):
+    """Engine ``name`` with ``model`` loaded; ``EngineUnavailable`` when it does not run that kind."""
+    factory = ENGINES[name].factory(model)
+    if factory is None:
+        kind = "temporal" if model.temporal else "single-frame"
+        raise EngineUnavailable(f"{name} does not run {kind} models")
+    return factory(model, options)
 
 
 @dataclass(frozen=True)
@@ -123,7 +190,7 @@ def create_engine(
     reasons = []
     for name in BACKENDS[backend]:
         try:
-            engine = ENGINES[name](model, options)
+            engine = _load(name, model, options)
         except EngineUnavailable as exc:
             log.info("engine %s skipped: %s", name, exc)
             reasons.append(f"{name}: {exc}")
@@ -142,14 +209,10 @@ def create_engine(
 
 def probe_engines(model: ModelDescriptor, precision: str | None = None) -> list[EngineChoice]:
     """Try every engine on ``model`` and report which load, and why the others do not."""
-    if model.temporal:  # its own engines: one step with history, not batches of frames
-        from upscaler.temporal.engines import probe_temporal_engines
-
-        return probe_temporal_engines(model)
     choices = []
-    for name, factory in ENGINES.items():
+    for name in ENGINES:
         try:
-            engine = factory(model, EngineOptions(precision=precision))  # default threads: the choice a run makes
+            engine = _load(name, model, EngineOptions(precision=precision))  # default threads: what a run picks
         except EngineUnavailable as exc:
             choices.append(EngineChoice(name, False, str(exc)))
         except Exception as exc:  # reported like the chain does, never raised from a probe

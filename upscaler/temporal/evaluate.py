@@ -72,9 +72,21 @@ __all__ = [
 ]
 
 #: Sequence kinds, in report order.
-KINDS = ("pan", "layer", "cut", "still", "still-unjittered")
+KINDS = ("pan", "layer", "cut", "still", "still-unjittered", "slow", "fade")
 #: Kinds whose steady state is measured; the overall steady figure (``all``) averages the first two only.
-STEADY_KINDS = ("pan", "layer", "still", "still-unjittered")
+STEADY_KINDS = ("pan", "layer", "still", "still-unjittered", "slow")
+#: Kinds whose flat regions are checked for a fixed pattern by pixel phase (a still or slow camera shows it).
+GRID_KINDS = ("still", "slow")
+#: Frames the fade sequences take to fade in from black (their camera is still).
+FADE_FRAMES = 6
+#: Grey levels (Y) within which an output's mean level counts as the source's (fades).
+LEVEL_TOLERANCE = 1.0
+#: A pixel is flat when the reference's Y varies by less than this (grey levels, std over 5 x 5).
+FLAT_STD = 1.5
+#: Kinds with a moving layer (their ``dynamic_psnr`` is measured over it).
+LAYER_KINDS = ("layer", "slow")
+#: The slow shots' bound on camera and layer speed, high-resolution pixels per frame per axis.
+SLOW_SPEED = 0.3
 #: The first frame of the new shot in cut sequences (earlier in sequences too short for it: ``frames // 2``).
 CUT_AT = 16
 #: Frames of the new shot the after-cut figure averages (cut, cut + 1, cut + 2).
@@ -125,6 +137,17 @@ def _layer(rng: np.random.Generator, texture: np.ndarray, size: tuple[int, int],
     return Layer(texture=texture.astype(np.float32) / 255.0, origin=(ox, oy), size=(lw, lh), velocity=(vx, vy))
 
 
+def _slow(rng: np.random.Generator, scene: np.ndarray, texture: np.ndarray, size: tuple[int, int], scale: int,
+          frames: int) -> SequenceSpec:  # fmt: skip
+    """A slow shot: a camera pan and a sprite layer, each at most ``SLOW_SPEED`` HR pixels per frame per axis."""
+    h, w = scene.shape[:2]
+    vx, vy = (float(v) for v in rng.uniform(-SLOW_SPEED, SLOW_SPEED, 2))
+    camera = Camera(center=(w / 2 - vx * frames / 2, h / 2 - vy * frames / 2), velocity=(vx, vy))
+    layer = _layer(rng, texture, size, scale, frames)
+    lx, ly = (float(v) for v in rng.uniform(-SLOW_SPEED, SLOW_SPEED, 2))
+    return SequenceSpec(scale=scale, size=size, frames=frames, camera=camera, layer=replace(layer, velocity=(lx, ly)))
+
+
 def iter_standard_sequences(
     folder: str | Path, scale: int, *, size: tuple[int, int] = (96, 64), frames: int = 32, limit: int | None = None
 ) -> Iterator[NamedSequence]:
@@ -169,6 +192,14 @@ def iter_standard_sequences(
             else:
                 spec = replace(spec, jitter=((0.0, 0.0),))
                 yield NamedSequence(f"{base}-still-unjittered", "still-unjittered", make_sequence(scene, spec))
+        texture = load(i + 1) if n > 1 else scene[::-1, ::-1]  # drawn last: the other kinds stay as they were
+        spec = _slow(rng, scene, np.ascontiguousarray(texture), size, scale, frames)
+        yield NamedSequence(f"{base}-slow", "slow", make_sequence(scene, spec))
+        if i % 4 == 2:  # a fade in from black on a still, jittered camera
+            h, w = scene.shape[:2]
+            spec = SequenceSpec(scale=scale, size=size, frames=frames, camera=Camera(center=(w / 2, h / 2)),
+                                fade=min(FADE_FRAMES, frames - 1))  # fmt: skip
+            yield NamedSequence(f"{base}-fade", "fade", make_sequence(scene, spec))
 
 
 def standard_sequences(
@@ -272,14 +303,21 @@ class TemporalSubject:
     uses_jitter = True
 
     def __init__(
-        self, model, backend: str = "auto", *, threads: int | None = None, flow: bool = False, upscaler=None
+        self,
+        model,
+        backend: str = "auto",
+        *,
+        threads: int | None = None,
+        flow: bool = False,
+        depth: bool = False,
+        upscaler=None,
     ) -> None:
         from upscaler.temporal.facade import TemporalUpscaler
 
         self.up = upscaler or TemporalUpscaler(model, backend, threads=threads)
-        self.flow = flow
+        self.flow, self.depth = flow, depth
         self.uses_motion = not flow
-        self.name = self.up.model.name + (" (flow)" if flow else "")
+        self.name = self.up.model.name + (" (flow)" if flow else "") + (" (depth)" if depth else "")
         self.scale = self.up.scale
         self.engine = f"{self.up.engine.name} {self.up.engine.precision}"
 
@@ -287,7 +325,8 @@ class TemporalSubject:
         self.up.reset()
 
     def step(self, frame: SequenceFrame) -> np.ndarray:
-        return self.up.upscale(frame.lr, jitter=frame.jitter, motion=None if self.flow else frame.motion)
+        depth = frame.depth if self.depth else None
+        return self.up.upscale(frame.lr, jitter=frame.jitter, motion=None if self.flow else frame.motion, depth=depth)
 
 
 def describe_subject(subject: SequenceSubject) -> dict:
@@ -366,6 +405,58 @@ def masked_psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray, *, border: int =
     return float("inf") if mse == 0 else 10.0 * math.log10(255.0**2 / mse)
 
 
+def flat_mask(reference: np.ndarray, scale: int) -> np.ndarray:
+    """Pixels of ``reference`` (RGB uint8) whose Y varies by less than ``FLAT_STD`` over 5 x 5 (sky, walls),
+    ``scale`` pixels at each edge left out (a whole number of blocks: the phases stay aligned)."""
+    y = rgb_to_y(reference).astype(np.float32)
+    mean, square = cv2.blur(y, (5, 5)), cv2.blur(y * y, (5, 5))
+    flat = np.sqrt(np.maximum(square - mean * mean, 0.0)) < FLAT_STD
+    flat[:scale], flat[-scale:], flat[:, :scale], flat[:, -scale:] = False, False, False, False
+    return flat
+
+
+class PhasePattern:
+    """The mean Y per pixel phase (``y % scale``, ``x % scale``) over flat pixels, less the overall mean,
+    gathered over frames: a fixed grid an upscaler prints on flat regions shows as a spread by phase."""
+
+    def __init__(self, scale: int) -> None:
+        self.scale = scale
+        self.sums, self.counts = np.zeros((scale, scale)), np.zeros((scale, scale))
+
+    def add(self, image: np.ndarray, mask: np.ndarray) -> None:
+        """Gather the flat pixels ``mask`` of ``image`` (RGB uint8)."""
+        y, s = rgb_to_y(image).astype(np.float64), self.scale
+        for i in range(s):
+            for j in range(s):
+                m = mask[i::s, j::s]
+                self.sums[i, j] += y[i::s, j::s][m].sum()
+                self.counts[i, j] += m.sum()
+
+    def pattern(self) -> np.ndarray | None:
+        """``scale x scale`` mean by phase less their mean (grey levels); None before any flat pixel."""
+        if (self.counts == 0).any():
+            return None
+        means = self.sums / self.counts
+        return means - means.mean()
+
+
+def _grid_figures(ours: PhasePattern, truth: PhasePattern) -> dict:
+    """How far the output's pattern by phase is from the reference's (the largest gap), and each one's spread."""
+    a, b = ours.pattern(), truth.pattern()
+    if a is None or b is None:
+        return {"grid_error": None, "grid_pp": None, "reference_grid_pp": None}
+    return {"grid_error": _r(float(np.abs(a - b).max()), 3), "grid_pp": _r(float(np.ptp(a)), 3),
+            "reference_grid_pp": _r(float(np.ptp(b)), 3)}  # fmt: skip
+
+
+def fade_lag(outputs_y: Sequence[float], truths_y: Sequence[float], start: int) -> int:
+    """Frames from ``start`` (a fade's last frame) until the output's mean level stays within
+    ``LEVEL_TOLERANCE`` of the reference's; the frames left when it never does."""
+    gaps = [abs(o - t) for o, t in zip(outputs_y[start:], truths_y[start:])]
+    late = [k for k, g in enumerate(gaps) if g > LEVEL_TOLERANCE]
+    return 0 if not late else late[-1] + 1
+
+
 def _mean(values: Iterable[float]) -> float | None:
     kept = [v for v in values if v is not None and not math.isnan(v)]
     return float(np.mean(kept)) if kept else None
@@ -384,7 +475,8 @@ def evaluate_sequence(subject: SequenceSubject, sequence: NamedSequence, *, warm
     scale = frames[0].hr.shape[0] // frames[0].lr.shape[0]
     cut = sequence.cut_at
     subject.reset()
-    psnrs, ssims, times, dynamic, warps = [], [], [], [], []
+    psnrs, ssims, times, dynamic, warps, uncovered, levels = [], [], [], [], [], [], []
+    ours, truth = PhasePattern(scale), PhasePattern(scale)
     out_prev = gt_prev = None
     for t, frame in enumerate(frames):
         start = time.perf_counter()
@@ -394,8 +486,16 @@ def evaluate_sequence(subject: SequenceSubject, sequence: NamedSequence, *, warm
             raise ValueError(f"{subject.name} returned {out.shape} {out.dtype} for a {frame.hr.shape} uint8 frame")
         psnrs.append(psnr(out, frame.hr, border=scale))
         ssims.append(ssim(out, frame.hr, border=scale))
-        if sequence.kind == "layer" and t >= warmup:
+        if sequence.kind in LAYER_KINDS and t >= warmup:
             dynamic.append(masked_psnr(out, frame.hr, frame.dynamic, border=scale))
+        if sequence.kind in LAYER_KINDS and frame.disoccluded is not None and frame.disoccluded.any():
+            uncovered.append(masked_psnr(out, frame.hr, frame.disoccluded, border=scale))
+        if sequence.kind in GRID_KINDS and t >= warmup:
+            mask = flat_mask(frame.hr, scale)
+            ours.add(out, mask)
+            truth.add(frame.hr, mask)
+        if sequence.kind == "fade":
+            levels.append((float(rgb_to_y(out).mean()), float(rgb_to_y(frame.hr).mean())))
         if t >= 1 and not frame.cut:
             warps.append(warping_error(out_prev, out, gt_prev, frame.hr, frame.motion, scale, exclude=frame.dynamic))
         out_prev, gt_prev = out, frame.hr
@@ -403,8 +503,15 @@ def evaluate_sequence(subject: SequenceSubject, sequence: NamedSequence, *, warm
     if sequence.kind in STEADY_KINDS:
         record["steady_psnr"] = _r(_mean(psnrs[warmup:]), 3)
         record["steady_ssim"] = _r(_mean(ssims[warmup:]), 4)
-    if sequence.kind == "layer":
+    if sequence.kind in LAYER_KINDS:
         record["dynamic_psnr"] = _r(_mean(dynamic), 3)
+        record["disoccluded_psnr"] = _r(_mean(v for v in uncovered if math.isfinite(v)), 3)
+    if sequence.kind in GRID_KINDS:
+        record.update(_grid_figures(ours, truth))
+    if sequence.kind == "fade":
+        end = min(FADE_FRAMES, len(frames) - 1)
+        record["fade_lag"] = fade_lag([o for o, _ in levels], [t for _, t in levels], end)
+        record["fade_gap"] = _r(_mean(abs(o - t) for o, t in levels[end : end + 3]), 3)
     if cut is not None:
         record["cut_at"] = cut
         record["after_cut_psnr"] = _r(_mean(psnrs[cut : cut + AFTER_CUT]), 3)
@@ -419,10 +526,21 @@ def evaluate_sequence(subject: SequenceSubject, sequence: NamedSequence, *, warm
 
 _SUMMARY_KEYS = {
     "pan": ("steady_psnr", "steady_ssim", "warping_error"),
-    "layer": ("steady_psnr", "steady_ssim", "dynamic_psnr", "warping_error"),
+    "layer": ("steady_psnr", "steady_ssim", "dynamic_psnr", "disoccluded_psnr", "warping_error"),
     "cut": ("after_cut_psnr", "before_cut_psnr", "warping_error"),
-    "still": ("steady_psnr", "steady_ssim", "warping_error"),
+    "still": ("steady_psnr", "steady_ssim", "grid_error", "grid_pp", "reference_grid_pp", "warping_error"),
     "still-unjittered": ("steady_psnr", "steady_ssim", "warping_error"),
+    "slow": (
+        "steady_psnr",
+        "steady_ssim",
+        "dynamic_psnr",
+        "disoccluded_psnr",
+        "grid_error",
+        "grid_pp",
+        "reference_grid_pp",
+        "warping_error",
+    ),
+    "fade": ("fade_lag", "fade_gap", "warping_error"),
 }
 
 

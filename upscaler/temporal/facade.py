@@ -12,8 +12,12 @@ previous frame (previous = current + motion), jitter excluded; ``None`` asks
 the upscaler to estimate it (``flow.estimate_motion``). ``reset=True`` drops
 the history (a cut the game knows about); a cut it does not signal is for
 the network to notice (it was trained on unsignalled cuts). A size change
-resets. ``depth`` (``H x W`` float) is checked and accepted for API
-stability; the shipped models do not use it yet.
+resets. ``depth`` (``H x W`` float32, linear depth in any unit, larger is
+farther, 0 where unknown) is what the renderer's depth buffer holds at each
+sample: models that take depth (``ModelDescriptor.depth``) drop history
+where this frame's surface is not the one the history saw (a
+disocclusion); models that do not ignore it. Give it on every frame or
+never: a frame with depth after one without drops the whole history.
 
 Bad input raises ``ValueError`` (or ``TypeError``) naming what is wrong, and
 leaves the stream as it was: the next good frame continues from the same
@@ -34,7 +38,8 @@ import numpy as np
 
 from upscaler.models import ModelDescriptor, ModelError, get_model
 from upscaler.runtime.base import EngineOptions
-from upscaler.temporal.engines import REMAP_SIDE, TemporalEngine, create_temporal_engine
+from upscaler.runtime.select import create_engine
+from upscaler.runtime.stream import REMAP_SIDE, TemporalEngine
 from upscaler.temporal.flow import DEFAULT_FLOW, MotionEstimator
 
 __all__ = ["MAX_OUTPUT_SIDE", "MOTION_BOUND", "TemporalUpscaler", "check_temporal_inputs", "check_temporal_size"]
@@ -104,6 +109,8 @@ def check_temporal_inputs(
             raise ValueError("depth must be a float array (H x W)")
         if depth.shape not in ((h, w), (h, w, 1)):
             raise ValueError(f"depth must be {h} x {w} for this frame, got {depth.shape}")
+        if not np.isfinite(depth).all() or (depth < 0).any():
+            raise ValueError("depth must be finite and not negative (linear depth; 0 where unknown)")
     return jx, jy
 
 
@@ -147,7 +154,7 @@ class TemporalUpscaler:
                 f"{self.model.name} is a single-frame model; TemporalUpscaler takes a temporal one "
                 "(x4-temporal, x2-temporal); use Upscaler for single frames"
             )
-        self.engine = engine or create_temporal_engine(self.model, backend, EngineOptions(threads=threads, spin=spin))
+        self.engine = engine or create_engine(self.model, backend, options=EngineOptions(threads=threads, spin=spin))
         self._size: tuple[int, int] | None = None
         self.frames = 0  #: frames upscaled since the last reset
 
@@ -186,12 +193,12 @@ class TemporalUpscaler:
         fresh = self._size is None
         step_rgb8 = getattr(self.engine, "step_rgb8", None)
         if step_rgb8 is not None:  # the engine converts where it runs (8-bit frames cross the bus)
-            image = step_rgb8(frame, (jx, jy), motion, reset=fresh)
+            image = step_rgb8(frame, (jx, jy), motion, reset=fresh, depth=depth)
         else:
             batch = np.ascontiguousarray(frame.transpose(2, 0, 1)[None], dtype=np.float32) * np.float32(1 / 255)
             jit = np.array([[jx, jy]], np.float32)
             mv = np.ascontiguousarray(motion.transpose(2, 0, 1)[None], dtype=np.float32)
-            image = _to_image(self.engine.step(batch, jit, mv, reset=fresh)[0])  # a copy: the history is untouched
+            image = _to_image(self.engine.step(batch, jit, mv, reset=fresh, depth=depth)[0])  # a copy
         self._size = size
         self.frames += 1
         return image

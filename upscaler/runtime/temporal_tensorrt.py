@@ -26,7 +26,7 @@ from upscaler.models import ModelDescriptor
 from upscaler.runtime import tensorrt as trt_runtime
 from upscaler.runtime.base import EngineOptions, EngineUnavailable, choose_precision, require_file
 from upscaler.runtime.profiles import TEMPORAL_PROFILE, ShapeProfile, temporal_shapes
-from upscaler.temporal.engines import StreamState
+from upscaler.runtime.stream import StreamState, depth_input
 
 __all__ = ["TEMPORAL_INPUTS", "TensorRTTemporalEngine"]
 
@@ -58,23 +58,27 @@ class TensorRTTemporalEngine(StreamState):
         self.precision = choose_precision(self.name, options.precision, ("fp16", "fp32"))
         graph = require_file(model, "onnx")
         self.device, self.scale = f"cuda:{options.device_id}", model.scale
+        self._channels, self._depth = model.state_channels, model.depth
         self.key = trt_runtime.engine_key(trt, self._device, graph, self.precision, profile)
         self.key["inputs"] = "temporal"  # a temporal plan is never mistaken for a single-frame one
         self._runtime, self._engine, self._context, self.plan_path = trt_runtime.open_engine(
             trt, self._device, model, graph, self.key, options, plan_file=plan_file, profile=profile,
-            shapes=temporal_shapes(profile, model.scale),
+            shapes=temporal_shapes(profile, model.scale, model.state_channels, model.depth),
         )  # fmt: skip
         names, inputs, outputs = trt_runtime.io_tensors(trt, self._engine)
-        if set(inputs) != set(TEMPORAL_INPUTS) or outputs != ["output"]:
-            wanted = ", ".join(TEMPORAL_INPUTS)
+        wanted_inputs = {*TEMPORAL_INPUTS, "depth"} if self._depth else set(TEMPORAL_INPUTS)
+        if set(inputs) != wanted_inputs or outputs != ["output"]:
+            wanted = ", ".join(sorted(wanted_inputs))
             raise EngineUnavailable(f"expected a temporal step engine ({wanted} -> output), got {names}")
         frame = self._engine.get_tensor_profile_shape("frame", 0)  # min, opt, max as N x C x H x W
         self.profile = ShapeProfile(*((int(s[0]), int(s[2]), int(s[3])) for s in frame))
         self._history = None  # device buffer: the previous output
         self._spare = None  # device buffer of the same size, written by the next step
 
-    def step(self, frame: np.ndarray, jitter: np.ndarray, motion: np.ndarray, reset: bool) -> np.ndarray:
-        """The output (``1 x 3 x sH x sW``, on the host); it stays on the device as the next history."""
+    def step(
+        self, frame: np.ndarray, jitter: np.ndarray, motion: np.ndarray, reset: bool, depth: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The output (``1 x 3 x sH x sW``, on the host); the state stays on the device as the next history."""
         n, _, h, w = frame.shape
         if not self.profile.fits(frame.shape):
             raise ValueError(
@@ -82,7 +86,7 @@ class TensorRTTemporalEngine(StreamState):
                 f"({self.profile.min[2]}x{self.profile.min[1]} to {self.profile.max[2]}x{self.profile.max[1]})"
             )
         s, device, context = self.scale, self._device, self._context
-        expected = (n, 3, h * s, w * s)
+        expected = (n, self._channels, h * s, w * s)
         fresh = reset or self._history is None or tuple(self._history.shape) != expected
         if fresh:
             self._spare = None
@@ -97,6 +101,8 @@ class TensorRTTemporalEngine(StreamState):
                 "reset": device.upload(np.array([[1.0 if fresh else 0.0]], np.float32)),
                 "history": self._history,
             }
+            if self._depth:
+                buffers["depth"] = device.upload(depth_input(depth, frame))
             for name, buffer in buffers.items():
                 if not context.set_input_shape(name, tuple(buffer.shape)):
                     raise RuntimeError(f"TensorRT refused the {name} shape {tuple(buffer.shape)}")
@@ -110,4 +116,4 @@ class TensorRTTemporalEngine(StreamState):
                 raise RuntimeError("TensorRT execution failed")
             result = device.download(out)
         self._history, self._spare = out, self._history
-        return result
+        return result[:, :3]

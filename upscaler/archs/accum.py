@@ -1,0 +1,222 @@
+"""AccumSR: a temporal step that keeps count of what it has accumulated, and learns when to drop it.
+
+The state carried from frame to frame is four high-resolution planes: the
+output colour and ``w``, the samples it has gathered per pixel (divided by
+``cap``, so in [0, 1]). Per frame:
+
+1. The state is reprojected by the motion vectors (``grid_sample``,
+   bicubic: a slow pan resamples the history every frame, and bilinear blurs
+   it a little each time) and folded to low resolution (``s²`` sub-pixels per
+   low-resolution pixel).
+2. This frame's samples are splatted to the sub-pixels they landed near:
+   every low-resolution pixel sampled the scene at a known offset (the
+   jitter), so each sub-pixel's Gaussian weight to each of the 3 x 3 nearest
+   samples is a per-frame constant; one matrix product with the frame's nine
+   shifted copies gives the splat (and, with bilinear weights, a
+   jitter-aware upsample ``base``: the first frame and disoccluded pixels are
+   registered where the samples were, not half a pixel off).
+3. A small network at low resolution sees the frame, how far it is from what
+   the history predicted, and the history (colour relative to ``base``, ``w``,
+   and, when the caller gives depth, how far this frame's depth is from the
+   history's: a disocclusion), and says per sub-pixel how much of the history to keep (``r``),
+   how much to trust the new samples (``m``), how much to lean on ``base``
+   (``e``), and a correction ``c``.
+4. A weighted mean, as a plain accumulation does, but with learned weights::
+
+       n = r * w * cap                  (history samples still trusted)
+       k = m * g                        (this frame's splat weight)
+       colour = (n * history + k * splat + e * base) / (n + k + e) + c
+       w' = min(1, (n + k) / cap)
+
+   On a still camera ``r`` stays near 1 and the mean converges to the
+   samples' average; where history is stale (a cut, disocclusion, a light
+   change) ``r`` drops and the step falls back to this frame.
+
+Everything but the reprojection runs at low resolution. ``forward`` is the
+whole step (one ONNX graph); ``blend_folded`` takes the already reprojected,
+folded state and returns the new state folded, for engines that reproject
+and unfold outside the graph (the CPU engine, with OpenCV).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["AccumSR", "jitter_coefficients", "reproject_state"]
+
+#: High-resolution state planes: colour (3), accumulated weight (1), depth (1: the caller's, 0 without).
+STATE_CHANNELS = 5
+
+
+def jitter_coefficients(jitter: torch.Tensor, scale: int, sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-frame weights of the 3 x 3 nearest samples for every sub-pixel: ``(bilinear, gaussian)``, each
+    ``N x s² x 9`` (neighbour ``(dy + 1) * 3 + (dx + 1)``).
+
+    Sub-pixel ``(i, j)`` of a block has its centre ``((j + 0.5) / s, (i + 0.5) / s)`` low-resolution pixels
+    from the block's corner; the block's own sample lies at ``(0.5 + jx, 0.5 + jy)`` and its neighbours' one
+    pixel further each way. ``sigma`` is the splat's width in high-resolution pixels.
+    """
+    centres = (torch.arange(scale, dtype=jitter.dtype, device=jitter.device) + 0.5) / scale
+    offsets = torch.tensor([-1.0, 0.0, 1.0], dtype=jitter.dtype, device=jitter.device)
+    # N x s x 3: from each neighbour's sample to each sub-pixel column (row), in low-resolution pixels
+    dx = centres.view(1, scale, 1) - (0.5 + jitter[:, 0:1]).unsqueeze(-1) - offsets.view(1, 1, 3)
+    dy = centres.view(1, scale, 1) - (0.5 + jitter[:, 1:2]).unsqueeze(-1) - offsets.view(1, 1, 3)
+    bx, by = torch.clamp(1.0 - dx.abs(), min=0.0), torch.clamp(1.0 - dy.abs(), min=0.0)
+    k = 0.5 * (scale / sigma) ** 2
+    gx, gy = torch.exp(-k * dx * dx), torch.exp(-k * dy * dy)
+    n = jitter.shape[0]
+    # rows i, columns j of sub-pixels; neighbours (dy, dx): N x s x s x 3 x 3 -> N x s² x 9
+    bilinear = (by.view(n, scale, 1, 3, 1) * bx.view(n, 1, scale, 1, 3)).reshape(n, scale * scale, 9)
+    gaussian = (gy.view(n, scale, 1, 3, 1) * gx.view(n, 1, scale, 1, 3)).reshape(n, scale * scale, 9)
+    return bilinear, gaussian
+
+
+def _neighbours(frame: torch.Tensor) -> torch.Tensor:
+    """``N x 3 x 9 x HW``: the frame shifted to each of its 3 x 3 neighbours (edges replicated)."""
+    n, c, h, w = frame.shape
+    padded = F.pad(frame, (1, 1, 1, 1), mode="replicate")
+    shifts = [padded[:, :, dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3)]
+    return torch.stack(shifts, dim=2).reshape(n, c, 9, h * w)
+
+
+def reproject_state(state: torch.Tensor, motion: torch.Tensor, scale: int) -> torch.Tensor:
+    """The state where this frame's surfaces were (bicubic, border-clamped), ``sH x sW`` from the motion's size.
+
+    Every high-resolution pixel moves with its low-resolution block (``motion``: N x 2 x H x W, low-resolution
+    pixels, previous = current + motion). Grid positions stay in FP32 whatever the state's precision."""
+    work = torch.float32
+    offset = F.interpolate(motion.to(work) * scale, scale_factor=scale, mode="nearest")
+    hh, wh = offset.shape[-2:]
+    xs = torch.arange(wh, dtype=work, device=state.device).view(1, 1, wh)
+    ys = torch.arange(hh, dtype=work, device=state.device).view(1, hh, 1)
+    gx = (2 * (xs + offset[:, 0]) + 1) / wh - 1
+    gy = (2 * (ys + offset[:, 1]) + 1) / hh - 1
+    grid = torch.stack([gx, gy], dim=-1)
+    out = F.grid_sample(state.to(work), grid, mode="bicubic", padding_mode="border", align_corners=False)
+    return out.to(state.dtype)
+
+
+class AccumSR(nn.Module):
+    """One accumulating temporal step; see the module docstring.
+
+    ``channels`` features at low resolution, ``blocks`` hidden 3x3 convolutions, ``history_channels``
+    features the folded state is projected to (1x1), ``cap`` the most samples a pixel's history counts,
+    ``sigma`` the splat's width (high-resolution pixels).
+    """
+
+    state_channels = STATE_CHANNELS
+
+    def __init__(
+        self,
+        scale: int = 4,
+        channels: int = 32,
+        blocks: int = 2,
+        history_channels: int = 16,
+        cap: float = 16.0,
+        sigma: float = 0.5,
+        in_channels: int = 3,
+    ) -> None:
+        super().__init__()
+        if scale < 2 or channels < 1 or blocks < 0 or history_channels < 1 or cap < 1 or sigma <= 0:
+            raise ValueError("scale >= 2, channels and history_channels positive, blocks >= 0, cap >= 1, sigma > 0")
+        if in_channels != 3:
+            raise ValueError("AccumSR works on RGB frames")
+        self.scale, self.cap, self.sigma = scale, float(cap), float(sigma)
+        self.config = {"channels": channels, "blocks": blocks, "history_channels": history_channels,
+                       "cap": float(cap), "sigma": float(sigma)}  # fmt: skip
+        s2 = scale * scale
+        self.history_proj = nn.Conv2d(5 * s2, history_channels, 1)  # colour - base, weight, depth disagreement
+        self.head = nn.Conv2d(3 + 3 + history_channels, channels, 3, padding=1)
+        self.frame_bias = nn.Linear(s2 + 1, channels)  # the own sample's splat weights and the reset flag
+        body: list[nn.Module] = []
+        for _ in range(blocks):
+            body += [nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU(inplace=True)]
+        self.body = nn.Sequential(*body)
+        self.tail = nn.Conv2d(channels, 6 * s2, 1)  # r, m, e per sub-pixel; c per colour and sub-pixel
+        with torch.no_grad():  # start as a plain accumulation: keep history, trust samples, lean on base little
+            self.tail.weight.mul_(0.1)
+            self.tail.bias.zero_()
+            self.tail.bias[:s2].fill_(4.0)
+            self.tail.bias[s2 : 2 * s2].fill_(4.0)
+            self.tail.bias[2 * s2 : 3 * s2].fill_(-3.0)
+
+    def start_state(self, frame: torch.Tensor) -> torch.Tensor:
+        """The state a stream starts from: the frame upsampled (bilinear) with nothing accumulated, no depth."""
+        up = F.interpolate(frame, scale_factor=self.scale, mode="bilinear", align_corners=False)
+        return torch.cat([up, torch.zeros_like(up[:, :2])], dim=1)
+
+    def forward(
+        self,
+        frame: torch.Tensor,
+        jitter: torch.Tensor,
+        motion: torch.Tensor,
+        history: torch.Tensor,
+        reset: torch.Tensor,
+        depth: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The next state (N x 5 x sH x sW: output colour, the accumulated weight, depth) from the frame
+        (N x 3 x H x W, [0, 1]), its jitter (N x 2), motion (N x 2 x H x W), the previous state, reset
+        (N x 1) and depth (N x 1 x H x W, linear, any unit; zeros when the caller has none). Where ``reset``
+        is 1 the state and motion are not read (any state of any size will do)."""
+        s = self.scale
+        warped = reproject_state(history, motion, s)
+        warped = torch.where(reset.reshape(-1, 1, 1, 1) > 0.5, self.start_state(frame), warped)
+        folded = F.pixel_unshuffle(warped, s)
+        return F.pixel_shuffle(self.blend_folded(frame, jitter, folded, reset, depth), s)
+
+    def blend_folded(
+        self,
+        frame: torch.Tensor,
+        jitter: torch.Tensor,
+        history: torch.Tensor,
+        reset: torch.Tensor,
+        depth: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The step after reprojection, folded: ``history`` is the reprojected state folded (N x 5s² x H x W,
+        channel ``c * s² + i * s + j``: plane ``c`` (colour 0-2, weight 3, depth 4) of sub-pixel row ``i``,
+        column ``j``); returns the new state in the same layout."""
+        s2 = self.scale * self.scale
+        n, _, h, w = frame.shape
+        if depth is None:
+            depth = frame.new_zeros(n, 1, h, w)
+        colour = history[:, : 3 * s2].reshape(n, 3, s2, h, w)
+        weight = history[:, 3 * s2 : 4 * s2] * (1.0 - reset.reshape(n, 1, 1, 1))  # N x s² x H x W
+        apart = self.depth_gap(depth, history[:, 4 * s2 :])
+        bilinear, gaussian = jitter_coefficients(jitter, self.scale, self.sigma)
+        g = gaussian.sum(dim=2)  # N x s²: this frame's splat weight per sub-pixel
+        coefficients = torch.cat([bilinear, gaussian / g.unsqueeze(-1)], dim=1).unsqueeze(1)  # N x 1 x 2s² x 9
+        mixed = torch.matmul(coefficients, _neighbours(frame)).reshape(n, 3, 2, s2, h, w)
+        base, splat = mixed[:, :, 0], mixed[:, :, 1]
+        own = gaussian[:, :, 4]  # the block's own sample
+        share = (own / own.sum(dim=1, keepdim=True)).reshape(n, 1, 1, s2)
+        predicted = torch.matmul(share, colour.reshape(n, 3, s2, h * w)).reshape(n, 3, h, w)
+        state = torch.cat([(colour - base).reshape(n, 3 * s2, h, w), weight, apart], dim=1)
+        features = torch.cat([frame, frame - predicted, self.history_proj(state)], dim=1)
+        bias = self.frame_bias(torch.cat([own, reset.reshape(n, 1)], dim=1))
+        x = self.body(F.relu(self.head(features) + bias.reshape(n, -1, 1, 1)))
+        out = self.tail(x)
+        keep = torch.sigmoid(out[:, :s2]) * weight * self.cap  # N x s² x H x W
+        new = torch.sigmoid(out[:, s2 : 2 * s2]) * g.reshape(n, s2, 1, 1)
+        lean = F.softplus(out[:, 2 * s2 : 3 * s2]) + 1e-3
+        total = keep + new + lean
+        mean = (keep.unsqueeze(1) * colour + new.unsqueeze(1) * splat + lean.unsqueeze(1) * base) / total.unsqueeze(1)
+        result = torch.clamp(mean + out[:, 3 * s2 :].reshape(n, 3, s2, h, w), 0.0, 1.0)
+        gathered = torch.clamp((keep + new) / self.cap, max=1.0)
+        return torch.cat([result.reshape(n, 3 * s2, h, w), gathered, depth.expand(n, s2, h, w)], dim=1)
+
+    @staticmethod
+    def depth_gap(depth: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:
+        """N x s² x H x W in [0, 1]: how far this frame's depth (N x 1 x H x W) is from the reprojected
+        history's at each sub-pixel (folded), relative to the farther of the two: near 0 on one surface,
+        near 1 where the history saw another (a disocclusion, or a surface that moved in front). The
+        network weighs it with what else it sees (a jittered depth buffer flickers along edges); without
+        depth (zeros on both sides) it is 0 everywhere."""
+        return (depth - previous).abs() / (torch.maximum(depth, previous) + 1e-6)
+
+    def inference_params(self) -> dict[str, Any]:
+        """Hyperparameters to rebuild this network."""
+        return dict(self.config)
