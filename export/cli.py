@@ -16,6 +16,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     kinds = p.add_subparsers(dest="kind", metavar="KIND", required=True)
 
+    _add_onnx(kinds)
+    _add_int8(kinds)
+    _add_tensorrt(kinds)
+    _add_triton(kinds)
+    _add_release(kinds)
+
+
+def _add_onnx(kinds: argparse._SubParsersAction) -> None:
+    """``export onnx``."""
     onnx = kinds.add_parser(
         "onnx",
         help="write an ONNX graph (dynamic batch, height, width) and check parity",
@@ -39,6 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     onnx.set_defaults(func=_onnx)
 
+
+def _add_int8(kinds: argparse._SubParsersAction) -> None:
+    """``export int8``."""
     int8 = kinds.add_parser(
         "int8",
         help="quantise a model to INT8 (QDQ), calibrated on real images",
@@ -69,6 +81,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     place.add_argument("--release", action="store_true", help="ship it as the built-in model's INT8 graph")
     int8.set_defaults(func=_int8)
 
+
+def _add_tensorrt(kinds: argparse._SubParsersAction) -> None:
+    """``export tensorrt``."""
     trt = kinds.add_parser(
         "tensorrt",
         help="build (or reuse from the cache) a TensorRT engine for this GPU",
@@ -87,6 +102,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     trt.add_argument("--output", "-o", help="also copy the engine (.plan) here")
     trt.set_defaults(func=_tensorrt)
 
+
+def _add_triton(kinds: argparse._SubParsersAction) -> None:
+    """``export triton``."""
     tri = kinds.add_parser(
         "triton",
         help="write a Triton Inference Server model repository",
@@ -113,6 +131,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     tri.add_argument("--profile", default=None, help="MIN:OPT:MAX for --plan (default: 1x1x1:1x540x960:4x1080x1920)")
     tri.set_defaults(func=_triton)
 
+
+def _add_release(kinds: argparse._SubParsersAction) -> None:
+    """``export release``."""
     rel = kinds.add_parser(
         "release",
         help="install trained weights as a built-in model (developers)",

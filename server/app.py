@@ -102,9 +102,37 @@ async def _resized(result, size: OutputSize, width: int, height: int, scale: int
 
 
 def create_app(settings: Settings) -> FastAPI:
-    """A service instance for ``settings``."""
+    """A service instance for ``settings``: the routes are added by the ``_add_*`` functions below."""
     quiet_codec_logs()
     service = Service(settings)
+    app = FastAPI(
+        title="upscaler",
+        version=_package_version(),
+        description="Real-time neural super-sampling: 4x and 2x frame upscaling.",
+        lifespan=_lifespan(service, settings),
+        docs_url=None,  # FastAPI's pages load scripts from a CDN: /docs below is self-contained
+        redoc_url=None,
+    )
+    app.state.service = service
+    _install_openapi(app, settings)
+    _add_error_handlers(app)
+    app.add_middleware(Envelope, service=service, routes=lambda: routes, access=settings.access_log)
+    _add_ops_routes(app, service)
+    _add_models_route(app, service, settings)
+    _add_upscale_route(app, service, settings)
+    _add_frames_route(app, service, settings)
+
+    @app.websocket("/v1/stream")
+    async def stream(websocket: WebSocket):
+        # Parameters are read inside, after the key check: a bad query must not answer before auth does.
+        await serve_stream(websocket, service)
+
+    routes = frozenset(route.path for route in app.routes)  # read by the envelope at request time
+    return app
+
+
+def _lifespan(service: Service, settings: Settings):
+    """Load the models and start the batcher when the server starts; drop what is queued when it stops."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -140,15 +168,11 @@ def create_app(settings: Settings) -> FastAPI:
         # Whatever is still queued now has been answered (503) or has no client: drop it, do not wait for it.
         await service.batcher.close(timeout=0)
 
-    app = FastAPI(
-        title="upscaler",
-        version=_package_version(),
-        description="Real-time neural super-sampling: 4x and 2x frame upscaling.",
-        lifespan=lifespan,
-        docs_url=None,  # FastAPI's pages load scripts from a CDN: /docs below is self-contained
-        redoc_url=None,
-    )
-    app.state.service = service
+    return lifespan
+
+
+def _install_openapi(app: FastAPI, settings: Settings) -> None:
+    """The schema with our error responses and security schemes, built once on first use."""
 
     def openapi() -> dict:
         if app.openapi_schema is None:
@@ -164,6 +188,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
 
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error answers with the same JSON body (``error_response``)."""
+
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError):
         return error_response(exc.status, exc.message, exc.headers, exc.code)
@@ -177,7 +205,9 @@ def create_app(settings: Settings) -> FastAPI:
         parts = [f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
         return error_response(422, "; ".join(parts) or "invalid parameters")
 
-    app.add_middleware(Envelope, service=service, routes=lambda: routes, access=settings.access_log)
+
+def _add_ops_routes(app: FastAPI, service: Service) -> None:
+    """``/docs``, ``/healthz``, ``/readyz``, ``/metrics``."""
 
     @app.get("/docs", include_in_schema=False)
     async def docs():
@@ -195,6 +225,10 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/metrics", summary="Prometheus metrics")
     async def metrics():
         return Response(service.metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+def _add_models_route(app: FastAPI, service: Service, settings: Settings) -> None:
+    """``GET /v1/models``."""
 
     @app.get("/v1/models", summary="The models served")
     async def models():
@@ -219,6 +253,10 @@ def create_app(settings: Settings) -> FastAPI:
                 }
             )
         return {"models": out}
+
+
+def _add_upscale_route(app: FastAPI, service: Service, settings: Settings) -> None:
+    """``POST /v1/upscale``: an encoded image in, an encoded image out."""
 
     @app.post(
         "/v1/upscale",
@@ -258,6 +296,10 @@ def create_app(settings: Settings) -> FastAPI:
 
         return await service.guard(work(), receive=request.receive, timeout=settings.request_timeout_s)
 
+
+def _add_frames_route(app: FastAPI, service: Service, settings: Settings) -> None:
+    """``POST /v1/frames``: raw pixels in, raw pixels out."""
+
     @app.post(
         "/v1/frames",
         summary="Upscale one raw frame (rgb24, bgr24 or rgba32); raw pixels back, no codec",
@@ -290,14 +332,6 @@ def create_app(settings: Settings) -> FastAPI:
             return Response(raw_bytes(result, x_format), media_type="application/octet-stream", headers=headers)
 
         return await service.guard(work(), receive=request.receive, timeout=settings.request_timeout_s)
-
-    @app.websocket("/v1/stream")
-    async def stream(websocket: WebSocket):
-        # Parameters are read inside, after the key check: a bad query must not answer before auth does.
-        await serve_stream(websocket, service)
-
-    routes = frozenset(route.path for route in app.routes)  # read by the envelope at request time
-    return app
 
 
 def _package_version() -> str:

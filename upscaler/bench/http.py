@@ -167,8 +167,10 @@ def compare(
 
     Each round times ``runs`` in-process ``Upscaler.upscale`` calls, then
     sends its share of ``requests`` frames at each concurrency; ratios and
-    latency overheads are taken within a round and their median reported,
-    so drift on a noisy machine cancels out.
+    latency overheads are taken within a round and their median reported
+    (drift on a noisy machine cancels out), beside the aggregate ratio (all
+    frames served over all the time they took, against the in-process
+    median): where the two disagree, quote both.
     """
     from upscaler.bench import timed
     from upscaler.facade import Upscaler
@@ -187,41 +189,14 @@ def compare(
     up = Upscaler(model, backend, tile=0, threads=threads) if baseline else None
     if up is not None:
         timed(lambda: up.upscale(frame), 3)
-    direct: list[float] = []
-    loads = {c: HttpLoad(c) for c in concurrency}
-    ratios: dict[int, list[float]] = {c: [] for c in concurrency}
-    overheads: dict[int, list[float]] = {c: [] for c in concurrency}
     shares = [requests // rounds + (1 if i < requests % rounds else 0) for i in range(rounds)]
+    sent = _Rounds(concurrency)
     for share in (n for n in shares if n):
-        times = timed(lambda: up.upscale(frame), runs) if up is not None else []
-        direct += times
-        direct_ms = float(np.median(times)) if times else None
+        sent.direct(timed(lambda: up.upscale(frame), runs) if up is not None else [])
         for c in concurrency:
-            load = post_frames(url, frame, concurrency=c, requests=share, model=model, headers=headers)
-            loads[c].add(load)
-            if direct_ms is not None:
-                ratios[c].append(load.ok_fps() * direct_ms / 1000.0)
-                ok = [t for t, s in zip(load.latencies_ms, load.statuses) if s == 200]
-                overheads[c].append(float(np.median(ok)) - direct_ms if ok else float("nan"))
+            sent.served(c, post_frames(url, frame, concurrency=c, requests=share, model=model, headers=headers))
     rss_after = server_rss_bytes(url, headers)
-    rows = []
-    for c in concurrency:
-        row = loads[c].summary()
-        if up is not None:
-            row["throughput_ratio"] = round(float(np.median(ratios[c])), 3)
-            row["median_overhead_ms"] = round(float(np.median(overheads[c])), 2)
-            row["rounds"] = {"throughput_ratio": [round(r, 3) for r in ratios[c]]}
-        rows.append(row)
-    direct_summary = None
-    if up is not None:
-        direct_ms = float(np.median(direct))
-        direct_summary = {
-            "model": up.model.name,
-            "engine": up.engine.name,
-            "median_ms": round(direct_ms, 2),
-            "fps": round(1000.0 / direct_ms, 1),
-            "calls": len(direct),
-        }
+    rows = sent.rows(baseline=up is not None)
     threads_used = {"service": served_threads, "in_process": threads}
     return {
         "url": url,
@@ -230,7 +205,51 @@ def compare(
         "rounds": rounds,
         "threads": threads_used,  #: None: the engine's default (one per core)
         "warnings": baseline_warnings(rows, threads_used) if up is not None else [],
-        "direct": direct_summary,
+        "direct": sent.direct_summary(up) if up is not None else None,
         "http": rows,
         "service_rss_mb": [round(v / 2**20, 1) if v else None for v in (rss_before, rss_after)],
     }
+
+
+class _Rounds:
+    """``compare``'s tallies: in-process call times, and per concurrency the loads and per-round figures."""
+
+    def __init__(self, concurrency: Sequence[int]) -> None:
+        self.times: list[float] = []
+        self.last_ms: float | None = None
+        self.loads = {c: HttpLoad(c) for c in concurrency}
+        self.ratios: dict[int, list[float]] = {c: [] for c in concurrency}
+        self.overheads: dict[int, list[float]] = {c: [] for c in concurrency}
+
+    def direct(self, times: list[float]) -> None:
+        """This round's in-process call times (ms)."""
+        self.times += times
+        self.last_ms = float(np.median(times)) if times else None
+
+    def served(self, c: int, load) -> None:
+        """This round's load at concurrency ``c``, against this round's in-process median."""
+        self.loads[c].add(load)
+        if self.last_ms is not None:
+            self.ratios[c].append(load.ok_fps() * self.last_ms / 1000.0)
+            ok = [t for t, s in zip(load.latencies_ms, load.statuses) if s == 200]
+            self.overheads[c].append(float(np.median(ok)) - self.last_ms if ok else float("nan"))
+
+    def rows(self, baseline: bool) -> list[dict]:
+        """One row per concurrency: the load's summary and, with a baseline, both throughput ratios."""
+        out = []
+        for c, load in self.loads.items():
+            row = load.summary()
+            if baseline:
+                direct_fps = 1000.0 / float(np.median(self.times))
+                row["throughput_ratio"] = round(float(np.median(self.ratios[c])), 3)  # median of per-round ratios
+                row["aggregate_throughput_ratio"] = round(load.ok_fps() / direct_fps, 3)  # all rounds together
+                row["median_overhead_ms"] = round(float(np.median(self.overheads[c])), 2)
+                row["rounds"] = {"throughput_ratio": [round(r, 3) for r in self.ratios[c]]}
+            out.append(row)
+        return out
+
+    def direct_summary(self, up) -> dict:
+        """The in-process side: model, engine, median call time and the rate it makes."""
+        direct_ms = float(np.median(self.times))
+        return {"model": up.model.name, "engine": up.engine.name, "median_ms": round(direct_ms, 2),
+                "fps": round(1000.0 / direct_ms, 1), "calls": len(self.times)}  # fmt: skip

@@ -417,95 +417,103 @@ def run_clip(
     names = [s.name for s in subjects]
     if len(set(names)) != len(names):
         raise ValueError(f"subject names must differ, got {names}")
-    scale = subjects[0].scale
-    if any(s.scale != scale for s in subjects):
+    if any(s.scale != subjects[0].scale for s in subjects):
         raise ValueError("subjects of one scale only")
-    previous_in: np.ndarray | None = None
-    previous_out: dict[str, np.ndarray] = {}
-    input_errors: list[float] = []
-    reliable: list[float] = []
-    still_shares: list[float] = []  # of the reliable pixels
-    errors: dict[str, list[float]] = {s.name: [] for s in subjects}
-    parts: dict[str, dict[str, list[float]]] = {s.name: {"still": [], "moving": []} for s in subjects}
-    details: dict[str, list[float]] = {s.name: [] for s in subjects}
-    count = 0
-    for frame in frames:
-        outputs = {s.name: s.step(frame) for s in subjects}
-        for name, out in outputs.items():
-            details[name].append(detail(out))
-        if previous_in is not None:
-            pair = pair_flow(previous_in, frame, method=flow, alpha=alpha, beta=beta, border=border)
-            input_errors.append(warping_error(previous_in, frame, pair))
-            reliable.append(pair.reliable)
-            calm = still_mask(pair, still)
-            still_shares.append(float((calm & pair.mask).sum() / max(pair.mask.sum(), 1)))
-            regions = {"still": pair.mask & calm, "moving": pair.mask & ~calm}
-            regions = {region: _upsample_mask(m, scale) for region, m in regions.items()}
-            everywhere = _upsample_mask(pair.mask, scale)
-            for name, out in outputs.items():
-                diff, inside = _difference(previous_out[name], out, pair, scale)
-                errors[name].append(_masked_mean(diff, inside & everywhere))
-                for region, keep in regions.items():
-                    parts[name][region].append(_masked_mean(diff, inside & keep))
-        previous_in, previous_out = frame, outputs
-        count += 1
-        if on_step:
-            on_step(count)
-    if count < 2:
-        raise ValueError(f"the clip gave {count} frame(s): at least 2 are needed for one pair")
-    skipped = find_cuts(input_errors, reliable, factor=cut_factor, floor=cut_floor, min_reliable=min_reliable)
-    h, w = previous_in.shape[:2]
-    summaries = {name: summarise(errors[name], skipped) for name in names}
     if reference is None:
         reference = next((s.name for s in subjects if s.kind == "single-frame"), "bicubic")
-    if reference not in summaries:
+    if reference not in names:
         raise ValueError(f"reference {reference!r} is not a subject ({', '.join(names)})")
-
-    def ratio(mine: float | None, theirs: float | None) -> float | None:
-        return round(mine / theirs, 3) if mine is not None and theirs else None
-
-    ref_mean = summaries[reference]["mean"]
-    bicubic_mean = summaries.get("bicubic", {}).get("mean")
-    report_subjects = []
-    for s in subjects:
-        summary = summaries[s.name]
-        report_subjects.append(
-            {
-                **s.describe(),
-                **summary,
-                "still": summarise(parts[s.name]["still"], skipped)["mean"],
-                "moving": summarise(parts[s.name]["moving"], skipped)["mean"],
-                "ratio_to_reference": ratio(summary["mean"], ref_mean),
-                "ratio_to_bicubic": ratio(summary["mean"], bicubic_mean),
-                "detail": _r(statistics.fmean(details[s.name])),
-                "errors": [_r(e) for e in errors[s.name]],
-            }
-        )
-    settings = {
-        "frames": count,
-        "input": f"{w}x{h}",
-        "output": f"{w * scale}x{h * scale}",
-        "scale": scale,
-        "flow": flow,
-        "alpha": alpha,
-        "beta": beta,
-        "border": border,
-        "cut_factor": cut_factor,
-        "cut_floor": cut_floor,
-        "min_reliable": min_reliable,
-        "still": still,
-    }
+    tally = _ClipTally(subjects, dict(method=flow, alpha=alpha, beta=beta, border=border), still)
+    for frame in frames:
+        tally.add(frame)
+        if on_step:
+            on_step(tally.count)
+    if tally.count < 2:
+        raise ValueError(f"the clip gave {tally.count} frame(s): at least 2 are needed for one pair")
+    skipped = find_cuts(tally.input_errors, tally.reliable, factor=cut_factor, floor=cut_floor,
+                        min_reliable=min_reliable)  # fmt: skip
+    h, w = tally.previous_in.shape[:2]
+    scale = subjects[0].scale
+    settings = {"frames": tally.count, "input": f"{w}x{h}", "output": f"{w * scale}x{h * scale}", "scale": scale,
+                "flow": flow, "alpha": alpha, "beta": beta, "border": border, "cut_factor": cut_factor,
+                "cut_floor": cut_floor, "min_reliable": min_reliable, "still": still}  # fmt: skip
     pairs = [
         {"frame": i + 1, "input_error": _r(e), "reliable": _r(share), "still": _r(calm), "skipped": why}
-        for i, (e, share, calm, why) in enumerate(zip(input_errors, reliable, still_shares, skipped, strict=True))
+        for i, (e, share, calm, why) in enumerate(
+            zip(tally.input_errors, tally.reliable, tally.still_shares, skipped, strict=True)
+        )
     ]
     return {
         "settings": settings,
         "reference": reference,
-        "input": summarise(input_errors, skipped),
+        "input": summarise(tally.input_errors, skipped),
         "pairs": pairs,
-        "subjects": report_subjects,
+        "subjects": tally.subjects_report(subjects, skipped, reference),
     }
+
+
+class _ClipTally:
+    """What ``run_clip`` gathers frame by frame: the input's error and reliability per pair, and per subject
+    its errors (everywhere, still, moving) and detail."""
+
+    def __init__(self, subjects: Sequence[ClipSubject], flow: dict, still: float) -> None:
+        self.subjects, self.flow, self.still, self.count = subjects, flow, still, 0
+        self.previous_in: np.ndarray | None = None
+        self.previous_out: dict[str, np.ndarray] = {}
+        self.input_errors: list[float] = []
+        self.reliable: list[float] = []
+        self.still_shares: list[float] = []  # of the reliable pixels
+        self.errors: dict[str, list[float]] = {s.name: [] for s in subjects}
+        self.parts = {s.name: {"still": [], "moving": []} for s in subjects}
+        self.details: dict[str, list[float]] = {s.name: [] for s in subjects}
+
+    def add(self, frame: np.ndarray) -> None:
+        """Step every subject on ``frame`` and measure the pair it closes."""
+        outputs = {s.name: s.step(frame) for s in self.subjects}
+        for name, out in outputs.items():
+            self.details[name].append(detail(out))
+        if self.previous_in is not None:
+            self._measure_pair(frame, outputs)
+        self.previous_in, self.previous_out = frame, outputs
+        self.count += 1
+
+    def _measure_pair(self, frame: np.ndarray, outputs: dict[str, np.ndarray]) -> None:
+        scale = self.subjects[0].scale
+        pair = pair_flow(self.previous_in, frame, **self.flow)
+        self.input_errors.append(warping_error(self.previous_in, frame, pair))
+        self.reliable.append(pair.reliable)
+        calm = still_mask(pair, self.still)
+        self.still_shares.append(float((calm & pair.mask).sum() / max(pair.mask.sum(), 1)))
+        regions = {"still": pair.mask & calm, "moving": pair.mask & ~calm}
+        regions = {region: _upsample_mask(m, scale) for region, m in regions.items()}
+        everywhere = _upsample_mask(pair.mask, scale)
+        for name, out in outputs.items():
+            diff, inside = _difference(self.previous_out[name], out, pair, scale)
+            self.errors[name].append(_masked_mean(diff, inside & everywhere))
+            for region, keep in regions.items():
+                self.parts[name][region].append(_masked_mean(diff, inside & keep))
+
+    def subjects_report(self, subjects: Sequence[ClipSubject], skipped: list, reference: str) -> list[dict]:
+        """Per subject: its summary, still and moving means, ratios to the reference and bicubic, detail."""
+        summaries = {s.name: summarise(self.errors[s.name], skipped) for s in subjects}
+
+        def ratio(mine: float | None, theirs: float | None) -> float | None:
+            return round(mine / theirs, 3) if mine is not None and theirs else None
+
+        ref_mean, bicubic_mean = summaries[reference]["mean"], summaries.get("bicubic", {}).get("mean")
+        return [
+            {
+                **s.describe(),
+                **summaries[s.name],
+                "still": summarise(self.parts[s.name]["still"], skipped)["mean"],
+                "moving": summarise(self.parts[s.name]["moving"], skipped)["mean"],
+                "ratio_to_reference": ratio(summaries[s.name]["mean"], ref_mean),
+                "ratio_to_bicubic": ratio(summaries[s.name]["mean"], bicubic_mean),
+                "detail": _r(statistics.fmean(self.details[s.name])),
+                "errors": [_r(e) for e in self.errors[s.name]],
+            }
+            for s in subjects
+        ]
 
 
 def format_clip_table(report: dict) -> str:

@@ -76,6 +76,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plot", metavar="PATH", help="write a PNG plot (needs matplotlib: upscaler[bench])")
     p.add_argument("--no-memory", action="store_true", help="skip the host memory probes (one fresh process per case)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_service_mode(p)
+    _add_sequence_mode(p)
+    _add_clip_mode(p)
+    p.set_defaults(func=_run)
+
+
+def _add_service_mode(p: argparse.ArgumentParser) -> None:
     http = p.add_argument_group("service mode", "load a running service (upscaler serve) with raw frames")
     http.add_argument("--url", "--http", dest="url", metavar="URL", help="base URL, e.g. http://127.0.0.1:8000")
     http.add_argument("--concurrency", nargs="+", default=["1", "8"], help="clients, e.g. 1,4,16 (default: 1 8)")
@@ -84,11 +91,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--engine-baseline", action="store_true", help="also time the same model in-process: overhead ratios"
     )
     http.add_argument("--api-key", help="bearer key, if the service wants one")
+
+
+def _add_sequence_mode(p: argparse.ArgumentParser) -> None:
     seq = p.add_argument_group(
         "sequence mode",
         "temporal models (and single-frame ones, bicubic and plain accumulation beside them) over rendered sequences "
-        "made from a folder's images: camera pans, moving layers, unsignalled cuts; PSNR/SSIM after warm-up, on the "
-        "moving layer, after cuts, warping error and time per frame. Uses --model, --engine (one), --precision "
+        "made from a folder's images: camera pans, moving layers, unsignalled cuts, still and slow shots, fades; "
+        "PSNR/SSIM after warm-up, on the moving layer and what it uncovers, after cuts, a flat region's pattern by "
+        "pixel phase, how soon a fade reaches the source's level, warping error and time per frame. "
+        "Uses --model, --engine (one), --precision "
         "(single-frame models), --threads, --json, --markdown",
     )
     seq.add_argument("--sequences", nargs="+", metavar="DIR", help="folders of images to make sequences from")
@@ -101,6 +113,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--sequence-warmup", default="8", metavar="N", help="frames before the steady state counts (default: 8)"
     )
     seq.add_argument("--flow", action="store_true", help="also run temporal models with motion estimated (no vectors)")
+
+
+def _add_clip_mode(p: argparse.ArgumentParser) -> None:
     clip = p.add_argument_group(
         "clip mode",
         "temporal stability on a real clip (no ground truth): the warping error of consecutive outputs under the "
@@ -118,7 +133,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="farneback",
         help="optical flow of the input the metric warps by (default: farneback)",
     )
-    p.set_defaults(func=_run)
 
 
 def _check_outputs(args: argparse.Namespace) -> None:

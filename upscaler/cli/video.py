@@ -51,6 +51,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_engine_options(p)
     p.set_defaults(model=None)  # resolved in _run (_video_default): no manifest read to build the parser
     add_size_options(p)
+    _add_encode_options(p)
+    _add_job_options(p)
+    p.set_defaults(func=_run)
+
+
+def _add_encode_options(p: argparse.ArgumentParser) -> None:
+    """Trimming, the encoder and how frames go to the engine."""
     trim = p.add_argument_group("trimming (default: the whole video)")
     trim.add_argument(
         "--start",
@@ -78,6 +85,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=1,
         help="frames per engine call (default: 1; single-frame models only: temporal ones take one at a time)",
     )
+
+
+def _add_job_options(p: argparse.ArgumentParser) -> None:
+    """Segments, resuming, outputs, reports and Ray."""
     p.add_argument("--segment-seconds", type=float, default=10.0, help="resume granularity (default: 10)")
     unfinished = p.add_mutually_exclusive_group()
     unfinished.add_argument(
@@ -116,7 +127,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="after each file, time the engine alone on its frames (same size and batch; a temporal model on 10 "
         "consecutive frames, motion estimation included): the pipeline's ratio",
     )
-    p.set_defaults(func=_run)
 
 
 def _video_default() -> str:

@@ -163,106 +163,26 @@ def upscale_segment(
 ) -> SegmentStats:
     """Write the upscaled frames of ``segment`` (video only) to ``out_path`` (MP4); returns frames and engine time.
 
+    A decoder thread, this thread (the engine) and an encoder thread, joined by bounded queues.
     ``retime``: timestamps to give the decoded frames in order (one segment only), for containers whose
     frames carry no reliable ones.
     """
-    import av
-
-    pix_fmt = choose_pix_fmt(settings.codec, info.pix_fmt, info.bit_depth, settings.pix_fmt)
-    stop = threading.Event()
-    failures: list[BaseException] = []
-    decoded: queue.Queue = queue.Queue(maxsize=2 * batch + 2)
-    upscaled: queue.Queue = queue.Queue(maxsize=2 * batch + 2)
+    pipe = _Pipe(batch)
     size = settings.frame_size(info.width, info.height, upscaler.scale)  # fit: a no-op at the model's own size
+    pix_fmt = choose_pix_fmt(settings.codec, info.pix_fmt, info.bit_depth, settings.pix_fmt)
     stats = SegmentStats()
-
-    def decode() -> None:
-        try:
-            with open_input(info.path) as container:
-                stream = container.streams.video[0]
-                # one decoder thread, as for the encoder: threaded decoding was seen to give different
-                # frames right after a seek under load, and resumed segments must equal one run
-                stream.codec_context.thread_count = 1
-                if segment.index:
-                    container.seek(segment.seek, stream=stream, backward=True)
-                for count, frame in enumerate(container.decode(stream)):
-                    pts = frame.pts if retime is None else (retime[count] if count < len(retime) else None)
-                    if pts is None or pts < segment.start:
-                        continue
-                    if segment.end is not None and pts >= segment.end:
-                        break
-                    if not _put(decoded, (pts, decoded_rgb(frame, info)), stop):
-                        return
-        except BaseException as exc:  # handed to the caller
-            failures.append(exc)
-            stop.set()
-        finally:
-            _put(decoded, _END, stop)
-
-    def encode() -> None:
-        try:
-            options = {"fflags": "+bitexact", **exact_clock(info)}
-            with av.open(str(out_path), "w", format="mp4", container_options=options) as container:
-                stream = container.add_stream(settings.codec, rate=info.rate or 25)
-                ctx = stream.codec_context
-                ctx.width, ctx.height = size
-                ctx.pix_fmt = pix_fmt
-                ctx.thread_count = settings.threads
-                ctx.time_base = info.time_base
-                stream.time_base = info.time_base
-                ctx.color_primaries, ctx.color_trc = info.color_primaries, info.color_trc
-                ctx.colorspace, ctx.color_range = info.colorspace, info.color_range
-                options = {}
-                if settings.crf is not None:
-                    options["crf"] = str(settings.crf)
-                if settings.preset:
-                    options["preset"] = settings.preset
-                if settings.codec == "libvpx-vp9" and settings.crf is not None:
-                    options["b"] = "0"  # constant quality mode
-                ctx.options = options
-                while (item := _get(upscaled, stop)) is not _END:
-                    pts, image = item
-                    frame = encodable_frame(image, info, pix_fmt)
-                    frame.pts, frame.time_base = pts, info.time_base
-                    for packet in stream.encode(frame):
-                        container.mux(packet)
-                    stats.frames += 1
-                    if on_frame:
-                        on_frame(1)
-                if not stop.is_set():
-                    for packet in stream.encode(None):
-                        container.mux(packet)
-        except BaseException as exc:  # handed to the caller
-            failures.append(exc)
-            stop.set()
-
     # daemon threads: an interrupt at any moment can never leave the process waiting on them at exit
     threads = [
-        threading.Thread(target=decode, name="decode", daemon=True),
-        threading.Thread(target=encode, name="encode", daemon=True),
-    ]
+        threading.Thread(target=_decode, args=(pipe, info, segment, retime), name="decode", daemon=True),
+        threading.Thread(target=_encode, args=(pipe, info, settings, out_path, size, pix_fmt, stats, on_frame),
+                         name="encode", daemon=True),
+    ]  # fmt: skip
     try:
         for t in threads:
             t.start()
-        done = False
-        while not done and not stop.is_set():
-            items = []
-            while len(items) < batch:
-                item = _get(decoded, stop)
-                if item is _END:
-                    done = True
-                    break
-                items.append(item)
-            if items:
-                started = time.perf_counter()
-                outputs = upscaler.upscale_batch([image for _, image in items])
-                stats.engine_s += time.perf_counter() - started
-                for (pts, _), out in zip(items, outputs):
-                    if not _put(upscaled, (pts, np.ascontiguousarray(fit(out, *size))), stop):
-                        break
-        _put(upscaled, _END, stop)
+        _upscale_frames(pipe, upscaler, batch, size, stats)
     except BaseException:
-        stop.set()
+        pipe.stop.set()
         raise
     finally:
         try:
@@ -270,8 +190,113 @@ def upscale_segment(
                 if t.ident is not None:
                     t.join()
         except BaseException:  # interrupted while waiting: tell the threads to stop, then go
-            stop.set()
+            pipe.stop.set()
             raise
-    if failures:
-        raise failures[0]
+    if pipe.failures:
+        raise pipe.failures[0]
     return stats
+
+
+class _Pipe:
+    """What the three stages of ``upscale_segment`` share: two bounded queues, a stop flag, the failures."""
+
+    def __init__(self, batch: int) -> None:
+        self.stop = threading.Event()
+        self.failures: list[BaseException] = []
+        self.decoded: queue.Queue = queue.Queue(maxsize=2 * batch + 2)
+        self.upscaled: queue.Queue = queue.Queue(maxsize=2 * batch + 2)
+
+    def fail(self, exc: BaseException) -> None:
+        """A stage failed: hand ``exc`` to the caller and stop the others."""
+        self.failures.append(exc)
+        self.stop.set()
+
+
+def _upscale_frames(pipe: _Pipe, upscaler, batch: int, size: tuple[int, int], stats: SegmentStats) -> None:
+    """The engine stage: batches of decoded frames through ``upscaler``, fitted to ``size``, to the encoder."""
+    done = False
+    while not done and not pipe.stop.is_set():
+        items = []
+        while len(items) < batch:
+            item = _get(pipe.decoded, pipe.stop)
+            if item is _END:
+                done = True
+                break
+            items.append(item)
+        if items:
+            started = time.perf_counter()
+            outputs = upscaler.upscale_batch([image for _, image in items])
+            stats.engine_s += time.perf_counter() - started
+            for (pts, _), out in zip(items, outputs):
+                if not _put(pipe.upscaled, (pts, np.ascontiguousarray(fit(out, *size))), pipe.stop):
+                    break
+    _put(pipe.upscaled, _END, pipe.stop)
+
+
+def _decode(pipe: _Pipe, info: VideoInfo, segment: Segment, retime: list[int] | None) -> None:
+    """The decoder stage: the segment's frames (RGB, with their timestamps) into ``pipe.decoded``."""
+    try:
+        with open_input(info.path) as container:
+            stream = container.streams.video[0]
+            # one decoder thread, as for the encoder: threaded decoding was seen to give different
+            # frames right after a seek under load, and resumed segments must equal one run
+            stream.codec_context.thread_count = 1
+            if segment.index:
+                container.seek(segment.seek, stream=stream, backward=True)
+            for count, frame in enumerate(container.decode(stream)):
+                pts = frame.pts if retime is None else (retime[count] if count < len(retime) else None)
+                if pts is None or pts < segment.start:
+                    continue
+                if segment.end is not None and pts >= segment.end:
+                    break
+                if not _put(pipe.decoded, (pts, decoded_rgb(frame, info)), pipe.stop):
+                    return
+    except BaseException as exc:  # handed to the caller
+        pipe.fail(exc)
+    finally:
+        _put(pipe.decoded, _END, pipe.stop)
+
+
+def _encoder_options(settings: EncodeSettings) -> dict[str, str]:
+    options = {}
+    if settings.crf is not None:
+        options["crf"] = str(settings.crf)
+    if settings.preset:
+        options["preset"] = settings.preset
+    if settings.codec == "libvpx-vp9" and settings.crf is not None:
+        options["b"] = "0"  # constant quality mode
+    return options
+
+
+def _encode(pipe: _Pipe, info: VideoInfo, settings: EncodeSettings, out_path: Path, size: tuple[int, int],
+            pix_fmt: str, stats: SegmentStats, on_frame: Callable[[int], None] | None) -> None:  # fmt: skip
+    """The encoder stage: ``pipe.upscaled`` into an MP4 at ``out_path``, with the source's clock and colours."""
+    import av
+
+    try:
+        options = {"fflags": "+bitexact", **exact_clock(info)}
+        with av.open(str(out_path), "w", format="mp4", container_options=options) as container:
+            stream = container.add_stream(settings.codec, rate=info.rate or 25)
+            ctx = stream.codec_context
+            ctx.width, ctx.height = size
+            ctx.pix_fmt = pix_fmt
+            ctx.thread_count = settings.threads
+            ctx.time_base = info.time_base
+            stream.time_base = info.time_base
+            ctx.color_primaries, ctx.color_trc = info.color_primaries, info.color_trc
+            ctx.colorspace, ctx.color_range = info.colorspace, info.color_range
+            ctx.options = _encoder_options(settings)
+            while (item := _get(pipe.upscaled, pipe.stop)) is not _END:
+                pts, image = item
+                frame = encodable_frame(image, info, pix_fmt)
+                frame.pts, frame.time_base = pts, info.time_base
+                for packet in stream.encode(frame):
+                    container.mux(packet)
+                stats.frames += 1
+                if on_frame:
+                    on_frame(1)
+            if not pipe.stop.is_set():
+                for packet in stream.encode(None):
+                    container.mux(packet)
+    except BaseException as exc:  # handed to the caller
+        pipe.fail(exc)
