@@ -107,8 +107,8 @@ def _build_temporal(
 ) -> ModelDescriptor:
     """A temporal model: weights, the whole-step and folded graphs, their parity, and sequence quality."""
     from export.temporal import check_temporal_parity, export_temporal
+    from upscaler.bench.rendered import release_quality
     from upscaler.sequences import Camera, SequenceSpec, make_sequence
-    from upscaler.temporal.evaluate import release_quality
 
     model = _stage_weights(source, weights, name, description, staging)
     full, folded = export_temporal(model, staging / f"{name}.onnx", staging / f"{name}.folded.onnx")

@@ -19,9 +19,9 @@ from upscaler.bench.stability import (
     PairFlow,
     bicubic_subject,
     consistency_mask,
-    find_cuts,
     pair_flow,
     run_clip,
+    skipped_pairs,
     still_mask,
     summarise,
     warp_by_flow,
@@ -143,10 +143,10 @@ def test_consistency_rejects_flows_that_disagree():
 def test_find_cuts_skips_outliers_and_failed_flow():
     errors = [1.0, 1.2, 0.9, 30.0, 1.1, float("nan"), 1.0]
     reliable = [0.9, 0.9, 0.9, 0.1, 0.9, 0.9, 0.05]
-    assert find_cuts(errors) == [None, None, None, "cut", None, "unreliable", None]
-    assert find_cuts(errors, reliable)[3] == "unreliable" and find_cuts(errors, reliable)[6] == "unreliable"
-    assert find_cuts([3.0, 3.5, 12.0]) == [None, None, None]  # above 4x median but under the floor
-    assert find_cuts([1.0, 1.0, 5.0], floor=2.0) == [None, None, "cut"]
+    assert skipped_pairs(errors) == [None, None, None, "cut", None, "unreliable", None]
+    assert skipped_pairs(errors, reliable)[3] == "unreliable" and skipped_pairs(errors, reliable)[6] == "unreliable"
+    assert skipped_pairs([3.0, 3.5, 12.0]) == [None, None, None]  # above 4x median but under the floor
+    assert skipped_pairs([1.0, 1.0, 5.0], floor=2.0) == [None, None, "cut"]
     assert summarise([1.0, 3.0, 99.0, 2.0], [None, None, "cut", None]) == {"mean": 2.0, "median": 2.0, "pairs": 3}
 
 

@@ -10,21 +10,21 @@ import numpy as np
 import pytest
 
 from tests.conftest import run_cli
-from upscaler.bench.sequence import count_sequences
-from upscaler.metrics import psnr
-from upscaler.sequences import SequenceFrame
-from upscaler.sysinfo import cpu_flags, cpu_name
-from upscaler.temporal.evaluate import (
+from upscaler.bench.rendered import (
     AccumulationSubject,
     BicubicSubject,
     NamedSequence,
     evaluate_sequence,
     evaluate_sequences,
     masked_psnr,
+    relative_warping_error,
     reproject_hr,
     standard_sequences,
-    warping_error,
 )
+from upscaler.bench.sequence import count_sequences
+from upscaler.metrics import psnr
+from upscaler.sequences import SequenceFrame
+from upscaler.sysinfo import cpu_flags, cpu_name
 
 SIZE, FRAMES = (24, 16), 10
 
@@ -56,9 +56,11 @@ def tiny_temporal(tmp_path_factory) -> Path:
     return path
 
 
-def test_standard_sequences_are_deterministic_and_of_six_kinds(set5_dir, sequences):
+def test_standard_sequences_are_deterministic_and_of_seven_kinds(set5_dir, sequences):
     kinds = [s.kind for s in sequences]
-    assert set(kinds) == {"pan", "layer", "cut", "still", "still-unjittered", "slow"}
+    assert set(kinds) == {"pan", "layer", "cut", "still", "still-unjittered", "slow", "fade"}
+    (fade,) = [s for s in sequences if s.kind == "fade"]  # image 2: from black, full level from frame 6 on
+    assert fade.frames[0].lr.max() == 0 and fade.frames[6].lr.mean() > 20 and fade.name == "set5/butterfly-fade"
     assert kinds.count("slow") == 4 and count_sequences(set5_dir, 4) == len(sequences)
     for slow in (s for s in sequences if s.kind == "slow"):  # camera and layer at most 0.3 HR px per axis
         assert max(np.abs(f.motion).max() for f in slow.frames) <= 0.3 / 4 + 1e-5
@@ -135,11 +137,11 @@ def test_warping_error_is_zero_for_the_reference_and_larger_for_flicker(sequence
     assert same["warping_error"] == 0.0 and same["steady_psnr"] is None  # identical: PSNR inf, reported as None
     assert flickering["warping_error"] > 5.0
     f0, f1 = seq.frames[0], seq.frames[1]
-    assert warping_error(f0.hr, f1.hr, f0.hr, f1.hr, f1.motion, 4) == 0.0
+    assert relative_warping_error(f0.hr, f1.hr, f0.hr, f1.hr, f1.motion, 4) == 0.0
     # a constant offset does not change over time: it costs (next to) nothing; a brightness step does
     lifted = [h.astype(np.float32) + 10 for h in (f0.hr, f1.hr)]
-    assert warping_error(lifted[0], lifted[1], f0.hr, f1.hr, f1.motion, 4) < 1e-3
-    assert warping_error(f0.hr, lifted[1], f0.hr, f1.hr, f1.motion, 4) == pytest.approx(10, abs=1e-3)
+    assert relative_warping_error(lifted[0], lifted[1], f0.hr, f1.hr, f1.motion, 4) < 1e-3
+    assert relative_warping_error(f0.hr, lifted[1], f0.hr, f1.hr, f1.motion, 4) == pytest.approx(10, abs=1e-3)
 
 
 def test_reprojection_matches_the_torch_convention(sequences):

@@ -3,7 +3,7 @@
 Builds the subjects (bicubic and plain accumulation always, then each model:
 a temporal one with the exact motion, and with ``flow`` also with motion
 estimated; a single-frame one frame by frame), runs them over
-``upscaler.temporal.evaluate.standard_sequences`` of each folder, and
+``upscaler.bench.rendered.standard_sequences`` of each folder, and
 makes the report (JSON-ready dict), a terminal table and markdown.
 """
 
@@ -13,8 +13,7 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from upscaler.io import list_images
-from upscaler.temporal.evaluate import (
+from upscaler.bench.rendered import (
     AFTER_CUT,
     KINDS,
     AccumulationSubject,
@@ -27,6 +26,7 @@ from upscaler.temporal.evaluate import (
     evaluate_sequences,
     iter_standard_sequences,
 )
+from upscaler.io import list_images
 
 __all__ = [
     "build_sequence_subjects",

@@ -44,7 +44,7 @@ so each subject also gets a detail figure: the mean ``|Laplacian|`` of its
 output's luma (higher: sharper, or noisier).
 
 The metric is pure numpy and OpenCV (``estimate_flow``, ``consistency_mask``,
-``pair_flow``, ``warp_by_flow``, ``warping_error``, ``find_cuts``,
+``pair_flow``, ``warp_by_flow``, ``warping_error``, ``skipped_pairs``,
 ``summarise``); ``read_clip``, ``build_clip_subjects`` and ``run_clip`` run it
 over a file.
 """
@@ -76,11 +76,11 @@ __all__ = [
     "consistency_mask",
     "detail",
     "estimate_flow",
-    "find_cuts",
     "format_clip_table",
     "pair_flow",
     "read_clip",
     "run_clip",
+    "skipped_pairs",
     "still_mask",
     "summarise",
     "warp_by_flow",
@@ -241,7 +241,7 @@ def detail(image: np.ndarray) -> float:
     return float(np.abs(cv2.Laplacian(_grey(image).astype(np.float32), cv2.CV_32F)).mean())
 
 
-def find_cuts(
+def skipped_pairs(
     input_errors: Sequence[float],
     reliable: Sequence[float] | None = None,
     *,
@@ -430,7 +430,7 @@ def run_clip(
             on_step(tally.count)
     if tally.count < 2:
         raise ValueError(f"the clip gave {tally.count} frame(s): at least 2 are needed for one pair")
-    skipped = find_cuts(tally.input_errors, tally.reliable, factor=cut_factor, floor=cut_floor,
+    skipped = skipped_pairs(tally.input_errors, tally.reliable, factor=cut_factor, floor=cut_floor,
                         min_reliable=min_reliable)  # fmt: skip
     h, w = tally.previous_in.shape[:2]
     scale = subjects[0].scale

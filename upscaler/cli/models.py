@@ -43,7 +43,7 @@ def quality_markdown(records: list[dict]) -> str:
 
 
 def temporal_markdown(records: list[dict]) -> str:
-    """Measured quality of the temporal models on rendered sequences (``upscaler.temporal.evaluate``)."""
+    """Measured quality of the temporal models on rendered sequences (``upscaler.bench.rendered``)."""
     datasets = list(dict.fromkeys(name for r in records for name in r.get("quality", {})))
     head = ["model", "scale", "params", "kMAC/px"]
     for d in datasets:

@@ -65,10 +65,10 @@ __all__ = [
     "evaluate_sequences",
     "iter_standard_sequences",
     "masked_psnr",
+    "relative_warping_error",
     "release_quality",
     "reproject_hr",
     "standard_sequences",
-    "warping_error",
 ]
 
 #: Sequence kinds, in report order.
@@ -360,7 +360,7 @@ def reproject_hr(image: np.ndarray, motion: np.ndarray, scale: int) -> tuple[np.
     return out.reshape(image.shape), inside
 
 
-def warping_error(
+def relative_warping_error(
     out_prev: np.ndarray,
     out: np.ndarray,
     gt_prev: np.ndarray,
@@ -497,7 +497,9 @@ def evaluate_sequence(subject: SequenceSubject, sequence: NamedSequence, *, warm
         if sequence.kind == "fade":
             levels.append((float(rgb_to_y(out).mean()), float(rgb_to_y(frame.hr).mean())))
         if t >= 1 and not frame.cut:
-            warps.append(warping_error(out_prev, out, gt_prev, frame.hr, frame.motion, scale, exclude=frame.dynamic))
+            warps.append(
+                relative_warping_error(out_prev, out, gt_prev, frame.hr, frame.motion, scale, exclude=frame.dynamic)
+            )
         out_prev, gt_prev = out, frame.hr
     record: dict = {"name": sequence.name, "kind": sequence.kind, "frames": len(frames)}
     if sequence.kind in STEADY_KINDS:
