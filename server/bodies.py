@@ -47,6 +47,21 @@ async def read_body(request: Request, limit: int, idle_timeout: float) -> bytes:
             return b"".join(chunks)
 
 
+def _replayed(request: Request, body: bytes) -> Request:
+    """A request on the same scope whose body is ``body``, already read (public Starlette API: a ``Request``
+    over a ``receive`` that hands the body over once), for the form parser."""
+    sent = False
+
+    async def receive() -> dict:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return Request(request.scope, receive)
+
+
 async def image_bytes(request: Request, limit: int, idle_timeout: float) -> bytes:
     """The encoded image: the raw body, or the multipart ``file`` part."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -55,9 +70,8 @@ async def image_bytes(request: Request, limit: int, idle_timeout: float) -> byte
     body = await read_body(request, limit, idle_timeout)
     if kind != "multipart/form-data":
         return body
-    request._body = body  # Starlette parses the form from the body already read
     try:
-        form = await request.form(max_files=1, max_fields=8)
+        form = await _replayed(request, body).form(max_files=1, max_fields=8)
     except Exception as exc:  # malformed multipart of any kind
         raise ApiError(400, f"malformed multipart body: {getattr(exc, 'detail', exc)}") from None
     try:
