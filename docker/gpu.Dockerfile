@@ -4,7 +4,9 @@
 # Not built or run here (no Docker engine and no GPU on our machines). NVIDIA's TensorRT image
 # brings CUDA, cuDNN and TensorRT's Python bindings; onnxruntime-gpu replaces the CPU build
 # (both install the same 'onnxruntime' module, so the CPU one is removed first).
-FROM nvcr.io/nvidia/tensorrt:24.08-py3
+# 25.01 is the first TensorRT image on Ubuntu 24.04, with Python 3.12 (24.08-24.11 have 3.10, which
+# pyproject.toml's requires-python refuses); tests/test_packaging.py checks the two agree.
+FROM nvcr.io/nvidia/tensorrt:25.01-py3
 
 ENV PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /opt/upscaler

@@ -82,6 +82,22 @@ def test_docker_files_name_existing_paths():
                     assert (REPO / source).exists(), f"{dockerfile.name}: {source}"
 
 
+#: The Python of the base images we use (NVIDIA's TensorRT images: their release notes; 24.12 on: Ubuntu 24.04).
+BASE_PYTHON = {"python:3.11-slim": "3.11", "nvcr.io/nvidia/tensorrt:24.08-py3": "3.10",
+               "nvcr.io/nvidia/tensorrt:25.01-py3": "3.12"}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["cpu.Dockerfile", "gpu.Dockerfile"])
+def test_docker_base_images_have_a_python_the_package_installs_on(name):
+    from packaging.specifiers import SpecifierSet
+
+    base = next(line.split()[1] for line in (REPO / "docker" / name).read_text().splitlines() if line.startswith("FROM"))
+    requires = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert base in BASE_PYTHON, f"{name}: add {base}'s Python to BASE_PYTHON"
+    assert BASE_PYTHON[base] in SpecifierSet(requires), f"{base} has Python {BASE_PYTHON[base]}, {requires} needed"
+    assert "3.10" not in SpecifierSet(requires)  # the table can fail: the old base is refused
+
+
 @pytest.mark.parametrize("name", ["cpu.Dockerfile", "gpu.Dockerfile"])
 def test_docker_images_run_existing_commands_and_check_a_real_route(name):
     import json
