@@ -74,7 +74,7 @@ def test_tensorrt_temporal_builds_one_profile_over_the_five_inputs_and_keeps_the
     calls = gpu.trt.calls
     assert calls.parsed == [model.onnx.path.read_bytes()]  # the whole-step graph
     (build,) = calls.builds
-    assert build["flags"] == ["FP16"]
+    assert build["flags"] == ["FP16", "OBEY_PRECISION_CONSTRAINTS"] and build["fp16_grids"] == []
     assert build["profile"] == temporal_shapes(PROFILE, 4)
     assert build["profile"]["history"][0] == (1, 3, 1, 1)  # a graph server's placeholder state fits
     assert plan_header(engine.plan_path.read_bytes())["profile"] == build["profile"]
@@ -147,3 +147,34 @@ def test_onnxruntime_cuda_temporal_binds_the_previous_output_as_history(monkeypa
     assert history[0] == ("input", "history", (1, 3, 96, 128))  # the first frame: the frame upsampled
     assert history[1:] == [("ortvalue", "history", (1, 3, 96, 128))] * 3  # then the output, never via the host
     assert ("output", "output", "cuda", 1) in ort.calls.bindings
+
+
+def test_tensorrt_fp16_keeps_the_reprojection_grid_in_fp32(gpu, tmp_path, monkeypatch):
+    """FP16 grid positions are 2^-11 apart near the edges of [-1, 1]: at 2560 px output a history
+    reprojected through them lands up to 0.6 px off. The adapter pins the layers computing the grid to FP32
+    (and sets OBEY_PRECISION_CONSTRAINTS); the fake rounds any grid left to FP16, so without the pins the
+    output differs from the FP32 reference, and with them it does not."""
+    from upscaler.runtime import tensorrt as trt_runtime
+
+    scene = sample_images()[0]
+    camera = Camera(center=(scene.shape[1] / 2, scene.shape[0] / 2), velocity=(1.3, 0.6))
+    frames = make_sequence(scene, SequenceSpec(4, (640, 16), 3, camera), supersamples=1)
+    wide = parse_profile("1x8x8:1x16x640:1x16x640")
+    model = get_model("x4-temporal")
+    want = cpu_reference(model, frames, [True, False, False])
+
+    def last_output(cache: str) -> np.ndarray:
+        engine = TensorRTTemporalEngine(
+            model, EngineOptions(precision="fp16", cache_dir=tmp_path / cache), profile=wide
+        )
+        return [engine.step(*inputs(f), reset=t == 0) for t, f in enumerate(frames)][-1]
+
+    pinned = last_output("pinned")
+    assert gpu.trt.calls.builds[-1]["fp16_grids"] == []
+    np.testing.assert_allclose(pinned, want[-1], atol=1e-5)
+    monkeypatch.setattr(trt_runtime, "keep_grids_fp32", lambda trt, network: 0)  # the adapter as it was
+    loose = last_output("loose")
+    assert (
+        gpu.trt.calls.builds[-1]["fp16_grids"] and "OBEY_PRECISION_CONSTRAINTS" not in gpu.trt.calls.builds[-1]["flags"]
+    )
+    assert np.abs(loose - want[-1]).max() > 4 / 255  # the history lands in the wrong place

@@ -21,7 +21,11 @@ does not deserialise; ``set_input_shape`` refuses shapes outside the profile.
 What it is not: a "plan" is a JSON header plus the parsed ONNX bytes, and
 ``execute_async_v3`` runs those bytes with ONNX Runtime's CPU engine in FP32
 whatever the precision flags, reading and writing the fake device's buffers
-by address. No speed, numerics or kernel behaviour of TensorRT is modelled.
+by address, with one exception: an FP16 build rounds the sampling grid of
+every ``GridSample`` to half precision unless the layers computing it are
+pinned to FP32 and ``OBEY_PRECISION_CONSTRAINTS`` is set (what TensorRT's
+FP16 does to 4K positions). No speed or other numerics or kernel behaviour
+of TensorRT is modelled.
 Every call that matters is recorded in ``module.calls``.
 """
 
@@ -101,6 +105,17 @@ def make_tensorrt(device: Any, version: str = "10.3.0") -> types.ModuleType:
         REFIT = 4
         TF32 = 5
         BF16 = 6
+        OBEY_PRECISION_CONSTRAINTS = 7
+        PREFER_PRECISION_CONSTRAINTS = 8
+
+    class LayerType(enum.Enum):  # the ones our graphs hold, and OTHER for the rest
+        CONVOLUTION = 0
+        ELEMENTWISE = 1
+        CONSTANT = 2
+        SHUFFLE = 3
+        RESIZE = 4
+        GRID_SAMPLE = 5
+        OTHER = 6
 
     class TensorIOMode(enum.Enum):
         NONE = 0
@@ -123,12 +138,65 @@ def make_tensorrt(device: Any, version: str = "10.3.0") -> types.ModuleType:
         shape: tuple[int, ...]
         dtype: Any
 
+    class ILayer:
+        """One ONNX node as a layer: its type, tensors, and the precision constraints set on it."""
+
+        def __init__(self, name: str, type: LayerType, inputs: list, outputs: list) -> None:
+            self.name, self.type, self._inputs, self._outputs = name, type, inputs, outputs
+            self._precision = None
+            self.output_types: dict[int, Any] = {}
+
+        @property
+        def num_inputs(self) -> int:
+            return len(self._inputs)
+
+        @property
+        def num_outputs(self) -> int:
+            return len(self._outputs)
+
+        def get_input(self, index: int) -> ITensor | None:
+            _check(index, int, "ILayer.get_input(index)")
+            return self._inputs[index]
+
+        def get_output(self, index: int) -> ITensor:
+            _check(index, int, "ILayer.get_output(index)")
+            return self._outputs[index]
+
+        @property
+        def precision(self) -> Any:
+            return self._precision if self._precision is not None else DataType.FLOAT
+
+        @precision.setter
+        def precision(self, value: Any) -> None:
+            _check(value, DataType, "ILayer.precision")
+            self._precision = value
+
+        @property
+        def precision_is_set(self) -> bool:
+            return self._precision is not None
+
+        def set_output_type(self, index: int, dtype: Any) -> None:
+            _check(index, int, "set_output_type(index)")
+            _check(dtype, DataType, "set_output_type(dtype)")
+            if not 0 <= index < len(self._outputs):
+                raise IndexError(f"layer {self.name} has {len(self._outputs)} outputs")
+            self.output_types[index] = dtype
+
     class INetworkDefinition:
         def __init__(self) -> None:
             self.inputs: list[ITensor] = []
             self.outputs: list[ITensor] = []
+            self.layers: list[ILayer] = []
             self.onnx: bytes | None = None
             self.has_qdq = False
+
+        @property
+        def num_layers(self) -> int:
+            return len(self.layers)
+
+        def get_layer(self, index: int) -> ILayer:
+            _check(index, int, "get_layer(index)")
+            return self.layers[index]
 
         @property
         def num_inputs(self) -> int:
@@ -162,6 +230,70 @@ def make_tensorrt(device: Any, version: str = "10.3.0") -> types.ModuleType:
             v.type.tensor_type.elem_type, DataType.INT32
         )
         return ITensor(v.name, dims, dtype)
+
+    _LAYER_TYPES = {"Conv": LayerType.CONVOLUTION, "Constant": LayerType.CONSTANT, "Reshape": LayerType.SHUFFLE,
+                    "Transpose": LayerType.SHUFFLE, "Resize": LayerType.RESIZE, "GridSample": LayerType.GRID_SAMPLE,
+                    **{op: LayerType.ELEMENTWISE for op in ("Add", "Sub", "Mul", "Div")}}  # fmt: skip
+
+    def _layers(proto) -> list[ILayer]:
+        """The graph's nodes as layers; tensor types from ONNX shape inference (floating point by default)."""
+        inferred = onnx.shape_inference.infer_shapes(proto)
+        values = [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]
+        tensors = {v.name: _value_info(v) for v in values}
+        tensor = lambda name: tensors.get(name) or ITensor(name, (), DataType.FLOAT)  # noqa: E731
+        layers = []
+        for i, node in enumerate(proto.graph.node):
+            kind = _LAYER_TYPES.get(node.op_type, LayerType.OTHER)
+            inputs, outputs = [tensor(n) if n else None for n in node.input], [tensor(n) for n in node.output]
+            layers.append(ILayer(node.name or f"{node.op_type}_{i}", kind, inputs, outputs))
+        return layers
+
+    def _grids_in_fp16(network: INetworkDefinition, config: IBuilderConfig) -> list[str]:
+        """The grid inputs of ``GridSample`` layers an FP16 build would compute in half precision: all of
+        them unless ``OBEY_PRECISION_CONSTRAINTS`` is set and every floating-point layer upstream of the grid
+        (and the sampler) has FP32 precision and output types."""
+        if BuilderFlag.FP16 not in config.flags:
+            return []
+        producer = {t.name: layer for layer in network.layers for t in layer._outputs}
+        obeyed = BuilderFlag.OBEY_PRECISION_CONSTRAINTS in config.flags
+
+        def fp32(layer: ILayer) -> bool:
+            if any(t.dtype != DataType.FLOAT for t in layer._outputs):
+                return True  # shape arithmetic: no precision to keep
+            return (layer.precision_is_set and layer.precision == DataType.FLOAT
+                    and all(layer.output_types.get(k) == DataType.FLOAT for k in range(layer.num_outputs)))  # fmt: skip
+
+        loose = []
+        for sampler in (layer for layer in network.layers if layer.type == LayerType.GRID_SAMPLE):
+            seen, todo, kept = set(), [sampler.get_input(1)], obeyed and fp32(sampler)
+            while todo and kept:
+                t = todo.pop()
+                layer = producer.get(t.name) if t is not None else None
+                if layer is None or layer.name in seen:
+                    continue
+                seen.add(layer.name)
+                kept = fp32(layer)
+                todo += layer._inputs
+            if not kept:
+                loose.append(sampler.get_input(1).name)
+        return loose
+
+    def _round_to_half(data: bytes, names: list[str]) -> bytes:
+        """The ONNX graph with each of ``names`` rounded to FP16 and back where it is read (what half
+        precision does to a grid of sampling positions)."""
+        proto = onnx.load_from_string(data)
+        nodes = []
+        for name in names:
+            half, back = f"{name}__fp16", f"{name}__fp16_back"
+            nodes += [onnx.helper.make_node("Cast", [name], [half], to=onnx.TensorProto.FLOAT16),
+                      onnx.helper.make_node("Cast", [half], [back], to=onnx.TensorProto.FLOAT)]  # fmt: skip
+            for node in proto.graph.node:
+                node.input[:] = [back if n == name else n for n in node.input]
+        order = list(proto.graph.node)
+        where = max(i for i, node in enumerate(order) if set(node.output) & set(names)) + 1
+        del proto.graph.node[:]
+        proto.graph.node.extend(order[:where] + nodes + order[where:])
+        return proto.SerializeToString()
 
     class OnnxParser:
         def __init__(self, network: INetworkDefinition, logger: Logger) -> None:
@@ -198,6 +330,7 @@ def make_tensorrt(device: Any, version: str = "10.3.0") -> types.ModuleType:
                 return False
             self.network.inputs = [_value_info(v) for v in proto.graph.input if v.name not in constants]
             self.network.outputs = [_value_info(v) for v in proto.graph.output]
+            self.network.layers = _layers(proto)
             self.network.onnx = data
             return True
 
@@ -298,6 +431,7 @@ def make_tensorrt(device: Any, version: str = "10.3.0") -> types.ModuleType:
             if network.has_qdq and BuilderFlag.INT8 not in config.flags:
                 return None  # Q/DQ nodes need the INT8 flag in a weakly typed network
             sha = hashlib.sha256(network.onnx).hexdigest()
+            loose = _grids_in_fp16(network, config)
             calls.builds.append(
                 {
                     "onnx_sha256": sha,
@@ -307,6 +441,7 @@ def make_tensorrt(device: Any, version: str = "10.3.0") -> types.ModuleType:
                     "timing_cache_in": list(config.timing_cache.entries) if config.timing_cache else None,
                     "device": device.name,
                     "device_active": device.active > 0,
+                    "fp16_grids": loose,
                 }
             )
             if config.timing_cache is not None:
@@ -318,7 +453,8 @@ def make_tensorrt(device: Any, version: str = "10.3.0") -> types.ModuleType:
                 "outputs": [[t.name, list(t.shape)] for t in network.outputs],
                 "profile": {k: [list(s) for s in v] for k, v in profile.shapes.items()},
             }
-            return PLAN_MAGIC + json.dumps(header).encode() + b"\n" + network.onnx
+            graph = _round_to_half(network.onnx, loose) if loose else network.onnx
+            return PLAN_MAGIC + json.dumps(header).encode() + b"\n" + graph
 
     class IExecutionContext:
         def __init__(self, engine: ICudaEngine) -> None:
@@ -450,9 +586,11 @@ def make_tensorrt(device: Any, version: str = "10.3.0") -> types.ModuleType:
     for obj in (
         Logger, MemoryPoolType, BuilderFlag, TensorIOMode, DataType, NetworkDefinitionCreationFlag, Builder,
         OnnxParser, Runtime, ITimingCache, IBuilderConfig, IOptimizationProfile, INetworkDefinition, ICudaEngine,
-        IExecutionContext,
+        IExecutionContext, LayerType, ILayer,
     ):  # fmt: skip
         setattr(module, obj.__name__, obj)
+    module.float32, module.float16 = DataType.FLOAT, DataType.HALF
+    module.int8, module.int32 = DataType.INT8, DataType.INT32
     module.ILogger = types.SimpleNamespace(Severity=Severity)
     return module
 

@@ -158,6 +158,37 @@ def _timing_cache(config: Any, path: Path) -> Any:
     return cache
 
 
+def keep_grids_fp32(trt: Any, network: Any) -> int:
+    """Pin every layer that computes a ``GridSample``'s sampling grid (and the sampler) to FP32; returns how many.
+
+    A temporal step reprojects its history with ``GridSample``; in FP16 its grid coordinates (normalised
+    to [-1, 1]) are spaced 2^-11 apart near the edges, a pixel or more at 4K: the history lands in the
+    wrong place. The PyTorch path keeps them in FP32 (``archs.temporal.reproject``); here the layers
+    upstream of the grid input, back to the network's inputs, get FP32 precision and output types (those
+    whose outputs are floating point: shape arithmetic stays as it is), which the builder obeys when
+    ``OBEY_PRECISION_CONSTRAINTS`` is set. Single-frame graphs have no ``GridSample``: nothing changes.
+    """
+    layers = [network.get_layer(i) for i in range(network.num_layers)]
+    producer = {layer.get_output(k).name: layer for layer in layers for k in range(layer.num_outputs)}
+    samplers = [layer for layer in layers if layer.type == trt.LayerType.GRID_SAMPLE]
+    pinned = {layer.name: layer for layer in samplers}
+    todo = [layer.get_input(1) for layer in samplers]
+    while todo:
+        tensor = todo.pop()
+        layer = producer.get(tensor.name) if tensor is not None else None
+        if layer is None or layer.name in pinned:
+            continue
+        pinned[layer.name] = layer
+        todo += [layer.get_input(j) for j in range(layer.num_inputs)]
+    for layer in pinned.values():
+        outputs = [layer.get_output(k) for k in range(layer.num_outputs)]
+        if all(t.dtype == trt.float32 for t in outputs):
+            layer.precision = trt.float32
+            for k in range(layer.num_outputs):
+                layer.set_output_type(k, trt.float32)
+    return len(pinned)
+
+
 def build_plan(
     trt: Any,
     onnx_path: Path,
@@ -187,6 +218,8 @@ def build_plan(
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
     if precision in ("fp16", "int8"):
         config.set_flag(trt.BuilderFlag.FP16)
+        if keep_grids_fp32(trt, network):
+            config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
     if precision == "int8":
         config.set_flag(trt.BuilderFlag.INT8)  # the Q/DQ graph carries its own scales: no calibrator
     if shapes is None:
