@@ -3,9 +3,9 @@
     python benchmarks/gpu_report.py benchmarks/results/gpu-h200-session.json \
         --markdown benchmarks/results/gpu-h200.md --plot benchmarks/results/gpu-h200.png
 
-Ceilings for the bound analysis: the bf16 matrix rate (788 TFLOP/s) and the
-device-to-device copy rate (4.3 TB/s, read plus write) measured on this
-workplace's H200 machines (the device tool's KINDS.md, 2026-10-28).
+Ceilings for the bound analysis (the bf16 matrix rate and the device-to-device
+copy rate of this workplace's H200 machines) are read from
+``benchmarks/results/h200-ceilings.json``, which says where they come from.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-MATRIX_TFLOPS, COPY_TBS = 788.0, 4.3
+_CEILINGS = json.loads((REPO / "benchmarks" / "results" / "h200-ceilings.json").read_text())
+MATRIX_TFLOPS, COPY_TBS = _CEILINGS["bf16_matrix_tflops"], _CEILINGS["copy_tb_per_s"]
 SIZES = ("480x270", "960x540", "1920x1080")
 
 

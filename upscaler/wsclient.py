@@ -7,8 +7,9 @@
 Why not the ``websockets`` library's client: a temporal stream's reply is a
 whole upscaled frame (2.8 MB for 320x180 at x4), and that client parses it
 in 64 KB pieces, copying each into a growing buffer and out again, on a
-reader thread: 4.3 ms per round trip on loopback against 2.3 ms here, where
-each reply is read from the socket straight into one buffer of its size
+reader thread: 4.78 ms per round trip on loopback against 2.32 ms here
+(medians, ``benchmarks/results/stream-temporal-x4.json``), where each reply is
+read from the socket straight into one buffer of its size
 (``benchmarks/stream_temporal.py`` measures both, side by side). The
 service side stays uvicorn's.
 
