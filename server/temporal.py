@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from server.errors import ApiError
-from upscaler.client import unpack_frame
+from upscaler.client import FrameMessage, unpack_frame
 from upscaler.models import ModelDescriptor
 from upscaler.runtime import heap
 from upscaler.runtime.base import EngineOptions
@@ -88,6 +88,7 @@ class TemporalJob:
     jitter: tuple[float, float]
     motion: np.ndarray | None
     reset: bool
+    depth: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -96,7 +97,7 @@ class TemporalJob:
 
     def run(self) -> np.ndarray:
         """The upscaled frame; the stream's history moves on."""
-        return self.stream.upscale(self.frame, self.jitter, self.motion, reset=self.reset)
+        return self.stream.upscale(self.frame, self.jitter, self.motion, depth=self.depth, reset=self.reset)
 
 
 @dataclass(eq=False)
@@ -110,10 +111,10 @@ class ReleaseJob:
         self.target.release()
 
 
-def parse_message(message: bytes | str, scale: int) -> tuple[np.ndarray, tuple[float, float], np.ndarray | None, bool]:
-    """One frame message's frame, jitter, motion and reset flag: 400 if it is not one, 413 if the engines
+def parse_message(message: bytes | str, scale: int) -> FrameMessage:
+    """One frame message (frame, jitter, motion, reset flag, depth): 400 if it is not one, 413 if the engines
     cannot take its size at x``scale`` (``check_temporal_size``), 422 if its values break the conventions
-    (jitter out of range, motion not finite or beyond ``MOTION_BOUND``)."""
+    (jitter out of range, motion not finite or beyond ``MOTION_BOUND``, depth not finite or negative)."""
     if isinstance(message, str):
         raise ApiError(
             400, "a temporal stream takes binary messages (a 24-byte header, RGB, optional motion); got a text message"
@@ -127,10 +128,10 @@ def parse_message(message: bytes | str, scale: int) -> tuple[np.ndarray, tuple[f
     except ValueError as exc:
         raise ApiError(413, str(exc)) from None
     try:
-        jitter = check_temporal_inputs(parsed.frame, parsed.jitter, parsed.motion, None)
+        jitter = check_temporal_inputs(parsed.frame, parsed.jitter, parsed.motion, parsed.depth)
     except (TypeError, ValueError) as exc:
         raise ApiError(422, str(exc)) from None
-    return parsed.frame, jitter, parsed.motion, parsed.reset
+    return replace(parsed, jitter=jitter)
 
 
 _ids = itertools.count()
@@ -150,9 +151,9 @@ class TemporalStream:
     async def answer(self, message: bytes | str) -> np.ndarray:
         """One message's upscaled frame; ``ApiError`` for a bad message or a failure (the history as it was)."""
         async with self._turn:
-            frame, jitter, motion, reset = parse_message(message, self.target.scale)
-            self.service.check_pixels(self.target, frame.shape[1], frame.shape[0])
-            job = TemporalJob(self.upscaler, frame, jitter, motion, reset)
+            m = parse_message(message, self.target.scale)
+            self.service.check_pixels(self.target, m.frame.shape[1], m.frame.shape[0])
+            job = TemporalJob(self.upscaler, m.frame, m.jitter, m.motion, m.reset, m.depth)
             return await self.service.guard(
                 self.service.step(self.key, job), timeout=self.service.settings.request_timeout_s
             )

@@ -91,7 +91,8 @@ BASE_PYTHON = {"python:3.11-slim": "3.11", "nvcr.io/nvidia/tensorrt:24.08-py3": 
 def test_docker_base_images_have_a_python_the_package_installs_on(name):
     from packaging.specifiers import SpecifierSet
 
-    base = next(line.split()[1] for line in (REPO / "docker" / name).read_text().splitlines() if line.startswith("FROM"))
+    lines = (REPO / "docker" / name).read_text().splitlines()
+    base = next(line.split()[1] for line in lines if line.startswith("FROM"))
     requires = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
     assert base in BASE_PYTHON, f"{name}: add {base}'s Python to BASE_PYTHON"
     assert BASE_PYTHON[base] in SpecifierSet(requires), f"{base} has Python {BASE_PYTHON[base]}, {requires} needed"

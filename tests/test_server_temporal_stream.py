@@ -84,6 +84,13 @@ def test_a_frame_message_unpacks_to_what_was_packed(size):
         got = unpack_frame(pack_frame(frame, (0.25, -0.5), m, reset))
         assert np.array_equal(got.frame, frame) and got.jitter == (0.25, -0.5) and got.reset == reset
         assert (got.motion is None) if m is None else np.array_equal(got.motion, m)
+    depth = rng.uniform(1, 50, (size[1], size[0])).astype(np.float32)
+    for m in (motion, None):  # the depth plane after the motion, or straight after the pixels
+        got = unpack_frame(pack_frame(frame, (0.0, 0.0), m, False, depth))
+        assert np.array_equal(got.depth, depth) and (
+            (got.motion is None) if m is None else np.array_equal(got.motion, m)
+        )
+    assert unpack_frame(pack_frame(frame)).depth is None
 
 
 def raw_stream(server, **query):
@@ -200,6 +207,18 @@ def test_bad_frames_get_json_errors_and_the_history_goes_on(server, photo):
         "bad magic": (frame_message(f.lr, f.jitter, f.motion, magic=b"RIFF"), 400, "bad_request", "magic"),
         "unknown version": (frame_message(f.lr, f.jitter, f.motion, version=2), 400, "bad_request", "version 2"),
         "unknown flag": (frame_message(f.lr, f.jitter, f.motion, flags=2 | 8), 400, "bad_request", "flags"),
+        "depth flagged, not sent": (
+            frame_message(f.lr, f.jitter, f.motion, flags=2 | 4),
+            400,
+            "bad_request",
+            "(depth)",
+        ),
+        "negative depth": (
+            frame_message(f.lr, f.jitter, f.motion, flags=2 | 4) + np.full(f.lr.shape[:2], -1.0, "<f4").tobytes(),
+            422,
+            "invalid_parameters",
+            "depth",
+        ),
         "too many pixels": (frame_message(np.zeros((80, 80, 3), np.uint8), (0, 0)), 413, "too_large", "100000"),
     }
     with raw_stream(server) as ws:

@@ -6,7 +6,9 @@
 One binary message per frame, all little-endian: a 24-byte header, the
 frame's RGB bytes (row-major, ``H x W x 3`` uint8), then, if the ``MOTION``
 flag is set, its motion vectors (``H x W x 2`` float32, x then y for each
-pixel, row-major). Conventions as ``TemporalUpscaler``'s (DESIGN.md section 9).
+pixel, row-major), then, if the ``DEPTH`` flag is set, its depth (``H x W``
+float32, linear, larger is farther). Conventions as ``TemporalUpscaler``'s
+(DESIGN.md section 9).
 
 =======  ========  =====================================================
 offset   type      meaning
@@ -14,7 +16,8 @@ offset   type      meaning
 0        4 bytes   magic ``b"UPTF"``
 4        uint8     version, 1
 5        uint8     flags: bit 0 ``RESET`` (drop the history: a cut),
-                   bit 1 ``MOTION`` (motion vectors follow the pixels);
+                   bit 1 ``MOTION`` (motion vectors follow the pixels),
+                   bit 2 ``DEPTH`` (a depth plane follows them);
                    the other bits must be 0
 6        uint16    reserved, 0
 8        uint32    width ``W`` (low-resolution pixels)
@@ -23,6 +26,7 @@ offset   type      meaning
 20       float32   jitter ``jy``
 24       W*H*3     RGB, uint8
 24+W*H*3 W*H*2*4   motion, float32 (only with ``MOTION``)
+then     W*H*4     depth, float32 (only with ``DEPTH``)
 =======  ========  =====================================================
 
 The reply is the upscaled frame's raw RGB (``sH x sW x 3`` uint8, no
@@ -51,6 +55,7 @@ if TYPE_CHECKING:
     import ssl
 
 __all__ = [
+    "DEPTH",
     "HEADER",
     "MAGIC",
     "MOTION",
@@ -68,6 +73,7 @@ MAGIC = b"UPTF"  #: first four bytes of every temporal frame message
 VERSION = 1  #: the layout version this module writes and reads
 RESET = 0x01  #: flag: drop the history before this frame
 MOTION = 0x02  #: flag: motion vectors follow the pixels
+DEPTH = 0x04  #: flag: a depth plane follows the pixels (and the motion)
 HEADER = struct.Struct("<4sBBHIIff")  #: magic, version, flags, reserved, width, height, jx, jy (24 bytes)
 _MAX_SIDE = 1 << 16
 
@@ -80,11 +86,18 @@ class FrameMessage:
     jitter: tuple[float, float]  #: (jx, jy), low-resolution pixels
     motion: np.ndarray | None  #: ``H x W x 2`` float32 (previous = current + motion), or None: estimate it
     reset: bool  #: drop the history first
+    depth: np.ndarray | None = None  #: ``H x W`` float32 linear depth, or None
 
 
-def pack_frame(frame: np.ndarray, jitter=(0.0, 0.0), motion: np.ndarray | None = None, reset: bool = False) -> bytes:
+def pack_frame(
+    frame: np.ndarray,
+    jitter=(0.0, 0.0),
+    motion: np.ndarray | None = None,
+    reset: bool = False,
+    depth: np.ndarray | None = None,
+) -> bytes:
     """The message for one frame. Checks shapes and types only; the service checks values (jitter range,
-    finite motion) and answers a bad one with a JSON error."""
+    finite motion, depth finite and not negative) and answers a bad one with a JSON error."""
     frame = np.asarray(frame)
     if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
         raise ValueError(f"frame must be H x W x 3 uint8 RGB, got shape {frame.shape} {frame.dtype}")
@@ -92,13 +105,18 @@ def pack_frame(frame: np.ndarray, jitter=(0.0, 0.0), motion: np.ndarray | None =
     if not (1 <= w <= _MAX_SIDE and 1 <= h <= _MAX_SIDE):
         raise ValueError(f"frame sides must be 1 to {_MAX_SIDE} pixels, got {w}x{h}")
     jx, jy = (float(v) for v in jitter)
-    flags = (RESET if reset else 0) | (MOTION if motion is not None else 0)
+    flags = (RESET if reset else 0) | (MOTION if motion is not None else 0) | (DEPTH if depth is not None else 0)
     parts = [HEADER.pack(MAGIC, VERSION, flags, 0, w, h, jx, jy), np.ascontiguousarray(frame).tobytes()]
     if motion is not None:
         motion = np.asarray(motion)
         if motion.shape != (h, w, 2):
             raise ValueError(f"motion must be {h} x {w} x 2 for this {h} x {w} frame, got {motion.shape}")
         parts.append(np.ascontiguousarray(motion, dtype="<f4").tobytes())
+    if depth is not None:
+        depth = np.asarray(depth)
+        if depth.shape not in ((h, w), (h, w, 1)):
+            raise ValueError(f"depth must be {h} x {w} for this {h} x {w} frame, got {depth.shape}")
+        parts.append(np.ascontiguousarray(depth, dtype="<f4").tobytes())
     return b"".join(parts)
 
 
@@ -114,24 +132,31 @@ def unpack_frame(data: bytes) -> FrameMessage:
         raise ValueError(f"bad magic {magic!r}: a frame message starts with {MAGIC!r}")
     if version != VERSION:
         raise ValueError(f"layout version {version} is not supported; version {VERSION} is")
-    if flags & ~(RESET | MOTION) or reserved:
-        raise ValueError(f"unknown flags 0x{flags:02x} or reserved 0x{reserved:04x}: only RESET (1) and MOTION (2)")
+    if flags & ~(RESET | MOTION | DEPTH) or reserved:
+        raise ValueError(
+            f"unknown flags 0x{flags:02x} or reserved 0x{reserved:04x}: only RESET (1), MOTION (2) and DEPTH (4)"
+        )
     if not (1 <= w <= _MAX_SIDE and 1 <= h <= _MAX_SIDE):
         raise ValueError(f"width and height must be 1 to {_MAX_SIDE}, got {w}x{h}")
     pixels = w * h * 3
     plane = w * h * 2 * 4 if flags & MOTION else 0
-    expected = HEADER.size + pixels + plane
+    deep = w * h * 4 if flags & DEPTH else 0
+    expected = HEADER.size + pixels + plane + deep
     if len(data) != expected:
         with_motion = f" + {plane} (motion)" if plane else " (no motion)"
+        with_depth = f" + {deep} (depth)" if deep else ""
         raise ValueError(
-            f"a {w}x{h} frame message is {HEADER.size} (header) + {pixels} (RGB){with_motion} = {expected} bytes, "
-            f"got {len(data)}"
+            f"a {w}x{h} frame message is {HEADER.size} (header) + {pixels} (RGB){with_motion}{with_depth} = "
+            f"{expected} bytes, got {len(data)}"
         )
     frame = np.frombuffer(data, np.uint8, pixels, HEADER.size).reshape(h, w, 3)
     motion = None
     if plane:  # a native float32 copy: the plane need not be aligned in the message, nor the machine little-endian
         motion = np.frombuffer(data, "<f4", w * h * 2, HEADER.size + pixels).reshape(h, w, 2).astype(np.float32)
-    return FrameMessage(frame, (jx, jy), motion, bool(flags & RESET))
+    depth = None
+    if deep:
+        depth = np.frombuffer(data, "<f4", w * h, HEADER.size + pixels + plane).reshape(h, w).astype(np.float32)
+    return FrameMessage(frame, (jx, jy), motion, bool(flags & RESET), depth)
 
 
 class StreamError(Exception):
@@ -209,7 +234,12 @@ class StreamClient:
             raise StreamError("timeout", 0, f"the service did not answer the handshake within {timeout} s") from None
 
     def send(
-        self, frame: np.ndarray, jitter=(0.0, 0.0), motion: np.ndarray | None = None, reset: bool = False
+        self,
+        frame: np.ndarray,
+        jitter=(0.0, 0.0),
+        motion: np.ndarray | None = None,
+        reset: bool = False,
+        depth: np.ndarray | None = None,
     ) -> np.ndarray:
         """Send one frame and wait for its reply: the ``sH x sW x 3`` uint8 frame (a view of the reply's
         buffer, which is the caller's to keep or draw on). ``submit`` and ``result`` split it in two.
@@ -221,11 +251,16 @@ class StreamClient:
         """
         if self._pending:
             raise RuntimeError(f"{len(self._pending)} submitted frames are still to be collected with result()")
-        self.submit(frame, jitter, motion, reset)
+        self.submit(frame, jitter, motion, reset, depth)
         return self.result()
 
     def submit(
-        self, frame: np.ndarray, jitter=(0.0, 0.0), motion: np.ndarray | None = None, reset: bool = False
+        self,
+        frame: np.ndarray,
+        jitter=(0.0, 0.0),
+        motion: np.ndarray | None = None,
+        reset: bool = False,
+        depth: np.ndarray | None = None,
     ) -> None:
         """Send one frame without waiting for its reply (``result`` collects replies in the order sent): the
         service works on the next frame while this one's reply travels, so a renderer that keeps one or two
@@ -234,7 +269,7 @@ class StreamClient:
         if len(self._pending) >= self.max_pending:
             raise RuntimeError(f"{self.max_pending} frames are pending (max_pending); collect one with result()")
         frame = np.asarray(frame)
-        message = pack_frame(frame, jitter, motion, reset)
+        message = pack_frame(frame, jitter, motion, reset, depth)
         try:
             with contextlib.suppress(OSError):  # the service has gone: what it said before that is for result()
                 self._ws.send(message)
