@@ -41,6 +41,20 @@ def test_ssim_identity_symmetry_and_order(photo):
     assert 0 < ssim(photo, noisier) < ssim(photo, noisy) < 1
 
 
+def test_ssim_matches_the_formula_where_it_has_a_closed_form():
+    """Flat images have no variance or covariance in any window: SSIM is the luminance term alone,
+    (2 mu_a mu_b + C1) / (mu_a^2 + mu_b^2 + C1), C1 = (0.01 * 255)^2 (Wang et al. 2004)."""
+    c1 = (0.01 * 255) ** 2
+    a, b = np.full((32, 40), 100.0), np.full((32, 40), 120.0)
+    assert ssim(a, b, y_channel=False) == pytest.approx((2 * 100 * 120 + c1) / (100**2 + 120**2 + c1), rel=1e-9)
+    grey, red = np.full((24, 24, 3), 128, np.uint8), np.zeros((24, 24, 3), np.uint8)
+    red[..., 0] = 200
+    y_grey = 16 + (65.481 + 128.553 + 24.966) * 128 / 255  # BT.601 Y of each, as rgb_to_y computes it
+    y_red = 16 + 65.481 * 200 / 255
+    want = (2 * y_grey * y_red + c1) / (y_grey**2 + y_red**2 + c1)
+    assert ssim(grey, red) == pytest.approx(want, rel=1e-6)
+
+
 def test_ssim_needs_a_window():
     with pytest.raises(ValueError, match="11x11"):
         ssim(np.zeros((10, 10)), np.zeros((10, 10)), y_channel=False)

@@ -212,9 +212,15 @@ def test_cli_sequence_mode_end_to_end(tmp_path, set5_dir, tiny_temporal):
     for s in report["subjects"]:
         summary = s["summary"]
         assert set(summary) == {"pan", "layer", "cut", "slow", "all"}
-        assert summary["pan"]["steady_psnr"] > 10 and summary["layer"]["dynamic_psnr"] > 5
-        assert summary["cut"]["after_cut_psnr"] > 5 and summary["all"]["warping_error"] >= 0
-        assert summary["all"]["median_ms"] > 0 and len(s["sequences"][0]["psnr"]) == 8
+        pan = s["sequences"][0]  # the summary is the mean of the per-frame figures after the warm-up
+        assert summary["pan"]["steady_psnr"] == pytest.approx(float(np.mean(pan["psnr"][3:])), abs=2e-3)
+        assert summary["all"]["median_ms"] > 0 and len(pan["psnr"]) == 8
+    # bicubic's figure, measured again here on the same (deterministic) sequence, frames 3 on
+    import cv2
+
+    (first,) = [q for q in standard_sequences(set5_dir, 4, size=(24, 16), frames=8, limit=1) if q.kind == "pan"]
+    again = [psnr(cv2.resize(f.lr, (96, 64), interpolation=cv2.INTER_CUBIC), f.hr, border=4) for f in first.frames[3:]]
+    assert by_name["bicubic"]["summary"]["pan"]["steady_psnr"] == pytest.approx(float(np.mean(again)), abs=2e-3)
     md = out["md"].read_text()
     assert md.startswith(f"Measured on {cpu_name()}") and "| subject |" in md and "tiny-temporal (flow)" in md
     assert "accumulation" in result.stdout
