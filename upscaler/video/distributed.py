@@ -24,15 +24,15 @@ from upscaler.video.job import (
     JobPlan,
     JobResult,
     Unfinished,
+    check_batch,
     failed,
     finish_job,
     job_identity,
-    prepare_job,
-    temporal_notes,
+    plan_job,
 )
 from upscaler.video.provenance import MadeBy
 from upscaler.video.segments import Segment
-from upscaler.video.temporal import SegmentStream, frame_size_check
+from upscaler.video.temporal import SegmentStream
 from upscaler.video.transcode import EncodeSettings, upscale_segment
 
 __all__ = ["EngineSpec", "run_on_ray"]
@@ -133,9 +133,7 @@ def run_on_ray(
     ``on_plan`` hears each prepared job (frames reused, notes) before its segments go out; ``on_frames`` the
     frames of each segment made.
     """
-    temporal = spec.temporal
-    if temporal and batch != 1:
-        raise ValueError(f"temporal models take one frame at a time, in order; batch must be 1, got {batch}")
+    check_batch(spec.descriptor(), batch)
     ray = _connect(address)
     task = ray.remote(num_cpus=spec.threads)(upscale_remote)
     results: dict[Path, JobResult] = {}
@@ -143,17 +141,12 @@ def run_on_ray(
     pending: dict = {}
     for source, target in pairs:
         try:
-            check = frame_size_check(spec.descriptor().scale) if temporal else None
-            plan = prepare_job(
-                source, target, spec.identity(), settings, unfinished=unfinished, segment_s=segment_s, check=check
-            )
+            plan = plan_job(spec.descriptor(), source, target, spec.identity(), settings, unfinished=unfinished,
+                            segment_s=segment_s)  # fmt: skip
         except Exception as exc:  # this file fails, the others go on
             results[source] = failed(source, target, exc)
             continue
         plans[source] = plan
-        if temporal:
-            temporal_notes(plan)
-            plan.result.cuts = 0
         if on_plan:
             on_plan(plan)
         for segment in plan.missing:
@@ -172,7 +165,7 @@ def run_on_ray(
                 data, frames, engine_s, made_by, cuts = ray.get(ref)
                 plan.part(segment).write_bytes(data)
                 plan.done(segment, frames, engine_s, made_by)  # refuses another engine's frames
-                if temporal:
+                if plan.result.cuts is not None:  # a temporal model's: plan_job started the count
                     plan.result.cuts += cuts
                 if on_frames:
                     on_frames(frames)

@@ -48,10 +48,12 @@ __all__ = [
     "JobPlan",
     "JobResult",
     "Unfinished",
+    "check_batch",
     "engine_fps",
     "failed",
     "finish_job",
     "job_identity",
+    "plan_job",
     "prepare_job",
     "run_job",
     "temporal_notes",
@@ -277,6 +279,26 @@ def identity_of(upscaler) -> dict:
     return job_identity(upscaler.model)
 
 
+def check_batch(model, batch: int) -> None:
+    """``ValueError`` for a batch a temporal model cannot take (it takes one frame at a time, in order)."""
+    if model.temporal and batch != 1:
+        raise ValueError(f"temporal models take one frame at a time, in order; batch must be 1, got {batch}")
+
+
+def plan_job(model, source: Path, target: Path, identity: dict, settings: EncodeSettings, *,
+             unfinished: Unfinished = "keep", segment_s: float = SEGMENT_SECONDS,
+             made_by: MadeBy | None = None) -> JobPlan:  # fmt: skip
+    """``prepare_job`` for ``model`` (a ``ModelDescriptor``): for a temporal one, the output size checked
+    before any work, its notes added and its cut count started (what the local and the Ray runs share)."""
+    check = frame_size_check(model.scale) if model.temporal else None
+    plan = prepare_job(source, target, identity, settings, unfinished=unfinished, segment_s=segment_s,
+                       made_by=made_by, check=check)  # fmt: skip
+    if model.temporal:
+        temporal_notes(plan)
+        plan.result.cuts = 0
+    return plan
+
+
 def temporal_notes(plan: JobPlan) -> None:
     """Add what a user of a temporal model should know about this input to ``plan.notes``."""
     if plan.info.bit_depth > 8:
@@ -305,19 +327,12 @@ def run_job(
     job (frames reused, notes) before any frame is made; ``on_frame`` each frame made.
     """
     temporal = upscaler.model.temporal
-    if temporal and batch != 1:
-        raise ValueError(f"temporal models take one frame at a time, in order; batch must be 1, got {batch}")
+    check_batch(upscaler.model, batch)
     if not temporal:
         upscaler.batch_size = max(upscaler.batch_size, batch)
     made_by = MadeBy.of(upscaler)
-    check = frame_size_check(upscaler.scale) if temporal else None
-    plan = prepare_job(
-        source, target, identity_of(upscaler), settings, unfinished=unfinished, segment_s=segment_s,
-        made_by=made_by, check=check,
-    )  # fmt: skip
-    if temporal:
-        temporal_notes(plan)
-        plan.result.cuts = 0
+    plan = plan_job(upscaler.model, source, target, identity_of(upscaler), settings, unfinished=unfinished,
+                    segment_s=segment_s, made_by=made_by)  # fmt: skip
     if on_plan:
         on_plan(plan)
     for segment in plan.missing:

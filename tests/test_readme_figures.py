@@ -1,0 +1,56 @@
+"""A sample of the README's figures, each read from the committed JSON it cites: the two cannot drift apart.
+
+Each check names the README line's words around the figure, the JSON file and the path to the value in
+it, and how the README prints it. A figure edited in one place and not the other fails here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def _value(data, path: str):
+    for part in path.split("."):
+        data = data[int(part)] if isinstance(data, list) else data[part]
+    return data
+
+
+#: (words on the README line, JSON file, path in it, format the README prints the value in)
+FIGURES = [
+    ("all rounds together the service served", "service-cpu-x4-fast.json", "http.0.fps", "{:.1f} / "),
+    ("all rounds together the service served", "service-cpu-x4-fast.json", "http.1.fps", "/ {:.1f} / "),
+    ("all rounds together the service served", "service-cpu-x4-fast.json", "direct.fps", "against {:.1f} in-process"),
+    ("the median of 5 per-round ratios", "service-cpu-x4-fast.json", "http.0.throughput_ratio", "is {:.2f}x"),
+    ("median latency 51.07 ms", "service-cpu-x4-fast.json", "http.0.median_ms", "latency {:.2f} ms"),
+    ("median latency 51.07 ms", "service-cpu-x4-fast.json", "direct.median_ms", "engine's {:.2f} ms"),
+    ("after streams began sharing", "stream-temporal-x4-zen3.json", "serving_median_ms", "serving time {:.2f} ms"),
+    ("after streams began sharing", "stream-temporal-x4-zen3.json", "transport_floor_median_ms", "floor {:.2f} ms"),
+    ("after streams began sharing", "stream-temporal-x4-zen3.json", "memory.per_stream_mb", "; {:.1f} MB per open"),
+    ("reached Set5 31.60 / BSD100", "x4-quality-gpu-candidate-eval.json", "datasets.0.psnr", "Set5 {:.2f} /"),
+    ("reached Set5 31.60 / BSD100", "x4-quality-gpu-candidate-eval.json", "datasets.1.psnr", "BSD100 {:.2f} dB"),
+]
+
+
+def _line(words: str) -> str:
+    lines = [line for line in (REPO / "README.md").read_text().splitlines() if words in line]
+    assert len(lines) == 1, f"README: {len(lines)} lines hold {words!r}"
+    return lines[0]
+
+
+@pytest.mark.parametrize(("words", "file", "path", "shown"), FIGURES, ids=[f"{f[1]}:{f[2]}" for f in FIGURES])
+def test_the_readme_quotes_the_committed_json(words, file, path, shown):
+    value = _value(json.loads((RESULTS / file).read_text()), path)
+    assert shown.format(value) in _line(words), f"README says otherwise than {file} {path} = {value}"
+
+
+def test_every_json_the_readme_cites_is_committed():
+    cited = set(re.findall(r"benchmarks/results/([\w.-]+\.json)", (REPO / "README.md").read_text()))
+    missing = sorted(name for name in cited if not (RESULTS / name).is_file())
+    assert cited and missing == []
