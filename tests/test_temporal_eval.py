@@ -56,9 +56,11 @@ def tiny_temporal(tmp_path_factory) -> Path:
     return path
 
 
-def test_standard_sequences_are_deterministic_and_of_seven_kinds(set5_dir, sequences):
+def test_standard_sequences_are_deterministic_and_of_eight_kinds(set5_dir, sequences):
     kinds = [s.kind for s in sequences]
-    assert set(kinds) == {"pan", "layer", "cut", "still", "still-unjittered", "slow", "fade"}
+    assert set(kinds) == {"pan", "layer", "cut", "still", "still-unjittered", "slow", "fade", "moderate"}
+    for moderate in (s for s in sequences if s.kind == "moderate"):  # at most 1.2 HR px per axis
+        assert max(np.abs(f.motion).max() for f in moderate.frames) <= 1.2 / 4 + 1e-5
     (fade,) = [s for s in sequences if s.kind == "fade"]  # image 2: from black, full level from frame 6 on
     assert fade.frames[0].lr.max() == 0 and fade.frames[6].lr.mean() > 20 and fade.name == "set5/butterfly-fade"
     assert kinds.count("slow") == 4 and count_sequences(set5_dir, 4) == len(sequences)
@@ -94,9 +96,9 @@ def test_standard_sequences_are_deterministic_and_of_seven_kinds(set5_dir, seque
     assert not any(f.dynamic.any() for f in sequences[0].frames)
     assert cut.name == "set5/baby-cut-butterfly"  # to another image's shot
     assert [s.name for s in standard_sequences(set5_dir, 2, size=(12, 8), frames=4, limit=2)][-4:] == [
-        "set5/baby-slow", "set5/bird-pan", "set5/bird-still", "set5/bird-slow"]  # fmt: skip
+        "set5/bird-pan", "set5/bird-still", "set5/bird-slow", "set5/bird-moderate"]  # fmt: skip
     long = standard_sequences(set5_dir, 2, size=(12, 8), frames=20, limit=1)
-    assert [s.kind for s in long] == ["pan", "layer", "cut", "slow"] and long[2].cut_at == 16
+    assert [s.kind for s in long] == ["pan", "layer", "cut", "slow", "moderate"] and long[2].cut_at == 16
     assert long[2].name == "set5/baby-cut-baby-flipped"  # one image: its shot upside down
 
 
@@ -203,7 +205,7 @@ def test_cli_sequence_mode_end_to_end(tmp_path, set5_dir, tiny_temporal):
     assert report["machine"]["cpu"] == cpu_name() and report["machine"]["cpu_flags"] == list(cpu_flags())
     assert report["machine"]["libraries"]["onnxruntime"]
     assert report["settings"]["scale"] == 4 and report["settings"]["size"] == "24x16"
-    assert [q["kind"] for q in report["sequences"]] == ["pan", "layer", "cut", "slow"]
+    assert [q["kind"] for q in report["sequences"]] == ["pan", "layer", "cut", "slow", "moderate"]
     names = [s["name"] for s in report["subjects"]]
     assert names == ["bicubic", "accumulation", "tiny-temporal", "tiny-temporal (flow)", "x4-fast"]
     by_name = {s["name"]: s for s in report["subjects"]}
@@ -211,7 +213,7 @@ def test_cli_sequence_mode_end_to_end(tmp_path, set5_dir, tiny_temporal):
     assert by_name["tiny-temporal"]["engine"].startswith("onnxruntime-cpu")
     for s in report["subjects"]:
         summary = s["summary"]
-        assert set(summary) == {"pan", "layer", "cut", "slow", "all"}
+        assert set(summary) == {"pan", "layer", "cut", "slow", "moderate", "all"}
         pan = s["sequences"][0]  # the summary is the mean of the per-frame figures after the warm-up
         assert summary["pan"]["steady_psnr"] == pytest.approx(float(np.mean(pan["psnr"][3:])), abs=2e-3)
         assert summary["all"]["median_ms"] > 0 and len(pan["psnr"]) == 8

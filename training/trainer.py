@@ -26,7 +26,7 @@ from training.data import DeviceCrops, HRCrops, PairCrops, StepSampler, load_ima
 from training.degrade import MARGIN, make_pair
 from training.distributed import setup
 from training.logs import RunLog
-from upscaler.archs import build_network
+from upscaler.archs import build_network, get_arch
 from upscaler.degradations import DEGRADATIONS, degrade, modcrop
 from upscaler.metrics import psnr, ssim
 from upscaler.sysinfo import cpu_name
@@ -125,7 +125,7 @@ def load_initial_weights(net: torch.nn.Module, config: TrainConfig) -> None:
     mismatch = [
         f"{k} {theirs_params.get(k)!r} (this config: {ours_params.get(k)!r})"
         for k in sorted(set(ours_params) | set(theirs_params))
-        if ours_params.get(k) != theirs_params.get(k)
+        if ours_params.get(k) != theirs_params.get(k) and k not in get_arch(model.arch).retunable
     ]
     if mismatch:
         raise ValueError(f"model.init: {model.name} has another network: {'; '.join(mismatch)}")

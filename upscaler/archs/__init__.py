@@ -27,6 +27,7 @@ class ArchSpec:
     state_channels: int = 3  #: high-resolution planes a temporal step carries (the first three: the output)
     reproject: str = "linear"  #: how a temporal step resamples its state: ``linear`` or ``cubic``
     depth: bool = False  #: a temporal step that takes the caller's depth (zeros when there is none)
+    retunable: tuple[str, ...] = ()  #: hyperparameters a fine-tuning stage may change (no weight depends on them)
 
 
 def _plainsr_macs(p: Mapping[str, Any], scale: int) -> int:
@@ -77,6 +78,7 @@ ARCHS: dict[str, ArchSpec] = {
         state_channels=5,
         reproject="cubic",
         depth=True,
+        retunable=("keep_offset", "settle"),
     ),
 }
 

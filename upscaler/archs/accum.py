@@ -25,7 +25,7 @@ output colour and ``w``, the samples it has gathered per pixel (divided by
 
        n = r * w * cap                  (history samples still trusted)
        k = m * g                        (this frame's splat weight)
-       colour = (n * history + k * splat + e * base) / (n + k + e) + c
+       colour = (n * history + k * splat + e * base) / (n + k + e) + c / (1 + n)
        w' = min(1, (n + k) / cap)
 
    On a still camera ``r`` stays near 1 and the mean converges to the
@@ -105,7 +105,12 @@ class AccumSR(nn.Module):
 
     ``channels`` features at low resolution, ``blocks`` hidden 3x3 convolutions, ``history_channels``
     features the folded state is projected to (1x1), ``cap`` the most samples a pixel's history counts,
-    ``sigma`` the splat's width (high-resolution pixels).
+    ``sigma`` the splat's width (high-resolution pixels). ``keep_offset`` is added to the keep logit:
+    at x4 a sub-pixel gets about a tenth of a sample per frame, so any steady decay of the history costs
+    most of what it gathers, and a short training unroll cannot show that; the offset makes keeping the
+    default the network must argue against (0: the first training stage's form). ``settle`` divides the
+    correction by ``1 + n``: inferred detail gives way to real samples as they gather (False: the first
+    stage's form).
     """
 
     state_channels = STATE_CHANNELS
@@ -118,6 +123,8 @@ class AccumSR(nn.Module):
         history_channels: int = 16,
         cap: float = 16.0,
         sigma: float = 0.5,
+        keep_offset: float = 3.0,
+        settle: bool = True,
         in_channels: int = 3,
     ) -> None:
         super().__init__()
@@ -126,8 +133,10 @@ class AccumSR(nn.Module):
         if in_channels != 3:
             raise ValueError("AccumSR works on RGB frames")
         self.scale, self.cap, self.sigma = scale, float(cap), float(sigma)
+        self.keep_offset, self.settle = float(keep_offset), bool(settle)
         self.config = {"channels": channels, "blocks": blocks, "history_channels": history_channels,
-                       "cap": float(cap), "sigma": float(sigma)}  # fmt: skip
+                       "cap": float(cap), "sigma": float(sigma), "keep_offset": float(keep_offset),
+                       "settle": bool(settle)}  # fmt: skip
         s2 = scale * scale
         self.history_proj = nn.Conv2d(5 * s2, history_channels, 1)  # colour - base, weight, depth disagreement
         self.head = nn.Conv2d(3 + 3 + history_channels, channels, 3, padding=1)
@@ -199,12 +208,15 @@ class AccumSR(nn.Module):
         bias = self.frame_bias(torch.cat([own, reset.reshape(n, 1)], dim=1))
         x = self.body(F.relu(self.head(features) + bias.reshape(n, -1, 1, 1)))
         out = self.tail(x)
-        keep = torch.sigmoid(out[:, :s2]) * weight * self.cap  # N x s² x H x W
+        keep = torch.sigmoid(out[:, :s2] + self.keep_offset) * weight * self.cap  # N x s² x H x W
         new = torch.sigmoid(out[:, s2 : 2 * s2]) * g.reshape(n, s2, 1, 1)
         lean = F.softplus(out[:, 2 * s2 : 3 * s2]) + 1e-3
         total = keep + new + lean
         mean = (keep.unsqueeze(1) * colour + new.unsqueeze(1) * splat + lean.unsqueeze(1) * base) / total.unsqueeze(1)
-        result = torch.clamp(mean + out[:, 3 * s2 :].reshape(n, 3, s2, h, w), 0.0, 1.0)
+        correction = out[:, 3 * s2 :].reshape(n, 3, s2, h, w)
+        if self.settle:  # real samples take over from inferred detail as they gather
+            correction = correction / (1.0 + keep).unsqueeze(1)
+        result = torch.clamp(mean + correction, 0.0, 1.0)
         gathered = torch.clamp((keep + new) / self.cap, max=1.0)
         return torch.cat([result.reshape(n, 3 * s2, h, w), gathered, depth.expand(n, s2, h, w)], dim=1)
 

@@ -72,9 +72,9 @@ __all__ = [
 ]
 
 #: Sequence kinds, in report order.
-KINDS = ("pan", "layer", "cut", "still", "still-unjittered", "slow", "fade")
+KINDS = ("pan", "layer", "cut", "still", "still-unjittered", "slow", "fade", "moderate")
 #: Kinds whose steady state is measured; the overall steady figure (``all``) averages the first two only.
-STEADY_KINDS = ("pan", "layer", "still", "still-unjittered", "slow")
+STEADY_KINDS = ("pan", "layer", "still", "still-unjittered", "slow", "moderate")
 #: Kinds whose flat regions are checked for a fixed pattern by pixel phase (a still or slow camera shows it).
 GRID_KINDS = ("still", "slow")
 #: Frames the fade sequences take to fade in from black (their camera is still).
@@ -84,9 +84,11 @@ LEVEL_TOLERANCE = 1.0
 #: A pixel is flat when the reference's Y varies by less than this (grey levels, std over 5 x 5).
 FLAT_STD = 1.5
 #: Kinds with a moving layer (their ``dynamic_psnr`` is measured over it).
-LAYER_KINDS = ("layer", "slow")
+LAYER_KINDS = ("layer", "slow", "moderate")
 #: The slow shots' bound on camera and layer speed, high-resolution pixels per frame per axis.
 SLOW_SPEED = 0.3
+#: The moderate shots' bound (the "all speeds" a game camera mostly moves at), the same way.
+MODERATE_SPEED = 1.2
 #: The first frame of the new shot in cut sequences (earlier in sequences too short for it: ``frames // 2``).
 CUT_AT = 16
 #: Frames of the new shot the after-cut figure averages (cut, cut + 1, cut + 2).
@@ -138,13 +140,13 @@ def _layer(rng: np.random.Generator, texture: np.ndarray, size: tuple[int, int],
 
 
 def _slow(rng: np.random.Generator, scene: np.ndarray, texture: np.ndarray, size: tuple[int, int], scale: int,
-          frames: int) -> SequenceSpec:  # fmt: skip
-    """A slow shot: a camera pan and a sprite layer, each at most ``SLOW_SPEED`` HR pixels per frame per axis."""
+          frames: int, bound: float = SLOW_SPEED) -> SequenceSpec:  # fmt: skip
+    """A slow shot: a camera pan and a sprite layer, each at most ``bound`` HR pixels per frame per axis."""
     h, w = scene.shape[:2]
-    vx, vy = (float(v) for v in rng.uniform(-SLOW_SPEED, SLOW_SPEED, 2))
+    vx, vy = (float(v) for v in rng.uniform(-bound, bound, 2))
     camera = Camera(center=(w / 2 - vx * frames / 2, h / 2 - vy * frames / 2), velocity=(vx, vy))
     layer = _layer(rng, texture, size, scale, frames)
-    lx, ly = (float(v) for v in rng.uniform(-SLOW_SPEED, SLOW_SPEED, 2))
+    lx, ly = (float(v) for v in rng.uniform(-bound, bound, 2))
     return SequenceSpec(scale=scale, size=size, frames=frames, camera=camera, layer=replace(layer, velocity=(lx, ly)))
 
 
@@ -200,6 +202,8 @@ def iter_standard_sequences(
             spec = SequenceSpec(scale=scale, size=size, frames=frames, camera=Camera(center=(w / 2, h / 2)),
                                 fade=min(FADE_FRAMES, frames - 1))  # fmt: skip
             yield NamedSequence(f"{base}-fade", "fade", make_sequence(scene, spec))
+        spec = _slow(rng, scene, np.ascontiguousarray(texture), size, scale, frames, MODERATE_SPEED)  # drawn last
+        yield NamedSequence(f"{base}-moderate", "moderate", make_sequence(scene, spec))
 
 
 def standard_sequences(
@@ -543,6 +547,7 @@ _SUMMARY_KEYS = {
         "warping_error",
     ),
     "fade": ("fade_lag", "fade_gap", "warping_error"),
+    "moderate": ("steady_psnr", "steady_ssim", "dynamic_psnr", "disoccluded_psnr", "warping_error"),
 }
 
 
@@ -639,6 +644,12 @@ def release_quality(
             "after_cut_psnr": ours.get("cut", {}).get("after_cut_psnr"),
             "still_psnr": ours.get("still", {}).get("steady_psnr"),
             "still_unjittered_psnr": ours.get("still-unjittered", {}).get("steady_psnr"),
+            "slow_psnr": ours.get("slow", {}).get("steady_psnr"),
+            "accumulation_slow_psnr": accumulation.get("slow", {}).get("steady_psnr"),
+            "accumulation_still_psnr": accumulation.get("still", {}).get("steady_psnr"),
+            "disoccluded_psnr": ours.get("layer", {}).get("disoccluded_psnr"),
+            "grid_error": ours.get("still", {}).get("grid_error"),
+            "fade_lag": ours.get("fade", {}).get("fade_lag"),
             "bicubic_still_psnr": bicubic.get("still", {}).get("steady_psnr"),
             "bicubic_still_unjittered_psnr": bicubic.get("still-unjittered", {}).get("steady_psnr"),
             "warping_error": ours["all"]["warping_error"],

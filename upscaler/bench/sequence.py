@@ -88,7 +88,8 @@ def build_sequence_subjects(
 def count_sequences(folder: str | Path, limit: int | None = None) -> int:
     """How many sequences ``standard_sequences`` makes of ``folder`` (without rendering them)."""
     n = len(list_images(folder)[:limit])
-    return n + math.ceil(n / 3) + math.ceil(n / 4) + n // 2 + n + (n + 1) // 4  # pan, layer, cut, still, slow, fade
+    # pan, layer, cut, still (either), slow, fade, moderate
+    return n + math.ceil(n / 3) + math.ceil(n / 4) + n // 2 + n + (n + 1) // 4 + n
 
 
 def _chain(folders: Sequence[str | Path], scale: int, size, frames: int, limit: int | None) -> Iterator[NamedSequence]:
@@ -126,8 +127,8 @@ def run_sequence_bench(
 
 
 _HEAD = ("subject", "engine", "motion", "pan PSNR", "pan SSIM", "layer PSNR", "moving PSNR", "disoccluded",
-         "after cut", "before cut", "still PSNR", "unjittered still", "slow PSNR", "slow moving", "warp err",
-         "ms/frame")  # fmt: skip
+         "after cut", "before cut", "still PSNR", "unjittered still", "slow PSNR", "slow moving", "moderate PSNR",
+         "grid err", "fade lag", "warp err", "ms/frame")  # fmt: skip
 
 
 def _f(value, digits: int) -> str:
@@ -152,6 +153,9 @@ def _cells(subject: dict) -> tuple[str, ...]:
         _f(s.get("still-unjittered", {}).get("steady_psnr"), 2),
         _f(s.get("slow", {}).get("steady_psnr"), 2),
         _f(s.get("slow", {}).get("dynamic_psnr"), 2),
+        _f(s.get("moderate", {}).get("steady_psnr"), 2),
+        _f(s.get("still", {}).get("grid_error"), 2),
+        _f(s.get("fade", {}).get("fade_lag"), 1),
         _f(every.get("warping_error"), 2),
         _f(every.get("median_ms"), 2),
     )
@@ -169,7 +173,10 @@ def _note(report: dict) -> str:
         f"{st['cut_at'] + st['after_cut_frames'] - 1} (the cut is not signalled), before cut: the "
         f"{st['after_cut_frames']} frames before it; still / unjittered still: a static camera with and without "
         f"jitter, mean over frames >= {st['warmup']}; slow: a pan and a layer each at most 0.3 HR px per frame "
-        f"per axis (frames >= {st['warmup']}; moving: the layer's pixels); warp err: mean |change of output - "
+        f"per axis (frames >= {st['warmup']}; moving: the layer's pixels); moderate: the same at most 1.2 HR px; "
+        "grid err: on flat pixels of still shots, the largest gap between the output's and the reference's mean "
+        "Y by pixel phase (grey levels); fade lag: frames after a fade from black ends until the output's mean "
+        "Y stays within 1 level of the reference's; warp err: mean |change of output - "
         "change of reference| after reprojection by the exact motion, grey levels, static pixels (lower is "
         "steadier); ms/frame: median step time."
     )
