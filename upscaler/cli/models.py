@@ -48,7 +48,8 @@ def temporal_markdown(records: list[dict]) -> str:
     head = ["model", "scale", "params", "kMAC/px"]
     for d in datasets:
         head += [f"{d} PSNR / SSIM", f"{d} moving layer", f"{d} after cut", f"{d} warping error",
-                 f"{d} bicubic", f"{d} accumulation"]  # fmt: skip
+                 f"{d} bicubic", f"{d} accumulation", f"{d} slow (accumulation)",
+                 f"{d} still (accumulation)"]  # fmt: skip
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
     def num(value, digits=2) -> str:
@@ -61,7 +62,9 @@ def temporal_markdown(records: list[dict]) -> str:
             q = r.get("quality", {}).get(d, {})
             cells += [f"{num(q.get('psnr'))} / {num(q.get('ssim'), 4)}", num(q.get("layer_psnr")),
                       num(q.get("after_cut_psnr")), num(q.get("warping_error")), num(q.get("bicubic_psnr")),
-                      num(q.get("accumulation_psnr"))]  # fmt: skip
+                      num(q.get("accumulation_psnr")),
+                      f"{num(q.get('slow_psnr'))} ({num(q.get('accumulation_slow_psnr'))})",
+                      f"{num(q.get('still_psnr'))} ({num(q.get('accumulation_still_psnr'))})"]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -74,6 +77,7 @@ def _run(args: argparse.Namespace) -> int:
     for m in models:
         record = m.to_dict(relative_to=WEIGHTS_DIR)
         record["default"] = m.name == default
+        record["temporal"] = m.temporal
         if args.details:
             from upscaler.runtime import probe_engines
 
@@ -83,8 +87,8 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps(records, indent=2))
         return 0
     if args.markdown:
-        print(quality_markdown([r for r in records if r["arch"] != "temporal"]))
-        temporal = [r for r in records if r["arch"] == "temporal"]
+        print(quality_markdown([r for r in records if not r["temporal"]]))
+        temporal = [r for r in records if r["temporal"]]
         if temporal:
             print("\n" + temporal_markdown(temporal))
         return 0
@@ -93,7 +97,7 @@ def _run(args: argparse.Namespace) -> int:
         params = ",".join(f"{k}={v}" for k, v in r["params"].items())
         name = r["name"] + (" *" if r["default"] else "") + (" v" if r["name"] == video else "")
         rows.append((name, f"x{r['scale']}", f"{r['arch']}({params})", r["degradation"], _quality(r), r["description"]))
-    temporal = [r for r in records if r["arch"] == "temporal"]
+    temporal = [r for r in records if r["temporal"]]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths)) + "  " + row[-1])
