@@ -56,8 +56,10 @@ def cpu_reference(model, frames, resets):
             history, motion = start_state(x, model.scale, model.state_channels)[None], np.zeros_like(motion)
         feeds = {"frame": x, "jitter": jitter, "motion": motion, "history": history,
                  "reset": np.array([[1.0 if reset else 0.0]], np.float32)}  # fmt: skip
+        if model.depth:
+            feeds["depth"] = np.zeros((1, 1, *x.shape[2:]), np.float32)
         history = session.run(None, feeds)[0]
-        outs.append(history)
+        outs.append(history[:, :3])  # the frame; the state's other planes stay in history
     return outs
 
 
@@ -75,8 +77,8 @@ def test_tensorrt_temporal_builds_one_profile_over_the_five_inputs_and_keeps_the
     assert calls.parsed == [model.onnx.path.read_bytes()]  # the whole-step graph
     (build,) = calls.builds
     assert build["flags"] == ["FP16", "OBEY_PRECISION_CONSTRAINTS"] and build["fp16_grids"] == []
-    assert build["profile"] == temporal_shapes(PROFILE, 4)
-    assert build["profile"]["history"][0] == (1, 3, 1, 1)  # a graph server's placeholder state fits
+    assert build["profile"] == temporal_shapes(PROFILE, 4, model.state_channels, model.depth)
+    assert build["profile"]["history"][0] == (1, model.state_channels, 1, 1)  # a server's placeholder state fits
     assert plan_header(engine.plan_path.read_bytes())["profile"] == build["profile"]
     assert engine.profile == PROFILE
 

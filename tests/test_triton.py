@@ -155,29 +155,34 @@ def test_temporal_models_are_stateful_sequence_models_whose_first_request_needs_
     assert "max_batch_size: 1" in text and "sequence_batching {" in text and "dynamic_batching" not in text
     assert re.search(r'control_input \[\s*\{ name: "reset" control \[ \{ kind: CONTROL_SEQUENCE_START '
                      r"fp32_false_true: \[ 0, 1 \] \} \] \}", text)  # fmt: skip
-    assert 'input_name: "history" output_name: "output" data_type: TYPE_FP32 dims: [ 3, -1, -1 ]' in text
+    c = model.state_channels  # the frame's 3 planes, then what else the model carries
+    assert f'input_name: "history" output_name: "output" data_type: TYPE_FP32 dims: [ {c}, -1, -1 ]' in text
     declared = re.findall(r'\{ name: "(\w+)" data_type: (\w+) dims: \[ ([^\]]+) \] \}', text)
+    depth = [("depth", "TYPE_FP32", "1, -1, -1")] if model.depth else []
+    output = [("output", "TYPE_FP32", f"{c}, -1, -1")]
     assert declared == [("frame", "TYPE_FP32", "3, -1, -1"), ("jitter", "TYPE_FP32", "2"),
-                        ("motion", "TYPE_FP32", "2, -1, -1"), ("output", "TYPE_FP32", "3, -1, -1")]  # fmt: skip
+                        ("motion", "TYPE_FP32", "2, -1, -1"), *depth, *output]  # fmt: skip
     assert text.count("{") == text.count("}") and text.count("[") == text.count("]")
 
     scene = sample_images()[0]
     camera = Camera(center=(scene.shape[1] / 2, scene.shape[0] / 2), velocity=(2.0, 1.0))
     frames = make_sequence(scene, SequenceSpec(4, (28, 20), 4, camera))
     session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
-    state = np.full((1, 3, 1, 1), np.nan, np.float32)  # Triton: uninitialised, variable dims as 1
+    state = np.full((1, c, 1, 1), np.nan, np.float32)  # Triton: uninitialised, variable dims as 1
     reference = None
     for t, f in enumerate(frames):
         x = np.ascontiguousarray(f.lr.transpose(2, 0, 1)[None], np.float32) / 255
         jitter = np.array([f.jitter], np.float32)
         motion = np.ascontiguousarray(f.motion.transpose(2, 0, 1)[None])
         start = np.array([[1.0 if t == 0 else 0.0]], np.float32)
-        state = session.run(None, {"frame": x, "jitter": jitter, "motion": motion, "history": state, "reset": start})[0]
+        extra = {"depth": np.zeros((1, 1, *x.shape[2:]), np.float32)} if model.depth else {}
+        feeds = {"frame": x, "jitter": jitter, "motion": motion, "history": state, "reset": start, **extra}
+        state = session.run(None, feeds)[0]
         if reference is None:  # what our own engines do on a reset: the frame upsampled, no motion
             feeds = {"frame": x, "jitter": jitter, "motion": np.zeros_like(motion), "reset": start,
-                     "history": start_state(x, 4)[None]}  # fmt: skip
+                     "history": start_state(x, 4, c)[None], **extra}  # fmt: skip
         else:
-            feeds = {"frame": x, "jitter": jitter, "motion": motion, "reset": start, "history": reference}
+            feeds = {"frame": x, "jitter": jitter, "motion": motion, "reset": start, "history": reference, **extra}
         reference = session.run(None, feeds)[0]
         assert np.isfinite(state).all()
         np.testing.assert_allclose(state, reference, atol=1e-6)

@@ -114,6 +114,6 @@ class TensorRTTemporalEngine(StreamState):
                     raise RuntimeError(f"TensorRT refused the address of {name}")
             if not context.execute_async_v3(device.stream):
                 raise RuntimeError("TensorRT execution failed")
-            result = device.download(out)
+            result = device.download(out[:, :3])  # the frame only: the rest of the state stays on the device
         self._history, self._spare = out, self._history
-        return result[:, :3]
+        return result
