@@ -4,7 +4,7 @@
   (N x 2 x H x W), ``history`` (N x C x sH x sW), ``reset`` (N x 1) ->
   ``output`` (N x C x sH x sW; C = 3, the output, or 4 for models that carry their accumulated weight
   after it): reprojection (``GridSample``), network and
-  blend in one graph, dynamic batch, height and width; what GPU engines
+  blend in one graph, dynamic batch (batch 1 for the accumulating models), height and width; what GPU engines
   (ONNX Runtime CUDA/TensorRT, TensorRT) run, the history kept on the device.
 - ``<name>.folded.onnx``: ``frame``, ``jitter``, ``history`` (N x Cs² x H x W,
   already reprojected and folded), ``reset`` -> ``output`` (N x Cs² x H x W,
@@ -80,6 +80,8 @@ def export_temporal(model: ModelDescriptor, full: Path, folded: Path, *, opset: 
         axes = {k: v for k, v in _dynamic(history_axes).items() if k in [*names, "output"]}
         if module is not net:  # the folded graph's output is folded too: low-resolution axes
             axes["output"] = {0: "batch", 2: "h", 3: "w"}
+        if model.depth:  # AccumSR mixes each frame with its own kernels (a group per colour): one frame a call
+            axes = {k: {a: n for a, n in v.items() if a != 0} for k, v in axes.items()}
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

@@ -45,8 +45,9 @@ def _precisions() -> tuple[str, ...]:
 
 
 #: Memory per output pixel of a temporal stream's frames, in bytes (the shipped models, measured by
-#: ``benchmarks/stream_hostile.py``): a stream's history (three float32 planes) ...
-HISTORY_BYTES = 12
+#: ``benchmarks/stream_hostile.py``): a stream's history (x4-temporal's five float32 planes: the frame, the
+#: samples gathered and depth; x2-temporal's three) ...
+HISTORY_BYTES = 20
 #: ... each frame in flight (its message, 11 bytes per input pixel, and its reply, 3 per output pixel) ...
 FRAME_BYTES = 6
 #: ... and the frame being upscaled, once per model for all its streams: the shared scratch and ONNX Runtime's
@@ -127,7 +128,7 @@ class Settings:
         default=4,
         metadata=_doc(
             "temporal WebSocket streams open at once; more get 503 at the handshake. Each keeps "
-            f"{HISTORY_BYTES} bytes per output pixel (its history: 44 MB at 640x360 in, x4) and up to {FRAME_BYTES} "
+            f"{HISTORY_BYTES} bytes per output pixel (its history: 74 MB at 640x360 in, x4) and up to {FRAME_BYTES} "
             "more per frame in flight; the frame being upscaled needs up to "
             f"{STEP_BYTES[4]} (x4) or {STEP_BYTES[2]} (x2) bytes per output pixel, once per model. So streams "
             f"take at most MAX_PIXELS x ({STEP_BYTES[2]} + MAX_STREAMS x ({HISTORY_BYTES} + {FRAME_BYTES} x "

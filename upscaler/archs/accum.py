@@ -75,12 +75,21 @@ def jitter_coefficients(jitter: torch.Tensor, scale: int, sigma: float) -> tuple
     return bilinear, gaussian
 
 
-def _neighbours(frame: torch.Tensor) -> torch.Tensor:
-    """``N x 3 x 9 x HW``: the frame shifted to each of its 3 x 3 neighbours (edges replicated)."""
+def _mix(frame: torch.Tensor, coefficients: torch.Tensor, k: int) -> torch.Tensor:
+    """``N x 3K x H x W`` (channel ``c * K + k``): each colour of each frame mixed over its 3 x 3 neighbours
+    (edges replicated) with that frame's ``coefficients`` (``N x K x 9``, neighbour ``(dy + 1) * 3 + dx + 1``).
+    ``frame`` is ``N x 3 x H x W`` (RGB).
+
+    One grouped convolution whose kernels are the coefficients (a group per frame and colour): in an
+    exported graph (one frame, so three groups) ONNX Runtime runs it as one convolution, where stacking
+    nine shifted copies and a matrix product cost several passes over the output."""
     n, c, h, w = frame.shape
-    padded = F.pad(frame, (1, 1, 1, 1), mode="replicate")
-    shifts = [padded[:, :, dy : dy + h, dx : dx + w] for dy in range(3) for dx in range(3)]
-    return torch.stack(shifts, dim=2).reshape(n, c, 9, h * w)
+    if n == 1:  # what graphs are exported with: constant shapes (ONNX's Conv needs a kernel of known shape)
+        kernels = coefficients.reshape(k, 1, 3, 3).repeat(3, 1, 1, 1)
+        return F.conv2d(F.pad(frame, (1, 1, 1, 1), mode="replicate"), kernels, groups=3)
+    padded = F.pad(frame.reshape(1, n * c, h, w), (1, 1, 1, 1), mode="replicate")
+    kernels = coefficients.unsqueeze(1).expand(n, c, k, 9).reshape(n * c * k, 1, 3, 3)
+    return F.conv2d(padded, kernels, groups=n * c).reshape(n, c * k, h, w)
 
 
 def reproject_state(state: torch.Tensor, motion: torch.Tensor, scale: int) -> torch.Tensor:
@@ -192,33 +201,41 @@ class AccumSR(nn.Module):
         n, _, h, w = frame.shape
         if depth is None:
             depth = frame.new_zeros(n, 1, h, w)
-        colour = history[:, : 3 * s2].reshape(n, 3, s2, h, w)
+        colour = history[:, : 3 * s2]
         weight = history[:, 3 * s2 : 4 * s2] * (1.0 - reset.reshape(n, 1, 1, 1))  # N x s² x H x W
         apart = self.depth_gap(depth, history[:, 4 * s2 :])
         bilinear, gaussian = jitter_coefficients(jitter, self.scale, self.sigma)
         g = gaussian.sum(dim=2)  # N x s²: this frame's splat weight per sub-pixel
-        coefficients = torch.cat([bilinear, gaussian / g.unsqueeze(-1)], dim=1).unsqueeze(1)  # N x 1 x 2s² x 9
-        mixed = torch.matmul(coefficients, _neighbours(frame)).reshape(n, 3, 2, s2, h, w)
-        base, splat = mixed[:, :, 0], mixed[:, :, 1]
+        base, splat = _mix(frame, bilinear, s2), _mix(frame, gaussian / g.unsqueeze(-1), s2)  # N x 3s² x H x W
         own = gaussian[:, :, 4]  # the block's own sample
         share = (own / own.sum(dim=1, keepdim=True)).reshape(n, 1, 1, s2)
         predicted = torch.matmul(share, colour.reshape(n, 3, s2, h * w)).reshape(n, 3, h, w)
-        state = torch.cat([(colour - base).reshape(n, 3 * s2, h, w), weight, apart], dim=1)
-        features = torch.cat([frame, frame - predicted, self.history_proj(state)], dim=1)
+        features = torch.cat([frame, frame - predicted, self._project(colour, base, weight, apart)], dim=1)
         bias = self.frame_bias(torch.cat([own, reset.reshape(n, 1)], dim=1))
         x = self.body(F.relu(self.head(features) + bias.reshape(n, -1, 1, 1)))
-        out = self.tail(x)
-        keep = torch.sigmoid(out[:, :s2] + self.keep_offset) * weight * self.cap  # N x s² x H x W
-        new = torch.sigmoid(out[:, s2 : 2 * s2]) * g.reshape(n, s2, 1, 1)
-        lean = F.softplus(out[:, 2 * s2 : 3 * s2]) + 1e-3
-        total = keep + new + lean
-        mean = (keep.unsqueeze(1) * colour + new.unsqueeze(1) * splat + lean.unsqueeze(1) * base) / total.unsqueeze(1)
-        correction = out[:, 3 * s2 :].reshape(n, 3, s2, h, w)
+        t, b = self.tail.weight, self.tail.bias  # four 1x1 convolutions (slices of one): no Split in the graph
+        keep = torch.sigmoid(F.conv2d(x, t[:s2], b[:s2]) + self.keep_offset) * weight * self.cap
+        new = torch.sigmoid(F.conv2d(x, t[s2 : 2 * s2], b[s2 : 2 * s2])) * g.reshape(n, s2, 1, 1)
+        lean = F.softplus(F.conv2d(x, t[2 * s2 : 3 * s2], b[2 * s2 : 3 * s2])) + 1e-3
+        correction = F.conv2d(x, t[3 * s2 :], b[3 * s2 :]).reshape(n, 3, s2, h, w)
+        inverse = 1.0 / (keep + new + lean)  # per sub-pixel, shared by the colours: a third of the work
+        mixed = (keep * inverse).unsqueeze(1) * colour.reshape(n, 3, s2, h, w)
+        mixed = mixed + (new * inverse).unsqueeze(1) * splat.reshape(n, 3, s2, h, w)
+        mixed = mixed + (lean * inverse).unsqueeze(1) * base.reshape(n, 3, s2, h, w)
         if self.settle:  # real samples take over from inferred detail as they gather
-            correction = correction / (1.0 + keep).unsqueeze(1)
-        result = torch.clamp(mean + correction, 0.0, 1.0)
+            correction = correction * (1.0 / (1.0 + keep)).unsqueeze(1)
+        result = torch.clamp(mixed + correction, 0.0, 1.0)
         gathered = torch.clamp((keep + new) / self.cap, max=1.0)
         return torch.cat([result.reshape(n, 3 * s2, h, w), gathered, depth.expand(n, s2, h, w)], dim=1)
+
+    def _project(self, colour, base, weight, apart) -> torch.Tensor:
+        """``history_proj`` of (colour - base, weight, apart) without building that stack: the 1x1 convolution
+        is linear, so it is the sum of its weight's slices applied to each part."""
+        s2 = self.scale * self.scale
+        p, bias = self.history_proj.weight, self.history_proj.bias
+        colour_part = p[:, : 3 * s2]
+        out = F.conv2d(colour, colour_part, bias) - F.conv2d(base, colour_part)
+        return out + F.conv2d(weight, p[:, 3 * s2 : 4 * s2]) + F.conv2d(apart, p[:, 4 * s2 :])
 
     @staticmethod
     def depth_gap(depth: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,105 @@
+"""The accumulating temporal step (``archs.accum``): its jitter-aware splat, that it converges on a still
+shot as a plain accumulation does, the state it carries through every engine and graph, and depth."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from upscaler import TemporalUpscaler
+from upscaler.archs.accum import AccumSR, jitter_coefficients
+from upscaler.models import get_model
+from upscaler.sequences import Camera, Layer, SequenceSpec, make_sequence
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A small random AccumSR with both graphs exported: tests the machinery, not the quality."""
+    from export.temporal import export_temporal
+
+    torch.manual_seed(0)
+    net = AccumSR(4, channels=8, blocks=1, history_channels=4)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    path = tmp_path_factory.mktemp("accum") / "tiny-accum.safetensors"
+    meta = {"name": "tiny-accum", "arch": "accum", "scale": "4", "degradation": "sequence", "training": "{}",
+            "params": json.dumps(net.inference_params())}  # fmt: skip
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path), metadata=meta)
+    export_temporal(get_model(path), path.with_suffix(".onnx"), path.with_suffix(".folded.onnx"))
+    return path
+
+
+def _layered(frames=6, size=(24, 16)):
+    rng = np.random.default_rng(0)
+    scene, texture = (rng.integers(0, 256, (96, 128, 3), dtype=np.uint8) for _ in range(2))
+    layer = Layer(texture.astype(np.float32) / 255, origin=(20.0, 12.0), size=(40.0, 30.0), velocity=(5.0, 2.0))
+    spec = SequenceSpec(4, size, frames, Camera(center=(64, 48), velocity=(1.3, -0.6)), layer=layer)
+    return make_sequence(scene, spec)
+
+
+def test_the_splat_weights_follow_the_jitter_and_the_bilinear_weights_sum_to_one():
+    jitter = torch.tensor([[-0.375, 0.125], [0.25, -0.5]])
+    bilinear, gaussian = jitter_coefficients(jitter, 4, 0.5)
+    assert bilinear.shape == gaussian.shape == (2, 16, 9)
+    assert torch.allclose(bilinear.sum(dim=2), torch.ones(2, 16), atol=1e-6)
+    # frame 0 sampled at (0.125, 0.625) LR px of its block: sub-pixel column 0, row 2 holds it (centre (0.125, 0.625))
+    assert int(gaussian[0, :, 4].argmax()) == 2 * 4 + 0 and float(gaussian[0, 8, 4]) == pytest.approx(1.0)
+
+
+def test_a_still_shot_gathers_its_samples_as_a_plain_accumulation_does():
+    """Untrained (keep the history, trust every sample, lean on the upsample a little) the step is a plain
+    accumulation: on a still jittered shot its error falls frame after frame toward the samples' average."""
+    torch.manual_seed(0)
+    net = AccumSR(4).eval()
+    rng = np.random.default_rng(1)
+    scene = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    frames = make_sequence(scene, SequenceSpec(4, (24, 16), 16, Camera(center=(64, 48))))
+    state, errors = None, []
+    with torch.no_grad():
+        for t, f in enumerate(frames):
+            x = torch.from_numpy(f.lr.transpose(2, 0, 1)[None].copy()).float() / 255
+            j = torch.tensor([f.jitter], dtype=torch.float32)
+            state = net(x, j, torch.zeros(1, 2, 16, 24), net.start_state(x) if state is None else state,
+                        torch.tensor([[1.0 if t == 0 else 0.0]]))  # fmt: skip
+            errors.append(float((state[0, :3].permute(1, 2, 0).numpy() * 255 - f.hr).__abs__().mean()))
+    assert errors[-1] < 0.75 * errors[0] and float(state[0, 3].mean()) > 0  # it counted what it gathered
+
+
+def test_every_engine_and_graph_carries_the_same_state(tiny):
+    from export.temporal import check_temporal_parity
+
+    model = get_model(tiny)
+    assert (model.state_channels, model.depth, model.reproject) == (5, True, "cubic")
+    report = check_temporal_parity(model, tiny.with_suffix(".onnx"), tiny.with_suffix(".folded.onnx"), _layered())
+    assert report.full < 1e-4 and report.folded < 2e-3  # the CPU engine reprojects with OpenCV's cubic
+    a, b = TemporalUpscaler(tiny, "onnxruntime-cpu"), TemporalUpscaler(tiny, "torch-cpu")
+    for f in _layered():
+        x, y = a.upscale(f.lr, f.jitter, f.motion, f.depth), b.upscale(f.lr, f.jitter, f.motion, f.depth)
+        assert x.shape == (64, 96, 3) and np.abs(x.astype(int) - y).max() <= 1
+
+
+def test_depth_reaches_the_network_and_a_stream_without_it_is_unchanged_by_zeros(tiny):
+    frames = _layered()
+    plain, told, zeros = (TemporalUpscaler(tiny, "onnxruntime-cpu") for _ in range(3))
+    outs = {"plain": [], "told": [], "zeros": []}
+    for f in frames:
+        outs["plain"].append(plain.upscale(f.lr, f.jitter, f.motion))
+        outs["told"].append(told.upscale(f.lr, f.jitter, f.motion, f.depth))
+        outs["zeros"].append(zeros.upscale(f.lr, f.jitter, f.motion, np.zeros_like(f.depth)))
+    assert all(np.array_equal(p, z) for p, z in zip(outs["plain"], outs["zeros"]))  # zeros mean "no depth"
+    assert any(not np.array_equal(p, t) for p, t in zip(outs["plain"], outs["told"]))  # depth changes the step
+    with pytest.raises(ValueError, match="depth must be finite and not negative"):
+        plain.upscale(frames[0].lr, frames[0].jitter, frames[0].motion, np.full(frames[0].depth.shape, -1.0, "f4"))
+
+
+def test_the_sequences_hand_over_depth_and_what_the_layer_uncovered():
+    frames = _layered()
+    assert all(f.depth.shape == (16, 24) and set(np.unique(f.depth)) <= {2.0, 10.0} for f in frames)
+    assert any((f.depth == 2.0).any() for f in frames)  # the layer is nearer
+    assert not frames[0].disoccluded.any() and any(f.disoccluded.any() for f in frames[1:])
+    assert all(not (f.disoccluded & ~f.dynamic).any() for f in frames)  # what it uncovered, it covered before
