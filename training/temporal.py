@@ -282,9 +282,12 @@ class TemporalTrainer:
             loss, _ = self._unroll(self.net, batch, c.data.warmup_frames)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
-            if c.optim.grad_clip:
-                torch.nn.utils.clip_grad_norm_(self.net.parameters(), c.optim.grad_clip)
-            self.opt.step()
+            norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), c.optim.grad_clip or float("inf"))
+            if not torch.isfinite(norm):  # one bad batch must not turn every weight into NaN: skip it
+                log.warning("step %d: non-finite gradient (loss %s), update skipped", self.step, float(loss))
+                self.opt.zero_grad(set_to_none=True)
+            else:
+                self.opt.step()
             with torch.no_grad():
                 for e, p in zip(self.ema.parameters(), self.net.parameters()):
                     e.lerp_(p, 1 - c.optim.ema if c.optim.ema else 1.0)

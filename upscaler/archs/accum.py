@@ -202,7 +202,9 @@ class AccumSR(nn.Module):
         if depth is None:
             depth = frame.new_zeros(n, 1, h, w)
         colour = history[:, : 3 * s2]
-        weight = history[:, 3 * s2 : 4 * s2] * (1.0 - reset.reshape(n, 1, 1, 1))  # N x s² x H x W
+        # a count is never negative: bicubic reprojection overshoots where it jumps (the edge of what was
+        # gathered), and a negative count can cancel the others in the weighted mean below
+        weight = torch.clamp(history[:, 3 * s2 : 4 * s2], min=0.0) * (1.0 - reset.reshape(n, 1, 1, 1))
         apart = self.depth_gap(depth, history[:, 4 * s2 :])
         bilinear, gaussian = jitter_coefficients(jitter, self.scale, self.sigma)
         g = gaussian.sum(dim=2)  # N x s²: this frame's splat weight per sub-pixel
