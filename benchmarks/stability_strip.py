@@ -97,6 +97,21 @@ def main(argv: list[str] | None = None) -> None:
                     means[k][name].append(mean)
         previous_in, previous = lr, outputs
 
+    sheet = _sheet(args, crops, tiles, means, names)
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # nearly grey footage: a 256-colour palette keeps it exact to the eye at a third of the bytes
+    Image.fromarray(sheet).quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
+        out, optimize=True
+    )
+    for k, (cx, cy, side) in enumerate(crops):
+        summary = ", ".join(f"{name} {np.mean(v):.2f}" for name, v in means[k].items())
+        print(f"crop ({cx},{cy}) {side}px: mean |change| {summary}")
+    print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB)")
+
+
+def _sheet(args, crops, tiles, means, names) -> np.ndarray:
+    """The contact sheet: per crop, each model's output and its |change| per column, a caption below."""
     gap, head = 4, 24
     cell = max(side for _, _, side in crops) * args.zoom
     rows = [(k, row) for k in range(len(crops)) for row in tiles[k]]
@@ -109,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     for r, (k, row) in enumerate(rows):
         if r and k != rows[r - 1][0]:
             y += 10
-        cx, cy, side = crops[k]
+        cx, cy, _ = crops[k]
         label = f"|change| x{args.gain:g}" if row.endswith("diff") else row
         cv2.putText(sheet, label, (8, y + cell // 2 + 5), FONT, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
         if not row.endswith("diff") and row == names[0]:
@@ -131,16 +146,7 @@ def main(argv: list[str] | None = None) -> None:
         lines[-1] = f"{lines[-1]} {word}".strip()
     for i, line in enumerate(lines[-2:]):
         cv2.putText(sheet, line, (8, height - 18 + 12 * i), FONT, 0.38, (0, 0, 0), 1, cv2.LINE_AA)
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # nearly grey footage: a 256-colour palette keeps it exact to the eye at a third of the bytes
-    Image.fromarray(sheet).quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
-        out, optimize=True
-    )
-    for k, (cx, cy, side) in enumerate(crops):
-        summary = ", ".join(f"{name} {np.mean(v):.2f}" for name, v in means[k].items())
-        print(f"crop ({cx},{cy}) {side}px: mean |change| {summary}")
-    print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB)")
+    return sheet
 
 
 if __name__ == "__main__":

@@ -163,18 +163,7 @@ def _frames(model, w: int, h: int, n: int):
     return make_sequence(scene, SequenceSpec(model.scale, (w, h), n, camera), supersamples=1)
 
 
-def main() -> None:
-    from websockets.sync.client import connect
-
-    from server.measure import settled_rss_mb
-    from upscaler.client import StreamClient, pack_frame
-    from upscaler.models import get_model
-    from upscaler.runtime.base import EngineOptions
-    from upscaler.runtime.select import create_engine
-    from upscaler.sysinfo import machine_info
-    from upscaler.temporal import TemporalUpscaler
-    from upscaler.wsclient import WebSocket
-
+def _args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="x4-temporal")
     parser.add_argument("--size", default="320x180")
@@ -186,102 +175,118 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the throughput figure")
     parser.add_argument("--json")
     parser.add_argument("--echo", nargs=2, type=int, metavar=("PORT", "BYTES"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.echo:  # the transport floor's endpoint, in its own process like the service
-        import uvicorn
+    return parser.parse_args()
 
-        port, reply = args.echo
-        from server.runner import WS_PROTOCOL
 
-        uvicorn.run(_echo_app(reply), host="127.0.0.1", port=port, log_level="warning", ws_max_size=1 << 25,
-                    ws=WS_PROTOCOL)  # fmt: skip
-        return
-    w, h = (int(v) for v in args.size.lower().split("x"))
-    load_before = os.getloadavg()[0]
-    model = get_model(args.model)
-    frames = _frames(model, w, h, args.warmup + args.frames)
-    options = EngineOptions(threads=args.threads or None, spin=False)  # the service's engine settings
-    local = TemporalUpscaler(model, engine=create_engine(model, "onnxruntime-cpu", options=options))
-    port, echo_port = _free_port(), _free_port()
-    base = f"http://127.0.0.1:{port}"
-    reply_bytes = w * h * 3 * model.scale**2
-    echo = subprocess.Popen([sys.executable, __file__, "--echo", str(echo_port), str(reply_bytes)])
-    with tempfile.TemporaryFile("w+") as log:
-        proc = _serve(args, port, log)
-        try:
-            _wait(lambda: _ready(base, proc), "the service to be ready")
-            _wait(lambda: _listening(echo_port), "the echo endpoint")
-            times: dict[str, list[float]] = {
-                k: [] for k in ("stream", "local", "floor", "floor_lib", "serving", "compute")
+def _serve_echo(port: int, reply: int) -> None:
+    """The transport floor's endpoint, in its own process like the service."""
+    import uvicorn
+
+    from server.runner import WS_PROTOCOL
+
+    uvicorn.run(_echo_app(reply), host="127.0.0.1", port=port, log_level="warning", ws_max_size=1 << 25,
+                ws=WS_PROTOCOL)  # fmt: skip
+
+
+def _latency(args, base: str, echo_port: int, local, frames, size) -> tuple[dict, int, bytes]:
+    """Per frame, in turns: the stream, in-process, and the two transport floors; the service's own time."""
+    from websockets.sync.client import connect
+
+    from upscaler.client import StreamClient, pack_frame
+    from upscaler.wsclient import WebSocket
+
+    times: dict[str, list[float]] = {k: [] for k in ("stream", "local", "floor", "floor_lib", "serving", "compute")}
+    worst, message = 0, b""
+    echo_url = f"ws://127.0.0.1:{echo_port}/echo"
+    floor, floor_lib = WebSocket(echo_url), connect(echo_url, compression=None, max_size=None)
+    with floor, floor_lib, StreamClient(base, args.model, width=size[0], height=size[1]) as client:
+        for i, f in enumerate(frames):
+            message = pack_frame(f.lr, f.jitter, f.motion)
+            subjects = {
+                "stream": lambda f=f: client.send(f.lr, f.jitter, f.motion),
+                "local": lambda f=f: local.upscale(f.lr, f.jitter, f.motion),
+                "floor": lambda message=message: _round_trip(floor, message),
+                "floor_lib": lambda message=message: _round_trip(floor_lib, message),
             }
-            worst = 0
-            echo_url = f"ws://127.0.0.1:{echo_port}/echo"
-            floor, floor_lib = WebSocket(echo_url), connect(echo_url, compression=None, max_size=None)
-            with floor, floor_lib, StreamClient(base, args.model, width=w, height=h) as client:
-                for i, f in enumerate(frames):
-                    message = pack_frame(f.lr, f.jitter, f.motion)
-                    subjects = {
-                        "stream": lambda f=f: client.send(f.lr, f.jitter, f.motion),
-                        "local": lambda f=f: local.upscale(f.lr, f.jitter, f.motion),
-                        "floor": lambda message=message: _round_trip(floor, message),
-                        "floor_lib": lambda message=message: _round_trip(floor_lib, message),
-                    }
-                    names = list(subjects)
-                    names = names[i % len(names) :] + names[: i % len(names)]  # each subject first in turn
-                    out = {}
-                    for name in names:
-                        computed = _metric(base, "upscaler_compute_seconds_sum") if name == "stream" else 0.0
-                        start = time.perf_counter()
-                        out[name] = subjects[name]()
-                        elapsed = (time.perf_counter() - start) * 1000
-                        if i >= args.warmup:
-                            times[name].append(elapsed)
-                        if i >= args.warmup and name == "stream":  # the service's own time for this frame
-                            computed = (_metric(base, "upscaler_compute_seconds_sum") - computed) * 1000
-                            times["serving"].append(elapsed - computed)
-                            times["compute"].append(computed)
-                    worst = max(worst, int(np.abs(out["stream"].astype(int) - out["local"]).max()))
-            stream_ms, local_ms = times["stream"], times["local"]
-            # Throughput with frames sent ahead (submit/result, --ahead pending) against in-process, in turns.
-            throughput: dict[str, list[float]] = {"one": [], "ahead": [], "local": []}
-            timed = frames[args.warmup :]
-            with StreamClient(base, args.model, width=w, height=h) as client:
-                for _ in range(args.rounds):
-                    throughput["one"].append(_pipelined_fps(client, timed, 1))  # send(): one frame at a time
-                    throughput["ahead"].append(_pipelined_fps(client, timed, args.ahead))
-                    local.reset()
-                    throughput["local"].append(_in_process_fps(local, timed))
-            _wait(lambda: _metric(base, "upscaler_temporal_streams_open") == 0, "the timing stream to close")
-            rss_idle = settled_rss_mb(proc.pid)
-            rss, rss_one = [], []
-            for _ in range(2):  # the second round: no growth, no leak
-                clients = [StreamClient(base, args.model, width=w, height=h) for _ in range(args.streams)]
-                for i, client in enumerate(clients):
-                    for f in frames[:3]:
-                        client.send(f.lr, f.jitter, f.motion)
-                    if i == 0:
-                        rss_one.append(_rss_mb(proc.pid))
-                rss.append(_rss_mb(proc.pid))
-                for client in clients:
-                    client.close()
-                _wait(lambda: _metric(base, "upscaler_temporal_streams_open") == 0, "the streams to close")
-                rss_closed = settled_rss_mb(proc.pid)
-            rss_open, rss_reopened = rss
-        finally:
-            for p in (proc, echo):
-                p.terminate()
-                p.wait(timeout=60)
+            names = list(subjects)
+            names = names[i % len(names) :] + names[: i % len(names)]  # each subject first in turn
+            out = {}
+            for name in names:
+                computed = _metric(base, "upscaler_compute_seconds_sum") if name == "stream" else 0.0
+                start = time.perf_counter()
+                out[name] = subjects[name]()
+                elapsed = (time.perf_counter() - start) * 1000
+                if i >= args.warmup:
+                    times[name].append(elapsed)
+                if i >= args.warmup and name == "stream":  # the service's own time for this frame
+                    computed = (_metric(base, "upscaler_compute_seconds_sum") - computed) * 1000
+                    times["serving"].append(elapsed - computed)
+                    times["compute"].append(computed)
+            worst = max(worst, int(np.abs(out["stream"].astype(int) - out["local"]).max()))
+    return times, worst, message
+
+
+def _throughput(args, base: str, local, timed, size) -> dict[str, list[float]]:
+    """Frames sent ahead (submit/result, ``--ahead`` pending) and one at a time, against in-process, in turns."""
+    from upscaler.client import StreamClient
+
+    throughput: dict[str, list[float]] = {"one": [], "ahead": [], "local": []}
+    with StreamClient(base, args.model, width=size[0], height=size[1]) as client:
+        for _ in range(args.rounds):
+            throughput["one"].append(_pipelined_fps(client, timed, 1))  # send(): one frame at a time
+            throughput["ahead"].append(_pipelined_fps(client, timed, args.ahead))
+            local.reset()
+            throughput["local"].append(_in_process_fps(local, timed))
+    return throughput
+
+
+def _memory(args, base: str, proc, frames, size) -> dict:
+    """The service's RSS: no stream, one, ``--streams`` open, after they close, and a second round of them."""
+    from server.measure import settled_rss_mb
+    from upscaler.client import StreamClient
+
+    _wait(lambda: _metric(base, "upscaler_temporal_streams_open") == 0, "the timing stream to close")
+    rss_idle = settled_rss_mb(proc.pid)
+    rss, rss_one = [], []
+    for _ in range(2):  # the second round: no growth, no leak
+        clients = [StreamClient(base, args.model, width=size[0], height=size[1]) for _ in range(args.streams)]
+        for i, client in enumerate(clients):
+            for f in frames[:3]:
+                client.send(f.lr, f.jitter, f.motion)
+            if i == 0:
+                rss_one.append(_rss_mb(proc.pid))
+        rss.append(_rss_mb(proc.pid))
+        for client in clients:
+            client.close()
+        _wait(lambda: _metric(base, "upscaler_temporal_streams_open") == 0, "the streams to close")
+        rss_closed = settled_rss_mb(proc.pid)
+    rss_open, rss_reopened = rss
+    return {
+        "streams": args.streams,
+        "rss_no_stream_mb": round(rss_idle, 1),
+        "rss_one_stream_mb": round(rss_one[0], 1),  # with the model's shared scratch and arena grown
+        "rss_streams_open_mb": round(rss_open, 1),
+        "rss_after_close_mb": round(rss_closed, 1),  # after the second round's release
+        "rss_streams_reopened_mb": round(rss_reopened, 1),
+        "per_stream_mb": round((rss_open - rss_one[0]) / max(1, args.streams - 1), 1),
+    }
+
+
+def _report(args, model, local, size, times, throughput, memory, extra: dict) -> dict:
+    from upscaler.sysinfo import machine_info
+
+    stream_ms, local_ms = times["stream"], times["local"]
     differences = np.array(stream_ms) - np.array(local_ms)
-    report = {
+    return {
         "command": "python benchmarks/stream_temporal.py " + " ".join(sys.argv[1:]),
         "machine": machine_info(),
         # Other work on the machine while this ran (1-minute load average, before and after): the transport and
         # the thread hand-offs wait for a core when there are more runnable threads than cores.
-        "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "load_average": [round(extra["load_before"], 2), round(os.getloadavg()[0], 2)],
         "model": model.name,
         "engine": local.engine.name,
         "threads": args.threads or "onnxruntime default (one per core)",
-        "size": [w, h],
+        "size": list(size),
         "frames": args.frames,
         "concurrency": 1,
         "stream_median_ms": round(float(np.median(stream_ms)), 2),
@@ -302,19 +307,47 @@ def main() -> None:
             "ratio_one_at_a_time_median": _ratio(throughput["one"], throughput["local"]),
             "ratio_ahead_median": _ratio(throughput["ahead"], throughput["local"]),
         },
-        "message_bytes": len(message),
-        "reply_bytes": reply_bytes,
-        "max_difference_levels": worst,
-        "memory": {
-            "streams": args.streams,
-            "rss_no_stream_mb": round(rss_idle, 1),
-            "rss_one_stream_mb": round(rss_one[0], 1),  # with the model's shared scratch and arena grown
-            "rss_streams_open_mb": round(rss_open, 1),
-            "rss_after_close_mb": round(rss_closed, 1),  # after the second round's release
-            "rss_streams_reopened_mb": round(rss_reopened, 1),
-            "per_stream_mb": round((rss_open - rss_one[0]) / max(1, args.streams - 1), 1),
-        },
+        "message_bytes": extra["message_bytes"],
+        "reply_bytes": extra["reply_bytes"],
+        "max_difference_levels": extra["worst"],
+        "memory": memory,
     }
+
+
+def main() -> None:
+    from upscaler.models import get_model
+    from upscaler.runtime.base import EngineOptions
+    from upscaler.runtime.select import create_engine
+    from upscaler.temporal import TemporalUpscaler
+
+    args = _args()
+    if args.echo:
+        _serve_echo(*args.echo)
+        return
+    size = tuple(int(v) for v in args.size.lower().split("x"))
+    load_before = os.getloadavg()[0]
+    model = get_model(args.model)
+    frames = _frames(model, size[0], size[1], args.warmup + args.frames)
+    options = EngineOptions(threads=args.threads or None, spin=False)  # the service's engine settings
+    local = TemporalUpscaler(model, engine=create_engine(model, "onnxruntime-cpu", options=options))
+    port, echo_port = _free_port(), _free_port()
+    base = f"http://127.0.0.1:{port}"
+    reply_bytes = size[0] * size[1] * 3 * model.scale**2
+    echo = subprocess.Popen([sys.executable, __file__, "--echo", str(echo_port), str(reply_bytes)])
+    with tempfile.TemporaryFile("w+") as log:
+        proc = _serve(args, port, log)
+        try:
+            _wait(lambda: _ready(base, proc), "the service to be ready")
+            _wait(lambda: _listening(echo_port), "the echo endpoint")
+            times, worst, message = _latency(args, base, echo_port, local, frames, size)
+            throughput = _throughput(args, base, local, frames[args.warmup :], size)
+            memory = _memory(args, base, proc, frames, size)
+        finally:
+            for p in (proc, echo):
+                p.terminate()
+                p.wait(timeout=60)
+    extra = {"load_before": load_before, "message_bytes": len(message), "reply_bytes": reply_bytes, "worst": worst}
+    report = _report(args, model, local, size, times, throughput, memory, extra)
     print(json.dumps({k: v for k, v in report.items() if k != "machine"}, indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
