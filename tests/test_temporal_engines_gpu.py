@@ -90,7 +90,8 @@ def test_tensorrt_temporal_builds_one_profile_over_the_five_inputs_and_keeps_the
     # only low-resolution inputs go up and one output comes down per step: the history stays on the device
     assert all(shape[-2:] in ((24, 32), (1, 2), (1, 1)) or len(shape) == 2 for shape in gpu.device.uploads)
     assert gpu.device.downloads == [(1, 3, 96, 128)] * len(sequence)
-    bound = [dict(calls.addresses[i : i + 6]) for i in range(0, len(calls.addresses), 6)]
+    per_step = len(temporal_shapes(PROFILE, 4, model.state_channels, model.depth)) + 1  # inputs and the output
+    bound = [dict(calls.addresses[i : i + per_step]) for i in range(0, len(calls.addresses), per_step)]
     for t in (1, 2, 4, 5):  # each continuing step reads as history the buffer the step before wrote
         assert bound[t]["history"] == bound[t - 1]["output"]
     assert bound[3]["history"] != bound[2]["output"]  # the reset read a fresh buffer instead
@@ -146,8 +147,9 @@ def test_onnxruntime_cuda_temporal_binds_the_previous_output_as_history(monkeypa
     for got, want in zip(outs, cpu_reference(model, sequence, resets)):
         np.testing.assert_allclose(got, want, atol=1e-5)
     history = [b for b in ort.calls.bindings if b[1] == "history"]
-    assert history[0] == ("input", "history", (1, 3, 96, 128))  # the first frame: the frame upsampled
-    assert history[1:] == [("ortvalue", "history", (1, 3, 96, 128))] * 3  # then the output, never via the host
+    c = model.state_channels
+    assert history[0] == ("input", "history", (1, c, 96, 128))  # the first frame: the frame upsampled
+    assert history[1:] == [("ortvalue", "history", (1, c, 96, 128))] * 3  # then the state, never via the host
     assert ("output", "output", "cuda", 1) in ort.calls.bindings
 
 

@@ -15,6 +15,7 @@ __all__ = ["OrtCpuTemporalEngine"]
 class OrtCpuTemporalEngine(StreamState):
     """ONNX Runtime on the CPU: OpenCV reprojection + the folded graph."""
 
+    PER_STREAM = ("_history", "_depth_kept")
     name = "onnxruntime-cpu"
     device = "cpu"
     precision = "fp32"
@@ -34,6 +35,7 @@ class OrtCpuTemporalEngine(StreamState):
         self.scale, self._channels, self._mode = model.scale, model.state_channels, model.reproject
         self._depth = model.depth
         self._history: np.ndarray | None = None  # per stream: 4 bytes per state plane per output pixel
+        self._depth_kept: bool | None = None  # per stream: the state's depth plane holds a depth (not zeros)
         self._scratch = Scratch()  # shared by every fork: 20 bytes per output pixel of the largest frame
         self._shrink = import_onnxruntime().RunOptions()
         self._shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
@@ -50,8 +52,11 @@ class OrtCpuTemporalEngine(StreamState):
         else:
             history = self._history
         folded = self._scratch.take("folded", (c * s * s, h, w))
-        fold_reproject(history, motion[0], s, folded, self._scratch, self._mode)
+        moved = c - 1 if self._depth and not (self._depth_kept and not fresh) else c  # zeros need no reprojection
+        fold_reproject(history[:moved], motion[0], s, folded[: moved * s * s], self._scratch, self._mode)
+        folded[moved * s * s :] = 0.0
         out = self._run(frame, jitter, folded[None], fresh, depth=depth)
+        self._depth_kept = depth is not None
         if self._history is None or self._history.shape[1:] != (h * s, w * s):
             self._history = np.empty((c, h * s, w * s), np.float32)
         unfold(out[0], s, self._history)  # the old history was read above: its buffer is free
