@@ -35,6 +35,42 @@ FIGURES = [
     ("after streams began sharing", "stream-temporal-x4-zen3.json", "memory.per_stream_mb", "; {:.1f} MB per open"),
     ("reached Set5 31.60 / BSD100", "x4-quality-gpu-candidate-eval.json", "datasets.0.psnr", "Set5 {:.2f} /"),
     ("reached Set5 31.60 / BSD100", "x4-quality-gpu-candidate-eval.json", "datasets.1.psnr", "BSD100 {:.2f} dB"),
+    (
+        "made from `train/extra/mcmaster`",
+        "sequences-x4-mcmaster.json",
+        "subjects.2.summary.still.steady_psnr",
+        "still shots {:.2f} dB",
+    ),
+    (
+        "made from `train/extra/mcmaster`",
+        "sequences-x4-mcmaster.json",
+        "subjects.1.summary.still.steady_psnr",
+        "plain accumulation's {:.2f}",
+    ),
+    (
+        "made from `train/extra/mcmaster`",
+        "sequences-x4-mcmaster.json",
+        "subjects.2.summary.moderate.steady_psnr",
+        "(at most 1.2) {:.2f}",
+    ),
+    (
+        "what the layer uncovers, flat",
+        "sequences-x4-mcmaster.json",
+        "subjects.3.summary.layer.disoccluded_psnr",
+        "background {:.2f} with depth",
+    ),
+    (
+        "`benchmarks/results/stability-sintel-x4.json`",
+        "stability-sintel-x4.json",
+        "subjects.0.ratio_to_reference",
+        "| {:.2f}x (",
+    ),
+    (
+        "`benchmarks/results/temporal-speed-x4-accum.json`",
+        "temporal-speed-x4-accum.json",
+        "subjects.x4-temporal (exact motion).ratio",
+        "x4-temporal {:.2f}x x4-fast's time",
+    ),
 ]
 
 
