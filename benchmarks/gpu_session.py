@@ -266,7 +266,7 @@ def temporal_speed(model_name, sizes, smoke: bool) -> list[dict]:
             x = torch.rand(1, 3, h, w, device=device, dtype=dtype)
             jitter = torch.tensor([[0.25, -0.125]], device=device, dtype=dtype)
             motion = (torch.rand(1, 2, h, w, device=device, dtype=dtype) - 0.5) * 4
-            history = torch.rand(1, 3, h * s, w * s, device=device, dtype=dtype)
+            history = torch.rand(1, model.state_channels, h * s, w * s, device=device, dtype=dtype)
             reset = torch.zeros(1, 1, device=device, dtype=dtype)
 
             def step(net=net, x=x, jitter=jitter, motion=motion, history=history, reset=reset):
