@@ -46,7 +46,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["AccumSR", "jitter_coefficients", "reproject_state"]
+from upscaler.archs.temporal import reproject
+
+__all__ = ["AccumSR", "jitter_coefficients"]
 
 #: High-resolution state planes: colour (3), accumulated weight (1), depth (1: the caller's, 0 without).
 STATE_CHANNELS = 5
@@ -90,23 +92,6 @@ def _mix(frame: torch.Tensor, coefficients: torch.Tensor, k: int) -> torch.Tenso
     padded = F.pad(frame.reshape(1, n * c, h, w), (1, 1, 1, 1), mode="replicate")
     kernels = coefficients.unsqueeze(1).expand(n, c, k, 9).reshape(n * c * k, 1, 3, 3)
     return F.conv2d(padded, kernels, groups=n * c).reshape(n, c * k, h, w)
-
-
-def reproject_state(state: torch.Tensor, motion: torch.Tensor, scale: int) -> torch.Tensor:
-    """The state where this frame's surfaces were (bicubic, border-clamped), ``sH x sW`` from the motion's size.
-
-    Every high-resolution pixel moves with its low-resolution block (``motion``: N x 2 x H x W, low-resolution
-    pixels, previous = current + motion). Grid positions stay in FP32 whatever the state's precision."""
-    work = torch.float32
-    offset = F.interpolate(motion.to(work) * scale, scale_factor=scale, mode="nearest")
-    hh, wh = offset.shape[-2:]
-    xs = torch.arange(wh, dtype=work, device=state.device).view(1, 1, wh)
-    ys = torch.arange(hh, dtype=work, device=state.device).view(1, hh, 1)
-    gx = (2 * (xs + offset[:, 0]) + 1) / wh - 1
-    gy = (2 * (ys + offset[:, 1]) + 1) / hh - 1
-    grid = torch.stack([gx, gy], dim=-1)
-    out = F.grid_sample(state.to(work), grid, mode="bicubic", padding_mode="border", align_corners=False)
-    return out.to(state.dtype)
 
 
 class AccumSR(nn.Module):
@@ -181,7 +166,7 @@ class AccumSR(nn.Module):
         (N x 1) and depth (N x 1 x H x W, linear, any unit; zeros when the caller has none). Where ``reset``
         is 1 the state and motion are not read (any state of any size will do)."""
         s = self.scale
-        warped = reproject_state(history, motion, s)
+        warped = reproject(history, motion, s, mode="bicubic")  # FP32 positions, as the first design
         warped = torch.where(reset.reshape(-1, 1, 1, 1) > 0.5, self.start_state(frame), warped)
         folded = F.pixel_unshuffle(warped, s)
         return F.pixel_shuffle(self.blend_folded(frame, jitter, folded, reset, depth), s)

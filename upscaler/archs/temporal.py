@@ -56,8 +56,8 @@ def sample_weights(jitter: torch.Tensor, scale: int, sigma: float = 0.5) -> torc
     return weights.reshape(-1, scale * scale, 1, 1)
 
 
-def reproject(history: torch.Tensor, motion: torch.Tensor, scale: int) -> torch.Tensor:
-    """The history where this frame's surfaces were: bilinear, border-clamped.
+def reproject(history: torch.Tensor, motion: torch.Tensor, scale: int, mode: str = "bilinear") -> torch.Tensor:
+    """The history where this frame's surfaces were: ``mode`` (bilinear or bicubic), border-clamped.
 
     ``motion`` (N x 2 x H x W, low-resolution pixels) holds, per low-resolution
     pixel, the offset to the same surface in the previous frame; every
@@ -78,7 +78,7 @@ def reproject(history: torch.Tensor, motion: torch.Tensor, scale: int) -> torch.
     gx = (2 * (xs + offset[:, 0]) + 1) / wh - 1
     gy = (2 * (ys + offset[:, 1]) + 1) / hh - 1
     grid = torch.stack([gx, gy], dim=-1)
-    out = F.grid_sample(history.to(work), grid, mode="bilinear", padding_mode="border", align_corners=False)
+    out = F.grid_sample(history.to(work), grid, mode=mode, padding_mode="border", align_corners=False)
     return out.to(history.dtype)
 
 
