@@ -101,8 +101,12 @@ async def _resized(result, size: OutputSize, width: int, height: int, scale: int
     return await asyncio.to_thread(fit, result, *size.of(width, height, scale)) if size.given else result
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """A service instance for ``settings``: the routes are added by the ``_add_*`` functions below."""
+def create_app(settings: Settings, *, replica=None) -> FastAPI:
+    """A service instance for ``settings``: the routes are added by the ``_add_*`` functions below.
+
+    ``replica``: when this instance is one of several behind a proxy (``server.ray_serve``), what says so: its
+    ``identity()`` (a dict ``/healthz`` adds) and ``await metrics(service)`` (the exposition ``/metrics``
+    answers, for all replicas); None for one process."""
     quiet_codec_logs()
     service = Service(settings)
     app = FastAPI(
@@ -117,7 +121,7 @@ def create_app(settings: Settings) -> FastAPI:
     _install_openapi(app, settings)
     _add_error_handlers(app)
     app.add_middleware(Envelope, service=service, routes=lambda: routes, access=settings.access_log)
-    _add_ops_routes(app, service)
+    _add_ops_routes(app, service, replica)
     _add_models_route(app, service, settings)
     _add_upscale_route(app, service, settings)
     _add_frames_route(app, service, settings)
@@ -206,8 +210,9 @@ def _add_error_handlers(app: FastAPI) -> None:
         return error_response(422, "; ".join(parts) or "invalid parameters")
 
 
-def _add_ops_routes(app: FastAPI, service: Service) -> None:
+def _add_ops_routes(app: FastAPI, service: Service, replica=None) -> None:
     """``/docs``, ``/healthz``, ``/readyz``, ``/metrics``."""
+    identity = {} if replica is None else {"replica": replica.identity()}
 
     @app.get("/docs", include_in_schema=False)
     async def docs():
@@ -215,7 +220,7 @@ def _add_ops_routes(app: FastAPI, service: Service) -> None:
 
     @app.get("/healthz", summary="The process is alive")
     async def healthz():
-        return {"status": "ok"}
+        return {"status": "ok", **identity}
 
     @app.get("/readyz", summary="Models are loaded and warmed up")
     async def readyz():
@@ -224,7 +229,8 @@ def _add_ops_routes(app: FastAPI, service: Service) -> None:
 
     @app.get("/metrics", summary="Prometheus metrics")
     async def metrics():
-        return Response(service.metrics.render(), media_type="text/plain; version=0.0.4")
+        text = service.metrics.render() if replica is None else await replica.metrics(service)
+        return Response(text, media_type="text/plain; version=0.0.4")
 
 
 def _add_models_route(app: FastAPI, service: Service, settings: Settings) -> None:

@@ -63,7 +63,38 @@ def register(sub: argparse._SubParsersAction) -> None:
                 if choices
                 else f"{text} (default: {shown}) {env}",
             )
+    _add_ray_flags(p)
     p.set_defaults(func=_run)
+
+
+def _add_ray_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("scale-out on Ray Serve (pip install 'upscaler[ray]')")
+    g.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="serve as Ray Serve replicas on the cluster at ADDRESS (host:port, or 'auto'); without "
+                   "ADDRESS, on a Ray instance started here")  # fmt: skip
+    g.add_argument("--replicas", type=int, default=None, metavar="N", help="replicas (default: 1)")
+    g.add_argument("--min-replicas", type=int, default=None, metavar="N", help="autoscale from N replicas...")
+    g.add_argument("--max-replicas", type=int, default=None, metavar="N", help="...up to N (with --min-replicas)")
+    g.add_argument("--replica-cpus", type=float, default=1.0, metavar="C", help="CPUs each replica takes (default: 1)")
+    g.add_argument("--replica-gpus", type=float, default=0.0, metavar="G", help="GPUs each replica takes (default: 0)")
+    g.add_argument("--proxy-location", choices=("EveryNode", "HeadOnly"), default=None,
+                   help="where Serve's HTTP proxies listen on --host:--port (default: EveryNode)")  # fmt: skip
+
+
+def _replicas(args: argparse.Namespace):
+    """The ``Replicas`` the flags ask for (None without ``--ray``; ``ValueError`` for flags without it)."""
+    given = [f for f in ("replicas", "min_replicas", "max_replicas") if getattr(args, f) is not None]
+    given += [f for f, d in (("replica_cpus", 1.0), ("replica_gpus", 0.0)) if getattr(args, f) != d]
+    given += ["proxy_location"] if args.proxy_location else []
+    if args.ray is None:
+        if given:
+            raise ValueError(f"{_flag(given[0])} needs --ray")
+        return None
+    from server.ray_serve import Replicas
+
+    autoscale = args.min_replicas is not None or args.max_replicas is not None
+    count = args.replicas if args.replicas is not None or autoscale else 1
+    return Replicas(count, args.min_replicas, args.max_replicas, args.replica_cpus, args.replica_gpus)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -73,9 +104,15 @@ def _run(args: argparse.Namespace) -> int:
 
     overrides = {f.name: getattr(args, f.name) for f in fields(Settings)}
     settings = load_settings(overrides)
+    replicas = _replicas(args)
     for name in settings.models:  # fail now, with the known names, not inside the server
         get_model(name)
-    _check_port(settings.host, settings.port)  # before the models load and warm up, not after
+    if replicas is None or args.ray == "local":
+        _check_port(settings.host, settings.port)  # before the models load and warm up, not after
+    if replicas is not None:
+        from server.ray_serve import run_on_ray
+
+        return run_on_ray(settings, args.ray, replicas, proxy_location=args.proxy_location or "EveryNode")
     return run(settings)
 
 

@@ -205,10 +205,12 @@ def decoded_frames(path: Path) -> list[tuple[int, np.ndarray]]:
 
 
 @contextmanager
-def ray_cluster():
-    """A real local Ray head node (2 CPUs) started with this process's environment; ``(address, auth env)``.
+def ray_cluster(*, head_cpus: int = 2, workers: int = 0, worker_cpus: int = 2, env: dict | None = None):
+    """A real local Ray cluster started with this process's environment (and ``env``): a head node with
+    ``head_cpus`` CPUs and ``workers`` worker nodes (their own raylet processes, on loopback) with
+    ``worker_cpus`` each; ``(address, auth env)``.
 
-    Token authentication (on by default in recent Ray): the head and its clients share a token by
+    Token authentication (on by default in recent Ray): the nodes and their clients share a token by
     environment. Stopped on exit.
     """
     import os
@@ -222,10 +224,13 @@ def ray_cluster():
     ray = shutil.which("ray") or str(Path(sys.executable).parent / "ray")
     port = free_port()
     auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16), "RAY_USAGE_STATS_ENABLED": "0"}
-    env = {**os.environ, **auth}
-    start = [ray, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false"]
-    subprocess.run(start, check=True, env=env, capture_output=True, timeout=300)
+    full_env = {**os.environ, **auth, **(env or {})}
+    start = [ray, "start", "--head", f"--port={port}", f"--num-cpus={head_cpus}", "--include-dashboard=false"]
     try:
+        subprocess.run(start, check=True, env=full_env, capture_output=True, timeout=300)
+        for _ in range(workers):
+            join = [ray, "start", f"--address=127.0.0.1:{port}", f"--num-cpus={worker_cpus}"]
+            subprocess.run(join, check=True, env=full_env, capture_output=True, timeout=300)
         yield f"127.0.0.1:{port}", auth
     finally:
-        subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=300)
+        subprocess.run([ray, "stop", "--force"], env=full_env, capture_output=True, timeout=300)

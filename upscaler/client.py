@@ -225,13 +225,35 @@ class StreamClient:
         self.timeout = timeout
         self.max_pending = max_pending
         self._pending: deque[tuple[int, int]] = deque()  # (h, w) of each frame submitted, oldest first
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+        self._headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+        self._ssl_context = ssl_context
+        self._reset_next = False
+        self._ws = self._connect()
+
+    def _connect(self) -> WebSocket:
         try:
-            self._ws = WebSocket(self.url, headers, timeout=timeout, ssl_context=ssl_context)
+            return WebSocket(self.url, self._headers, timeout=self.timeout, ssl_context=self._ssl_context)
         except HandshakeRefused as exc:
             raise _error(exc.body, exc.status) from None
         except TimeoutError:
-            raise StreamError("timeout", 0, f"the service did not answer the handshake within {timeout} s") from None
+            msg = f"the service did not answer the handshake within {self.timeout} s"
+            raise StreamError("timeout", 0, msg) from None
+
+    def reconnect(self) -> None:
+        """Open a new connection in place of this one (after a ``StreamError`` with code ``"closed"``: the
+        service restarted, or, on Ray Serve, the replica holding the stream was lost: close code 1011). The
+        history stayed with the old connection, so the next frame sent is flagged ``reset`` whatever the
+        caller passes; replies still pending on the old connection are dropped."""
+        with contextlib.suppress(Exception):
+            self._ws.close(timeout=0.5)
+        self._pending.clear()
+        self._ws = self._connect()
+        self._reset_next = True
+
+    @property
+    def replica(self) -> str | None:
+        """Which replica holds this stream (``X-Upscaler-Replica`` of the handshake; None for one process)."""
+        return self._ws.response_headers.get("x-upscaler-replica")
 
     def send(
         self,
@@ -269,7 +291,8 @@ class StreamClient:
         if len(self._pending) >= self.max_pending:
             raise RuntimeError(f"{self.max_pending} frames are pending (max_pending); collect one with result()")
         frame = np.asarray(frame)
-        message = pack_frame(frame, jitter, motion, reset, depth)
+        message = pack_frame(frame, jitter, motion, reset or self._reset_next, depth)
+        self._reset_next = False
         try:
             with contextlib.suppress(OSError):  # the service has gone: what it said before that is for result()
                 self._ws.send(message)

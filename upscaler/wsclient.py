@@ -123,6 +123,7 @@ class WebSocket:
         self.max_size = max_size
         self._pending = bytearray()  # bytes read from the socket that belong to frames not yet parsed
         self._closing = False  # a close frame has been sent
+        self.response_headers: dict[str, str] = {}  # set by the handshake
         sock = socket.create_connection((host, port), timeout=timeout)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -156,6 +157,7 @@ class WebSocket:
             raise ProtocolError("the server's Sec-WebSocket-Accept does not match the key sent")
         if extensions := response.get("sec-websocket-extensions"):
             raise ProtocolError(f"the server chose extensions, none were offered: {extensions}")
+        self.response_headers = response  #: the handshake response's headers (names lower-cased)
 
     def _response_head(self) -> tuple[int, dict[str, str]]:
         """The response's status and headers (names lower-cased); what follows them stays in ``_pending``."""
