@@ -112,7 +112,9 @@ def _add_triton(kinds: argparse._SubParsersAction) -> None:
         "and the ONNX graph, or a TensorRT plan built here with --plan. A plan serves only its profile's batches: "
         "with --plan, max_batch_size is the profile's max batch unless --max-batch-size asks for less (more is an "
         "error; raise the profile's batch instead). Temporal models are written as stateful sequence models "
-        "(implicit state: Triton keeps each sequence's history), FP32, max_batch_size 1.",
+        "(implicit state: Triton keeps each sequence's history), FP32, max_batch_size 1. --backend python writes "
+        "the same models for Triton's Python backend instead (CPU instances; a model.py runs the graph with ONNX "
+        "Runtime and keeps temporal histories itself).",
     )
     tri.add_argument("--dir", required=True, help="repository folder to write")
     tri.add_argument("--model", "-m", nargs="+", default=None, help="models (default: every built-in model)")
@@ -129,6 +131,16 @@ def _add_triton(kinds: argparse._SubParsersAction) -> None:
     )
     tri.add_argument("--plan", action="store_true", help="build TensorRT plans here and ship those (needs TensorRT)")
     tri.add_argument("--profile", default=None, help="MIN:OPT:MAX for --plan (default: 1x1x1:1x540x960:4x1080x1920)")
+    tri.add_argument(
+        "--backend",
+        default="onnxruntime",
+        choices=["onnxruntime", "python"],
+        help="Triton backend: onnxruntime (default) or python (model.py runs ONNX Runtime on CPU instances; temporal "
+        "models keep their histories in model.py)",
+    )
+    tri.add_argument(
+        "--threads", type=_positive, default=None, help="with --backend python: ONNX Runtime threads per instance (1)"
+    )
     tri.set_defaults(func=_triton)
 
 
@@ -308,6 +320,10 @@ def _triton(args: argparse.Namespace) -> int:
 
     models = [get_model(m) for m in args.model] if args.model else list_models()
     models = list({m.name: m for m in models}.values())
+    if args.backend == "python":
+        return _triton_python(args, models)
+    if args.threads is not None:
+        raise ValueError("--threads sets the Python backend's ONNX Runtime threads: use it with --backend python")
     profile = _profile(args.profile)
     plans = None
     if args.plan:
@@ -324,6 +340,25 @@ def _triton(args: argparse.Namespace) -> int:
         tensorrt_precision=None if args.plan else args.tensorrt,
         plans=plans,
         profile=profile,
+    )
+    for config in configs:
+        print(f"wrote {config.parent}")
+    return 0
+
+
+def _triton_python(args: argparse.Namespace, models: list) -> int:
+    """``export triton --backend python``: ONNX graphs served by a model.py of Triton's Python backend."""
+    from export.triton_python import write_python_repository
+
+    refused = [flag for flag, given in [("--plan", args.plan), ("--tensorrt", args.tensorrt),
+                                        ("--profile", args.profile)] if given]  # fmt: skip
+    if refused:
+        raise ValueError(
+            f"--backend python runs the ONNX graph with ONNX Runtime on the CPU: drop {', '.join(refused)} "
+            "(TensorRT options are for the onnxruntime backend and plans)"
+        )
+    configs = write_python_repository(
+        models, Path(args.dir), precision=args.precision, max_batch_size=args.max_batch_size, threads=args.threads or 1
     )
     for config in configs:
         print(f"wrote {config.parent}")

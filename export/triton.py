@@ -26,9 +26,12 @@ an uninitialised 1 x 1 state, which the graph ignores when ``reset`` is 1
 that placeholder state cannot be batched with the full-size state of
 running sequences, so concurrency comes from instances, not batching.
 
-Triton is not installed on our machines: the repository layout and configs
-follow Triton's model-configuration documentation and are checked by tests
-for structure and consistency with the graphs, not served.
+Triton's ONNX Runtime and TensorRT backends are not installed on our
+machines: this repository layout and these configs follow Triton's
+model-configuration documentation and are checked by tests for structure and
+consistency with the graphs, not served. ``export/triton_python.py`` writes
+the same models for Triton's Python backend (``--backend python``), which is
+served and tested against a real server (``.ci/triton``).
 """
 
 from __future__ import annotations
@@ -42,7 +45,14 @@ from upscaler.models import ModelDescriptor
 from upscaler.runtime.base import require_graph
 from upscaler.runtime.profiles import ShapeProfile
 
-__all__ = ["DEFAULT_MAX_BATCH", "max_batch_size_for", "model_config", "temporal_model_config", "write_repository"]
+__all__ = [
+    "DEFAULT_MAX_BATCH",
+    "graph_io",
+    "max_batch_size_for",
+    "model_config",
+    "temporal_model_config",
+    "write_repository",
+]
 
 #: ``max_batch_size`` of ONNX models (ONNX Runtime takes any batch).
 DEFAULT_MAX_BATCH = 8
@@ -50,7 +60,8 @@ DEFAULT_MAX_BATCH = 8
 _TYPES = {"tensor(float)": "TYPE_FP32", "tensor(float16)": "TYPE_FP16", "tensor(uint8)": "TYPE_UINT8"}
 
 
-def _io(graph: Path) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+def graph_io(graph: Path) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The graph's (name, Triton data type) inputs and outputs, in the graph's order."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
@@ -97,7 +108,7 @@ def model_config(
 ) -> str:
     """The ``config.pbtxt`` text for one model; ``profile`` is that of a plan (``platform`` ``tensorrt_plan``)."""
     max_batch_size = max_batch_size_for(max_batch_size, profile)
-    inputs, outputs = _io(graph)
+    inputs, outputs = graph_io(graph)
 
     def tensors(kind: str, items: list[tuple[str, str]]) -> list[str]:
         lines = [f"{kind} ["]
@@ -157,7 +168,7 @@ def temporal_model_config(
     profile: ShapeProfile | None = None,
 ) -> str:
     """``config.pbtxt`` for a temporal model: a sequence model with implicit state (see the module docstring)."""
-    inputs, outputs = _io(graph)
+    inputs, outputs = graph_io(graph)
     names = [name for name, _ in inputs]
     wanted = sorted(["frame", "history", "jitter", "motion", "reset", *(["depth"] if model.depth else [])])
     if sorted(names) != wanted or [n for n, _ in outputs] != ["output"]:
