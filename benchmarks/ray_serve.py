@@ -149,9 +149,10 @@ def _measure(args, frame: np.ndarray, report: dict) -> None:
     common = ["--models", "x4-fast", "--max-batch-delay-ms", "0", "--no-access-log"]
     with _ray_head(cores) as (address, env), _process([*common, "--threads", str(cores)], env, _free_port(),
                                                       args.log_dir / "one.log") as one:  # fmt: skip
+        port = _free_port()  # one for both layouts: Serve's proxies keep the port they started on
         for name, flags in _layouts(cores).items():
             ray_flags = ["--ray", address, *flags]
-            with _process([*common, *ray_flags], env, _free_port(), args.log_dir / "ray.log") as on_ray:
+            with _process([*common, *ray_flags], env, port, args.log_dir / "ray.log") as on_ray:
                 urls = {"ray": on_ray, "one_process": one}
                 loads = _side_by_side(urls, frame, args.concurrency, args.requests, args.rounds)
                 entry = {"flags": flags, "rows": _compare(loads, "ray", "one_process")}

@@ -104,7 +104,15 @@ class AccumSR(nn.Module):
     most of what it gathers, and a short training unroll cannot show that; the offset makes keeping the
     default the network must argue against (0: the first training stage's form). ``settle`` divides the
     correction by ``1 + n``: inferred detail gives way to real samples as they gather (False: the first
-    stage's form).
+    stage's form); ``settle_base`` divides ``e``, the lean on the jitter-aware upsample, the same way.
+    ``fresh_correction`` (in place of ``settle``) scales the correction by this frame's share of the mean,
+    ``(k + e) / (n + k + e)``: the history is the previous output, so a correction added whole every frame
+    piles up in it (on a still shot its fixed point is the correction over ``k``, several times it), while
+    this share makes the fixed point the new samples' mean plus the correction once. ``base_decay``
+    multiplies ``e`` by ``exp(-base_decay * n)``: the upsample is blended in every frame while a sub-pixel
+    gathers about a tenth of a sample, so even a small lean weighs as much as the samples at the fixed point
+    (a still shot converges to a blend of the samples and the blurred upsample); the decay makes it a start
+    that the gathered samples replace.
     """
 
     state_channels = STATE_CHANNELS
@@ -119,6 +127,9 @@ class AccumSR(nn.Module):
         sigma: float = 0.5,
         keep_offset: float = 3.0,
         settle: bool = True,
+        settle_base: bool = False,
+        fresh_correction: bool = False,
+        base_decay: float = 0.0,
         in_channels: int = 3,
     ) -> None:
         super().__init__()
@@ -127,10 +138,12 @@ class AccumSR(nn.Module):
         if in_channels != 3:
             raise ValueError("AccumSR works on RGB frames")
         self.scale, self.cap, self.sigma = scale, float(cap), float(sigma)
-        self.keep_offset, self.settle = float(keep_offset), bool(settle)
+        self.keep_offset, self.settle, self.settle_base = float(keep_offset), bool(settle), bool(settle_base)
+        self.fresh_correction, self.base_decay = bool(fresh_correction), float(base_decay)
         self.config = {"channels": channels, "blocks": blocks, "history_channels": history_channels,
                        "cap": float(cap), "sigma": float(sigma), "keep_offset": float(keep_offset),
-                       "settle": bool(settle)}  # fmt: skip
+                       "settle": bool(settle), "settle_base": bool(settle_base),
+                       "fresh_correction": bool(fresh_correction), "base_decay": float(base_decay)}  # fmt: skip
         s2 = scale * scale
         self.history_proj = nn.Conv2d(5 * s2, history_channels, 1)  # colour - base, weight, depth disagreement
         self.head = nn.Conv2d(3 + 3 + history_channels, channels, 3, padding=1)
@@ -204,12 +217,18 @@ class AccumSR(nn.Module):
         keep = torch.sigmoid(F.conv2d(x, t[:s2], b[:s2]) + self.keep_offset) * weight * self.cap
         new = torch.sigmoid(F.conv2d(x, t[s2 : 2 * s2], b[s2 : 2 * s2])) * g.reshape(n, s2, 1, 1)
         lean = F.softplus(F.conv2d(x, t[2 * s2 : 3 * s2], b[2 * s2 : 3 * s2])) + 1e-3
+        if self.settle_base:  # the blurred base gives way to real samples as they gather, as the correction does
+            lean = lean * (1.0 / (1.0 + keep))
+        if self.base_decay:  # ... and is gone once a few have: it is added every frame, the samples a tenth each
+            lean = lean * torch.exp(-self.base_decay * keep)
         correction = F.conv2d(x, t[3 * s2 :], b[3 * s2 :]).reshape(n, 3, s2, h, w)
         inverse = 1.0 / (keep + new + lean)  # per sub-pixel, shared by the colours: a third of the work
         mixed = (keep * inverse).unsqueeze(1) * colour.reshape(n, 3, s2, h, w)
         mixed = mixed + (new * inverse).unsqueeze(1) * splat.reshape(n, 3, s2, h, w)
         mixed = mixed + (lean * inverse).unsqueeze(1) * base.reshape(n, 3, s2, h, w)
-        if self.settle:  # real samples take over from inferred detail as they gather
+        if self.fresh_correction:  # corrects this frame's share only: it does not pile up in the history
+            correction = correction * ((new + lean) * inverse).unsqueeze(1)
+        elif self.settle:  # real samples take over from inferred detail as they gather
             correction = correction * (1.0 / (1.0 + keep)).unsqueeze(1)
         result = torch.clamp(mixed + correction, 0.0, 1.0)
         gathered = torch.clamp((keep + new) / self.cap, max=1.0)
