@@ -33,6 +33,30 @@ FIGURES = [
     ("after streams began sharing", "stream-temporal-x4-zen3.json", "serving_median_ms", "serving time {:.2f} ms"),
     ("after streams began sharing", "stream-temporal-x4-zen3.json", "transport_floor_median_ms", "floor {:.2f} ms"),
     ("after streams began sharing", "stream-temporal-x4-zen3.json", "memory.per_stream_mb", "; {:.1f} MB per open"),
+    (
+        "on Ray Serve replicas (`upscaler serve",
+        "ray-serve-x4-fast.json",
+        "layouts.1 replica.rows.0.fps_ratio",
+        "1 replica: {:.2f}x",
+    ),
+    (
+        "on Ray Serve replicas (`upscaler serve",
+        "ray-serve-x4-fast.json",
+        "layouts.1 replica.rows.0.median_overhead_ms",
+        "latency +{:.1f} ms",
+    ),
+    (
+        "on Ray Serve replicas (`upscaler serve",
+        "ray-serve-x4-fast.json",
+        "layouts.2 replicas.rows.1.fps_ratio",
+        "{:.2f}x at 4;",
+    ),
+    (
+        "on Ray Serve replicas (`upscaler serve",
+        "ray-serve-x4-fast.json",
+        "layouts.2 replicas.recovery_median_s",
+        "replaced in {:.2f} s",
+    ),
     ("reached Set5 31.60 / BSD100", "x4-quality-gpu-candidate-eval.json", "datasets.0.psnr", "Set5 {:.2f} /"),
     ("reached Set5 31.60 / BSD100", "x4-quality-gpu-candidate-eval.json", "datasets.1.psnr", "BSD100 {:.2f} dB"),
     (

@@ -92,8 +92,13 @@ def _serve_parser() -> argparse.ArgumentParser:
 
 def test_every_serve_flag_is_explained():
     parser = _serve_parser()
-    flags = [a for a in parser._actions if a.option_strings and a.dest != "help"]
+    every = [a for a in parser._actions if a.option_strings and a.dest != "help"]
+    flags = [a for a in every if a.dest in Settings.__dataclass_fields__]
     assert len(flags) == len(Settings.__dataclass_fields__)
+    scale_out = {a.dest for a in every} - set(Settings.__dataclass_fields__)  # not settings: how to deploy
+    assert scale_out == {"ray", "replicas", "min_replicas", "max_replicas", "replica_cpus", "replica_gpus",
+                         "proxy_location"}  # fmt: skip
+    assert all(a.help and len(a.help) > 15 for a in every if a.dest in scale_out)
     for action in flags:
         text = action.help or ""
         assert help_of(action.dest) in text and "(default: )" not in text, action.option_strings
