@@ -114,8 +114,8 @@ class _PicklableReplies:
         await self.app(scope, receive, relay)
 
 
-#: This replica's service (a replica is one process): what ``metrics_text`` reads on a broadcast.
-_SERVICE: dict[str, Any] = {}
+#: This replica's ``_Replica`` and service (a replica is one process): what ``metrics_text`` reads on a broadcast.
+_THIS: dict[str, Any] = {}
 
 
 class _Replica:
@@ -173,7 +173,7 @@ def build_replica_app(settings: Settings):
 
     replica = _Replica()
     app = create_app(settings, replica=replica)
-    _SERVICE["service"] = app.state.service
+    _THIS.update(replica=replica, service=app.state.service)
     app.add_middleware(_PicklableReplies, replica=replica.id)
     return app
 
@@ -183,13 +183,7 @@ class UpscalerReplica:
 
     def metrics_text(self) -> tuple[str, str]:
         """This replica's ``(id, exposition)``, for a ``/metrics`` on any replica (a broadcast)."""
-        return _replica_id(), _SERVICE["service"].metrics.render().decode()
-
-
-def _replica_id() -> str:
-    from ray import serve
-
-    return serve.get_replica_context().replica_id.unique_id
+        return _THIS["replica"].id, _THIS["service"].metrics.render().decode()
 
 
 # --------------------------------------------------------------------------- in each proxy
@@ -292,15 +286,6 @@ def application(settings: Settings, replicas: Replicas):
     return deployment.bind()
 
 
-def _connect(address: str | None) -> None:
-    import ray
-
-    os.environ.setdefault("RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH", PROXY_CALLBACK)  # a cluster started here
-    local = address in (None, "local")
-    ray.init(address=None if local else address, ignore_reinit_error=True, log_to_driver=False,
-             logging_level="ERROR", include_dashboard=False if local else None)  # fmt: skip
-
-
 def run_on_ray(
     settings: Settings,
     address: str | None,
@@ -313,12 +298,14 @@ def run_on_ray(
     ``settings.host:settings.port`` (on every node, or the head only: ``proxy_location``) until SIGTERM or
     SIGINT (or ``stop``); then take the application down (the cluster stays up if it was not started
     here). The exit status."""
+    from upscaler.video.distributed import connect_ray
+
+    os.environ.setdefault("RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH", PROXY_CALLBACK)  # a Ray started here
+    connect_ray(address or "local")
     try:
-        import ray  # noqa: F401
         from ray import serve
     except ImportError:
         raise RuntimeError("--ray needs Ray Serve: pip install 'upscaler[ray]'") from None
-    _connect(address)
     logging.getLogger("ray.serve").setLevel(logging.WARNING)
     serve.start(http_options={"host": settings.host, "port": settings.port}, proxy_location=proxy_location)
     serve.run(application(settings, replicas), name=APP_NAME, route_prefix="/", blocking=False)

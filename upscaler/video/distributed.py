@@ -35,7 +35,7 @@ from upscaler.video.segments import Segment
 from upscaler.video.temporal import SegmentStream
 from upscaler.video.transcode import EncodeSettings, upscale_segment
 
-__all__ = ["EngineSpec", "run_on_ray"]
+__all__ = ["EngineSpec", "connect_ray", "run_on_ray"]
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,9 @@ def upscale_remote(
         return path.read_bytes(), stats.frames, stats.engine_s, MadeBy.of(upscaler), cuts
 
 
-def _connect(address: str):
+def connect_ray(address: str):
+    """The ``ray`` module, connected to the cluster at ``address`` ("local": a Ray started here), once per process
+    (``video --ray`` and ``serve --ray``)."""
     try:
         import ray
     except ImportError:
@@ -134,7 +136,7 @@ def run_on_ray(
     frames of each segment made.
     """
     check_batch(spec.descriptor(), batch)
-    ray = _connect(address)
+    ray = connect_ray(address)
     task = ray.remote(num_cpus=spec.threads)(upscale_remote)
     results: dict[Path, JobResult] = {}
     plans: dict[Path, JobPlan] = {}
