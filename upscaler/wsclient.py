@@ -31,6 +31,7 @@ import hashlib
 import os
 import socket
 import struct
+import time
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -304,7 +305,20 @@ class WebSocket:
             self._closing = True
             with contextlib.suppress(OSError):
                 self._send(_CLOSE, payload)
+        self._drain()
         self._sock.close()
+
+    def _drain(self, linger: float = 1.0) -> None:
+        """End our side and read what the server still sends until it closes (at most ``linger`` seconds):
+        closing a socket with unread bytes sends a TCP reset, which can destroy our close frame before the
+        server reads it (it would see 1006 instead of our code)."""
+        deadline = time.monotonic() + linger
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_WR)
+            while (left := deadline - time.monotonic()) > 0:
+                self._sock.settimeout(left)
+                if not self._sock.recv(1 << 16):
+                    break
 
     def _finish(self, code: int) -> None:
         """Answer the other side's close (echoing its code, as RFC 6455 asks), then end the connection."""
