@@ -89,6 +89,9 @@ FIGURES = [
         "subjects.0.ratio_to_reference",
         "| {:.2f}x (",
     ),
+    ("| **x4-temporal** (estimated motion) |", "stability-clip-x4-accum.json", "subjects.0.mean", "| {:.2f} |"),
+    ("| **x4-temporal** (estimated motion) |", "stability-clip-x4-accum.json", "subjects.0.detail", "| {:.2f} |"),
+    ("| **x4-temporal** (estimated motion) |", "stability-clip-x4-accum.json", "subjects.0.still", "| {:.2f} |"),
     (
         "`benchmarks/results/temporal-speed-x4-accum.json`",
         "temporal-speed-x4-accum.json",
