@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import save_file
 
 from upscaler import TemporalUpscaler
-from upscaler.archs.accum import AccumSR, jitter_coefficients
+from upscaler.archs.accum import AccumSR, _softplus, jitter_coefficients
 from upscaler.models import get_model
 from upscaler.sequences import Camera, Layer, SequenceSpec, make_sequence
 
@@ -49,6 +49,22 @@ def test_the_splat_weights_follow_the_jitter_and_the_bilinear_weights_sum_to_one
     assert torch.allclose(bilinear.sum(dim=2), torch.ones(2, 16), atol=1e-6)
     # frame 0 sampled at (0.125, 0.625) LR px of its block: sub-pixel column 0, row 2 holds it (centre (0.125, 0.625))
     assert int(gaussian[0, :, 4].argmax()) == 2 * 4 + 0 and float(gaussian[0, 8, 4]) == pytest.approx(1.0)
+
+
+def test_the_exported_softplus_is_torch_softplus_in_value_and_gradient():
+    x = torch.tensor([-60.0, -20.0, -3.0, -0.5, -1e-4, 1e-4, 0.7, 4.0, 19.0, 21.0, 80.0], requires_grad=True)
+    ours, reference = _softplus(x), torch.nn.functional.softplus(x)
+    torch.testing.assert_close(ours, reference, rtol=1e-6, atol=1e-7)
+    (grad,) = torch.autograd.grad(ours.sum(), x)
+    torch.testing.assert_close(grad, torch.sigmoid(x.detach()), rtol=1e-5, atol=1e-6)
+
+
+def test_the_graphs_have_no_softplus_node(tiny):
+    import onnx
+
+    for suffix in (".onnx", ".folded.onnx"):
+        ops = {node.op_type for node in onnx.load(str(tiny.with_suffix(suffix))).graph.node}
+        assert "Softplus" not in ops and {"Exp", "Log"} <= ops
 
 
 def test_a_still_shot_gathers_its_samples_as_a_plain_accumulation_does():
