@@ -244,6 +244,8 @@ def test_streams_stay_within_the_stated_bound_and_give_their_memory_back(tmp_pat
         assert metric(c, OPEN) == streams
         for s in clients:
             s.close()
+        # a closed stream's slot frees once the service's side of it has ended, a moment after the close handshake
+        wait_until(lambda: metric(c, OPEN) == 0, "the closed streams' slots to free")
         with connect(_url(server, 8, 8), max_size=None) as ws:
             for _ in range(3):  # garbage as large as a message may be: refused, and its memory goes back too
                 ws.send(b"\x00" * (30 << 20))
