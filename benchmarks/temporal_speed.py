@@ -25,6 +25,7 @@ import numpy as np
 
 def main() -> None:
     from upscaler import TemporalUpscaler, Upscaler
+    from upscaler.bench.stats import in_turn
     from upscaler.io import sample_images
     from upscaler.sysinfo import machine_info
 
@@ -54,8 +55,8 @@ def main() -> None:
         run(0)
     medians: dict[str, list[float]] = {name: [] for name in subjects}
     order = list(subjects.items())
-    for r in range(args.rounds):
-        for name, run in order[r % len(order) :] + order[: r % len(order)]:  # each subject leads a round in turn
+    for turn in in_turn(order, args.rounds):
+        for name, run in turn:
             times = []
             for i in range(1, args.frames + 1):
                 start = time.perf_counter()

@@ -22,6 +22,7 @@ import numpy as np
 
 from upscaler import Upscaler
 from upscaler.bench.report import emit_json
+from upscaler.bench.stats import in_turn
 from upscaler.evaluate import evaluate_folder
 from upscaler.sysinfo import machine_info
 
@@ -46,8 +47,8 @@ def _times(subjects: dict, rounds: int, size: tuple[int, int]) -> dict:
     for _, run in items:
         run(frame)  # warm-up
     times: dict[str, list[float]] = {name: [] for name in subjects}
-    for r in range(rounds):
-        for name, run in items[r % len(items) :] + items[: r % len(items)]:
+    for turn in in_turn(items, rounds):
+        for name, run in turn:
             start = time.perf_counter()
             run(frame)
             times[name].append(time.perf_counter() - start)

@@ -14,7 +14,7 @@ from upscaler.bench.memory import MEMORY_NOTE, measure_memory
 from upscaler.bench.peers import resize_peers
 from upscaler.bench.report import add_ratios, format_markdown, format_table
 from upscaler.bench.runner import Case, PeerSubject, run_cases
-from upscaler.bench.stats import latency_stats, percentile
+from upscaler.bench.stats import in_turn, latency_stats, percentile
 from upscaler.bench.sweep import SIZE_PRESETS, parse_int_list, parse_sizes
 from upscaler.sysinfo import cpu_flags, cpu_id, cpu_name, nvidia_driver
 
@@ -311,3 +311,9 @@ def test_cpu_id_names_the_family_and_model_where_the_name_is_masked():
     fields = {k.strip(): v.strip() for k, v in first.items()}
     assert f"family {fields['cpu family']} model {fields['model']}" in cpu_id()
     assert cpu_id().startswith(fields.get("vendor_id", ""))
+
+
+def test_in_turn_lets_each_subject_lead_a_round_and_keeps_every_subject_once():
+    rounds = list(in_turn(["a", "b", "c"], 4))
+    assert [r[0] for r in rounds] == ["a", "b", "c", "a"]
+    assert all(sorted(r) == ["a", "b", "c"] for r in rounds)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-__all__ = ["latency_stats", "percentile"]
+__all__ = ["in_turn", "latency_stats", "percentile"]
 
 
 def percentile(samples: Sequence[float], q: float) -> float:
@@ -31,3 +31,10 @@ def latency_stats(samples_ms: Sequence[float], *, frames: int = 1, output_pixels
         "fps": round(1000.0 * frames / p50, 2) if p50 > 0 else None,
         "output_mpix_per_s": round(output_pixels * frames / p50 / 1000.0, 2) if p50 > 0 else None,
     }
+
+
+def in_turn(items: Sequence, rounds: int) -> Iterator[list]:
+    """``items`` once per round, each leading a round in turn (side-by-side timing: machine noise hits all)."""
+    for r in range(rounds):
+        k = r % len(items)
+        yield list(items[k:]) + list(items[:k])
