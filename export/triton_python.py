@@ -47,8 +47,9 @@ x4-temporal from this export with the real Triton 2.51.0 of ``nvidia-pytriton``
 0.7.0, CPU only, one instance and one thread each, and compares the answers with
 ONNX Runtime run directly (single requests, batches, concurrent requests that
 Triton's dynamic batcher joins, sequences interleaved and restarted). Checked once
-by hand with that server, not by the tests: x2-temporal (no depth, 3 state
-planes), x4-fast's INT8 graph and ``--threads 2``. Never run: GPU instances (this
+by hand with that server, not by the tests: x2-temporal's first design (no
+depth, 3 state planes; today's x2-temporal has x4-temporal's inputs and five
+state planes, the form the tests serve), x4-fast's INT8 graph and ``--threads 2``. Never run: GPU instances (this
 backend's instances are always ``KIND_CPU`` and its session uses the CPU
 provider), several instances per model, the other single-frame models and the
 FP16 graphs in Triton, and Triton's ONNX Runtime backend (not in that server)

@@ -45,8 +45,8 @@ def _precisions() -> tuple[str, ...]:
 
 
 #: Memory per output pixel of a temporal stream's frames, in bytes (the shipped models, measured by
-#: ``benchmarks/stream_hostile.py``): a stream's history (x4-temporal's five float32 planes: the frame, the
-#: samples gathered and depth; x2-temporal's three) ...
+#: ``benchmarks/stream_hostile.py``): a stream's history (the temporal models' five float32 planes: the
+#: frame, the samples gathered and depth) ...
 HISTORY_BYTES = 20
 #: ... each frame in flight (its message, 11 bytes per input pixel, and its reply, 3 per output pixel) ...
 FRAME_BYTES = 6

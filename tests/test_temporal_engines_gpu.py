@@ -129,7 +129,8 @@ def test_the_gpu_backend_picks_tensorrt_for_temporal_models_when_it_loads(gpu, t
     monkeypatch.setattr(select, "nvidia_driver", lambda: "550.54")  # the registry asks for a driver first
     ts = TemporalUpscaler("x2-temporal", backend="gpu")
     assert ts.engine.name == "tensorrt" and ts.engine.precision == "fp16"
-    assert gpu.trt.calls.builds[0]["profile"]["history"][2] == (1, 3, 2160, 3840)  # 1080p in, 4K out
+    planes = get_model("x2-temporal").state_channels
+    assert gpu.trt.calls.builds[0]["profile"]["history"][2] == (1, planes, 2160, 3840)  # 1080p in, 4K out
 
 
 def test_onnxruntime_cuda_temporal_binds_the_previous_output_as_history(monkeypatch, sequence):

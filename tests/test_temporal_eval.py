@@ -249,3 +249,28 @@ def test_bad_sequence_arguments_are_one_line(args, message, set5_dir):
     result = run_cli(*base, *args)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_two_weights_files_with_one_recorded_name_get_a_row_each(tmp_path):
+    """An earlier release's weights record the shipped model's name: the harness gave both one row (the
+    later silently replaced the earlier). Now the file's stem names the other; the same weights twice
+    (a name and its alias) stay one row."""
+    import shutil
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from upscaler.bench.sequence import models_of_one_scale
+    from upscaler.models import get_model
+
+    shipped = get_model("x2-temporal").weights.path
+    with safe_open(shipped, "pt") as f:
+        meta = {**f.metadata(), "name": "x2-temporal"}
+    earlier = tmp_path / "x2-temporal-earlier.safetensors"
+    save_file(load_file(shipped), earlier, metadata=meta)
+    names = [d.name for d in models_of_one_scale(["x2-temporal", str(earlier), "x2", "x2-fast"], "sequence mode")]
+    assert names == ["x2-temporal", "x2-temporal-earlier", "x2-fast"]
+    (tmp_path / "b").mkdir()
+    again = shutil.copy(earlier, tmp_path / "b" / earlier.name)  # a third file of that name: no way to tell
+    with pytest.raises(ValueError, match="two models named 'x2-temporal-earlier'"):
+        models_of_one_scale(["x2-temporal", str(earlier), str(again)], "sequence mode")

@@ -37,6 +37,7 @@ def tiny_config(tmp_path: Path, steps: int = 20, out: str = "run") -> Path:
         ('name = "x"\n[data]\ntrain = ["a"]\ndegradation = "jpeg"', "data.degradation"),
         ('name = "x"\n[data]\ntrain = ["a"]\n[optim]\ngrad_clip = -1.0', "grad_clip"),
         ('name = "x"\n[data]\ntrain = ["a"]\n[optim]\nloss = "l2"', "l1, charbonnier or mse"),
+        ('name = "x"\n[data]\ntrain = ["a"]\nearly = 1.5', "shares"),
     ],
 )
 def test_config_errors_are_clear(tmp_path, text, message):

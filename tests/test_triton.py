@@ -198,4 +198,5 @@ def test_temporal_plans_are_built_at_batch_one(fake_tensorrt, tmp_path):
     assert "frames from 8x8 to 64x64, tuned for 32x32" in text
     profile = plan_header((repo / "x2-temporal" / "1" / "model.plan").read_bytes())["profile"]
     assert profile["frame"] == ((1, 3, 8, 8), (1, 3, 32, 32), (1, 3, 64, 64))
-    assert profile["history"] == ((1, 3, 1, 1), (1, 3, 64, 64), (1, 3, 128, 128))
+    c = get_model("x2-temporal").state_channels  # colour, samples gathered, depth
+    assert profile["history"] == ((1, c, 1, 1), (1, c, 64, 64), (1, c, 128, 128))

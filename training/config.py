@@ -48,6 +48,7 @@ class DataConfig:
     patch: int = 48  #: low-resolution patch edge
     frames: int = 8  #: sequence: frames per sequence trained through (truncated back-propagation)
     warmup_frames: int = 0  #: sequence: frames run first without gradients, so history has built up
+    early: float = 0.0  #: sequence: share of steps trained on the first ``frames`` frames, no warm-up
     still: float = 0.0  #: sequence: share of sequences whose camera does not move (a static shot)
     unjittered: float = 0.0  #: sequence: share rendered without jitter (video: every frame samples alike)
     motion_noise: float = 0.0  #: sequence: std (low-res pixels) of smooth noise on unjittered ones' motion
@@ -183,6 +184,9 @@ def validate_config(c: TrainConfig, where: str | Path = "") -> None:
         problems.append(f"data.degradation must be one of {', '.join(TRAIN_DEGRADATIONS)}, got {c.data.degradation!r}")
     if not 0 <= c.data.jitter < c.model.scale:
         problems.append(f"data.jitter must be in [0, {c.model.scale - 1}] (HR pixels), got {c.data.jitter}")
+    shares = ("early", "still", "unjittered", "slow", "fade")
+    if not all(0 <= getattr(c.data, k) <= 1 for k in shares):
+        problems.append(f"data.{', data.'.join(shares)} are shares: each in [0, 1]")
     if c.data.patch < 4 or c.data.batch < 1 or c.data.workers < 0:
         problems.append("data.patch >= 4, data.batch >= 1 and data.workers >= 0 are required")
     if c.optim.steps < 1 or not 0 <= c.optim.warmup_steps < c.optim.steps:

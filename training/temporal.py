@@ -7,7 +7,9 @@ on its own, sometimes an exposure drift or a cut to a third photo; every
 frame point-sampled with a Halton jitter, the reference anti-aliased, the
 motion exact. The network runs through ``data.warmup_frames`` frames without
 gradients (history builds up, as in a long stream), then back-propagates
-through ``data.frames`` frames (truncated back-propagation through time).
+through ``data.frames`` frames (truncated back-propagation through time); a
+``data.early`` share of the steps trains the first ``data.frames`` frames of
+the stream instead, from its start.
 
 Loss per frame: L1 (or Charbonnier) to the reference, plus
 ``optim.temporal_weight`` times the L1 between the output's change from its
@@ -50,12 +52,23 @@ from upscaler.io import list_images, read_image
 from upscaler.pipeline import to_rgb8
 from upscaler.sequences import Camera, Layer, SequenceSpec, make_sequence, random_spec
 
-__all__ = ["SequenceSet", "TemporalTrainer", "val_sequences"]
+__all__ = ["SequenceSet", "TemporalTrainer", "step_window", "val_sequences"]
 
 log = logging.getLogger(__name__)
 
 #: Samples per axis per reference pixel in training (the evaluation uses ``upscaler.sequences.SUPERSAMPLES``).
 TRAIN_SUPERSAMPLES = 3
+
+
+def step_window(config: TrainConfig, step: int, batch: dict[str, torch.Tensor]) -> tuple[dict, int]:
+    """The frames step ``step`` trains through and the first one with a gradient: the warm-up and then
+    ``data.frames``, or (a ``data.early`` share of the steps, drawn from the seed and the step) the first
+    ``data.frames`` from the stream's start, so that what a stream does before its history has built up
+    (and that it must not count samples that bring nothing new) is trained too."""
+    c = config.data
+    if not c.early or np.random.default_rng([config.run.seed, step]).random() >= c.early:
+        return batch, c.warmup_frames
+    return {k: v[:, : c.frames] for k, v in batch.items()}, 0
 
 
 class SequenceSet(Dataset):
@@ -279,7 +292,7 @@ class TemporalTrainer:
             for group in self.opt.param_groups:
                 group["lr"] = lr
             self.net.train()
-            loss, _ = self._unroll(self.net, batch, c.data.warmup_frames)
+            loss, _ = self._unroll(self.net, *step_window(c, self.step, batch))
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), c.optim.grad_clip or float("inf"))

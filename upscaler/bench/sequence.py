@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from upscaler.bench.rendered import (
@@ -40,17 +41,32 @@ __all__ = [
 
 
 def models_of_one_scale(models: Sequence[str], mode: str) -> list:
-    """The descriptors of ``models`` (names, aliases or paths; duplicates dropped), in order; ``ValueError``
-    when there are none or their scales differ (``mode`` names the harness mode in the message)."""
+    """The descriptors of ``models`` (names, aliases or paths; the same weights twice dropped), in order;
+    ``ValueError`` when there are none or their scales differ (``mode`` names the harness mode in the
+    message). A weights file whose recorded name is taken by other weights (a shipped model's earlier
+    release, say) is named by its file's stem, so that each gets its own row."""
     from upscaler.models import get_model
 
-    descriptors = list({d.name: d for d in (get_model(m) for m in models)}.values())
+    descriptors: list = []
+    for d in (get_model(m) for m in models):
+        same = next((e for e in descriptors if e.name == d.name), None)
+        if same is not None and _weights_path(same) == _weights_path(d):
+            continue
+        if same is not None:
+            d = replace(d, name=Path(_weights_path(d) or d.name).stem)
+        if any(e.name == d.name for e in descriptors):
+            raise ValueError(f"{mode}: two models named {d.name!r}; rename one of the weights files")
+        descriptors.append(d)
     if not descriptors:
         raise ValueError("no models given")
     if len({d.scale for d in descriptors}) > 1:
         listed = ", ".join(f"{d.name} x{d.scale}" for d in descriptors)
         raise ValueError(f"{mode} compares models of one scale, got {listed}")
     return descriptors
+
+
+def _weights_path(d) -> str | None:
+    return str(d.weights.path) if d.weights is not None else None
 
 
 def build_sequence_subjects(
