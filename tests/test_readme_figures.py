@@ -23,6 +23,7 @@ def _value(data, path: str):
 
 
 X2_HELD_OUT = "x2-temporal (accumulating) over 78 rendered sequences"
+X2_CLIP = "temporal stability on the real clip, x2-temporal (accumulating)"
 
 #: (words on the README line, JSON file, path in it, format the README prints the value in)
 FIGURES = [
@@ -119,6 +120,9 @@ FIGURES = [
         "subjects.x2-temporal (exact motion).ratio",
         "x2-temporal {:.2f}x x2-fast's time",
     ),
+    (X2_CLIP, "stability-clip-x2-accum.json", "subjects.0.ratio_to_reference", "| {:.2f}x ("),
+    (X2_CLIP, "stability-clip-x2-accum.json", "subjects.0.mean", "({:.2f} against"),
+    (X2_CLIP, "stability-clip-x2-accum.json", "subjects.0.detail", '"detail" {:.2f} against'),
 ]
 
 
