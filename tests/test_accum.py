@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import save_file
 
 from upscaler import TemporalUpscaler
-from upscaler.archs.accum import AccumSR, _softplus, jitter_coefficients
+from upscaler.archs.accum import AccumSR, _mix, _softplus, jitter_coefficients, lagrange_coefficients
 from upscaler.models import get_model
 from upscaler.sequences import Camera, Layer, SequenceSpec, make_sequence
 
@@ -49,6 +49,23 @@ def test_the_splat_weights_follow_the_jitter_and_the_bilinear_weights_sum_to_one
     assert torch.allclose(bilinear.sum(dim=2), torch.ones(2, 16), atol=1e-6)
     # frame 0 sampled at (0.125, 0.625) LR px of its block: sub-pixel column 0, row 2 holds it (centre (0.125, 0.625))
     assert int(gaussian[0, :, 4].argmax()) == 2 * 4 + 0 and float(gaussian[0, 8, 4]) == pytest.approx(1.0)
+
+
+def test_the_lagrange_splat_interpolates_the_samples_where_the_gaussian_one_makes_blocks():
+    jitter = torch.tensor([[-0.375, 0.125], [0.0, 0.0]])
+    weights = lagrange_coefficients(jitter, 4)
+    assert weights.shape == (2, 16, 9) and torch.allclose(weights.sum(dim=2), torch.ones(2, 16), atol=1e-6)
+    assert float(weights[0, 8, 4]) == pytest.approx(1.0) and float(weights[0, 8].abs().sum()) == pytest.approx(1.0)
+    # a ramp is reproduced exactly (quadratic interpolation is exact for it); the Gaussian mean gives x2 blocks
+    x = torch.arange(8.0).view(1, 1, 1, 8).expand(1, 3, 6, 8).contiguous()
+    s2 = 4
+    lagrange = _mix(x, lagrange_coefficients(torch.zeros(1, 2), 2), s2)[0, :s2, 2, 3]  # one pixel's 4 sub-pixels
+    _, gaussian = jitter_coefficients(torch.zeros(1, 2), 2, 0.5)
+    blocks = _mix(x, gaussian / gaussian.sum(dim=2, keepdim=True), s2)[0, :s2, 2, 3]
+    torch.testing.assert_close(lagrange, torch.tensor([2.75, 3.25, 2.75, 3.25]))  # sub-pixels at 3 -/+ 0.25
+    assert float(blocks.max() - blocks.min()) < 0.1  # all four near the sample's 3: a 2x2 block
+    with pytest.raises(ValueError, match="splat"):
+        AccumSR(2, splat="nearest")
 
 
 def test_the_exported_softplus_is_torch_softplus_in_value_and_gradient():
@@ -97,6 +114,38 @@ def test_every_engine_and_graph_carries_the_same_state(tiny):
     for f in _layered():
         x, y = a.upscale(f.lr, f.jitter, f.motion, f.depth), b.upscale(f.lr, f.jitter, f.motion, f.depth)
         assert x.shape == (64, 96, 3) and np.abs(x.astype(int) - y).max() <= 1
+
+
+@pytest.mark.parametrize("name", ["x4-temporal", "x2-temporal"])
+def test_the_shipped_graphs_match_pytorch_over_a_layered_sequence(name):
+    from export.temporal import check_temporal_parity
+
+    model = get_model(name)
+    rng = np.random.default_rng(1)
+    scene, texture = (rng.integers(0, 256, (96, 128, 3), dtype=np.uint8) for _ in range(2))
+    layer = Layer(texture.astype(np.float32) / 255, origin=(10.0, 6.0), size=(20.0, 15.0), velocity=(2.0, 1.0))
+    spec = SequenceSpec(model.scale, (24, 16), 5, Camera(center=(64, 48), velocity=(1.3, -0.6)), layer=layer)
+    frames = make_sequence(scene, spec)
+    report = check_temporal_parity(model, model.onnx.verified(), model.graph("folded").verified(), frames)
+    assert report.full < 1e-4 and report.folded < 2e-3
+
+
+def test_a_lagrange_splat_model_exports_and_every_graph_agrees(tmp_path):
+    from export.temporal import check_temporal_parity, export_temporal
+
+    torch.manual_seed(1)
+    net = AccumSR(2, channels=8, blocks=1, history_channels=4, splat="lagrange")
+    path = tmp_path / "tiny-lagrange.safetensors"
+    meta = {"name": "tiny-lagrange", "arch": "accum", "scale": "2", "degradation": "sequence", "training": "{}",
+            "params": json.dumps(net.inference_params())}  # fmt: skip
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path), metadata=meta)
+    model = get_model(path)
+    assert model.params["splat"] == "lagrange"
+    export_temporal(model, path.with_suffix(".onnx"), path.with_suffix(".folded.onnx"))
+    spec = SequenceSpec(2, (24, 16), 4, Camera(center=(64, 48), velocity=(0.7, -0.3)))
+    frames = make_sequence(np.random.default_rng(2).integers(0, 256, (96, 128, 3), dtype=np.uint8), spec)
+    report = check_temporal_parity(model, path.with_suffix(".onnx"), path.with_suffix(".folded.onnx"), frames)
+    assert report.full < 1e-4 and report.folded < 2e-3
 
 
 def test_depth_reaches_the_network_and_a_stream_without_it_is_unchanged_by_zeros(tiny):

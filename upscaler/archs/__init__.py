@@ -78,7 +78,7 @@ ARCHS: dict[str, ArchSpec] = {
         state_channels=5,
         reproject="cubic",
         depth=True,
-        retunable=("keep_offset", "settle", "settle_base", "fresh_correction", "base_decay"),
+        retunable=("keep_offset", "settle", "settle_base", "fresh_correction", "base_decay", "splat"),
     ),
 }
 

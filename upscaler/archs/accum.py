@@ -48,7 +48,7 @@ from torch import nn
 
 from upscaler.archs.temporal import reproject
 
-__all__ = ["AccumSR", "jitter_coefficients"]
+__all__ = ["AccumSR", "jitter_coefficients", "lagrange_coefficients"]
 
 #: High-resolution state planes: colour (3), accumulated weight (1), depth (1: the caller's, 0 without).
 STATE_CHANNELS = 5
@@ -75,6 +75,23 @@ def jitter_coefficients(jitter: torch.Tensor, scale: int, sigma: float) -> tuple
     bilinear = (by.view(n, scale, 1, 3, 1) * bx.view(n, 1, scale, 1, 3)).reshape(n, scale * scale, 9)
     gaussian = (gy.view(n, scale, 1, 3, 1) * gx.view(n, 1, scale, 1, 3)).reshape(n, scale * scale, 9)
     return bilinear, gaussian
+
+
+def lagrange_coefficients(jitter: torch.Tensor, scale: int) -> torch.Tensor:
+    """``N x s² x 9``: for every sub-pixel, the weights of the 3 x 3 nearest samples that interpolate them there
+    (quadratic Lagrange per axis through the samples at -1, 0 and +1 pixels from the block's own; exact at a
+    sample). The splat's value where ``splat = "lagrange"``: a sub-pixel between samples gets what they say
+    about that point, not a distance-weighted average of them (which, at x2 without jitter, is a 2x2
+    nearest-neighbour upsample)."""
+    centres = (torch.arange(scale, dtype=jitter.dtype, device=jitter.device) + 0.5) / scale
+    n = jitter.shape[0]
+
+    def taps(u: torch.Tensor) -> torch.Tensor:  # N x s -> N x s x 3
+        return torch.stack([u * (u - 1) / 2, 1 - u * u, u * (u + 1) / 2], dim=-1)
+
+    lx = taps(centres.view(1, scale) - (0.5 + jitter[:, 0:1]))
+    ly = taps(centres.view(1, scale) - (0.5 + jitter[:, 1:2]))
+    return (ly.view(n, scale, 1, 3, 1) * lx.view(n, 1, scale, 1, 3)).reshape(n, scale * scale, 9)
 
 
 def _mix(frame: torch.Tensor, coefficients: torch.Tensor, k: int) -> torch.Tensor:
@@ -118,7 +135,11 @@ class AccumSR(nn.Module):
     multiplies ``e`` by ``exp(-base_decay * n)``: the upsample is blended in every frame while a sub-pixel
     gathers about a tenth of a sample, so even a small lean weighs as much as the samples at the fixed point
     (a still shot converges to a blend of the samples and the blurred upsample); the decay makes it a start
-    that the gathered samples replace.
+    that the gathered samples replace. ``splat`` is what a sample gives the sub-pixels around it:
+    ``gaussian``, the samples' mean weighted by distance (x4-temporal), or ``lagrange``, their interpolation at
+    the sub-pixel (``lagrange_coefficients``; the weight it counts stays the Gaussian's): at x2 an unjittered
+    sample is as far from each of the four sub-pixels of its block, the Gaussian mean makes 2x2 blocks of it,
+    and the step counts them again every frame.
     """
 
     state_channels = STATE_CHANNELS
@@ -136,6 +157,7 @@ class AccumSR(nn.Module):
         settle_base: bool = False,
         fresh_correction: bool = False,
         base_decay: float = 0.0,
+        splat: str = "gaussian",
         in_channels: int = 3,
     ) -> None:
         super().__init__()
@@ -143,13 +165,17 @@ class AccumSR(nn.Module):
             raise ValueError("scale >= 2, channels and history_channels positive, blocks >= 0, cap >= 1, sigma > 0")
         if in_channels != 3:
             raise ValueError("AccumSR works on RGB frames")
+        if splat not in ("gaussian", "lagrange"):
+            raise ValueError(f"splat must be gaussian or lagrange, got {splat!r}")
         self.scale, self.cap, self.sigma = scale, float(cap), float(sigma)
         self.keep_offset, self.settle, self.settle_base = float(keep_offset), bool(settle), bool(settle_base)
-        self.fresh_correction, self.base_decay = bool(fresh_correction), float(base_decay)
+        self.fresh_correction, self.base_decay, self.splat = bool(fresh_correction), float(base_decay), splat
         self.config = {"channels": channels, "blocks": blocks, "history_channels": history_channels,
                        "cap": float(cap), "sigma": float(sigma), "keep_offset": float(keep_offset),
                        "settle": bool(settle), "settle_base": bool(settle_base),
                        "fresh_correction": bool(fresh_correction), "base_decay": float(base_decay)}  # fmt: skip
+        if splat != "gaussian":  # recorded only where it differs: older weights' metadata stays as it was
+            self.config["splat"] = splat
         s2 = scale * scale
         self.history_proj = nn.Conv2d(5 * s2, history_channels, 1)  # colour - base, weight, depth disagreement
         self.head = nn.Conv2d(3 + 3 + history_channels, channels, 3, padding=1)
@@ -212,7 +238,11 @@ class AccumSR(nn.Module):
         apart = self.depth_gap(depth, history[:, 4 * s2 :])
         bilinear, gaussian = jitter_coefficients(jitter, self.scale, self.sigma)
         g = gaussian.sum(dim=2)  # N x s²: this frame's splat weight per sub-pixel
-        base, splat = _mix(frame, bilinear, s2), _mix(frame, gaussian / g.unsqueeze(-1), s2)  # N x 3s² x H x W
+        base = _mix(frame, bilinear, s2)  # N x 3s² x H x W
+        if self.splat == "lagrange":
+            splat = _mix(frame, lagrange_coefficients(jitter, self.scale), s2)
+        else:
+            splat = _mix(frame, gaussian / g.unsqueeze(-1), s2)
         own = gaussian[:, :, 4]  # the block's own sample
         share = (own / own.sum(dim=1, keepdim=True)).reshape(n, 1, 1, s2)
         predicted = torch.matmul(share, colour.reshape(n, 3, s2, h * w)).reshape(n, 3, h, w)
