@@ -16,29 +16,33 @@ from upscaler.models import get_model
 from upscaler.sequences import Camera, Layer, SequenceSpec, make_sequence
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """A small random AccumSR with both graphs exported: tests the machinery, not the quality."""
+def _exported(net: AccumSR, path):
+    """``net`` saved as ``path`` (a ``.safetensors`` with upscaler metadata) with both graphs beside it."""
     from export.temporal import export_temporal
 
-    torch.manual_seed(0)
-    net = AccumSR(4, channels=8, blocks=1, history_channels=4)
-    with torch.no_grad():
-        for p in net.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
-    path = tmp_path_factory.mktemp("accum") / "tiny-accum.safetensors"
-    meta = {"name": "tiny-accum", "arch": "accum", "scale": "4", "degradation": "sequence", "training": "{}",
-            "params": json.dumps(net.inference_params())}  # fmt: skip
+    meta = {"name": path.stem, "arch": "accum", "scale": str(net.scale), "degradation": "sequence",
+            "training": "{}", "params": json.dumps(net.inference_params())}  # fmt: skip
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path), metadata=meta)
     export_temporal(get_model(path), path.with_suffix(".onnx"), path.with_suffix(".folded.onnx"))
     return path
 
 
-def _layered(frames=6, size=(24, 16)):
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A small random AccumSR with both graphs exported: tests the machinery, not the quality."""
+    torch.manual_seed(0)
+    net = AccumSR(4, channels=8, blocks=1, history_channels=4)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return _exported(net, tmp_path_factory.mktemp("accum") / "tiny-accum.safetensors")
+
+
+def _layered(frames=6, size=(24, 16), scale=4):
     rng = np.random.default_rng(0)
     scene, texture = (rng.integers(0, 256, (96, 128, 3), dtype=np.uint8) for _ in range(2))
     layer = Layer(texture.astype(np.float32) / 255, origin=(20.0, 12.0), size=(40.0, 30.0), velocity=(5.0, 2.0))
-    spec = SequenceSpec(4, size, frames, Camera(center=(64, 48), velocity=(1.3, -0.6)), layer=layer)
+    spec = SequenceSpec(scale, size, frames, Camera(center=(64, 48), velocity=(1.3, -0.6)), layer=layer)
     return make_sequence(scene, spec)
 
 
@@ -121,29 +125,21 @@ def test_the_shipped_graphs_match_pytorch_over_a_layered_sequence(name):
     from export.temporal import check_temporal_parity
 
     model = get_model(name)
-    rng = np.random.default_rng(1)
-    scene, texture = (rng.integers(0, 256, (96, 128, 3), dtype=np.uint8) for _ in range(2))
-    layer = Layer(texture.astype(np.float32) / 255, origin=(10.0, 6.0), size=(20.0, 15.0), velocity=(2.0, 1.0))
-    spec = SequenceSpec(model.scale, (24, 16), 5, Camera(center=(64, 48), velocity=(1.3, -0.6)), layer=layer)
-    frames = make_sequence(scene, spec)
+    frames = _layered(5, scale=model.scale)
     report = check_temporal_parity(model, model.onnx.verified(), model.graph("folded").verified(), frames)
     assert report.full < 1e-4 and report.folded < 2e-3
 
 
 def test_a_lagrange_splat_model_exports_and_every_graph_agrees(tmp_path):
-    from export.temporal import check_temporal_parity, export_temporal
+    from export.temporal import check_temporal_parity
 
     torch.manual_seed(1)
-    net = AccumSR(2, channels=8, blocks=1, history_channels=4, splat="lagrange")
-    path = tmp_path / "tiny-lagrange.safetensors"
-    meta = {"name": "tiny-lagrange", "arch": "accum", "scale": "2", "degradation": "sequence", "training": "{}",
-            "params": json.dumps(net.inference_params())}  # fmt: skip
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path), metadata=meta)
+    path = _exported(
+        AccumSR(2, channels=8, blocks=1, history_channels=4, splat="lagrange"), tmp_path / "tiny-lagrange.safetensors"
+    )
     model = get_model(path)
     assert model.params["splat"] == "lagrange"
-    export_temporal(model, path.with_suffix(".onnx"), path.with_suffix(".folded.onnx"))
-    spec = SequenceSpec(2, (24, 16), 4, Camera(center=(64, 48), velocity=(0.7, -0.3)))
-    frames = make_sequence(np.random.default_rng(2).integers(0, 256, (96, 128, 3), dtype=np.uint8), spec)
+    frames = _layered(4, scale=2)
     report = check_temporal_parity(model, path.with_suffix(".onnx"), path.with_suffix(".folded.onnx"), frames)
     assert report.full < 1e-4 and report.folded < 2e-3
 

@@ -54,6 +54,20 @@ __all__ = ["AccumSR", "jitter_coefficients", "lagrange_coefficients"]
 STATE_CHANNELS = 5
 
 
+def _from_own_sample(jitter: torch.Tensor, scale: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``N x s`` each: from the block's own sample to each sub-pixel column (x) and row (y), low-resolution
+    pixels."""
+    centres = (torch.arange(scale, dtype=jitter.dtype, device=jitter.device) + 0.5) / scale
+    return centres.view(1, scale) - (0.5 + jitter[:, 0:1]), centres.view(1, scale) - (0.5 + jitter[:, 1:2])
+
+
+def _outer(wy: torch.Tensor, wx: torch.Tensor) -> torch.Tensor:
+    """``N x s² x 9`` from per-axis neighbour weights (``N x s x 3``): rows i, columns j of sub-pixels,
+    neighbours (dy, dx)."""
+    n, scale = wx.shape[:2]
+    return (wy.view(n, scale, 1, 3, 1) * wx.view(n, 1, scale, 1, 3)).reshape(n, scale * scale, 9)
+
+
 def jitter_coefficients(jitter: torch.Tensor, scale: int, sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-frame weights of the 3 x 3 nearest samples for every sub-pixel: ``(bilinear, gaussian)``, each
     ``N x s² x 9`` (neighbour ``(dy + 1) * 3 + (dx + 1)``).
@@ -62,19 +76,14 @@ def jitter_coefficients(jitter: torch.Tensor, scale: int, sigma: float) -> tuple
     from the block's corner; the block's own sample lies at ``(0.5 + jx, 0.5 + jy)`` and its neighbours' one
     pixel further each way. ``sigma`` is the splat's width in high-resolution pixels.
     """
-    centres = (torch.arange(scale, dtype=jitter.dtype, device=jitter.device) + 0.5) / scale
     offsets = torch.tensor([-1.0, 0.0, 1.0], dtype=jitter.dtype, device=jitter.device)
+    ux, uy = _from_own_sample(jitter, scale)
     # N x s x 3: from each neighbour's sample to each sub-pixel column (row), in low-resolution pixels
-    dx = centres.view(1, scale, 1) - (0.5 + jitter[:, 0:1]).unsqueeze(-1) - offsets.view(1, 1, 3)
-    dy = centres.view(1, scale, 1) - (0.5 + jitter[:, 1:2]).unsqueeze(-1) - offsets.view(1, 1, 3)
+    dx, dy = ux.unsqueeze(-1) - offsets.view(1, 1, 3), uy.unsqueeze(-1) - offsets.view(1, 1, 3)
     bx, by = torch.clamp(1.0 - dx.abs(), min=0.0), torch.clamp(1.0 - dy.abs(), min=0.0)
     k = 0.5 * (scale / sigma) ** 2
     gx, gy = torch.exp(-k * dx * dx), torch.exp(-k * dy * dy)
-    n = jitter.shape[0]
-    # rows i, columns j of sub-pixels; neighbours (dy, dx): N x s x s x 3 x 3 -> N x s² x 9
-    bilinear = (by.view(n, scale, 1, 3, 1) * bx.view(n, 1, scale, 1, 3)).reshape(n, scale * scale, 9)
-    gaussian = (gy.view(n, scale, 1, 3, 1) * gx.view(n, 1, scale, 1, 3)).reshape(n, scale * scale, 9)
-    return bilinear, gaussian
+    return _outer(by, bx), _outer(gy, gx)
 
 
 def lagrange_coefficients(jitter: torch.Tensor, scale: int) -> torch.Tensor:
@@ -83,15 +92,12 @@ def lagrange_coefficients(jitter: torch.Tensor, scale: int) -> torch.Tensor:
     sample). The splat's value where ``splat = "lagrange"``: a sub-pixel between samples gets what they say
     about that point, not a distance-weighted average of them (which, at x2 without jitter, is a 2x2
     nearest-neighbour upsample)."""
-    centres = (torch.arange(scale, dtype=jitter.dtype, device=jitter.device) + 0.5) / scale
-    n = jitter.shape[0]
 
     def taps(u: torch.Tensor) -> torch.Tensor:  # N x s -> N x s x 3
         return torch.stack([u * (u - 1) / 2, 1 - u * u, u * (u + 1) / 2], dim=-1)
 
-    lx = taps(centres.view(1, scale) - (0.5 + jitter[:, 0:1]))
-    ly = taps(centres.view(1, scale) - (0.5 + jitter[:, 1:2]))
-    return (ly.view(n, scale, 1, 3, 1) * lx.view(n, 1, scale, 1, 3)).reshape(n, scale * scale, 9)
+    ux, uy = _from_own_sample(jitter, scale)
+    return _outer(taps(uy), taps(ux))
 
 
 def _mix(frame: torch.Tensor, coefficients: torch.Tensor, k: int) -> torch.Tensor:
