@@ -2,11 +2,18 @@
 
     python benchmarks/compressed_eval.py --models x4-fast x4-quality x4-video \\
         --data ../shared/data/val/Set5 ../shared/data/val/BSD100 --json benchmarks/results/compressed-x4.json
+    python benchmarks/compressed_eval.py --models x4-fast x4-video \\
+        --clip ../shared/data/video/concourse_720p50_audio.avi --json benchmarks/results/compressed-clip-x4.json
 
 For every model and every input (clean; ``--degrade`` specs, default ``jpeg:40`` and ``h264:28``), PSNR and
 SSIM on Y with the scale shaved (DESIGN section 4), bicubic of the same input alongside: what
 ``upscaler eval --degrade SPEC`` prints, for several models in one file (a model may be a ``.safetensors``
 candidate from ``upscaler train``). ONNX Runtime on the CPU for built-in models, PyTorch for candidates; FP32.
+
+With ``--clip``, real video in place of still images: ``--clip-frames`` consecutive frames of the clip are
+the references, each reduced by the protocol's bicubic, and the reduced frames go through libx264 as one
+stream (``--clip-crf``, preset medium, B-frames, one keyframe: P- and B-frames as a player sees them); every
+model upscales each decoded frame, and PSNR and SSIM on Y (scale shaved) are averaged over the frames.
 """
 
 from __future__ import annotations
@@ -18,10 +25,14 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+
 from upscaler.bench.report import emit_json
-from upscaler.degradations import protocol_degradation
+from upscaler.degradations import bicubic, compress_sequence, modcrop, protocol_degradation, quantize_uint8
 from upscaler.evaluate import evaluate_folder
 from upscaler.facade import Upscaler
+from upscaler.metrics import psnr, ssim
+from upscaler.resize import imresize
 from upscaler.sysinfo import machine_info
 
 
@@ -37,16 +48,54 @@ def _scores(model: str, folders: list[Path], specs: list[str | None]) -> list[di
     return rows
 
 
+def _clip_inputs(path: Path, frames: int, scale: int, crfs: list[int]) -> tuple[list[np.ndarray], dict]:
+    """The clip's reference frames and, per input (``clean``, ``h264:CRF``), its reduced frames."""
+    from upscaler.bench.stability import read_clip
+
+    hr = [np.ascontiguousarray(modcrop(f, 2 * scale)) for f in read_clip(path, frames=frames)]
+    lr = [bicubic(f, scale) for f in hr]
+    return hr, {"clean": lr, **{f"h264:{crf}": compress_sequence(lr, crf) for crf in crfs}}
+
+
+def _frame_scores(upscale, hr: list[np.ndarray], lr: list[np.ndarray], scale: int) -> dict:
+    outs = [upscale(f) for f in lr]
+    bics = [quantize_uint8(imresize(f, scale)) for f in lr]
+    mean = lambda fn, xs: round(float(np.mean([fn(x, h, border=scale) for x, h in zip(xs, hr)])), 4)  # noqa: E731
+    return {"frames": len(hr), "psnr": mean(psnr, outs), "ssim": mean(ssim, outs),
+            "bicubic_psnr": mean(psnr, bics), "bicubic_ssim": mean(ssim, bics)}  # fmt: skip
+
+
+def _clip_scores(models: list[str], path: Path, frames: int, crfs: list[int]) -> list[dict]:
+    ups = [Upscaler(m, "cpu", tile=0, precision="fp32") for m in models]
+    scales = {up.scale for up in ups}
+    inputs = {scale: _clip_inputs(path, frames, scale, crfs) for scale in scales}
+    rows = []
+    for model, up in zip(models, ups):
+        hr, by_input = inputs[up.scale]
+        for name, lr in by_input.items():
+            score = _frame_scores(up.upscale, hr, lr, up.scale)
+            rows.append({"model": model, "engine": up.engine.name, "input": name, "dataset": path.name, **score})
+            print(json.dumps(rows[-1]), file=sys.stderr)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", nargs="+", default=["x4-fast", "x4-quality", "x4-video"])
-    parser.add_argument("--data", nargs="+", type=Path, required=True, help="folders of HR images")
+    parser.add_argument("--data", nargs="+", type=Path, default=[], help="folders of HR images")
+    parser.add_argument("--clip", type=Path, help="a video: its frames are the references (see above)")
+    parser.add_argument("--clip-frames", type=int, default=48, help="consecutive frames of --clip, from the first")
+    parser.add_argument("--clip-crf", type=int, nargs="+", default=[28], help="libx264 CRFs for --clip")
     parser.add_argument("--degrade", nargs="+", default=["jpeg:40", "h264:28"], help="compressed inputs measured")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     started = time.monotonic()
     specs: list[str | None] = [None, *args.degrade]
-    rows = [row for model in args.models for row in _scores(model, args.data, specs)]
+    if not args.data and not args.clip:
+        parser.error("give --data folders, a --clip, or both")
+    rows = [row for model in args.models for row in _scores(model, args.data, specs)] if args.data else []
+    if args.clip:
+        rows += _clip_scores(args.models, args.clip, args.clip_frames, args.clip_crf)
     report = {
         "command": "python benchmarks/compressed_eval.py " + " ".join(sys.argv[1:]),
         "machine": machine_info(),

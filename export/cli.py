@@ -158,6 +158,13 @@ def _add_release(kinds: argparse._SubParsersAction) -> None:
     rel.add_argument("--eval", nargs="*", default=[], metavar="DIR", help="folders to measure quality on")
     rel.add_argument("--default", action="store_true", help="make it the default model")
     rel.add_argument(
+        "--alias",
+        nargs="+",
+        default=[],
+        metavar="NAME",
+        help="aliases that name it from now on (e.g. video: the model 'upscaler video' runs unless told)",
+    )
+    rel.add_argument(
         "--degradation",
         help="what the model was trained for, recorded in the manifest (e.g. video: compressed sources, when it "
         "was trained on paired folders); quality is measured by the benchmark protocol either way",
@@ -376,6 +383,7 @@ def _release(args: argparse.Namespace) -> int:
         eval_dirs=[Path(d) for d in args.eval],
         make_default=args.default,
         degradation=args.degradation,
+        aliases=tuple(args.alias),
     )
     print(f"released {model.name}: {json.dumps(model.quality)}")
     return 0

@@ -54,7 +54,8 @@ SCHEMES = {"cpu": "int8", "symmetric": "int8-symmetric"}
 def calibration_batches(
     folder: Path, model: ModelDescriptor, *, crops: int = 64, size: int = 48, seed: int = 0
 ) -> list[np.ndarray]:
-    """Up to ``crops`` low-resolution ``1 x 3 x size x size`` crops, one per image (cycling), from ``folder``."""
+    """``crops`` low-resolution ``1 x 3 x size x size`` crops, one per image (cycling), from ``folder``; an image
+    smaller than that is padded with its edge pixels."""
     files = list_images(Path(folder))
     if not files:
         raise FileNotFoundError(f"{folder}: no images to calibrate on")
@@ -66,6 +67,8 @@ def calibration_batches(
         h, w = lr.shape[:2]
         y, x = rng.integers(0, max(1, h - size + 1)), rng.integers(0, max(1, w - size + 1))
         crop = lr[y : y + size, x : x + size]
+        if crop.shape[:2] != (size, size):  # one shape for all: the histogram calibrators stack them
+            crop = np.pad(crop, ((0, size - crop.shape[0]), (0, size - crop.shape[1]), (0, 0)), mode="edge")
         batches.append(np.ascontiguousarray(to_float(crop).transpose(2, 0, 1)[None]))
     return batches
 

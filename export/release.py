@@ -37,6 +37,7 @@ def release(
     eval_dirs: list[Path],
     make_default: bool = False,
     degradation: str | None = None,
+    aliases: tuple[str, ...] = (),
     manifest_path: Path = MANIFEST_PATH,
     weights_dir: Path = WEIGHTS_DIR,
 ) -> ModelDescriptor:
@@ -67,7 +68,7 @@ def release(
             onnx=install(staged.onnx),
             graphs={kind: install(entry) for kind, entry in staged.graphs.items()},
         )
-    _write_manifest(model, make_default, manifest_path, weights_dir)
+    _write_manifest(model, make_default, manifest_path, weights_dir, aliases)
     return model
 
 
@@ -156,7 +157,9 @@ def _save_manifest(raw: dict, manifest_path: Path) -> None:
     load_manifest.cache_clear()
 
 
-def _write_manifest(model: ModelDescriptor, make_default: bool, manifest_path: Path, weights_dir: Path) -> None:
+def _write_manifest(
+    model: ModelDescriptor, make_default: bool, manifest_path: Path, weights_dir: Path, extra: tuple[str, ...] = ()
+) -> None:
     raw = json.loads(manifest_path.read_text()) if manifest_path.exists() else {"models": [], "aliases": {}}
     record = model.to_dict(relative_to=weights_dir.resolve())
     names = [r["name"] for r in raw["models"]]
@@ -168,4 +171,5 @@ def _write_manifest(model: ModelDescriptor, make_default: bool, manifest_path: P
     if make_default or "default" not in aliases:
         aliases["default"] = model.name
     aliases.setdefault(f"x{model.scale}", model.name)
+    aliases.update(dict.fromkeys(extra, model.name))  # e.g. "video": the model 'upscaler video' runs unless told
     _save_manifest(raw, manifest_path)

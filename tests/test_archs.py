@@ -40,6 +40,22 @@ def test_rep_blocks_fuse_into_the_plain_network(params):
     torch.testing.assert_close(again(x), plain(x), rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("rep", [False, True])
+def test_a_deeper_network_starts_as_the_shallower_one(rep):
+    torch.manual_seed(0)
+    shallow = PlainSR(4, channels=8, blocks=2, tail=1)
+    for p in shallow.parameters():
+        p.data.normal_(0, 0.1)
+    deep = PlainSR(4, channels=8, blocks=5, tail=1, rep=rep)
+    deep.load_plain_state_dict(shallow.state_dict())
+    x = torch.rand(1, 3, 11, 13)
+    torch.testing.assert_close(deep(x), shallow(x), rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="ReLU"):
+        PlainSR(4, channels=8, blocks=3, act="prelu").load_plain_state_dict(
+            PlainSR(4, channels=8, blocks=2, act="prelu").state_dict()
+        )
+
+
 def test_untrained_network_outputs_its_base_upsample():
     net = PlainSR(2, channels=8, blocks=1)
     torch.nn.init.zeros_(net.tail.weight)

@@ -50,6 +50,19 @@ def test_training_pairs_for_compressed_sources_are_sized_and_reproducible(photo)
     assert np.array_equal(outs[0], outs[1]) and not all(np.array_equal(outs[0], o) for o in outs[2:])
 
 
+def test_a_mixture_without_degradations_gives_the_protocol_pairs(photo):
+    from training.compressed import MIXTURES, Mixture, degrade_compressed
+
+    hr = np.ascontiguousarray(modcrop(photo[:96, :128], 8))
+    clean = Mixture(blur=0.0, max_sigma=1.0, kernels=(1.0, 0.0, 0.0), noise=0.0, max_noise=1.0, jpeg=0.0, h264=0.0)
+    assert np.array_equal(degrade_compressed(hr, 4, np.random.default_rng(0), clean), bicubic(hr, 4))
+    rng = np.random.default_rng(7)
+    draws = [degrade_compressed(hr, 4, rng, "focused") for _ in range(40)]
+    untouched = sum(np.array_equal(d, bicubic(hr, 4)) for d in draws)
+    assert 2 <= untouched <= 16  # about a fifth of the focused pairs are the protocol's own
+    assert set(MIXTURES) == {"broad", "focused"}
+
+
 def test_eval_degrade_measures_on_compressed_inputs(tmp_path, photo):
     folder = tmp_path / "hr"
     folder.mkdir()
@@ -66,3 +79,21 @@ def test_eval_degrade_measures_on_compressed_inputs(tmp_path, photo):
     assert jpeg["bicubic_psnr"] < clean["bicubic_psnr"] and jpeg["psnr"] < clean["psnr"]
     bad = run_cli("eval", "-m", "x4-fast", "-d", str(folder), "--degrade", "gif:3")
     assert bad.returncode == 2 and "jpeg:1-100" in bad.stderr
+
+
+def test_the_video_model_repairs_compressed_input_and_is_what_video_runs(tmp_path, photo):
+    from tests.video_helpers import make_clip
+    from upscaler import Upscaler, get_model
+
+    hr = modcrop(photo, 4)
+    lr = compress(bicubic(hr, 4), "jpeg:30")
+    scores = {m: psnr(Upscaler(m, backend="cpu", precision="fp32").upscale(lr), hr, border=4)
+              for m in ("x4-fast", "x4-video")}  # fmt: skip
+    assert scores["x4-video"] > scores["x4-fast"] + 0.5  # 1.15 dB on this photo when written
+    assert get_model("video").name == "x4-video" and get_model("x4-video").degradation == "video"
+    clip = make_clip(tmp_path / "a.mp4", frames=3, size=(48, 32))
+    result = run_cli("video", str(clip), "-o", str(tmp_path / "b.mp4"), "--json", str(tmp_path / "s.json"), "-q")
+    assert result.returncode == 0, result.stderr
+    assert "x4-video" in (tmp_path / "s.json").read_text()
+    listing = run_cli("models").stdout
+    assert any(line.startswith("x4-video v") for line in listing.splitlines())

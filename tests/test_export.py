@@ -1,5 +1,6 @@
 """ONNX export: dynamic shapes, a plain graph, metadata, and a parity check that fails loudly."""
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -81,7 +82,13 @@ def test_failed_release_changes_nothing(tmp_path):
     weights_dir, manifest = tmp_path / "weights", tmp_path / "manifest.json"
     model = get_model("x2-fast")
     ok = release(
-        model.weights.path, "x2-copy", description="copy", eval_dirs=[], manifest_path=manifest, weights_dir=weights_dir
+        model.weights.path,
+        "x2-copy",
+        description="copy",
+        eval_dirs=[],
+        aliases=("video",),
+        manifest_path=manifest,
+        weights_dir=weights_dir,
     )
     before = {p.name: p.read_bytes() for p in weights_dir.iterdir()}, manifest.read_text()
     with pytest.raises(FileNotFoundError):
@@ -95,6 +102,14 @@ def test_failed_release_changes_nothing(tmp_path):
         )
     assert ({p.name: p.read_bytes() for p in weights_dir.iterdir()}, manifest.read_text()) == before
     assert ok.onnx.verified() and ok.weights.verified() and '"x2-copy"' in manifest.read_text()
+    assert json.loads(manifest.read_text())["aliases"] == {"default": "x2-copy", "x2": "x2-copy", "video": "x2-copy"}
+
+
+def test_parity_checks_the_graph_given_even_where_the_cpu_would_run_int8(tmp_path, set5, monkeypatch):
+    monkeypatch.setenv("UPSCALER_CPU_PRECISION", "int8")  # what auto picks on a CPU where INT8 is faster
+    model = get_model("x4-fast")
+    report = check_parity(model, model.onnx.path, list(set5.values())[:2])
+    assert report.ok and report.max_abs_error < 1e-4  # the FP32 graph, not the INT8 one (about 3e-2 off)
 
 
 def test_fp16_graph_keeps_float32_io_and_stays_within_its_bound(tmp_path, set5):

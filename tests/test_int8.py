@@ -17,7 +17,7 @@ from upscaler.metrics import psnr
 from upscaler.models import get_model, list_models
 from upscaler.pipeline import to_float
 from upscaler.runtime import cpu_precision
-from upscaler.runtime.base import EngineOptions, tensorrt_graph
+from upscaler.runtime.base import EngineOptions, EngineUnavailable, tensorrt_graph
 from upscaler.runtime.ort_cpu import OrtCpuEngine
 
 #: The bound `upscaler export int8` enforces by default (dB of PSNR lost against FP32).
@@ -104,8 +104,18 @@ def test_onnxruntime_fuses_the_cpu_int8_graph_into_integer_kernels(tmp_path):
         assert ops[-2:] == ["DepthToSpace", "DequantizeLinear"], (model.name, ops)
 
 
+#: Frame models shipped without an ``int8-symmetric`` graph: made, it lost more than the bound (x2-video: 0.169
+#: dB on Set5 at best; symmetric activations after a ReLU use half of int8's range): TensorRT INT8 is refused.
+NO_SYMMETRIC_INT8 = {"x2-video"}
+
+
 def test_tensorrt_gets_a_symmetric_int8_graph():
     for model in list_models("frame"):
+        if model.name in NO_SYMMETRIC_INT8:
+            assert model.graph("int8-symmetric") is None
+            with pytest.raises(EngineUnavailable, match="no int8-symmetric graph"):
+                tensorrt_graph(model, "int8")
+            continue
         path = tensorrt_graph(model, "int8")
         assert path == model.graph("int8-symmetric").verified() != model.graph("int8").verified()
         zero_points = _zero_points(path)
@@ -263,3 +273,13 @@ def test_info_shows_the_cpu_precision_and_why():
 
 def _no_measuring(*args, **kwargs):
     raise AssertionError("measured again")
+
+
+def test_calibration_crops_share_one_shape_even_from_small_images(tmp_path, set5):
+    from export.int8 import calibration_batches
+    from upscaler.io import write_image
+
+    write_image(tmp_path / "small.png", set5["baby"][:100, :72])  # 25 x 18 at x4
+    write_image(tmp_path / "large.png", set5["baby"])
+    batches = calibration_batches(tmp_path, get_model("x4-fast"), crops=4, size=48)
+    assert {b.shape for b in batches} == {(1, 3, 48, 48)}  # the histogram calibrators stack them

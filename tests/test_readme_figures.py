@@ -24,6 +24,10 @@ def _value(data, path: str):
 
 X2_HELD_OUT = "x2-temporal (accumulating) over 78 rendered sequences"
 X2_CLIP = "temporal stability on the real clip, x2-temporal (accumulating)"
+VIDEO_X4 = "| x4-video against x4-fast on compressed images"
+VIDEO_CLIP = "| x4-video against x4-fast on the real clip"
+VIDEO_X2 = "| x2-video against x2-fast: Set5"
+VIDEO_SPEED = "| the video models' network time"
 
 #: (words on the README line, JSON file, path in it, format the README prints the value in)
 FIGURES = [
@@ -120,6 +124,20 @@ FIGURES = [
         "subjects.x2-temporal (exact motion).ratio",
         "x2-temporal {:.2f}x x2-fast's time",
     ),
+    (VIDEO_X4, "compressed-x4.json", "rows.20.psnr", "JPEG-40 {:.2f} /"),
+    (VIDEO_X4, "compressed-x4.json", "rows.2.psnr", "against {:.2f} / 24.67"),
+    (VIDEO_X4, "compressed-x4.json", "rows.22.psnr", "(keyframe) {:.2f} /"),
+    (VIDEO_X4, "compressed-x4.json", "rows.18.psnr", "clean {:.2f} /"),
+    (VIDEO_X4, "compressed-x4.json", "rows.0.psnr", "against {:.2f} / 27.07"),
+    (VIDEO_CLIP, "compressed-clip-x4.json", "rows.6.psnr", "/ {:.2f} / 28.62"),
+    (VIDEO_CLIP, "compressed-clip-x4.json", "rows.2.psnr", "/ {:.2f} / 28.09"),
+    (VIDEO_CLIP, "compressed-clip-x4.json", "rows.4.psnr", "uncompressed {:.2f} against"),
+    (VIDEO_X2, "compressed-x2.json", "rows.14.psnr", "JPEG-40 {:.2f} /"),
+    (VIDEO_X2, "compressed-x2.json", "rows.12.psnr", "clean {:.2f} /"),
+    (VIDEO_X2, "compressed-clip-x2.json", "rows.6.psnr", "CRF 28 {:.2f} against"),
+    (VIDEO_SPEED, "speed-video-models.json", "rows.2.network.p50_ms", "x4-video {:.2f} ms"),
+    (VIDEO_SPEED, "speed-video-models.json", "rows.0.network.p50_ms", "x4-fast's {:.2f} in FP32"),
+    (VIDEO_SPEED, "speed-video-models.json", "rows.3.network.p50_ms", "{:.2f} against 14.84 in INT8"),
     (X2_CLIP, "stability-clip-x2-accum.json", "subjects.0.ratio_to_reference", "| {:.2f}x ("),
     (X2_CLIP, "stability-clip-x2-accum.json", "subjects.0.mean", "({:.2f} against"),
     (X2_CLIP, "stability-clip-x2-accum.json", "subjects.0.detail", '"detail" {:.2f} against'),

@@ -82,9 +82,11 @@ def test_paired_folders_train_and_validate(tmp_path, set5):
     assert result.returncode == 2 and "baby" in result.stderr and "x2" in result.stderr
 
 
-def test_fine_tuning_starts_from_the_shipped_model(tmp_path, photo):
+@pytest.mark.parametrize("extra_blocks", [0, 2], ids=["same-network", "deeper"])
+def test_fine_tuning_starts_from_the_shipped_model(tmp_path, photo, extra_blocks):
     model = get_model("x2-fast")
-    params = "{ " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in model.params.items()) + ", rep = true }"
+    ours = {**model.params, "blocks": model.params["blocks"] + extra_blocks}
+    params = "{ " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in ours.items()) + ", rep = true }"
     config = load_config(write_config(tmp_path, params=params, init="x2-fast", steps=6))
     trainer = Trainer(config, progress=False)
     x = torch.from_numpy(photo[:40, :48].transpose(2, 0, 1).copy()).float().div(255)[None]
@@ -95,7 +97,7 @@ def test_fine_tuning_starts_from_the_shipped_model(tmp_path, photo):
     trainer.run()
     weights = tmp_path / "run" / "model.safetensors"
     meta = get_model(weights)
-    assert meta.params == {**model.params, "tail": 3} and meta.training["init"] == "x2-fast"
+    assert meta.params == {**ours, "tail": 3} and meta.training["init"] == "x2-fast"
     assert (tmp_path / "run" / "tb").is_dir() and any((tmp_path / "run" / "tb").iterdir())
 
 
@@ -105,6 +107,9 @@ def test_fine_tuning_a_different_network_is_refused_in_one_line(tmp_path):
     assert result.stderr.strip().count("\n") == 0
     result = run_cli("train", "--config", str(write_config(tmp_path)), "--init", "no-such-model")
     assert result.returncode == 2 and "model.init" in result.stderr
+    shallower = '{ channels = 32, blocks = 3, act = "relu", base = "bilinear" }'  # x2-fast has 4
+    result = run_cli("train", "--config", str(write_config(tmp_path, params=shallower)), "--init", "x2-fast")
+    assert result.returncode == 2 and "model.init" in result.stderr and "blocks" in result.stderr
 
 
 @pytest.mark.parametrize(

@@ -122,10 +122,12 @@ def load_initial_weights(net: torch.nn.Module, config: TrainConfig) -> None:
     theirs = build_network(model.arch, model.scale, model.params)
     ours_params = net.inference_params() if hasattr(net, "inference_params") else dict(config.model.params)
     theirs_params = theirs.inference_params() if hasattr(theirs, "inference_params") else dict(model.params)
+    spec = get_arch(model.arch)
+    free = spec.retunable + (("blocks",) if spec.deepens and ours_params["blocks"] > theirs_params["blocks"] else ())
     mismatch = [
         f"{k} {theirs_params.get(k)!r} (this config: {ours_params.get(k)!r})"
         for k in sorted(set(ours_params) | set(theirs_params))
-        if ours_params.get(k) != theirs_params.get(k) and k not in get_arch(model.arch).retunable
+        if ours_params.get(k) != theirs_params.get(k) and k not in free
     ]
     if mismatch:
         raise ValueError(f"model.init: {model.name} has another network: {'; '.join(mismatch)}")

@@ -20,6 +20,7 @@ __all__ = [
     "bicubic",
     "check_compression",
     "compress",
+    "compress_sequence",
     "degrade",
     "modcrop",
     "point_sample",
@@ -110,15 +111,28 @@ def compress(image: np.ndarray, spec: str, lead_in: list[tuple[int, int]] | None
 
 
 def _h264(image: np.ndarray, crf: int, lead_in: list[tuple[int, int]]) -> np.ndarray:
-    import av
-
     h, w = image.shape[:2]
     even = np.pad(image, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")  # 4:2:0 needs even sides
     frames = [np.roll(even, (dy, dx), axis=(0, 1)) for dx, dy in lead_in] + [even]
+    return np.ascontiguousarray(_h264_stream(frames, crf, {"bf": "0"})[-1][:h, :w])
+
+
+def compress_sequence(frames: list[np.ndarray], crf: int) -> list[np.ndarray]:
+    """Consecutive RGB uint8 frames (one size, even sides) through libx264 as one stream and back, as a
+    decoder shows them: CRF ``crf``, 4:2:0, preset medium with its own B-frames and one keyframe, the way
+    real video reaches a player."""
+    if not 0 <= crf <= 51:
+        raise ValueError(f"h264 CRF must be 0-51, got {crf}")
+    return _h264_stream(frames, crf, {})
+
+
+def _h264_stream(frames: list[np.ndarray], crf: int, options: dict[str, str]) -> list[np.ndarray]:
+    import av
+
     encoder = av.CodecContext.create("libx264", "w")
-    encoder.width, encoder.height, encoder.pix_fmt = even.shape[1], even.shape[0], "yuv420p"
+    encoder.width, encoder.height, encoder.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
     encoder.time_base = Fraction(1, 25)
-    encoder.options = {"crf": str(crf), "preset": "medium", "bf": "0", "threads": "1"}
+    encoder.options = {"crf": str(crf), "preset": "medium", "threads": "1", **options}
     packets = []
     for i, rgb in enumerate(frames):
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(format="yuv420p")
@@ -127,4 +141,4 @@ def _h264(image: np.ndarray, crf: int, lead_in: list[tuple[int, int]]) -> np.nda
     packets += encoder.encode(None)
     decoder = av.CodecContext.create("h264", "r")
     decoded = [f for p in packets for f in decoder.decode(p)] + list(decoder.decode(None))
-    return np.ascontiguousarray(decoded[-1].to_ndarray(format="rgb24")[:h, :w])
+    return [f.to_ndarray(format="rgb24") for f in sorted(decoded, key=lambda f: f.pts)]

@@ -28,6 +28,7 @@ class ArchSpec:
     reproject: str = "linear"  #: how a temporal step resamples its state: ``linear`` or ``cubic``
     depth: bool = False  #: a temporal step that takes the caller's depth (zeros when there is none)
     retunable: tuple[str, ...] = ()  #: hyperparameters a fine-tuning stage may change (no weight depends on them)
+    deepens: bool = False  #: a fine-tuning stage may add hidden layers (``blocks``), which start as identity
 
 
 def _plainsr_macs(p: Mapping[str, Any], scale: int) -> int:
@@ -57,6 +58,7 @@ ARCHS: dict[str, ArchSpec] = {
         # head conv + hidden convs, one pixel each, + tail conv (1 px when 3x3); the base reads 1 px.
         receptive_field=lambda p: int(p.get("blocks", 4)) + 1 + int(p.get("tail", 3)) // 2,
         macs=_plainsr_macs,
+        deepens=True,
     ),
     "temporal": ArchSpec(
         name="temporal",

@@ -159,7 +159,14 @@ class PlainSR(nn.Module):
         return state
 
     def load_plain_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        """Load weights of a plain (fused) network of the same shape, e.g. to fine-tune it."""
+        """Load weights of a plain (fused) network of the same shape, e.g. to fine-tune it.
+
+        A network with fewer hidden layers (same channels) loads too: the
+        layers it lacks are appended as identity convolutions, which after a
+        ReLU leave its function unchanged, so a deeper model starts exactly
+        where the shallower one ended.
+        """
+        state = self._with_identity_layers(state)
         if not self.rep:
             self.load_state_dict(state)
             return
@@ -174,3 +181,19 @@ class PlainSR(nn.Module):
             else:
                 prefix = f"body.{i}."
                 layer.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
+
+    def _with_identity_layers(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``state`` with identity convolutions for the hidden layers it lacks (ReLU networks only)."""
+        theirs = sum(1 for k in state if k.startswith("body.") and k.endswith(".weight") and state[k].dim() == 4)
+        ours = self.config["blocks"]
+        if theirs >= ours:
+            return state
+        if self.config["act"] != "relu":
+            raise ValueError("only a ReLU network can start from a shallower one (identity layers)")
+        c = self.config["channels"]
+        eye = torch.zeros(c, c, 3, 3)
+        eye[torch.arange(c), torch.arange(c), 1, 1] = 1.0
+        grown = dict(state)
+        for i in range(theirs, ours):
+            grown[f"body.{2 * i}.weight"], grown[f"body.{2 * i}.bias"] = eye.clone(), torch.zeros(c)
+        return grown

@@ -426,6 +426,16 @@ def _temporal_settings(args: argparse.Namespace) -> dict | None:
     return {**temporal_identity(), "resets": "every segment start and every scene cut"}
 
 
+def _model_name(model: str) -> str:
+    """The model an alias (``video``, ``default``) stands for; an unknown name as given."""
+    from upscaler.models import get_model
+
+    try:
+        return get_model(model).name
+    except Exception:
+        return model
+
+
 def _report(args: argparse.Namespace, results: list, errors: list[str], settings) -> None:
     if args.json:
         from upscaler.io import write_atomic
@@ -435,7 +445,7 @@ def _report(args: argparse.Namespace, results: list, errors: list[str], settings
             "machine": machine_info(),
             "settings": {
                 **asdict(settings),
-                "model": args.model,
+                "model": _model_name(args.model),
                 "backend": args.backend,
                 "batch": args.batch_size,
                 "threads": args.threads,
