@@ -4,6 +4,7 @@ H.264 through PyAV), ``upscaler eval --degrade``, the training pairs, and the x4
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -33,6 +34,38 @@ def test_h264_takes_odd_sides_and_a_motion_lead_in(lr):
     assert compress(odd, "h264:28").shape == odd.shape
     moved = compress(lr, "h264:28", lead_in=[(1, 0), (2, 1)])  # a P-frame after two shifted frames
     assert moved.shape == lr.shape and psnr(moved, lr, border=0) > 25
+
+
+def test_a_sequence_goes_through_h264_as_one_stream_in_display_order(lr):
+    from upscaler.degradations import compress_sequence
+
+    frames = [np.ascontiguousarray(np.roll(lr, 2 * i, axis=1)) for i in range(8)]  # a pan
+    out = compress_sequence(frames, 28)
+    assert len(out) == 8 and all(o.shape == lr.shape and o.dtype == np.uint8 for o in out)
+    scores = [[psnr(o, f, border=0) for f in frames] for o in out]
+    assert all(int(np.argmax(row)) == i for i, row in enumerate(scores))  # each frame is its own, in order
+    assert np.mean([scores[i][i] for i in range(8)]) + 3 < np.mean(
+        [psnr(o, f, border=0) for o, f in zip(compress_sequence(frames, 12), frames)]
+    )
+    with pytest.raises(ValueError, match="0-51"):
+        compress_sequence(frames, 60)
+
+
+def test_the_harness_measures_models_on_a_compressed_clip(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.video_helpers import make_clip
+
+    clip = make_clip(tmp_path / "a.mp4", frames=6, size=(64, 48))
+    out = tmp_path / "clip.json"
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "compressed_eval.py"
+    run = subprocess.run([sys.executable, str(script), "--models", "x2-fast", "--clip", str(clip), "--clip-frames",
+                          "4", "--clip-crf", "30", "--json", str(out)], capture_output=True, text=True)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["model"], r["input"], r["frames"]) for r in rows] == [("x2-fast", "clean", 4), ("x2-fast", "h264:30", 4)]
+    assert rows[1]["psnr"] < rows[0]["psnr"] and rows[1]["bicubic_psnr"] < rows[0]["bicubic_psnr"]
 
 
 @pytest.mark.parametrize("spec", ["jpeg", "jpeg:0", "jpeg:101", "h264:52", "webp:40", "h264:x"])
