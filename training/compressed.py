@@ -50,6 +50,7 @@ from upscaler.resize import imresize
 __all__ = ["MIXTURES", "Mixture", "degrade_compressed", "main"]
 
 _FOLDERS = ("train/T91", "train/BSDS200", "train/extra")
+_VAL_EVERY = 25  #: every 25th image of the list is kept out of training, for validation
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,6 @@ MIXTURES = {
     "broad": Mixture(0.3, 1.2, (0.6, 0.2, 0.2), 0.3, 5.0, 0.35, 0.35),
     "focused": Mixture(0.1, 1.0, (0.8, 0.1, 0.1), 0.1, 3.0, 0.35, 0.35),
 }
-_VAL_EVERY = 25  #: every 25th image of the list is kept out of training, for validation
 
 
 def _blur(hr: np.ndarray, rng: np.random.Generator, mix: Mixture) -> np.ndarray:
@@ -124,7 +124,9 @@ def _crops(image: np.ndarray, size: int, count: int, rng: np.random.Generator):
         yield image[y : y + ch, x : x + cw]
 
 
-def _write_pairs(files: list[Path], out: Path, scale: int, crops: int, size: int, seed: int, mixture: str) -> int:
+def _write_pairs(
+    files: list[Path], out: Path, scale: int, crops: int, size: int, seed: int, mixture: str | Mixture
+) -> int:
     (out / "lr").mkdir(parents=True, exist_ok=True)
     (out / "hr").mkdir(parents=True, exist_ok=True)
     written = 0
