@@ -28,13 +28,16 @@ def non_negative_int(text: str) -> int:
     return value
 
 
-def add_engine_options(parser: argparse.ArgumentParser) -> None:
-    """``--model``, ``--backend``, ``--precision`` and ``--threads``."""
+def add_engine_options(
+    parser: argparse.ArgumentParser, model_default: str = "the 'default' alias, marked * there"
+) -> None:
+    """``--model`` (its default named in the help as ``model_default``), ``--backend``, ``--precision`` and
+    ``--threads``."""
     parser.add_argument(
         "--model",
         "-m",
         default="default",
-        help="built-in model name or alias (see 'upscaler models'), or a .safetensors path",
+        help=f"built-in model name or alias (see 'upscaler models'), or a .safetensors path (default: {model_default})",
     )
     parser.add_argument(
         "--backend",

@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="video files, folders or glob patterns")
     p.add_argument("-o", "--output", required=True, help="output file (one input) or folder")
-    add_engine_options(p)
+    add_engine_options(p, model_default="the 'video' alias, a model trained on compressed sources: x4-video")
     p.set_defaults(model=None)  # resolved in _run (_video_default): no manifest read to build the parser
     add_size_options(p)
     _add_encode_options(p)
