@@ -28,11 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from upscaler.bench.report import emit_json
-from upscaler.degradations import bicubic, compress_sequence, modcrop, protocol_degradation, quantize_uint8
-from upscaler.evaluate import evaluate_folder
+from upscaler.degradations import bicubic, compress_sequence, modcrop, protocol_degradation
+from upscaler.evaluate import evaluate_folder, score_image
 from upscaler.facade import Upscaler
-from upscaler.metrics import psnr, ssim
-from upscaler.resize import imresize
 from upscaler.sysinfo import machine_info
 
 
@@ -57,15 +55,10 @@ def _clip_inputs(path: Path, frames: int, scale: int, crfs: list[int]) -> tuple[
     return hr, {"clean": lr, **{f"h264:{crf}": compress_sequence(lr, crf) for crf in crfs}}
 
 
-def _mean(metric, outs: list[np.ndarray], hr: list[np.ndarray], scale: int) -> float:
-    return round(float(np.mean([metric(x, h, border=scale) for x, h in zip(outs, hr)])), 4)
-
-
 def _frame_scores(upscale, hr: list[np.ndarray], lr: list[np.ndarray], scale: int) -> dict:
-    outs = [upscale(f) for f in lr]
-    bics = [quantize_uint8(imresize(f, scale)) for f in lr]
-    return {"frames": len(hr), "psnr": _mean(psnr, outs, hr, scale), "ssim": _mean(ssim, outs, hr, scale),
-            "bicubic_psnr": _mean(psnr, bics, hr, scale), "bicubic_ssim": _mean(ssim, bics, hr, scale)}  # fmt: skip
+    frames = [score_image(str(i), upscale(x), x, h, scale) for i, (x, h) in enumerate(zip(lr, hr))]
+    keys = ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim")
+    return {"frames": len(frames), **{k: round(float(np.mean([getattr(f, k) for f in frames])), 4) for k in keys}}
 
 
 def _clip_scores(models: list[str], path: Path, frames: int, crfs: list[int]) -> list[dict]:

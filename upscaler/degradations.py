@@ -121,8 +121,7 @@ def compress_sequence(frames: list[np.ndarray], crf: int) -> list[np.ndarray]:
     """Consecutive RGB uint8 frames (one size, even sides) through libx264 as one stream and back, as a
     decoder shows them: CRF ``crf``, 4:2:0, preset medium with its own B-frames and one keyframe, the way
     real video reaches a player."""
-    if not 0 <= crf <= 51:
-        raise ValueError(f"h264 CRF must be 0-51, got {crf}")
+    check_compression(f"h264:{crf}")
     return _h264_stream(frames, crf, {})
 
 

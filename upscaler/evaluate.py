@@ -19,7 +19,7 @@ from upscaler.metrics import psnr, ssim
 from upscaler.pipeline import to_rgb8
 from upscaler.resize import imresize
 
-__all__ = ["DatasetScore", "ImageScore", "evaluate_folder", "format_markdown", "format_table"]
+__all__ = ["DatasetScore", "ImageScore", "evaluate_folder", "format_markdown", "format_table", "score_image"]
 
 
 @dataclass
@@ -69,6 +69,18 @@ class DatasetScore:
         }
 
 
+def score_image(name: str, sr: np.ndarray, lr: np.ndarray, hr: np.ndarray, scale: int) -> ImageScore:
+    """``sr`` and bicubic of ``lr`` against ``hr``: PSNR and SSIM on Y, ``scale`` pixels shaved."""
+    bic = quantize_uint8(imresize(lr, scale))
+    return ImageScore(
+        name=name,
+        psnr=psnr(sr, hr, border=scale),
+        ssim=ssim(sr, hr, border=scale),
+        bicubic_psnr=psnr(bic, hr, border=scale),
+        bicubic_ssim=ssim(bic, hr, border=scale),
+    )
+
+
 def evaluate_folder(
     folder: Path,
     upscale: Callable[[np.ndarray], np.ndarray],
@@ -97,16 +109,7 @@ def evaluate_folder(
         sr = upscale(lr)
         if sr.shape != hr.shape:
             raise ValueError(f"{path}: output shape {sr.shape} differs from {hr.shape}")
-        bic = quantize_uint8(imresize(lr, scale))
-        result.images.append(
-            ImageScore(
-                name=path.name,
-                psnr=psnr(sr, hr, border=scale),
-                ssim=ssim(sr, hr, border=scale),
-                bicubic_psnr=psnr(bic, hr, border=scale),
-                bicubic_ssim=ssim(bic, hr, border=scale),
-            )
-        )
+        result.images.append(score_image(path.name, sr, lr, hr, scale))
         if on_image:
             on_image(path.name)
     return result
