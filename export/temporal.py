@@ -68,12 +68,14 @@ def export_temporal(model: ModelDescriptor, full: Path, folded: Path, *, opset: 
     extra, names = (), ["frame", "jitter", "motion", "history", "reset"]
     if model.depth:  # a model that takes the caller's depth: one more input, LR like the frame
         extra, names = (torch.rand(1, 1, h, w) + 0.5,), [*names, "depth"]
-    folded_history = torch.rand(1, c * s * s, h, w)
+    folded_history = torch.rand(1, (c - model.display_planes) * s * s, h, w)
+    folded_args, folded_names = (frame, jitter, folded_history, reset, *extra), [n for n in names if n != "motion"]
+    if model.display_planes:  # its shown-colour filters read the motion (zero: a still camera); depth is an input
+        folded_args, folded_names = (*folded_args, motion), [*folded_names, "motion"]
     jobs = [
         (net, (frame, jitter, motion, history, reset, *extra), names, full, {"h": "sh", "w": "sw"}),
-        (Folded(), (frame, jitter, folded_history, reset, *extra), [n for n in names if n != "motion"], folded,
-         {"h": "h", "w": "w"}),
-    ]  # fmt: skip
+        (Folded(), folded_args, folded_names, folded, {"h": "h", "w": "w"}),
+    ]
     for module, args, names, out, history_axes in jobs:
         out = Path(out)
         tmp = out.with_name(f".{out.name}.part")

@@ -164,3 +164,68 @@ def test_the_sequences_hand_over_depth_and_what_the_layer_uncovered():
     assert any((f.depth == 2.0).any() for f in frames)  # the layer is nearer
     assert not frames[0].disoccluded.any() and any(f.disoccluded.any() for f in frames[1:])
     assert all(not (f.disoccluded & ~f.dynamic).any() for f in frames)  # what it uncovered, it covered before
+
+
+def _display_net(scale: int = 4, seed: int = 2) -> AccumSR:
+    """A small random AccumSR with random shown-colour filters."""
+    torch.manual_seed(seed)
+    net = AccumSR(scale, channels=8, blocks=1, history_channels=4, display=True)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return net
+
+
+def _with_rest_and_no_jitter(frames):
+    """``frames`` with a still stretch (zero motion) and an unjittered one: every display filter is chosen."""
+    from dataclasses import replace
+
+    still = [replace(f, motion=np.zeros_like(f.motion)) for f in frames[1:3]]
+    centred = [replace(f, jitter=(0.0, 0.0)) for f in frames[3:5]]
+    return [frames[0], *still, *centred, *frames[5:]]
+
+
+def test_a_display_model_shows_a_filtered_state_and_every_engine_and_graph_agrees(tmp_path):
+    from export.temporal import check_temporal_parity
+
+    path = _exported(_display_net(), tmp_path / "tiny-display.safetensors")
+    model = get_model(path)
+    assert (model.state_channels, model.display_planes) == (8, 3)
+    frames = _with_rest_and_no_jitter(_layered(8))
+    report = check_temporal_parity(model, path.with_suffix(".onnx"), path.with_suffix(".folded.onnx"), frames)
+    assert report.full < 1e-4 and report.folded < 2e-3
+    a, b = TemporalUpscaler(path, "onnxruntime-cpu"), TemporalUpscaler(path, "torch-cpu")
+    for f in frames:
+        x, y = a.upscale(f.lr, f.jitter, f.motion, f.depth), b.upscale(f.lr, f.jitter, f.motion, f.depth)
+        assert x.shape == (64, 96, 3) and np.abs(x.astype(int) - y).max() <= 1
+    history = b.engine._history[0]
+    assert not torch.equal(history[:3], history[3:6])  # shown and kept colour differ: the filter is not fed back
+
+
+def test_display_filters_start_as_identity_and_weights_without_them_load_unchanged():
+    torch.manual_seed(3)
+    plain = AccumSR(4, channels=8, blocks=1, history_channels=4)
+    shown = AccumSR(4, channels=8, blocks=1, history_channels=4, display=True)
+    shown.load_plain_state_dict(plain.state_dict())
+    x, d = torch.rand(1, 3, 8, 12), torch.rand(1, 1, 8, 12) + 1
+    motion, reset = torch.zeros(1, 2, 8, 12), torch.ones(1, 1)
+    ours = shown(x, torch.tensor([[0.1, -0.2]]), motion, shown.start_state(x), reset, d)
+    theirs = plain(x, torch.tensor([[0.1, -0.2]]), motion, plain.start_state(x), reset, d)
+    assert torch.allclose(ours[:, :3], theirs[:, :3], atol=1e-6) and torch.equal(ours[:, 3:], theirs)
+
+
+def test_the_display_gates_pick_unjittered_then_still_then_moving_filter_as_the_fit_does():
+    from training.display import FILTERS, filter_of
+
+    net = AccumSR(2, channels=8, blocks=1, history_channels=4, display=True)
+    with torch.no_grad():  # each filter shows a constant: its index / 4
+        net.display.weight.zero_()
+        net.display.bias.copy_(torch.arange(3).repeat_interleave(4).float() / 4)
+    result = torch.rand(1, 3, 4, 5, 6)
+    motion = torch.zeros(1, 2, 5, 6)
+    motion[0, 0, 2:, 3:] = 0.25
+    for jitter in [(0.0, 0.0), (0.25, -0.125), (0.0, 0.3)]:
+        shown = net._display(result, torch.tensor([jitter]), motion)[0, 0].detach().numpy()  # red, sub-pixel 0
+        expected = filter_of(jitter, motion[0].permute(1, 2, 0).numpy()) / 4
+        assert np.allclose(shown, expected)
+    assert FILTERS == ("moving", "still", "unjittered")

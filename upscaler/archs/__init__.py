@@ -29,6 +29,9 @@ class ArchSpec:
     depth: bool = False  #: a temporal step that takes the caller's depth (zeros when there is none)
     retunable: tuple[str, ...] = ()  #: hyperparameters a fine-tuning stage may change (no weight depends on them)
     deepens: bool = False  #: a fine-tuning stage may add hidden layers (``blocks``), which start as identity
+    #: leading state planes a temporal step writes and never reads (the shown colour, when it differs from the
+    #: history's): engines neither reproject nor feed them back; they count in ``state_channels`` of a model
+    display_planes: Callable[[Mapping[str, Any]], int] = lambda p: 0
 
 
 def _plainsr_macs(p: Mapping[str, Any], scale: int) -> int:
@@ -47,7 +50,8 @@ def _temporal_macs(p: Mapping[str, Any], scale: int) -> int:
 def _accum_macs(p: Mapping[str, Any], scale: int) -> int:
     c, b, hc = int(p.get("channels", 32)), int(p.get("blocks", 2)), int(p.get("history_channels", 16))
     s2 = scale * scale
-    return 5 * s2 * hc + (6 + hc) * c * 9 + b * c * c * 9 + c * 6 * s2 + 3 * 9 * 2 * s2
+    display = 3 * s2 * 2 * s2 * 9 if p.get("display") else 0
+    return 5 * s2 * hc + (6 + hc) * c * 9 + b * c * c * 9 + c * 6 * s2 + 3 * 9 * 2 * s2 + display
 
 
 ARCHS: dict[str, ArchSpec] = {
@@ -80,7 +84,9 @@ ARCHS: dict[str, ArchSpec] = {
         state_channels=5,
         reproject="cubic",
         depth=True,
-        retunable=("keep_offset", "settle", "settle_base", "fresh_correction", "base_decay", "splat"),
+        display_planes=lambda p: 3 if p.get("display") else 0,
+        # ``display`` adds filters that start as identity: a stage may add them to weights without
+        retunable=("keep_offset", "settle", "settle_base", "fresh_correction", "base_decay", "splat", "display"),
     ),
 }
 

@@ -32,6 +32,17 @@ output colour and ``w``, the samples it has gathered per pixel (divided by
    samples' average; where history is stale (a cut, disocclusion, a light
    change) ``r`` drops and the step falls back to this frame.
 
+5. With ``display`` the state stays that mean, but what is shown is a linear filter of it over each
+   block (``s²`` sub-pixels in and out, the same for every colour): a weighted mean of
+   jittered point samples is a blurred, aliased picture of the scene, and the least-squares reconstruction
+   of the reference from it is sharper (``training.display`` fits it in closed form; a 3 x 3 neighbourhood
+   of blocks gained 0.1 dB over the block alone on still shots, for nine times the work, so the filters
+   mix the ``s²`` sub-pixels of one block: a 1 x 1 convolution). Three filters: for
+   frames with no jitter (their samples lie where every frame's did), for pixels whose motion is exactly
+   zero (a still camera: the state holds the samples unresampled), and for the rest; the shown frame is
+   never fed back. The state then starts with the shown colour (three planes
+   the step writes and never reads), so engines keep returning its first three planes.
+
 Everything but the reprojection runs at low resolution. ``forward`` is the
 whole step (one ONNX graph); ``blend_folded`` takes the already reprojected,
 folded state and returns the new state folded, for engines that reproject
@@ -145,7 +156,8 @@ class AccumSR(nn.Module):
     ``gaussian``, the samples' mean weighted by distance (x4-temporal), or ``lagrange``, their interpolation at
     the sub-pixel (``lagrange_coefficients``; the weight it counts stays the Gaussian's): at x2 an unjittered
     sample is as far from each of the four sub-pixels of its block, the Gaussian mean makes 2x2 blocks of it,
-    and the step counts them again every frame.
+    and the step counts them again every frame. ``display`` adds the shown-frame filters (step 5 of the
+    module docstring; they start as identity, so weights without them load and behave as before).
     """
 
     state_channels = STATE_CHANNELS
@@ -164,6 +176,7 @@ class AccumSR(nn.Module):
         fresh_correction: bool = False,
         base_decay: float = 0.0,
         splat: str = "gaussian",
+        display: bool = False,
         in_channels: int = 3,
     ) -> None:
         super().__init__()
@@ -183,6 +196,15 @@ class AccumSR(nn.Module):
         if splat != "gaussian":  # recorded only where it differs: older weights' metadata stays as it was
             self.config["splat"] = splat
         s2 = scale * scale
+        self.display_planes = 3 if display else 0
+        if display:  # the same: recorded only when on
+            self.config["display"] = True
+            self.display = nn.Conv2d(s2, 3 * s2, 1)  # moving, still, unjittered
+            with torch.no_grad():
+                self.display.weight.zero_()
+                self.display.bias.zero_()
+                for k in range(3 * s2):
+                    self.display.weight[k, k % s2] = 1.0
         self.history_proj = nn.Conv2d(5 * s2, history_channels, 1)  # colour - base, weight, depth disagreement
         self.head = nn.Conv2d(3 + 3 + history_channels, channels, 3, padding=1)
         self.frame_bias = nn.Linear(s2 + 1, channels)  # the own sample's splat weights and the reset flag
@@ -199,9 +221,10 @@ class AccumSR(nn.Module):
             self.tail.bias[2 * s2 : 3 * s2].fill_(-3.0)
 
     def start_state(self, frame: torch.Tensor) -> torch.Tensor:
-        """The state a stream starts from: the frame upsampled (bilinear) with nothing accumulated, no depth."""
+        """The state a stream starts from: the frame upsampled (bilinear) with nothing accumulated, no depth
+        (with ``display``, the shown colour before it: the same upsample)."""
         up = F.interpolate(frame, scale_factor=self.scale, mode="bilinear", align_corners=False)
-        return torch.cat([up, torch.zeros_like(up[:, :2])], dim=1)
+        return torch.cat([up] * (2 if self.display_planes else 1) + [torch.zeros_like(up[:, :2])], dim=1)
 
     def forward(
         self,
@@ -212,15 +235,16 @@ class AccumSR(nn.Module):
         reset: torch.Tensor,
         depth: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The next state (N x 5 x sH x sW: output colour, the accumulated weight, depth) from the frame
-        (N x 3 x H x W, [0, 1]), its jitter (N x 2), motion (N x 2 x H x W), the previous state, reset
-        (N x 1) and depth (N x 1 x H x W, linear, any unit; zeros when the caller has none). Where ``reset``
-        is 1 the state and motion are not read (any state of any size will do)."""
-        s = self.scale
-        warped = reproject(history, motion, s, mode="bicubic")  # FP32 positions, as the first design
-        warped = torch.where(reset.reshape(-1, 1, 1, 1) > 0.5, self.start_state(frame), warped)
+        """The next state (N x 5 x sH x sW: output colour, the accumulated weight, depth; with ``display``
+        N x 8, the shown colour first) from the frame (N x 3 x H x W, [0, 1]), its jitter (N x 2), motion
+        (N x 2 x H x W), the previous state, reset (N x 1) and depth (N x 1 x H x W, linear, any unit; zeros
+        when the caller has none). Where ``reset`` is 1 the state and motion are not read (any state of any
+        size will do)."""
+        s, d = self.scale, self.display_planes
+        warped = reproject(history[:, d:], motion, s, mode="bicubic")  # FP32 positions, as the first design
+        warped = torch.where(reset.reshape(-1, 1, 1, 1) > 0.5, self.start_state(frame)[:, d:], warped)
         folded = F.pixel_unshuffle(warped, s)
-        return F.pixel_shuffle(self.blend_folded(frame, jitter, folded, reset, depth), s)
+        return F.pixel_shuffle(self.blend_folded(frame, jitter, folded, reset, depth, motion), s)
 
     def blend_folded(
         self,
@@ -229,10 +253,13 @@ class AccumSR(nn.Module):
         history: torch.Tensor,
         reset: torch.Tensor,
         depth: torch.Tensor | None = None,
+        motion: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The step after reprojection, folded: ``history`` is the reprojected state folded (N x 5s² x H x W,
         channel ``c * s² + i * s + j``: plane ``c`` (colour 0-2, weight 3, depth 4) of sub-pixel row ``i``,
-        column ``j``); returns the new state in the same layout."""
+        column ``j``; with ``display``, the planes it reads: not the shown colour); returns the new state in
+        the same layout (with ``display``, the shown colour's 3s² channels first). ``motion`` (N x 2 x H x W)
+        is read by ``display`` only (None: zero, a still camera)."""
         s2 = self.scale * self.scale
         n, _, h, w = frame.shape
         if depth is None:
@@ -274,7 +301,32 @@ class AccumSR(nn.Module):
             correction = correction * (1.0 / (1.0 + keep)).unsqueeze(1)
         result = torch.clamp(mixed + correction, 0.0, 1.0)
         gathered = torch.clamp((keep + new) / self.cap, max=1.0)
-        return torch.cat([result.reshape(n, 3 * s2, h, w), gathered, depth.expand(n, s2, h, w)], dim=1)
+        state = [result.reshape(n, 3 * s2, h, w), gathered, depth.expand(n, s2, h, w)]
+        if self.display_planes:
+            state.insert(0, self._display(result, jitter, motion))
+        return torch.cat(state, dim=1)
+
+    def _display(self, result: torch.Tensor, jitter: torch.Tensor, motion: torch.Tensor | None) -> torch.Tensor:
+        """N x 3s² x H x W: the shown colour, one of ``display``'s filters over the folded ``result`` (N x 3 x s²
+        x H x W): the unjittered one where this frame's jitter is exactly zero (its samples lie where every
+        frame's did: a video, or a renderer without jitter), else the still one where the pixel's motion is
+        exactly zero (what a still camera gathered was never resampled), else the moving one."""
+        n, _, s2, h, w = result.shape
+        every = self.display(result.reshape(n * 3, s2, h, w)).reshape(n, 3, 3 * s2, h, w)
+        moving, still, unjittered = every[:, :, :s2], every[:, :, s2 : 2 * s2], every[:, :, 2 * s2 :]
+        if motion is None:
+            motion = result.new_zeros(n, 2, h, w)
+        resting = (motion.abs().amax(dim=1) == 0).to(result.dtype).reshape(n, 1, 1, h, w)
+        shown = moving + resting * (still - moving)
+        centred = (jitter.abs().amax(dim=1) == 0).to(result.dtype).reshape(n, 1, 1, 1, 1)
+        return torch.clamp(shown + centred * (unjittered - shown), 0.0, 1.0).reshape(n, 3 * s2, h, w)
+
+    def load_plain_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Load weights; with ``display``, weights without the shown-colour filters keep them as they start
+        (identity: the shown colour is the state's, as before), so a stage may add them to shipped weights."""
+        if self.display_planes and "display.weight" not in state:
+            state = {**state, **{f"display.{k}": v.detach().clone() for k, v in self.display.state_dict().items()}}
+        self.load_state_dict(state)
 
     def _project(self, colour, base, weight, apart) -> torch.Tensor:
         """``history_proj`` of (colour - base, weight, apart) without building that stack: the 1x1 convolution

@@ -78,7 +78,13 @@ class ModelDescriptor:
     @property
     def state_channels(self) -> int:
         """A temporal model's high-resolution state planes (the first three are its output)."""
-        return get_arch(self.arch).state_channels
+        return get_arch(self.arch).state_channels + self.display_planes
+
+    @property
+    def display_planes(self) -> int:
+        """Leading state planes a temporal model writes and never reads back (its shown colour, where that
+        is not its history's): the step reprojects and reads the planes after them."""
+        return get_arch(self.arch).display_planes(self.params)
 
     @property
     def depth(self) -> bool:

@@ -33,7 +33,8 @@ class OrtCpuTemporalEngine(StreamState):
             raise EngineUnavailable(str(exc)) from None
         self._session = cpu_session(path, options)
         self.scale, self._channels, self._mode = model.scale, model.state_channels, model.reproject
-        self._depth = model.depth
+        self._depth, self._shown = model.depth, model.display_planes
+        self._wants_motion = "motion" in {i.name for i in self._session.get_inputs()}  # a display model's gate
         self._history: np.ndarray | None = None  # per stream: 4 bytes per state plane per output pixel
         self._depth_kept: bool | None = None  # per stream: the state's depth plane holds a depth (not zeros)
         self._scratch = Scratch()  # shared by every fork: 20 bytes per output pixel of the largest frame
@@ -44,28 +45,31 @@ class OrtCpuTemporalEngine(StreamState):
         self, frame: np.ndarray, jitter: np.ndarray, motion: np.ndarray, reset: bool, depth: np.ndarray | None = None
     ) -> np.ndarray:
         """The output (``1 x 3 x sH x sW``); a view of the engine's state buffer, valid until the next step."""
-        s, c = self.scale, self._channels
+        s, c, d = self.scale, self._channels, self._shown
         h, w = frame.shape[2:]
         fresh = reset or self._history is None or self._history.shape[1:] != (h * s, w * s)
-        if fresh:
-            history, motion = start_state(frame, s, c), np.zeros_like(motion)
+        if fresh:  # the planes the step reads (the shown colour's are never read back)
+            read, motion = start_state(frame, s, c - d), np.zeros_like(motion)
         else:
-            history = self._history
-        folded = self._scratch.take("folded", (c * s * s, h, w))
-        moved = c - 1 if self._depth and not (self._depth_kept and not fresh) else c  # zeros need no reprojection
-        fold_reproject(history[:moved], motion[0], s, folded[: moved * s * s], self._scratch, self._mode)
+            read = self._history[d:]
+        folded = self._scratch.take("folded", ((c - d) * s * s, h, w))
+        moved = c - d - 1 if self._depth and not (self._depth_kept and not fresh) else c - d  # zeros: not moved
+        fold_reproject(read[:moved], motion[0], s, folded[: moved * s * s], self._scratch, self._mode)
         folded[moved * s * s :] = 0.0
-        out = self._run(frame, jitter, folded[None], fresh, depth=depth)
+        out = self._run(frame, jitter, folded[None], fresh, depth=depth, motion=motion)
         self._depth_kept = depth is not None
         if self._history is None or self._history.shape[1:] != (h * s, w * s):
             self._history = np.empty((c, h * s, w * s), np.float32)
         unfold(out[0], s, self._history)  # the old history was read above: its buffer is free
         return self._history[None, :3]
 
-    def _run(self, frame: np.ndarray, jitter: np.ndarray, folded: np.ndarray, fresh: bool, options=None, depth=None):
+    def _run(self, frame, jitter, folded, fresh: bool, options=None, depth=None, motion=None):
         feeds = {"frame": frame, "jitter": jitter, "history": folded, "reset": np.array([[float(fresh)]], np.float32)}
         if self._depth:
             feeds["depth"] = depth_input(depth, frame)
+        if self._wants_motion:
+            h, w = frame.shape[2:]
+            feeds["motion"] = np.zeros((1, 2, h, w), np.float32) if motion is None else motion
         return self._session.run(None, feeds, options)[0]
 
     def release(self) -> None:
@@ -74,5 +78,5 @@ class OrtCpuTemporalEngine(StreamState):
         super().release()
         s, n = self.scale, 16
         tiny = np.zeros((1, 3, n, n), np.float32)
-        folded = np.zeros((1, self._channels * s * s, n, n), np.float32)
+        folded = np.zeros((1, (self._channels - self._shown) * s * s, n, n), np.float32)
         self._run(tiny, np.zeros((1, 2), np.float32), folded, True, self._shrink)

@@ -1,0 +1,62 @@
+"""``training.display``: the closed-form fit of a temporal model's shown-colour filters."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+from training.display import NormalEquations, as_conv, blocks, fold, main
+from upscaler import TemporalUpscaler
+from upscaler.archs.accum import AccumSR
+from upscaler.models import get_model
+
+
+def test_the_fit_recovers_a_known_filter_in_the_layout_the_network_convolves_with():
+    s, rng = 2, np.random.default_rng(0)
+    picture = rng.random((12 * s, 10 * s, 3), dtype=np.float32)
+    truth_w, truth_b = torch.randn(s * s, s * s, 1, 1), torch.randn(s * s)
+    folded = fold(picture, s)  # 3 x s² x h x w
+    target = F.conv2d(torch.from_numpy(folded), truth_w, truth_b).numpy()  # per colour, as AccumSR._display
+    equations = NormalEquations(s * s, s * s)
+    equations.add(blocks(folded), target.transpose(0, 2, 3, 1).reshape(-1, s * s))
+    weight, bias = as_conv(*equations.solve(ridge=1e-12))
+    assert np.allclose(weight, truth_w.numpy(), atol=1e-3) and np.allclose(bias, truth_b.numpy(), atol=1e-3)
+    assert np.array_equal(fold(picture, s)[1, 3], picture[1::s, 1::s, 1])  # sub-pixel i * s + j, colour 1
+
+
+def test_fitting_a_model_writes_weights_of_a_display_model_that_runs(tmp_path):
+    from export.temporal import export_temporal
+
+    torch.manual_seed(0)
+    net = AccumSR(2, channels=8, blocks=1, history_channels=4)
+    path = tmp_path / "tiny.safetensors"
+    meta = {"name": "tiny", "arch": "accum", "scale": "2", "degradation": "sequence", "training": "{}",
+            "params": json.dumps(net.inference_params())}  # fmt: skip
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path), metadata=meta)
+    export_temporal(get_model(path), path.with_suffix(".onnx"), path.with_suffix(".folded.onnx"))
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(4):  # smooth pictures: something a filter can reconstruct
+        cv2.imwrite(str(images / f"{i}.png"), cv2.resize(rng.integers(0, 256, (24, 32, 3), np.uint8), (160, 120)))
+    out = tmp_path / "fitted.safetensors"
+    assert main(["--model", str(path), "--data", str(images), "--size", "24x16", "--frames", "10",
+                 "--warmup", "2", "--out", str(out)]) == 0  # fmt: skip
+    model = get_model(out)
+    assert model.params["display"] is True and model.state_channels == 8
+    rows = model.training["display_fit"]["rows"]
+    assert set(rows) == {"moving", "still", "unjittered"} and min(rows.values()) > 0  # every filter saw pixels
+    export_temporal(model, out.with_suffix(".onnx"), out.with_suffix(".folded.onnx"))
+    up = TemporalUpscaler(out, "onnxruntime-cpu")
+    frame = np.zeros((16, 24, 3), np.uint8)
+    assert up.upscale(frame, (0.25, -0.25), np.zeros((16, 24, 2), np.float32)).shape == (32, 48, 3)
+
+
+def test_the_fit_refuses_a_model_it_cannot_fit(capsys):
+    assert main(["--model", "x4-fast", "--data", ".", "--out", "unused.safetensors"]) == 2
+    assert "not an accumulating model" in capsys.readouterr().err

@@ -1,0 +1,189 @@
+"""A temporal model's display filter, fitted in closed form: the least-squares reconstruction of the reference
+from the accumulated samples.
+
+An accumulating step's state is a weighted mean of the samples it gathered
+(a Gaussian splat, as a plain accumulation's): on a still or slow camera a
+blurred, aliased picture of the scene, and it must stay one, because it is
+the next frame's history. What is *shown* can be sharper: a linear filter
+over each block of the state (the ``s²`` sub-pixels of one low-resolution
+pixel in and out, the same weights for every colour; ``AccumSR``'s
+``display``), applied to the output only, never fed back. Three filters,
+chosen per pixel as the network chooses them (``filter_of``): for frames
+without jitter, for pixels that did not move, and for the rest.
+
+The filter is the L2-optimal one for a given network: the shipped model runs
+over the standard sequence kinds (``upscaler.bench.rendered``: pans, layers,
+cuts, still, slow, fades, moderate speeds) made from *training* images, and
+the normal equations of ``reference block = W x state block`` are
+summed, per filter, over every frame after the first ``warmup`` and solved. The network's
+other weights are kept; the result is written as new weights whose
+``display`` starts where the fit ended (a training stage may go on from it).
+
+    python -m training.display --model x4-temporal --data ../shared/data/train/BSDS200 \\
+        --out runs/x4-display/model.safetensors
+
+No gradient and no torch training loop: on two CPU cores the fit takes minutes
+where a training stage takes half an hour.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["FILTERS", "NormalEquations", "as_conv", "blocks", "filter_of", "fit_display", "fold", "main"]
+
+log = logging.getLogger(__name__)
+
+
+def fold(image: np.ndarray, scale: int) -> np.ndarray:
+    """``3 x s² x h x w``: an ``sH x sW x 3`` (or ``3 x sH x sW`` with ``planar``) picture's ``s x s`` blocks,
+    sub-pixel ``i * s + j`` (row ``i``, column ``j``): ``pixel_unshuffle`` per colour."""
+    hh, ww = image.shape[:2]
+    h, w = hh // scale, ww // scale
+    blocks = image[: h * scale, : w * scale].reshape(h, scale, w, scale, 3)
+    return np.ascontiguousarray(blocks.transpose(4, 1, 3, 0, 2).reshape(3, scale * scale, h, w))
+
+
+def blocks(folded: np.ndarray) -> np.ndarray:
+    """``(3 h w) x s²``: the rows of a least-squares fit, one per colour and low-resolution pixel (colour
+    first), its ``s²`` sub-pixels: the input of a 1 x 1 convolution over the folded planes of each colour."""
+    c, k, h, w = folded.shape
+    return folded.reshape(c, k, h * w).transpose(0, 2, 1).reshape(c * h * w, k)
+
+
+class NormalEquations:
+    """``X^T X`` and ``X^T Y`` of a linear least-squares fit with a bias, summed in float64 batch by batch."""
+
+    def __init__(self, inputs: int, outputs: int) -> None:
+        self.xtx = np.zeros((inputs + 1, inputs + 1))
+        self.xty = np.zeros((inputs + 1, outputs))
+        self.rows = 0
+
+    def add(self, x: np.ndarray, y: np.ndarray) -> None:
+        x = np.concatenate([x, np.ones((len(x), 1), x.dtype)], axis=1).astype(np.float64)
+        self.xtx += x.T @ x
+        self.xty += x.T @ y.astype(np.float64)
+        self.rows += len(x)
+
+    def solve(self, ridge: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+        """``(weights inputs x outputs, bias outputs)``; ``ridge`` (times the mean diagonal) keeps it stable."""
+        if self.rows == 0:
+            raise ValueError("no rows to fit")
+        scale = float(np.mean(np.diag(self.xtx)))
+        a = np.linalg.solve(self.xtx + ridge * scale * np.eye(len(self.xtx)), self.xty)
+        return a[:-1], a[-1]
+
+
+def as_conv(weights: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The fit as a 1 x 1 convolution's weight (``s² out x s² in x 1 x 1``) and bias (``s²``)."""
+    k = weights.shape[0]
+    return np.ascontiguousarray(weights.T.reshape(k, k, 1, 1)).astype(np.float32), bias.astype(np.float32)
+
+
+#: The display filters, in ``AccumSR.display``'s output order, and which rows each is fitted on.
+FILTERS = ("moving", "still", "unjittered")
+
+
+def filter_of(jitter: tuple[float, float], motion: np.ndarray) -> np.ndarray:
+    """``h x w`` index into ``FILTERS`` of each pixel of a frame: ``AccumSR._display``'s gates."""
+    if jitter[0] == 0 and jitter[1] == 0:
+        return np.full(motion.shape[:2], 2)
+    return (np.abs(motion).max(axis=-1) == 0).astype(np.int64)
+
+
+def fit_display(model, folders: list[Path], *, limit: int | None, size: tuple[int, int], frames: int,
+                warmup: int, ridge: float) -> tuple[np.ndarray, np.ndarray, dict]:  # fmt: skip
+    """Run ``model`` (its state is the samples' mean) over the standard sequences of ``folders`` and fit the
+    display filters; returns the convolution's weight (``3s² x s² x 1 x 1``), bias and what the fit saw."""
+    from upscaler.bench.rendered import iter_standard_sequences
+    from upscaler.runtime.temporal_ort_cpu import OrtCpuTemporalEngine
+
+    s = model.scale
+    engine = OrtCpuTemporalEngine(model)
+    equations = [NormalEquations(s * s, s * s) for _ in FILTERS]
+    kinds: dict[str, int] = {}
+    for folder in folders:
+        for sequence in iter_standard_sequences(folder, s, size=size, frames=frames, limit=limit):
+            _add_sequence(engine, sequence.frames, equations, s, warmup)
+            kinds[sequence.kind] = kinds.get(sequence.kind, 0) + 1
+    convs = [as_conv(*e.solve(ridge)) for e in equations]
+    weight, bias = np.concatenate([w for w, _ in convs]), np.concatenate([b for _, b in convs])
+    rows = {name: e.rows for name, e in zip(FILTERS, equations, strict=True)}
+    return weight, bias, {"sequences": kinds, "rows": rows, "ridge": ridge, "warmup": warmup}
+
+
+def _add_sequence(engine, frames, equations: list[NormalEquations], scale: int, warmup: int) -> None:
+    engine.drop_history()
+    for t, frame in enumerate(frames):
+        x = np.ascontiguousarray(frame.lr.transpose(2, 0, 1)[None], np.float32) / 255
+        motion = np.ascontiguousarray(frame.motion.transpose(2, 0, 1)[None])
+        depth = frame.depth[None, None] if frame.depth is not None else None
+        out = engine.step(x, np.array([frame.jitter], np.float32), motion, reset=t == 0, depth=depth)
+        if t < warmup:
+            continue
+        inputs = blocks(fold(np.ascontiguousarray(out[0].transpose(1, 2, 0)), scale))
+        reference = fold(frame.hr.astype(np.float32) / 255, scale).transpose(0, 2, 3, 1).reshape(-1, scale * scale)
+        which = np.tile(filter_of(frame.jitter, frame.motion).reshape(-1), 3)  # rows: colour, then pixel
+        for k, e in enumerate(equations):
+            if (which == k).any():
+                e.add(inputs[which == k], reference[which == k])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="a temporal model whose state is its output (no display)")
+    parser.add_argument("--data", nargs="+", required=True, type=Path, help="folders of training images")
+    parser.add_argument("--limit", type=int, help="images per folder (the first, sorted)")
+    parser.add_argument("--size", default="96x64", help="sequence LR size (the harness's)")
+    parser.add_argument("--frames", type=int, default=32)
+    parser.add_argument("--warmup", type=int, default=8, help="frames of each sequence not fitted on")
+    parser.add_argument("--ridge", type=float, default=1e-4)
+    parser.add_argument("--out", required=True, type=Path, help="the new weights (.safetensors)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from upscaler.models import ModelError, get_model
+
+    try:
+        model = get_model(args.model)
+    except ModelError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if model.arch != "accum" or model.params.get("display"):
+        print(f"error: {model.name} is not an accumulating model without a display filter", file=sys.stderr)
+        return 2
+    w, h = (int(v) for v in args.size.lower().split("x"))
+    start = time.perf_counter()
+    weight, bias, seen = fit_display(model, args.data, limit=args.limit, size=(w, h), frames=args.frames,
+                                     warmup=args.warmup, ridge=args.ridge)  # fmt: skip
+    seen["wall_seconds"] = round(time.perf_counter() - start, 1)
+    write_weights(model, weight, bias, args.out, {**seen, "data": [str(p) for p in args.data], "limit": args.limit})
+    log.info("display filters fitted on %s rows in %.0f s: %s", seen["rows"], seen["wall_seconds"], args.out)
+    return 0
+
+
+def write_weights(model, weight: np.ndarray, bias: np.ndarray, out: Path, fit: dict) -> None:
+    """``model``'s weights plus ``display.weight``/``display.bias``, with ``display`` on in the metadata."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from upscaler.models.descriptor import read_safetensors_metadata
+
+    state = load_file(str(model.weights.verified()))
+    state["display.weight"], state["display.bias"] = torch.from_numpy(weight), torch.from_numpy(bias)
+    metadata = dict(read_safetensors_metadata(model.weights.verified()))
+    metadata["params"] = json.dumps({**json.loads(metadata["params"]), "display": True})
+    training = json.loads(metadata.get("training", "{}"))
+    metadata["training"] = json.dumps({**training, "display_fit": fit, "init": model.name})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(out), metadata=metadata)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
