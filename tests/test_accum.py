@@ -169,7 +169,7 @@ def test_the_sequences_hand_over_depth_and_what_the_layer_uncovered():
 def _display_net(scale: int = 4, seed: int = 2) -> AccumSR:
     """A small random AccumSR with random shown-colour filters."""
     torch.manual_seed(seed)
-    net = AccumSR(scale, channels=8, blocks=1, history_channels=4, display=True)
+    net = AccumSR(scale, channels=8, blocks=1, history_channels=4, display=3)
     with torch.no_grad():
         for p in net.parameters():
             p.add_(torch.randn_like(p) * 0.05)
@@ -202,10 +202,11 @@ def test_a_display_model_shows_a_filtered_state_and_every_engine_and_graph_agree
     assert not torch.equal(history[:3], history[3:6])  # shown and kept colour differ: the filter is not fed back
 
 
-def test_display_filters_start_as_identity_and_weights_without_them_load_unchanged():
+@pytest.mark.parametrize("taps", [1, 3])
+def test_display_filters_start_as_identity_and_weights_without_them_load_unchanged(taps):
     torch.manual_seed(3)
     plain = AccumSR(4, channels=8, blocks=1, history_channels=4)
-    shown = AccumSR(4, channels=8, blocks=1, history_channels=4, display=True)
+    shown = AccumSR(4, channels=8, blocks=1, history_channels=4, display=taps)
     shown.load_plain_state_dict(plain.state_dict())
     x, d = torch.rand(1, 3, 8, 12), torch.rand(1, 1, 8, 12) + 1
     motion, reset = torch.zeros(1, 2, 8, 12), torch.ones(1, 1)
@@ -217,7 +218,7 @@ def test_display_filters_start_as_identity_and_weights_without_them_load_unchang
 def test_the_display_gates_pick_unjittered_then_still_then_moving_filter_as_the_fit_does():
     from training.display import FILTERS, filter_of
 
-    net = AccumSR(2, channels=8, blocks=1, history_channels=4, display=True)
+    net = AccumSR(2, channels=8, blocks=1, history_channels=4, display=1)
     with torch.no_grad():  # each filter shows a constant: its index / 4
         net.display.weight.zero_()
         net.display.bias.copy_(torch.arange(3).repeat_interleave(4).float() / 4)

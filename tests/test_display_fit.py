@@ -6,6 +6,7 @@ import json
 
 import cv2
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
@@ -16,15 +17,18 @@ from upscaler.archs.accum import AccumSR
 from upscaler.models import get_model
 
 
-def test_the_fit_recovers_a_known_filter_in_the_layout_the_network_convolves_with():
+@pytest.mark.parametrize("taps", [1, 3])
+def test_the_fit_recovers_a_known_filter_in_the_layout_the_network_convolves_with(taps):
     s, rng = 2, np.random.default_rng(0)
     picture = rng.random((12 * s, 10 * s, 3), dtype=np.float32)
-    truth_w, truth_b = torch.randn(s * s, s * s, 1, 1), torch.randn(s * s)
+    truth_w, truth_b = torch.randn(s * s, s * s, taps, taps), torch.randn(s * s)
     folded = fold(picture, s)  # 3 x s² x h x w
-    target = F.conv2d(torch.from_numpy(folded), truth_w, truth_b).numpy()  # per colour, as AccumSR._display
-    equations = NormalEquations(s * s, s * s)
-    equations.add(blocks(folded), target.transpose(0, 2, 3, 1).reshape(-1, s * s))
-    weight, bias = as_conv(*equations.solve(ridge=1e-12))
+    r = taps // 2
+    padded = F.pad(torch.from_numpy(folded), (r, r, r, r), mode="replicate")
+    target = F.conv2d(padded, truth_w, truth_b).numpy()  # per colour, as AccumSR._display applies it
+    equations = NormalEquations(taps * taps * s * s, s * s)
+    equations.add(blocks(folded, taps), target.transpose(0, 2, 3, 1).reshape(-1, s * s))
+    weight, bias = as_conv(*equations.solve(ridge=1e-12), taps)
     assert np.allclose(weight, truth_w.numpy(), atol=1e-3) and np.allclose(bias, truth_b.numpy(), atol=1e-3)
     assert np.array_equal(fold(picture, s)[1, 3], picture[1::s, 1::s, 1])  # sub-pixel i * s + j, colour 1
 
@@ -46,9 +50,9 @@ def test_fitting_a_model_writes_weights_of_a_display_model_that_runs(tmp_path):
         cv2.imwrite(str(images / f"{i}.png"), cv2.resize(rng.integers(0, 256, (24, 32, 3), np.uint8), (160, 120)))
     out = tmp_path / "fitted.safetensors"
     assert main(["--model", str(path), "--data", str(images), "--size", "24x16", "--frames", "10",
-                 "--warmup", "2", "--out", str(out)]) == 0  # fmt: skip
+                 "--warmup", "2", "--taps", "3", "--out", str(out)]) == 0  # fmt: skip
     model = get_model(out)
-    assert model.params["display"] is True and model.state_channels == 8
+    assert model.params["display"] == 3 and model.state_channels == 8
     rows = model.training["display_fit"]["rows"]
     assert set(rows) == {"moving", "still", "unjittered"} and min(rows.values()) > 0  # every filter saw pixels
     export_temporal(model, out.with_suffix(".onnx"), out.with_suffix(".folded.onnx"))

@@ -51,11 +51,16 @@ def fold(image: np.ndarray, scale: int) -> np.ndarray:
     return np.ascontiguousarray(blocks.transpose(4, 1, 3, 0, 2).reshape(3, scale * scale, h, w))
 
 
-def blocks(folded: np.ndarray) -> np.ndarray:
-    """``(3 h w) x s²``: the rows of a least-squares fit, one per colour and low-resolution pixel (colour
-    first), its ``s²`` sub-pixels: the input of a 1 x 1 convolution over the folded planes of each colour."""
+def blocks(folded: np.ndarray, taps: int = 1) -> np.ndarray:
+    """``(3 h w) x taps² s²``: the rows of a least-squares fit, one per colour and low-resolution pixel
+    (colour first): the ``s²`` sub-pixels of its ``taps x taps`` neighbourhood of blocks (edges replicated),
+    feature ``(dy * taps + dx) * s² + sub-pixel``: the input of a ``taps x taps`` convolution over the folded
+    planes of each colour."""
     c, k, h, w = folded.shape
-    return folded.reshape(c, k, h * w).transpose(0, 2, 1).reshape(c * h * w, k)
+    r = taps // 2
+    padded = np.pad(folded, ((0, 0), (0, 0), (r, r), (r, r)), mode="edge")
+    near = [padded[:, :, dy : dy + h, dx : dx + w] for dy in range(taps) for dx in range(taps)]
+    return np.stack(near, axis=1).reshape(c, taps * taps * k, h * w).transpose(0, 2, 1).reshape(c * h * w, -1)
 
 
 class NormalEquations:
@@ -81,10 +86,11 @@ class NormalEquations:
         return a[:-1], a[-1]
 
 
-def as_conv(weights: np.ndarray, bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The fit as a 1 x 1 convolution's weight (``s² out x s² in x 1 x 1``) and bias (``s²``)."""
-    k = weights.shape[0]
-    return np.ascontiguousarray(weights.T.reshape(k, k, 1, 1)).astype(np.float32), bias.astype(np.float32)
+def as_conv(weights: np.ndarray, bias: np.ndarray, taps: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The fit as a ``taps x taps`` convolution's weight (``s² out x s² in x taps x taps``) and bias."""
+    k = weights.shape[1]
+    kernel = weights.reshape(taps, taps, k, k).transpose(3, 2, 0, 1)
+    return np.ascontiguousarray(kernel).astype(np.float32), bias.astype(np.float32)
 
 
 #: The display filters, in ``AccumSR.display``'s output order, and which rows each is fitted on.
@@ -99,27 +105,28 @@ def filter_of(jitter: tuple[float, float], motion: np.ndarray) -> np.ndarray:
 
 
 def fit_display(model, folders: list[Path], *, limit: int | None, size: tuple[int, int], frames: int,
-                warmup: int, ridge: float) -> tuple[np.ndarray, np.ndarray, dict]:  # fmt: skip
+                warmup: int, ridge: float, taps: int = 1) -> tuple[np.ndarray, np.ndarray, dict]:  # fmt: skip
     """Run ``model`` (its state is the samples' mean) over the standard sequences of ``folders`` and fit the
-    display filters; returns the convolution's weight (``3s² x s² x 1 x 1``), bias and what the fit saw."""
+    display filters (``taps x taps`` blocks each); returns the convolution's weight (``3s² x s² x taps x taps``),
+    bias and what the fit saw."""
     from upscaler.bench.rendered import iter_standard_sequences
     from upscaler.runtime.temporal_ort_cpu import OrtCpuTemporalEngine
 
     s = model.scale
     engine = OrtCpuTemporalEngine(model)
-    equations = [NormalEquations(s * s, s * s) for _ in FILTERS]
+    equations = [NormalEquations(taps * taps * s * s, s * s) for _ in FILTERS]
     kinds: dict[str, int] = {}
     for folder in folders:
         for sequence in iter_standard_sequences(folder, s, size=size, frames=frames, limit=limit):
-            _add_sequence(engine, sequence.frames, equations, s, warmup)
+            _add_sequence(engine, sequence.frames, equations, s, warmup, taps)
             kinds[sequence.kind] = kinds.get(sequence.kind, 0) + 1
-    convs = [as_conv(*e.solve(ridge)) for e in equations]
+    convs = [as_conv(*e.solve(ridge), taps) for e in equations]
     weight, bias = np.concatenate([w for w, _ in convs]), np.concatenate([b for _, b in convs])
     rows = {name: e.rows for name, e in zip(FILTERS, equations, strict=True)}
-    return weight, bias, {"sequences": kinds, "rows": rows, "ridge": ridge, "warmup": warmup}
+    return weight, bias, {"sequences": kinds, "rows": rows, "ridge": ridge, "warmup": warmup, "taps": taps}
 
 
-def _add_sequence(engine, frames, equations: list[NormalEquations], scale: int, warmup: int) -> None:
+def _add_sequence(engine, frames, equations: list[NormalEquations], scale: int, warmup: int, taps: int) -> None:
     engine.drop_history()
     for t, frame in enumerate(frames):
         x = np.ascontiguousarray(frame.lr.transpose(2, 0, 1)[None], np.float32) / 255
@@ -128,7 +135,7 @@ def _add_sequence(engine, frames, equations: list[NormalEquations], scale: int, 
         out = engine.step(x, np.array([frame.jitter], np.float32), motion, reset=t == 0, depth=depth)
         if t < warmup:
             continue
-        inputs = blocks(fold(np.ascontiguousarray(out[0].transpose(1, 2, 0)), scale))
+        inputs = blocks(fold(np.ascontiguousarray(out[0].transpose(1, 2, 0)), scale), taps)
         reference = fold(frame.hr.astype(np.float32) / 255, scale).transpose(0, 2, 3, 1).reshape(-1, scale * scale)
         which = np.tile(filter_of(frame.jitter, frame.motion).reshape(-1), 3)  # rows: colour, then pixel
         for k, e in enumerate(equations):
@@ -145,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=32)
     parser.add_argument("--warmup", type=int, default=8, help="frames of each sequence not fitted on")
     parser.add_argument("--ridge", type=float, default=1e-4)
+    parser.add_argument("--taps", type=int, choices=(1, 3), default=1,
+                        help="the filters' kernel in blocks: 1, the block's own sub-pixels; 3, its 3 x 3 neighbourhood")
     parser.add_argument("--out", required=True, type=Path, help="the new weights (.safetensors)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -161,9 +170,10 @@ def main(argv: list[str] | None = None) -> int:
     w, h = (int(v) for v in args.size.lower().split("x"))
     start = time.perf_counter()
     weight, bias, seen = fit_display(model, args.data, limit=args.limit, size=(w, h), frames=args.frames,
-                                     warmup=args.warmup, ridge=args.ridge)  # fmt: skip
+                                     warmup=args.warmup, ridge=args.ridge, taps=args.taps)  # fmt: skip
     seen["wall_seconds"] = round(time.perf_counter() - start, 1)
-    write_weights(model, weight, bias, args.out, {**seen, "data": [str(p) for p in args.data], "limit": args.limit})
+    fit = {**seen, "data": [str(p) for p in args.data], "limit": args.limit}
+    write_weights(model, weight, bias, args.out, fit)
     log.info("display filters fitted on %s rows in %.0f s: %s", seen["rows"], seen["wall_seconds"], args.out)
     return 0
 
@@ -178,7 +188,7 @@ def write_weights(model, weight: np.ndarray, bias: np.ndarray, out: Path, fit: d
     state = load_file(str(model.weights.verified()))
     state["display.weight"], state["display.bias"] = torch.from_numpy(weight), torch.from_numpy(bias)
     metadata = dict(read_safetensors_metadata(model.weights.verified()))
-    metadata["params"] = json.dumps({**json.loads(metadata["params"]), "display": True})
+    metadata["params"] = json.dumps({**json.loads(metadata["params"]), "display": int(weight.shape[-1])})
     training = json.loads(metadata.get("training", "{}"))
     metadata["training"] = json.dumps({**training, "display_fit": fit, "init": model.name})
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -50,7 +50,7 @@ def _temporal_macs(p: Mapping[str, Any], scale: int) -> int:
 def _accum_macs(p: Mapping[str, Any], scale: int) -> int:
     c, b, hc = int(p.get("channels", 32)), int(p.get("blocks", 2)), int(p.get("history_channels", 16))
     s2 = scale * scale
-    display = 3 * s2 * 2 * s2 * 9 if p.get("display") else 0
+    display = 3 * s2 * 3 * s2 * int(p.get("display", 0)) ** 2  # three filters per colour, display x display
     return 5 * s2 * hc + (6 + hc) * c * 9 + b * c * c * 9 + c * 6 * s2 + 3 * 9 * 2 * s2 + display
 
 

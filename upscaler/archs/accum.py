@@ -35,9 +35,10 @@ output colour and ``w``, the samples it has gathered per pixel (divided by
 5. With ``display`` the state stays that mean, but what is shown is a linear filter of it over each
    block (``s²`` sub-pixels in and out, the same for every colour): a weighted mean of
    jittered point samples is a blurred, aliased picture of the scene, and the least-squares reconstruction
-   of the reference from it is sharper (``training.display`` fits it in closed form; a 3 x 3 neighbourhood
-   of blocks gained 0.1 dB over the block alone on still shots, for nine times the work, so the filters
-   mix the ``s²`` sub-pixels of one block: a 1 x 1 convolution). Three filters: for
+   of the reference from it is sharper (``training.display`` fits it in closed form). ``display`` is the
+   filters' kernel in blocks: 1 mixes the ``s²`` sub-pixels of one block, 3 its 3 x 3 neighbourhood of
+   blocks (nine times the work: at x4 that is 21 kMAC per pixel, two thirds of the network, for 0.1 dB
+   on still shots; at x2, where a block has four sub-pixels and cannot sharpen itself, 1.3 kMAC). Three filters: for
    frames with no jitter (their samples lie where every frame's did), for pixels whose motion is exactly
    zero (a still camera: the state holds the samples unresampled), and for the rest; the shown frame is
    never fed back. The state then starts with the shown colour (three planes
@@ -176,7 +177,7 @@ class AccumSR(nn.Module):
         fresh_correction: bool = False,
         base_decay: float = 0.0,
         splat: str = "gaussian",
-        display: bool = False,
+        display: int = 0,
         in_channels: int = 3,
     ) -> None:
         super().__init__()
@@ -186,6 +187,8 @@ class AccumSR(nn.Module):
             raise ValueError("AccumSR works on RGB frames")
         if splat not in ("gaussian", "lagrange"):
             raise ValueError(f"splat must be gaussian or lagrange, got {splat!r}")
+        if int(display) not in (0, 1, 3):
+            raise ValueError(f"display must be 0 (none), 1 or 3 (the filters' kernel), got {display!r}")
         self.scale, self.cap, self.sigma = scale, float(cap), float(sigma)
         self.keep_offset, self.settle, self.settle_base = float(keep_offset), bool(settle), bool(settle_base)
         self.fresh_correction, self.base_decay, self.splat = bool(fresh_correction), float(base_decay), splat
@@ -198,13 +201,13 @@ class AccumSR(nn.Module):
         s2 = scale * scale
         self.display_planes = 3 if display else 0
         if display:  # the same: recorded only when on
-            self.config["display"] = True
-            self.display = nn.Conv2d(s2, 3 * s2, 1)  # moving, still, unjittered
+            self.config["display"] = taps = int(display)
+            self.display = nn.Conv2d(s2, 3 * s2, taps)  # moving, still, unjittered; edges replicated in _display
             with torch.no_grad():
                 self.display.weight.zero_()
                 self.display.bias.zero_()
                 for k in range(3 * s2):
-                    self.display.weight[k, k % s2] = 1.0
+                    self.display.weight[k, k % s2, taps // 2, taps // 2] = 1.0
         self.history_proj = nn.Conv2d(5 * s2, history_channels, 1)  # colour - base, weight, depth disagreement
         self.head = nn.Conv2d(3 + 3 + history_channels, channels, 3, padding=1)
         self.frame_bias = nn.Linear(s2 + 1, channels)  # the own sample's splat weights and the reset flag
@@ -312,7 +315,11 @@ class AccumSR(nn.Module):
         frame's did: a video, or a renderer without jitter), else the still one where the pixel's motion is
         exactly zero (what a still camera gathered was never resampled), else the moving one."""
         n, _, s2, h, w = result.shape
-        every = self.display(result.reshape(n * 3, s2, h, w)).reshape(n, 3, 3 * s2, h, w)
+        planes = result.reshape(n * 3, s2, h, w)
+        r = self.display.kernel_size[0] // 2
+        if r:
+            planes = F.pad(planes, (r, r, r, r), mode="replicate")
+        every = self.display(planes).reshape(n, 3, 3 * s2, h, w)
         moving, still, unjittered = every[:, :, :s2], every[:, :, s2 : 2 * s2], every[:, :, 2 * s2 :]
         if motion is None:
             motion = result.new_zeros(n, 2, h, w)
