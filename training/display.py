@@ -152,8 +152,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=32)
     parser.add_argument("--warmup", type=int, default=8, help="frames of each sequence not fitted on")
     parser.add_argument("--ridge", type=float, default=1e-4)
-    parser.add_argument("--taps", type=int, choices=(1, 3), default=1,
-                        help="the filters' kernel in blocks: 1, the block's own sub-pixels; 3, its 3 x 3 neighbourhood")
+    parser.add_argument(
+        "--taps",
+        type=int,
+        choices=(1, 3),
+        default=1,
+        help="the filters' kernel in blocks: 1, the block's own sub-pixels; 3, its 3 x 3 neighbourhood",
+    )
     parser.add_argument("--out", required=True, type=Path, help="the new weights (.safetensors)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
