@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
-from training.display import NormalEquations, as_conv, blocks, fold, main
+from training.display import NormalEquations, as_conv, blocks, fold, identity, main
 from upscaler import TemporalUpscaler
 from upscaler.archs.accum import AccumSR
 from upscaler.models import get_model
@@ -50,11 +50,13 @@ def test_fitting_a_model_writes_weights_of_a_display_model_that_runs(tmp_path):
         cv2.imwrite(str(images / f"{i}.png"), cv2.resize(rng.integers(0, 256, (24, 32, 3), np.uint8), (160, 120)))
     out = tmp_path / "fitted.safetensors"
     assert main(["--model", str(path), "--data", str(images), "--size", "24x16", "--frames", "10",
-                 "--warmup", "2", "--taps", "3", "--out", str(out)]) == 0  # fmt: skip
+                 "--warmup", "2", "--taps", "3", "--identity", "unjittered", "--out", str(out)]) == 0  # fmt: skip
     model = get_model(out)
     assert model.params["display"] == 3 and model.state_channels == 8
     rows = model.training["display_fit"]["rows"]
     assert set(rows) == {"moving", "still", "unjittered"} and min(rows.values()) > 0  # every filter saw pixels
+    weight = load_file(str(out))["display.weight"].numpy()
+    assert np.array_equal(weight[8:], identity(4, 3)[0]) and not np.array_equal(weight[:4], identity(4, 3)[0])
     export_temporal(model, out.with_suffix(".onnx"), out.with_suffix(".folded.onnx"))
     up = TemporalUpscaler(out, "onnxruntime-cpu")
     frame = np.zeros((16, 24, 3), np.uint8)
