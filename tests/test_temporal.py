@@ -268,15 +268,10 @@ def test_shipped_temporal_model_gathers_detail_bicubic_misses(name, set5):
     assert _psnr_after(ours, frames, 8, s) > _psnr_after(bicubic, frames, 8, s) + 3.0
 
 
-BEHIND_ACCUMULATION = pytest.mark.xfail(
-    strict=True,
-    reason="issue 25, open: on a pan with exact motion and no layer, plain accumulation (Gaussian splat, 8 samples) "
-    "still matches x4-temporal (29.70 against 29.69 dB here; the test asks for +0.3)",
-)
-
-
-@pytest.mark.parametrize("name", [pytest.param("x4-temporal", marks=BEHIND_ACCUMULATION), "x2-temporal"])
+@pytest.mark.parametrize("name", ["x4-temporal", "x2-temporal"])
 def test_shipped_temporal_model_beats_plain_accumulation_on_a_pan(name, set5):
+    """x4-temporal matched plain accumulation here (29.69 against 29.70 dB) until its display filters sharpened
+    what it shows."""
     model = get_model(name)
     s = model.scale
     spec = SequenceSpec(s, (48, 40), 14, Camera(center=(128, 128), velocity=(0.63 * s, 0.27 * s)))

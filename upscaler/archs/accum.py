@@ -32,17 +32,16 @@ output colour and ``w``, the samples it has gathered per pixel (divided by
    samples' average; where history is stale (a cut, disocclusion, a light
    change) ``r`` drops and the step falls back to this frame.
 
-5. With ``display`` the state stays that mean, but what is shown is a linear filter of it over each
-   block (``s²`` sub-pixels in and out, the same for every colour): a weighted mean of
-   jittered point samples is a blurred, aliased picture of the scene, and the least-squares reconstruction
-   of the reference from it is sharper (``training.display`` fits it in closed form). ``display`` is the
-   filters' kernel in blocks: 1 mixes the ``s²`` sub-pixels of one block, 3 its 3 x 3 neighbourhood of
-   blocks (nine times the work: at x4 that is 21 kMAC per pixel, two thirds of the network, for 0.1 dB
-   on still shots; at x2, where a block has four sub-pixels and cannot sharpen itself, 1.3 kMAC). Three filters: for
-   frames with no jitter (their samples lie where every frame's did), for pixels whose motion is exactly
-   zero (a still camera: the state holds the samples unresampled), and for the rest; the shown frame is
-   never fed back. The state then starts with the shown colour (three planes
-   the step writes and never reads), so engines keep returning its first three planes.
+5. With ``display`` the state stays that mean, but what is shown is a linear filter of it (the same for
+   every colour): a weighted mean of jittered point samples is a blurred, aliased picture of the scene,
+   and the least-squares reconstruction of the reference from it is sharper (``training.display`` fits
+   it in closed form). ``display`` is the filters' kernel in blocks: 1 mixes the ``s²`` sub-pixels of one
+   block, 3 its 3 x 3 neighbourhood of blocks (at x4 21 kMAC per pixel, two thirds of the network, and
+   0.38 dB more on still shots than 1; at x2, where a block of four sub-pixels cannot sharpen itself,
+   1.3 kMAC). Three filters: for frames with no jitter (their samples lie where every frame's did), for
+   pixels whose motion is exactly zero (a still camera: the state holds the samples unresampled), and for
+   the rest. The shown frame is never fed back: the state starts with it (three planes the step writes
+   and never reads), so engines keep returning its first three planes.
 
 Everything but the reprojection runs at low resolution. ``forward`` is the
 whole step (one ONNX graph); ``blend_folded`` takes the already reprojected,
