@@ -24,6 +24,8 @@ def _value(data, path: str):
 
 X2_HELD_OUT = "x2-temporal (accumulating) over 78 rendered sequences"
 X2_CLIP = "temporal stability on the real clip, x2-temporal (accumulating)"
+DISPLAY_SPEED = "| the same with the display filters (Zen 4"
+X4_HELD_OUT = "x4-temporal over 78 rendered sequences made from"
 VIDEO_X4 = "| x4-video against x4-fast on compressed images"
 VIDEO_CLIP = "| x4-video against x4-fast on the real clip"
 VIDEO_X2 = "| x2-video against x2-fast: Set5"
@@ -68,25 +70,25 @@ FIGURES = [
     ("reached Set5 31.60 / BSD100", "x4-quality-gpu-candidate-eval.json", "datasets.1.psnr", "BSD100 {:.2f} dB"),
     (
         "x4-temporal over 78 rendered sequences made from",
-        "sequences-x4-mcmaster.json",
+        "sequences-x4-display-mcmaster.json",
         "subjects.2.summary.still.steady_psnr",
         "still shots {:.2f} dB",
     ),
     (
         "x4-temporal over 78 rendered sequences made from",
-        "sequences-x4-mcmaster.json",
+        "sequences-x4-display-mcmaster.json",
         "subjects.1.summary.still.steady_psnr",
-        "plain accumulation's {:.2f}",
+        "plain accumulation's {:.2f} (",
     ),
     (
         "x4-temporal over 78 rendered sequences made from",
-        "sequences-x4-mcmaster.json",
+        "sequences-x4-display-mcmaster.json",
         "subjects.2.summary.moderate.steady_psnr",
         "(at most 1.2) {:.2f}",
     ),
     (
         "what the layer uncovers, flat",
-        "sequences-x4-mcmaster.json",
+        "sequences-x4-display-mcmaster.json",
         "subjects.3.summary.layer.disoccluded_psnr",
         "background {:.2f} with depth",
     ),
@@ -149,6 +151,19 @@ FIGURES = [
     (VIDEO_SPEED, "speed-video-models.json", "rows.2.network.p50_ms", "x4-video {:.2f} ms"),
     (VIDEO_SPEED, "speed-video-models.json", "rows.0.network.p50_ms", "x4-fast's {:.2f} in FP32"),
     (VIDEO_SPEED, "speed-video-models.json", "rows.3.network.p50_ms", "{:.2f} against 14.84 in INT8"),
+    (
+        DISPLAY_SPEED,
+        "temporal-speed-x4-display.json",
+        "subjects.x4-temporal (exact motion).ratio",
+        "x4-temporal {:.2f}x",
+    ),
+    (
+        DISPLAY_SPEED,
+        "temporal-speed-x2-display.json",
+        "subjects.x2-temporal (exact motion).ratio",
+        "x2-temporal {:.2f}x",
+    ),
+    (X4_HELD_OUT, "sequences-x4-display-mcmaster.json", "subjects.4.summary.still.steady_psnr", "41.64 ({:.2f})"),
     (X2_CLIP, "stability-clip-x2-display.json", "subjects.0.ratio_to_reference", "| {:.2f}x ("),
     (X2_CLIP, "stability-clip-x2-display.json", "subjects.0.mean", "({:.2f} against"),
     (X2_CLIP, "stability-clip-x2-display.json", "subjects.0.detail", '"detail" {:.2f} against'),
