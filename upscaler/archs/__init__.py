@@ -85,7 +85,7 @@ ARCHS: dict[str, ArchSpec] = {
         reproject="cubic",
         depth=True,
         display_planes=lambda p: 3 if p.get("display") else 0,
-        # ``display`` adds filters that start as identity: a stage may add them to weights without
+        # ``display`` adds filters that start as identity: a stage may add them to weights that have none
         retunable=("keep_offset", "settle", "settle_base", "fresh_correction", "base_decay", "splat", "display"),
     ),
 }
