@@ -45,14 +45,14 @@ def _precisions() -> tuple[str, ...]:
 
 
 #: Memory per output pixel of a temporal stream's frames, in bytes (the shipped models, measured by
-#: ``benchmarks/stream_hostile.py``): a stream's history (the temporal models' five float32 planes: the
-#: frame, the samples gathered and depth) ...
-HISTORY_BYTES = 20
+#: ``benchmarks/stream_hostile.py``): a stream's history (the temporal models' eight float32 planes: the
+#: shown frame, the samples' mean, the samples gathered and depth) ...
+HISTORY_BYTES = 32
 #: ... each frame in flight (its message, 11 bytes per input pixel, and its reply, 3 per output pixel) ...
 FRAME_BYTES = 6
 #: ... and the frame being upscaled, once per model for all its streams: the shared scratch and ONNX Runtime's
 #: arena, which grows in powers of two (x2 runs its network on 4 times the input pixels of x4).
-STEP_BYTES = {4: 200, 2: 320}
+STEP_BYTES = {4: 240, 2: 320}  # x4: +40 for the display filters (three per colour: 36 bytes of outputs)
 
 
 def stream_memory_bound(settings: Settings, scales: Sequence[int]) -> int:
@@ -128,11 +128,11 @@ class Settings:
         default=4,
         metadata=_doc(
             "temporal WebSocket streams open at once; more get 503 at the handshake. Each keeps "
-            f"{HISTORY_BYTES} bytes per output pixel (its history: 74 MB at 640x360 in, x4) and up to {FRAME_BYTES} "
+            f"{HISTORY_BYTES} bytes per output pixel (its history: 118 MB at 640x360 in, x4) and up to {FRAME_BYTES} "
             "more per frame in flight; the frame being upscaled needs up to "
             f"{STEP_BYTES[4]} (x4) or {STEP_BYTES[2]} (x2) bytes per output pixel, once per model. So streams "
             f"take at most MAX_PIXELS x ({STEP_BYTES[2]} + MAX_STREAMS x ({HISTORY_BYTES} + {FRAME_BYTES} x "
-            "(MAX_IN_FLIGHT + 1))) bytes for one model (8.2 GB at the defaults, 1.8 GB with --max-pixels "
+            "(MAX_IN_FLIGHT + 1))) bytes for one model (9.5 GB at the defaults, 2.1 GB with --max-pixels "
             "3686400: 1280x720 in, x2); all of it goes back once they close"
         ),
     )

@@ -226,7 +226,9 @@ def test_the_display_gates_pick_unjittered_then_still_then_moving_filter_as_the_
     motion = torch.zeros(1, 2, 5, 6)
     motion[0, 0, 2:, 3:] = 0.25
     for jitter in [(0.0, 0.0), (0.25, -0.125), (0.0, 0.3)]:
-        shown = net._display(result, torch.tensor([jitter]), motion)[0, 0].detach().numpy()  # red, sub-pixel 0
-        expected = filter_of(jitter, motion[0].permute(1, 2, 0).numpy()) / 4
+        shown = net._display(result, torch.tensor([jitter]), motion, torch.zeros(1, 1))[0, 0].detach().numpy()
+        expected = filter_of(jitter, motion[0].permute(1, 2, 0).numpy()) / 4  # red, sub-pixel 0
         assert np.allclose(shown, expected)
+        started = net._display(result, torch.tensor([jitter]), motion, torch.ones(1, 1))[0, 0].detach().numpy()
+        assert np.allclose(started, filter_of(jitter, np.zeros((5, 6, 2))) / 4)  # a stream's start: motion unread
     assert FILTERS == ("moving", "still", "unjittered")

@@ -75,7 +75,8 @@ def _frames(seed: int, n: int, h: int = 24, w: int = 32) -> list[dict[str, np.nd
 
 def _reference(session: ort.InferenceSession, steps: list[dict[str, np.ndarray]]) -> list[np.ndarray]:
     """ONNX Runtime on the step graph, the first step a reset, each output fed back as the next history."""
-    outputs, history = [], np.zeros((1, 5, 1, 1), np.float32)
+    channels = session.get_inputs()[[i.name for i in session.get_inputs()].index("history")].shape[1]
+    outputs, history = [], np.zeros((1, channels, 1, 1), np.float32)
     for t, step in enumerate(steps):
         reset = np.array([[1.0 if t == 0 else 0.0]], np.float32)
         history = session.run(["output"], {**step, "history": history, "reset": reset})[0]
@@ -168,7 +169,8 @@ def _load_model_py(folder: Path, monkeypatch):
     config = {"parameters": {"intra_op_threads": {"string_value": "1"}}}
     text = (folder / "config.pbtxt").read_text()
     if "sequence_batching" in text:
-        config |= {"sequence_batching": {"max_sequence_idle_microseconds": "5000000"}, "output": [{"dims": [5]}]}
+        channels = get_model(folder.name).state_channels  # what Triton passes from config.pbtxt's output dims
+        config |= {"sequence_batching": {"max_sequence_idle_microseconds": "5000000"}, "output": [{"dims": [channels]}]}
     instance = module.TritonPythonModel()
     instance.initialize({"model_config": json.dumps(config), "model_repository": str(folder), "model_version": "1"})
     return instance
@@ -357,7 +359,7 @@ def test_a_temporal_sequence_answers_as_onnxruntime_with_its_history_fed_back(se
     want = _reference(session, steps)
     for t, step in enumerate(steps):
         got = _infer_step(server, 11, step, start=t == 0, end=t == len(steps) - 1)
-        assert got.shape == (1, 5, 96, 128)
+        assert got.shape == (1, get_model("x4-temporal").state_channels, 96, 128)
         assert np.abs(got - want[t]).max() <= 1e-6, t
     # not the same as answering every frame as a fresh start: the history was used
     assert np.abs(_reference(session, steps[-1:])[0] - want[-1]).max() > 1e-3

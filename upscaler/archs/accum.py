@@ -305,14 +305,16 @@ class AccumSR(nn.Module):
         gathered = torch.clamp((keep + new) / self.cap, max=1.0)
         state = [result.reshape(n, 3 * s2, h, w), gathered, depth.expand(n, s2, h, w)]
         if self.display_planes:
-            state.insert(0, self._display(result, jitter, motion))
+            state.insert(0, self._display(result, jitter, motion, reset))
         return torch.cat(state, dim=1)
 
-    def _display(self, result: torch.Tensor, jitter: torch.Tensor, motion: torch.Tensor | None) -> torch.Tensor:
+    def _display(self, result: torch.Tensor, jitter: torch.Tensor, motion: torch.Tensor | None,
+                 reset: torch.Tensor) -> torch.Tensor:  # fmt: skip
         """N x 3s² x H x W: the shown colour, one of ``display``'s filters over the folded ``result`` (N x 3 x s²
         x H x W): the unjittered one where this frame's jitter is exactly zero (its samples lie where every
         frame's did: a video, or a renderer without jitter), else the still one where the pixel's motion is
-        exactly zero (what a still camera gathered was never resampled), else the moving one."""
+        exactly zero or the stream starts (``reset``: nothing was resampled, whatever motion an engine passes
+        then), else the moving one."""
         n, _, s2, h, w = result.shape
         planes = result.reshape(n * 3, s2, h, w)
         r = self.display.kernel_size[0] // 2
@@ -322,7 +324,8 @@ class AccumSR(nn.Module):
         moving, still, unjittered = every[:, :, :s2], every[:, :, s2 : 2 * s2], every[:, :, 2 * s2 :]
         if motion is None:
             motion = result.new_zeros(n, 2, h, w)
-        resting = (motion.abs().amax(dim=1) == 0).to(result.dtype).reshape(n, 1, 1, h, w)
+        resting = torch.maximum((motion.abs().amax(dim=1) == 0).to(result.dtype).reshape(n, 1, 1, h, w),
+                                (reset > 0.5).to(result.dtype).reshape(n, 1, 1, 1, 1))  # fmt: skip
         shown = moving + resting * (still - moving)
         centred = (jitter.abs().amax(dim=1) == 0).to(result.dtype).reshape(n, 1, 1, 1, 1)
         return torch.clamp(shown + centred * (unjittered - shown), 0.0, 1.0).reshape(n, 3 * s2, h, w)
