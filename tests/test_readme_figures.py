@@ -26,6 +26,7 @@ X2_HELD_OUT = "x2-temporal (accumulating) over 78 rendered sequences"
 X2_CLIP = "temporal stability on the real clip, x2-temporal (accumulating)"
 DISPLAY_SPEED = "| the same with the display filters (Zen 4"
 X4_HELD_OUT = "x4-temporal over 78 rendered sequences made from"
+X2_SEQ, X4_SEQ = "sequences-x2-display-mcmaster.json", "sequences-x4-display-mcmaster.json"
 VIDEO_X4 = "| x4-video against x4-fast on compressed images"
 VIDEO_CLIP = "| x4-video against x4-fast on the real clip"
 VIDEO_X2 = "| x2-video against x2-fast: Set5"
@@ -70,25 +71,25 @@ FIGURES = [
     ("reached Set5 31.60 / BSD100", "x4-quality-gpu-candidate-eval.json", "datasets.1.psnr", "BSD100 {:.2f} dB"),
     (
         "x4-temporal over 78 rendered sequences made from",
-        "sequences-x4-display-mcmaster.json",
+        X4_SEQ,
         "subjects.2.summary.still.steady_psnr",
         "still shots {:.2f} dB",
     ),
     (
         "x4-temporal over 78 rendered sequences made from",
-        "sequences-x4-display-mcmaster.json",
+        X4_SEQ,
         "subjects.1.summary.still.steady_psnr",
         "plain accumulation's {:.2f} (",
     ),
     (
         "x4-temporal over 78 rendered sequences made from",
-        "sequences-x4-display-mcmaster.json",
+        X4_SEQ,
         "subjects.2.summary.moderate.steady_psnr",
         "(at most 1.2) {:.2f}",
     ),
     (
         "what the layer uncovers, flat",
-        "sequences-x4-display-mcmaster.json",
+        X4_SEQ,
         "subjects.3.summary.layer.disoccluded_psnr",
         "background {:.2f} with depth",
     ),
@@ -110,27 +111,12 @@ FIGURES = [
         "subjects.x4-temporal (exact motion).ratio",
         "x4-temporal {:.2f}x x4-fast's time",
     ),
-    (
-        X2_HELD_OUT,
-        "sequences-x2-display-mcmaster.json",
-        "subjects.2.summary.still.steady_psnr",
-        "still shots {:.2f} dB",
-    ),
-    (
-        X2_HELD_OUT,
-        "sequences-x2-display-mcmaster.json",
-        "subjects.1.summary.still.steady_psnr",
-        "accumulation's {:.2f} (",
-    ),
-    (X2_HELD_OUT, "sequences-x2-display-mcmaster.json", "subjects.2.summary.slow.steady_psnr", "slow {:.2f} against"),
-    (X2_HELD_OUT, "sequences-x2-display-mcmaster.json", "subjects.1.summary.slow.steady_psnr", "against {:.2f} (34"),
-    (X2_HELD_OUT, "sequences-x2-display-mcmaster.json", "subjects.4.summary.still.steady_psnr", "46.64 ({:.2f})"),
-    (
-        X2_HELD_OUT,
-        "sequences-x2-display-mcmaster.json",
-        "subjects.2.summary.still-unjittered.steady_psnr",
-        "without* jitter {:.2f} against",
-    ),
+    (X2_HELD_OUT, X2_SEQ, "subjects.2.summary.still.steady_psnr", "still shots {:.2f} dB"),
+    (X2_HELD_OUT, X2_SEQ, "subjects.1.summary.still.steady_psnr", "accumulation's {:.2f} ("),
+    (X2_HELD_OUT, X2_SEQ, "subjects.2.summary.slow.steady_psnr", "slow {:.2f} against"),
+    (X2_HELD_OUT, X2_SEQ, "subjects.1.summary.slow.steady_psnr", "against {:.2f} (34"),
+    (X2_HELD_OUT, X2_SEQ, "subjects.4.summary.still.steady_psnr", "46.64 ({:.2f})"),
+    (X2_HELD_OUT, X2_SEQ, "subjects.2.summary.still-unjittered.steady_psnr", "without* jitter {:.2f} against"),
     (
         "`benchmarks/results/temporal-speed-x2-accum.json`",
         "temporal-speed-x2-accum.json",
@@ -163,7 +149,7 @@ FIGURES = [
         "subjects.x2-temporal (exact motion).ratio",
         "x2-temporal {:.2f}x",
     ),
-    (X4_HELD_OUT, "sequences-x4-display-mcmaster.json", "subjects.4.summary.still.steady_psnr", "41.64 ({:.2f})"),
+    (X4_HELD_OUT, X4_SEQ, "subjects.4.summary.still.steady_psnr", "41.64 ({:.2f})"),
     (X2_CLIP, "stability-clip-x2-display.json", "subjects.0.ratio_to_reference", "| {:.2f}x ("),
     (X2_CLIP, "stability-clip-x2-display.json", "subjects.0.mean", "({:.2f} against"),
     (X2_CLIP, "stability-clip-x2-display.json", "subjects.0.detail", '"detail" {:.2f} against'),
