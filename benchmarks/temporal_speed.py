@@ -8,7 +8,10 @@ subject leading a round in turn, so machine noise hits all alike); the figure is
 subject's median, and the ratio to the single-frame model. Subjects: the
 single-frame model (``Upscaler.upscale``: uint8 frame in, uint8 frame out),
 the temporal model with exact motion (``TemporalUpscaler.upscale``: reprojection,
-network, blend, uint8 out) and with ``motion=None`` (optical flow included).
+network, blend, uint8 out) and with ``motion=None`` (optical flow included),
+both unjittered (a video), and with exact motion and Halton(2,3) jitter (a
+renderer, the DLSS case: the display filters for jittered frames run), over
+the whole frame panning, and with half of it still (both filters run).
 The frames are a real photo panned by one low-resolution pixel per frame.
 """
 
@@ -27,6 +30,7 @@ def main() -> None:
     from upscaler import TemporalUpscaler, Upscaler
     from upscaler.bench.stats import in_turn
     from upscaler.io import sample_images
+    from upscaler.sequences import jitter_sequence
     from upscaler.sysinfo import machine_info
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -36,6 +40,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--frames", type=int, default=8, help="timed frames per subject per round")
     parser.add_argument("--threads", type=int)
+    parser.add_argument("--baseline", help="another temporal model (e.g. an earlier release's .safetensors with its "
+                        "graphs) timed in the same rounds, exact motion, unjittered and jittered")  # fmt: skip
     parser.add_argument("--json")
     args = parser.parse_args()
     w, h = (int(v) for v in args.size.lower().split("x"))
@@ -43,14 +49,27 @@ def main() -> None:
     frames = [np.ascontiguousarray(photo[:, i : i + w]) for i in range(args.frames + 1)]
     motion = np.zeros((h, w, 2), np.float32)
     motion[..., 0] = -1.0  # the picture moves one pixel left per frame: the surface was one pixel to the left
+    half = motion.copy()
+    half[: h // 2] = 0.0  # the top half still (a still camera's background, and something moving below)
+    jitters = jitter_sequence(16)
     single = Upscaler(args.single, "onnxruntime-cpu", tile=0, threads=args.threads, precision="fp32")
     exact = TemporalUpscaler(args.temporal, "onnxruntime-cpu", threads=args.threads)
     flow = TemporalUpscaler(args.temporal, "onnxruntime-cpu", threads=args.threads)
+    jittered = TemporalUpscaler(args.temporal, "onnxruntime-cpu", threads=args.threads)
+    mixed = TemporalUpscaler(args.temporal, "onnxruntime-cpu", threads=args.threads)
     subjects = {
         f"{args.single} (single frame)": lambda i: single.upscale(frames[i]),
         f"{args.temporal} (exact motion)": lambda i: exact.upscale(frames[i], (0.0, 0.0), motion),
         f"{args.temporal} (motion=None)": lambda i: flow.upscale(frames[i], (0.0, 0.0)),
+        f"{args.temporal} (jittered)": lambda i: jittered.upscale(frames[i], jitters[i % 16], motion),
+        f"{args.temporal} (jittered, half still)": lambda i: mixed.upscale(frames[i], jitters[i % 16], half),
     }
+    if args.baseline:
+        before = TemporalUpscaler(args.baseline, "onnxruntime-cpu", threads=args.threads)
+        shaken = TemporalUpscaler(args.baseline, "onnxruntime-cpu", threads=args.threads)
+        label = f"{Path(args.baseline).parent.name}/{Path(args.baseline).stem}"  # the folder names the release
+        subjects[f"{label} (exact motion)"] = lambda i: before.upscale(frames[i], (0.0, 0.0), motion)
+        subjects[f"{label} (jittered)"] = lambda i: shaken.upscale(frames[i], jitters[i % 16], motion)
     for run in subjects.values():  # warm-up, and the temporal streams get a history
         run(0)
     medians: dict[str, list[float]] = {name: [] for name in subjects}
@@ -80,7 +99,7 @@ def main() -> None:
         },
     }
     for name, r in report["subjects"].items():
-        print(f"{name:32s} {r['median_ms']:8.2f} ms  {r['ratio']:.2f}x")
+        print(f"{name:40s} {r['median_ms']:8.2f} ms  {r['ratio']:.2f}x")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
 

@@ -13,7 +13,10 @@ COPY training ./training
 COPY export ./export
 COPY server ./server
 # The README's install: the package with its base dependencies (ONNX Runtime, FastAPI, uvicorn).
-RUN pip install . && useradd --create-home --uid 10001 upscaler
+# The accumulating models' CPU kernels (Numba) compiled at build time, in a cache the service's user can read
+ENV NUMBA_CACHE_DIR=/opt/upscaler/numba-cache
+RUN pip install . && useradd --create-home --uid 10001 upscaler \
+    && python -c "from upscaler.runtime.accum_cpu import warm; warm()" && chmod -R a+rwX /opt/upscaler/numba-cache
 USER upscaler
 WORKDIR /data
 EXPOSE 8000

@@ -15,10 +15,13 @@ COPY upscaler ./upscaler
 COPY training ./training
 COPY export ./export
 COPY server ./server
+# The accumulating models' CPU kernels (Numba; the CPU engine's) compiled at build time, readable by the user
+ENV NUMBA_CACHE_DIR=/opt/upscaler/numba-cache
 RUN pip install '.[torch]' \
     && pip uninstall -y onnxruntime \
     && pip install onnxruntime-gpu \
-    && useradd --create-home --uid 10001 upscaler
+    && useradd --create-home --uid 10001 upscaler \
+    && python -c "from upscaler.runtime.accum_cpu import warm; warm()" && chmod -R a+rwX /opt/upscaler/numba-cache
 USER upscaler
 WORKDIR /data
 EXPOSE 8000

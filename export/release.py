@@ -22,7 +22,7 @@ from upscaler.evaluate import evaluate_folder
 from upscaler.facade import Upscaler
 from upscaler.io import sample_images, write_atomic
 from upscaler.models import MANIFEST_PATH, WEIGHTS_DIR, ModelDescriptor, ModelFile, load_manifest, sha256_file
-from upscaler.models.descriptor import descriptor_from_safetensors
+from upscaler.models.descriptor import descriptor_from_safetensors, temporal_cpu_graphs
 
 __all__ = ["add_graph", "release"]
 
@@ -113,6 +113,7 @@ def _build_temporal(
 
     model = _stage_weights(source, weights, name, description, staging)
     full, folded = export_temporal(model, staging / f"{name}.onnx", staging / f"{name}.folded.onnx")
+    model = replace(model, graphs={kind: ModelFile(p) for kind, p in temporal_cpu_graphs(folded).items()})
     scene = sample_images()[0]
     spec = SequenceSpec(model.scale, (48, 32), 8, Camera(center=(scene.shape[1] / 2, scene.shape[0] / 2),
                                                          velocity=(0.6 * model.scale, 0.3 * model.scale)))  # fmt: skip
@@ -120,7 +121,7 @@ def _build_temporal(
     model = replace(
         model,
         onnx=ModelFile(full, sha256_file(full)),
-        graphs={"folded": ModelFile(folded, sha256_file(folded))},
+        graphs={kind: ModelFile(entry.path, sha256_file(entry.path)) for kind, entry in model.graphs.items()},
         degradation="sequence",
     )
     quality = release_quality(model, eval_dirs) if eval_dirs else {}

@@ -9,7 +9,18 @@
 - ``<name>.folded.onnx``: ``frame``, ``jitter``, ``history`` (N x Cs² x H x W,
   already reprojected and folded), ``reset`` -> ``output`` (N x Cs² x H x W,
   folded): what ONNX Runtime's CPU engine runs between reprojecting and
-  unfolding with OpenCV.
+  unfolding with OpenCV. For accumulating models (``AccumSR``) it is the
+  network's part only, ``AccumSR.coefficients``: ``frame``, ``jitter``, the
+  reprojected ``colour`` (1 x 3s² x H x W) and ``weight`` (1 x s² x H x W),
+  ``reset`` and, for models that take depth, ``previous_depth`` (1 x s² x H x W)
+  and ``depth`` -> ``COEFFICIENTS``: the weights of the history, the splat and
+  the base, the correction's scale (1 x s² x H x W each), the correction
+  (1 x 3s² x H x W), the new accumulated weight (1 x s² x H x W) and the
+  frame's ``kernels`` (1 x 2 x s² x 9); the engine makes the mean from them
+  (``upscaler.runtime.accum_cpu``).
+- ``<name>.display-<filter>.onnx`` (accumulating models with display filters,
+  one per filter that is not identity): ``result`` (3 x s² x H x W, the new
+  colour folded, one colour per batch item) -> ``shown``, the same shape.
 
 ``check_temporal_parity`` runs both graphs beside PyTorch over a rendered
 sequence (history carried from frame to frame) and reports the largest
@@ -25,9 +36,16 @@ from pathlib import Path
 import numpy as np
 
 from export.onnx_export import OPSET, ParityError
+from upscaler.archs import DISPLAY_FILTERS
 from upscaler.models import ModelDescriptor
+from upscaler.models.descriptor import display_graph_path, temporal_cpu_graphs
 
 __all__ = ["TemporalParity", "check_temporal_parity", "export_temporal"]
+
+#: An accumulating model's folded graph's outputs, in order (``AccumSR.coefficients``, then ``mix_kernels``).
+COEFFICIENTS = (
+    "history_weight", "splat_weight", "base_weight", "correction_scale", "correction", "gathered", "kernels",
+)  # fmt: skip
 
 #: Largest |ONNX - PyTorch| allowed over a sequence (the CPU path reprojects with OpenCV's fixed-point weights).
 TEMPORAL_TOLERANCE = {"full": 1e-3, "folded": 2e-2}
@@ -72,28 +90,85 @@ def export_temporal(model: ModelDescriptor, full: Path, folded: Path, *, opset: 
     folded_args, folded_names = (frame, jitter, folded_history, reset, *extra), [n for n in names if n != "motion"]
     if model.display_planes:  # its shown-colour filters read the motion (zero: a still camera); depth is an input
         folded_args, folded_names = (*folded_args, motion), [*folded_names, "motion"]
-    jobs = [
-        (net, (frame, jitter, motion, history, reset, *extra), names, full, {"h": "sh", "w": "sw"}),
-        (Folded(), folded_args, folded_names, folded, {"h": "h", "w": "w"}),
-    ]
+    jobs = [(net, (frame, jitter, motion, history, reset, *extra), names, full, {"h": "sh", "w": "sw"})]
+    if hasattr(net, "coefficients"):  # an accumulating model: the network and the filters, the mean outside
+        _export_accum(net, model, Path(folded), (frame, jitter, reset, *extra), opset)
+    else:
+        jobs.append((Folded(), folded_args, folded_names, folded, {"h": "h", "w": "w"}))
     for module, args, names, out, history_axes in jobs:
-        out = Path(out)
-        tmp = out.with_name(f".{out.name}.part")
         axes = {k: v for k, v in _dynamic(history_axes).items() if k in [*names, "output"]}
         if module is not net:  # the folded graph's output is folded too: low-resolution axes
             axes["output"] = {0: "batch", 2: "h", 3: "w"}
         if model.depth:  # AccumSR mixes each frame with its own kernels (a group per colour): one frame a call
             axes = {k: {a: n for a, n in v.items() if a != 0} for k, v in axes.items()}
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(module, args, str(tmp), dynamo=False, opset_version=opset, input_names=names,
-                                  output_names=["output"], dynamic_axes=axes, do_constant_folding=True)  # fmt: skip
-            _describe(tmp, model)
-            tmp.replace(out)
-        finally:
-            tmp.unlink(missing_ok=True)
+        _write_graph(module, args, names, ["output"], axes, Path(out), model, opset)
     return Path(full), Path(folded)
+
+
+def _export_accum(net, model: ModelDescriptor, folded: Path, example: tuple, opset: int) -> None:
+    """An accumulating model's CPU graphs: ``coefficients`` to ``folded``, each display filter that is not
+    identity beside it (stale filter graphs of an earlier export there are removed)."""
+    import torch
+    import torch.nn.functional as F
+
+    frame, jitter, reset, *extra = example
+    s2 = net.scale * net.scale
+    h, w = frame.shape[2:]
+
+    class Coefficients(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, frame, jitter, colour, weight, reset, previous_depth=None, depth=None):
+            if depth is None:
+                depth = previous_depth = frame.new_zeros(1, 1, *frame.shape[2:])
+            return *self.net.coefficients(
+                frame, jitter, colour, weight, previous_depth, reset, depth
+            ), self.net.mix_kernels(jitter)
+
+    class Filter(torch.nn.Module):
+        def __init__(self, weight, bias) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(s2, s2, weight.shape[-1])
+            self.conv.weight.data.copy_(weight)
+            self.conv.bias.data.copy_(bias)
+
+        def forward(self, result):
+            r = self.conv.kernel_size[0] // 2
+            return self.conv(F.pad(result, (r, r, r, r), mode="replicate") if r else result)
+
+    names = ["frame", "jitter", "colour", "weight", "reset"]
+    args = [frame, jitter, torch.rand(1, 3 * s2, h, w), torch.rand(1, s2, h, w), reset]
+    if extra:
+        names, args = [*names, "previous_depth", "depth"], [*args, torch.rand(1, s2, h, w) + 0.5, *extra]
+    spatial = {2: "h", 3: "w"}
+    axes = {n: spatial for n in [*names, *COEFFICIENTS] if n not in ("jitter", "reset", "kernels")}
+    _write_graph(Coefficients(), tuple(args), names, list(COEFFICIENTS), axes, folded, model, opset)
+    filters = net.display_filters() if model.display_planes else {}
+    for name in DISPLAY_FILTERS:
+        path = display_graph_path(folded, name)
+        path.unlink(missing_ok=True)
+        if name in filters:
+            axes = {"result": spatial, "shown": spatial}
+            _write_graph(Filter(*filters[name]), (torch.rand(3, s2, h, w),), ["result"], ["shown"], axes, path,
+                         model, opset)  # fmt: skip
+
+
+def _write_graph(module, args, names, outputs, axes, out: Path, model: ModelDescriptor, opset: int) -> None:
+    """``module`` exported to ``out`` (written aside, checked and described, then moved into place)."""
+    import torch
+
+    tmp = out.with_name(f".{out.name}.part")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, args, str(tmp), dynamo=False, opset_version=opset, input_names=names,
+                              output_names=outputs, dynamic_axes=axes, do_constant_folding=True)  # fmt: skip
+        _describe(tmp, model)
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _describe(path: Path, model: ModelDescriptor) -> None:
@@ -137,7 +212,8 @@ def check_temporal_parity(model: ModelDescriptor, full: Path, folded: Path, fram
     from upscaler.runtime.temporal_ort_cpu import OrtCpuTemporalEngine
     from upscaler.runtime.temporal_torch import TorchTemporalEngine
 
-    candidate = replace(model, onnx=ModelFile(Path(full)), graphs={**model.graphs, "folded": ModelFile(Path(folded))})
+    graphs = {kind: ModelFile(p) for kind, p in temporal_cpu_graphs(folded).items()}  # the new ones, not shipped
+    candidate = replace(model, onnx=ModelFile(Path(full)), graphs=graphs)
     torch_engine, cpu_engine = TorchTemporalEngine(candidate), OrtCpuTemporalEngine(candidate)
     session = ort.InferenceSession(str(full), providers=["CPUExecutionProvider"])
     worst = {"full": 0.0, "folded": 0.0}

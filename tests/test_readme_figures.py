@@ -25,6 +25,9 @@ def _value(data, path: str):
 X2_HELD_OUT = "x2-temporal (accumulating) over 78 rendered sequences"
 X2_CLIP = "temporal stability on the real clip, x2-temporal (accumulating)"
 DISPLAY_SPEED = "| the same with the display filters (Zen 4"
+FUSED_SPEED = "| the same after the CPU engine fused the accumulating step"
+BEFORE_X4 = "before-fused/x4-temporal"  # temporal_speed.py --baseline runs/before-fused/x4-temporal.safetensors
+X4F, X2F = "temporal-speed-x4-fused.json", "temporal-speed-x2-fused.json"
 X4_HELD_OUT = "x4-temporal over 78 rendered sequences made from"
 X2_SEQ, X4_SEQ = "sequences-x2-display-mcmaster.json", "sequences-x4-display-mcmaster.json"
 VIDEO_X4 = "| x4-video against x4-fast on compressed images"
@@ -149,6 +152,12 @@ FIGURES = [
         "subjects.x2-temporal (exact motion).ratio",
         "x2-temporal {:.2f}x",
     ),
+    (FUSED_SPEED, X4F, "subjects.x4-temporal (exact motion).ratio", "x4-temporal {:.2f}x"),
+    (FUSED_SPEED, X4F, "subjects.x4-temporal (jittered).ratio", "`motion=None`, {:.2f}x"),
+    (FUSED_SPEED, X4F, f"subjects.{BEFORE_X4} (exact motion).ratio", "ms; {:.2f}x before"),
+    (FUSED_SPEED, X4F, f"subjects.{BEFORE_X4} (jittered).ratio", "jittered ({:.2f}x"),
+    (FUSED_SPEED, X2F, "subjects.x2-temporal (exact motion).ratio", "x2-temporal {:.2f}x"),
+    (FUSED_SPEED, X2F, "subjects.x2-temporal (jittered).ratio", "`motion=None`, {:.2f}x jittered ("),
     (X4_HELD_OUT, X4_SEQ, "subjects.4.summary.still.steady_psnr", "41.64 ({:.2f})"),
     (X2_CLIP, "stability-clip-x2-display.json", "subjects.0.ratio_to_reference", "| {:.2f}x ("),
     (X2_CLIP, "stability-clip-x2-display.json", "subjects.0.mean", "({:.2f} against"),

@@ -37,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
+from upscaler.archs import DISPLAY_FILTERS
+
 __all__ = ["FILTERS", "NormalEquations", "as_conv", "blocks", "filter_of", "fit_display", "fold", "main"]
 
 log = logging.getLogger(__name__)
@@ -94,7 +96,7 @@ def as_conv(weights: np.ndarray, bias: np.ndarray, taps: int = 1) -> tuple[np.nd
 
 
 #: The display filters, in ``AccumSR.display``'s output order, and which rows each is fitted on.
-FILTERS = ("moving", "still", "unjittered")
+FILTERS = DISPLAY_FILTERS  # the order of AccumSR's filter channels
 
 
 def filter_of(jitter: tuple[float, float], motion: np.ndarray) -> np.ndarray:

@@ -11,7 +11,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ARCHS", "ArchSpec", "build_network", "get_arch", "macs_per_pixel", "receptive_field"]
+__all__ = ["ARCHS", "DISPLAY_FILTERS", "ArchSpec", "build_network", "get_arch", "macs_per_pixel", "receptive_field"]
+
+
+#: An accumulating model's display filters (``AccumSR``'s, in the order of its output channels); each that is
+#: not identity ships as a CPU graph of its own, ``display-<filter>``, beside the folded one.
+DISPLAY_FILTERS = ("moving", "still", "unjittered")
 
 
 @dataclass(frozen=True)

@@ -45,8 +45,12 @@ output colour and ``w``, the samples it has gathered per pixel (divided by
 
 Everything but the reprojection runs at low resolution. ``forward`` is the
 whole step (one ONNX graph); ``blend_folded`` takes the already reprojected,
-folded state and returns the new state folded, for engines that reproject
-and unfold outside the graph (the CPU engine, with OpenCV).
+folded state and returns the new state folded. It is three parts:
+``coefficients`` (the network, up to the per-sub-pixel weights of step 4),
+``combine`` (the weighted mean) and the display filters. The CPU engine runs
+the first and the filters as ONNX graphs and the rest in one fused pass
+(``upscaler.runtime.accum_cpu``): as graph operators, the weighted mean alone
+took half the step.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from upscaler.archs import DISPLAY_FILTERS
 from upscaler.archs.temporal import reproject
 
 __all__ = ["AccumSR", "jitter_coefficients", "lagrange_coefficients"]
@@ -267,21 +272,43 @@ class AccumSR(nn.Module):
         if depth is None:
             depth = frame.new_zeros(n, 1, h, w)
         colour = history[:, : 3 * s2]
+        *weights, gathered = self.coefficients(frame, jitter, colour, history[:, 3 * s2 : 4 * s2],
+                                               history[:, 4 * s2 :], reset, depth)  # fmt: skip
+        result = self.combine(frame, jitter, colour, *weights)
+        state = [result, gathered, depth.expand(n, s2, h, w)]
+        if self.display_planes:
+            state.insert(0, self._display(result.reshape(n, 3, s2, h, w), jitter, motion, reset))
+        return torch.cat(state, dim=1)
+
+    def coefficients(
+        self,
+        frame: torch.Tensor,
+        jitter: torch.Tensor,
+        colour: torch.Tensor,
+        weight: torch.Tensor,
+        previous_depth: torch.Tensor,
+        reset: torch.Tensor,
+        depth: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
+        """The network's part of the step, folded like ``blend_folded``'s history: per sub-pixel (N x s² x H x
+        W each) the weights of the history, the splat and the base in the new colour and the correction's
+        scale; the correction (N x 3s² x H x W); the new accumulated weight (N x s² x H x W). ``colour``,
+        ``weight`` and ``previous_depth`` are the reprojected state's planes, folded. ``combine`` makes the
+        colour from all but the last; the CPU engine does that outside the graph, in one pass
+        (``runtime.accum_cpu``). Separate tensors, not one: the graph's concatenation cost more than its
+        consumer's pass."""
+        s2 = self.scale * self.scale
+        n, _, h, w = frame.shape
         # a count is never negative: bicubic reprojection overshoots where it jumps (the edge of what was
         # gathered), and a negative count can cancel the others in the weighted mean below
-        weight = torch.clamp(history[:, 3 * s2 : 4 * s2], min=0.0) * (1.0 - reset.reshape(n, 1, 1, 1))
-        apart = self.depth_gap(depth, history[:, 4 * s2 :])
+        weight = torch.clamp(weight, min=0.0) * (1.0 - reset.reshape(n, 1, 1, 1))
+        apart = self.depth_gap(depth, previous_depth)
         bilinear, gaussian = jitter_coefficients(jitter, self.scale, self.sigma)
         g = gaussian.sum(dim=2)  # N x s²: this frame's splat weight per sub-pixel
-        base = _mix(frame, bilinear, s2)  # N x 3s² x H x W
-        if self.splat == "lagrange":
-            splat = _mix(frame, lagrange_coefficients(jitter, self.scale), s2)
-        else:
-            splat = _mix(frame, gaussian / g.unsqueeze(-1), s2)
         own = gaussian[:, :, 4]  # the block's own sample
         share = (own / own.sum(dim=1, keepdim=True)).reshape(n, 1, 1, s2)
         predicted = torch.matmul(share, colour.reshape(n, 3, s2, h * w)).reshape(n, 3, h, w)
-        features = torch.cat([frame, frame - predicted, self._project(colour, base, weight, apart)], dim=1)
+        features = torch.cat([frame, frame - predicted, self._project(colour, frame, bilinear, weight, apart)], dim=1)
         bias = self.frame_bias(torch.cat([own, reset.reshape(n, 1)], dim=1))
         x = self.body(F.relu(self.head(features) + bias.reshape(n, -1, 1, 1)))
         t, b = self.tail.weight, self.tail.bias  # four 1x1 convolutions (slices of one): no Split in the graph
@@ -292,21 +319,40 @@ class AccumSR(nn.Module):
             lean = lean * (1.0 / (1.0 + keep))
         if self.base_decay:  # ... and is gone once a few have: it is added every frame, the samples a tenth each
             lean = lean * torch.exp(-self.base_decay * keep)
-        correction = F.conv2d(x, t[3 * s2 :], b[3 * s2 :]).reshape(n, 3, s2, h, w)
         inverse = 1.0 / (keep + new + lean)  # per sub-pixel, shared by the colours: a third of the work
-        mixed = (keep * inverse).unsqueeze(1) * colour.reshape(n, 3, s2, h, w)
-        mixed = mixed + (new * inverse).unsqueeze(1) * splat.reshape(n, 3, s2, h, w)
-        mixed = mixed + (lean * inverse).unsqueeze(1) * base.reshape(n, 3, s2, h, w)
         if self.fresh_correction:  # corrects this frame's share only: it does not pile up in the history
-            correction = correction * ((new + lean) * inverse).unsqueeze(1)
+            scale = (new + lean) * inverse
         elif self.settle:  # real samples take over from inferred detail as they gather
-            correction = correction * (1.0 / (1.0 + keep)).unsqueeze(1)
-        result = torch.clamp(mixed + correction, 0.0, 1.0)
+            scale = 1.0 / (1.0 + keep)
+        else:
+            scale = torch.ones_like(keep)
         gathered = torch.clamp((keep + new) / self.cap, max=1.0)
-        state = [result.reshape(n, 3 * s2, h, w), gathered, depth.expand(n, s2, h, w)]
-        if self.display_planes:
-            state.insert(0, self._display(result, jitter, motion, reset))
-        return torch.cat(state, dim=1)
+        correction = F.conv2d(x, t[3 * s2 :], b[3 * s2 :])
+        return keep * inverse, new * inverse, lean * inverse, scale, correction, gathered
+
+    def combine(self, frame, jitter, colour, history_weight, splat_weight, base_weight, scale, correction):
+        """N x 3s² x H x W: the new colour, folded, from the reprojected ``colour`` and ``coefficients``'
+        output: the weighted mean of the history, this frame's splat and the jitter-aware upsample, plus the
+        scaled correction, clamped to [0, 1]."""
+        s2 = self.scale * self.scale
+        n, _, h, w = frame.shape
+        kernels = self.mix_kernels(jitter)
+        base = _mix(frame, kernels[:, 0], s2).reshape(n, 3, s2, h, w)
+        splat = _mix(frame, kernels[:, 1], s2)
+        a, b, e, scale = (x.unsqueeze(1) for x in (history_weight, splat_weight, base_weight, scale))
+        mixed = a * colour.reshape(n, 3, s2, h, w) + b * splat.reshape(n, 3, s2, h, w) + e * base
+        mixed = mixed + scale * correction.reshape(n, 3, s2, h, w)
+        return torch.clamp(mixed, 0.0, 1.0).reshape(n, 3 * s2, h, w)
+
+    def mix_kernels(self, jitter: torch.Tensor) -> torch.Tensor:
+        """N x 2 x s² x 9: this frame's weights of each sub-pixel's 3 x 3 nearest samples in the base (bilinear)
+        and in the splat (neighbour ``(dy + 1) * 3 + dx + 1``)."""
+        bilinear, gaussian = jitter_coefficients(jitter, self.scale, self.sigma)
+        if self.splat == "lagrange":
+            splat = lagrange_coefficients(jitter, self.scale)
+        else:
+            splat = gaussian / gaussian.sum(dim=2, keepdim=True)
+        return torch.stack([bilinear, splat], dim=1)
 
     def _display(self, result: torch.Tensor, jitter: torch.Tensor, motion: torch.Tensor | None,
                  reset: torch.Tensor) -> torch.Tensor:  # fmt: skip
@@ -337,14 +383,36 @@ class AccumSR(nn.Module):
             state = {**state, **{f"display.{k}": v.detach().clone() for k, v in self.display.state_dict().items()}}
         self.load_state_dict(state)
 
-    def _project(self, colour, base, weight, apart) -> torch.Tensor:
-        """``history_proj`` of (colour - base, weight, apart) without building that stack: the 1x1 convolution
-        is linear, so it is the sum of its weight's slices applied to each part."""
+    def display_filters(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """``display``'s filters that are not identity, by name (``DISPLAY_FILTERS``): ``(weight, bias)``, the
+        weight ``s² x s² x k x k`` over one colour's folded planes. A filter missing here shows the state as it
+        is (x4-temporal's unjittered one), so an engine that runs them one by one may skip it."""
+        s2, taps = self.scale * self.scale, self.display.kernel_size[0]
+        eye = torch.zeros(s2, s2, taps, taps)
+        eye[torch.arange(s2), torch.arange(s2), taps // 2, taps // 2] = 1.0
+        found = {}
+        for k, name in enumerate(DISPLAY_FILTERS):
+            weight, bias = self.display.weight[k * s2 : (k + 1) * s2], self.display.bias[k * s2 : (k + 1) * s2]
+            if not (torch.equal(weight, eye.to(weight)) and not bias.any()):
+                found[name] = (weight.detach(), bias.detach())
+        return found
+
+    def _project(self, colour, frame, bilinear, weight, apart) -> torch.Tensor:
+        """``history_proj`` of (colour - base, weight, apart), ``base`` the frame's jitter-aware upsample (its
+        ``bilinear`` weights, N x s² x 9), without building that stack: the 1x1 convolution is linear, so it
+        is the sum of its weight's slices applied to each part. The base's part is one 3x3 convolution of the
+        frame whose kernel folds the projection into the upsample's weights (in an exported graph, one frame:
+        the 3s²-plane upsample is never made, nor reordered for the convolutions)."""
         s2 = self.scale * self.scale
         p, bias = self.history_proj.weight, self.history_proj.bias
         colour_part = p[:, : 3 * s2]
-        out = F.conv2d(colour, colour_part, bias) - F.conv2d(base, colour_part)
-        return out + F.conv2d(weight, p[:, 3 * s2 : 4 * s2]) + F.conv2d(apart, p[:, 4 * s2 :])
+        out = F.conv2d(colour, colour_part, bias) + F.conv2d(weight, p[:, 3 * s2 : 4 * s2])
+        out = out + F.conv2d(apart, p[:, 4 * s2 :])
+        if frame.shape[0] != 1:  # a batch: each frame its own jitter
+            return out - F.conv2d(_mix(frame, bilinear, s2), colour_part)
+        folded = torch.matmul(colour_part.reshape(-1, 3, 1, s2), bilinear.reshape(1, 1, s2, 9))  # O x 3 x 1 x 9
+        kernel = folded.reshape(-1, 3, 3, 3)
+        return out - F.conv2d(F.pad(frame, (1, 1, 1, 1), mode="replicate"), kernel)
 
     @staticmethod
     def depth_gap(depth: torch.Tensor, previous: torch.Tensor) -> torch.Tensor:

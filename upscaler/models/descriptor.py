@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from upscaler.archs import get_arch, macs_per_pixel, receptive_field
+from upscaler.archs import DISPLAY_FILTERS, get_arch, macs_per_pixel, receptive_field
 
 __all__ = [
     "ModelDescriptor",
@@ -202,14 +202,14 @@ def descriptor_from_safetensors(path: Path) -> ModelDescriptor:
     """Describe a weights file written by ``upscaler train`` from its own metadata.
 
     An ONNX graph with the same stem beside it is used when present (and, for
-    a temporal model, ``<stem>.folded.onnx``).
+    a temporal model, ``<stem>.folded.onnx`` and its display filters' ``<stem>.display-<filter>.onnx``).
     """
     path = Path(path).resolve()
     meta = read_safetensors_metadata(path)
     if "arch" not in meta or "scale" not in meta:
         raise ModelError(f"{path}: weights carry no upscaler metadata (arch, scale)")
     onnx_path = path.with_suffix(".onnx")
-    folded = path.with_suffix(".folded.onnx")  # a temporal model's CPU graph (upscaler export temporal)
+    cpu_graphs = temporal_cpu_graphs(path.with_suffix(".folded.onnx"))  # upscaler export temporal
     return ModelDescriptor(
         name=meta.get("name", path.stem),
         arch=meta["arch"],
@@ -219,6 +219,18 @@ def descriptor_from_safetensors(path: Path) -> ModelDescriptor:
         degradation=meta.get("degradation", "bicubic"),
         weights=ModelFile(path),
         onnx=ModelFile(onnx_path) if onnx_path.is_file() else None,
-        graphs={"folded": ModelFile(folded)} if folded.is_file() else {},
+        graphs={kind: ModelFile(p) for kind, p in cpu_graphs.items()},
         training=json.loads(meta.get("training", "{}")),
     )
+
+
+def display_graph_path(folded: Path, name: str) -> Path:
+    """Where display filter ``name`` of the model whose folded graph is ``folded`` lies."""
+    return Path(folded).with_name(Path(folded).name.removesuffix(".folded.onnx") + f".display-{name}.onnx")
+
+
+def temporal_cpu_graphs(folded: Path) -> dict[str, Path]:
+    """The CPU graphs of a temporal model whose folded graph is (or would be) ``folded``, by kind (``folded``,
+    ``display-<filter>``): those that exist."""
+    paths = {"folded": Path(folded)} | {f"display-{f}": display_graph_path(folded, f) for f in DISPLAY_FILTERS}
+    return {kind: p for kind, p in paths.items() if p.is_file()}

@@ -30,7 +30,9 @@ holds both kinds):
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import ctypes
 from typing import Protocol
 
 import cv2
@@ -44,6 +46,7 @@ __all__ = [
     "depth_input",
     "fold_reproject",
     "start_state",
+    "trim_heap",
     "unfold",
 ]
 
@@ -179,6 +182,13 @@ def fold_reproject(
             cv2.remap(history[c], map_x[r0:r1], map_y[r0:r1], _INTERPOLATION[mode], dst=planes[c, r0:r1],
                       borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
     return out
+
+
+def trim_heap() -> None:
+    """Give the C heap's free pages back to the system (glibc's ``malloc_trim``; nothing elsewhere): freed
+    buffers of a few MB stay in the heap once glibc has raised its threshold for mapping them on their own."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def unfold(folded: np.ndarray, scale: int, out: np.ndarray | None = None) -> np.ndarray:

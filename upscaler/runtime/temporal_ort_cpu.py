@@ -1,21 +1,59 @@
-"""ONNX Runtime on the CPU for temporal models: OpenCV reprojection + the model's folded graph (``stream``)."""
+"""ONNX Runtime on the CPU for temporal models: OpenCV reprojection + the model's folded graph (``stream``).
+
+Accumulating models (``AccumSR``) run their folded graph as the network's part
+only; the weighted mean, the state's unfolding and the shown frame are fused
+passes (``accum_cpu``) and the display filters small graphs of their own, each
+run only where a pixel shows it.
+"""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
+from upscaler.archs import DISPLAY_FILTERS
 from upscaler.models import ModelDescriptor, ModelError
 from upscaler.runtime.base import EngineOptions, EngineUnavailable
 from upscaler.runtime.ort_cpu import cpu_session, import_onnxruntime
-from upscaler.runtime.stream import Scratch, StreamState, depth_input, fold_reproject, start_state, unfold
+from upscaler.runtime.stream import (
+    Scratch,
+    StreamState,
+    depth_input,
+    fold_reproject,
+    start_state,
+    trim_heap,
+    unfold,
+)
 
 __all__ = ["OrtCpuTemporalEngine"]
+
+
+def _session(model: ModelDescriptor, kind: str, options: EngineOptions, arena: bool = True):
+    entry = model.graph(kind)
+    if entry is None:
+        raise EngineUnavailable(f"model {model.name!r} has no {kind} graph (upscaler export temporal)")
+    try:
+        return cpu_session(entry.verified(), options, arena=arena)
+    except ModelError as exc:
+        raise EngineUnavailable(str(exc)) from None
+
+
+def _run_into(session, feeds: dict[str, np.ndarray], outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Run ``session`` on C-contiguous ``feeds``, its outputs written into ``outputs`` (arrays of their shapes)."""
+    binding = session.io_binding()
+    for name, array in feeds.items():
+        binding.bind_cpu_input(name, array)
+    for name, array in outputs.items():
+        binding.bind_output(name, "cpu", 0, array.dtype, array.shape, array.ctypes.data)
+    session.run_with_iobinding(binding)
+    return outputs
 
 
 class OrtCpuTemporalEngine(StreamState):
     """ONNX Runtime on the CPU: OpenCV reprojection + the folded graph."""
 
-    PER_STREAM = ("_history", "_depth_kept")
+    PER_STREAM = ("_history", "_depth_kept", "_shown")
     name = "onnxruntime-cpu"
     device = "cpu"
     precision = "fp32"
@@ -24,18 +62,26 @@ class OrtCpuTemporalEngine(StreamState):
         options = options or EngineOptions()
         if options.precision not in (None, "fp32"):
             raise EngineUnavailable(f"{self.name} runs temporal models in fp32 only")
-        entry = model.graph("folded")
-        if entry is None:
-            raise EngineUnavailable(f"model {model.name!r} has no folded graph (upscaler export temporal)")
-        try:
-            path = entry.verified()
-        except ModelError as exc:
-            raise EngineUnavailable(str(exc)) from None
-        self._session = cpu_session(path, options)
+        self._session = _session(model, "folded", options)
+        inputs = {i.name for i in self._session.get_inputs()}
+        self._accum = "colour" in inputs  # the network's part only: the mean and the filters are run here
+        if self._accum:  # ONNX Runtime's threads must not spin while the kernels run between its graphs
+            from upscaler.runtime.accum_cpu import kernel_threads, warm
+
+            warm()  # compiled (or loaded from the cache) now, not on the first frame
+
+            quiet = replace(options, spin=False)
+            self._session = _session(model, "folded", quiet)
+            # no arena for the filters (one convolution each): an arena keeps its first region, a frame's worth
+            self._filters = {f: _session(model, f"display-{f}", quiet, arena=False) for f in DISPLAY_FILTERS
+                             if model.graph(f"display-{f}") is not None}  # fmt: skip
+            self._threads = kernel_threads(options.threads)
+            self._output_names = [o.name for o in self._session.get_outputs()]
         self.scale, self._channels, self._mode = model.scale, model.state_channels, model.reproject
-        self._depth, self._shown = model.depth, model.display_planes
-        self._wants_motion = "motion" in {i.name for i in self._session.get_inputs()}  # a display model's gate
+        self._depth, self._shown_planes = model.depth, model.display_planes
+        self._wants_motion = "motion" in inputs  # a display model's gate (the whole folded step)
         self._history: np.ndarray | None = None  # per stream: 4 bytes per state plane per output pixel
+        self._shown: np.ndarray | None = None  # per stream, accumulating models: the shown frame
         self._depth_kept: bool | None = None  # per stream: the state's depth plane holds a depth (not zeros)
         self._scratch = Scratch()  # shared by every fork: 20 bytes per output pixel of the largest frame
         self._shrink = import_onnxruntime().RunOptions()
@@ -44,27 +90,36 @@ class OrtCpuTemporalEngine(StreamState):
     def step(
         self, frame: np.ndarray, jitter: np.ndarray, motion: np.ndarray, reset: bool, depth: np.ndarray | None = None
     ) -> np.ndarray:
-        """The output (``1 x 3 x sH x sW``); a view of the engine's state buffer, valid until the next step."""
-        s, c, d = self.scale, self._channels, self._shown
+        """The output (``1 x 3 x sH x sW``); a view of the engine's buffers, valid until the next step."""
+        s, kept = self.scale, self._channels - self._shown_planes  # the planes the step reads back
+        stored = kept if self._accum else self._channels  # accumulating models keep the shown frame apart
         h, w = frame.shape[2:]
         fresh = reset or self._history is None or self._history.shape[1:] != (h * s, w * s)
         if fresh:  # the planes the step reads (the shown colour's are never read back)
-            read, motion = start_state(frame, s, c - d), np.zeros_like(motion)
+            read, motion = start_state(frame, s, kept), np.zeros_like(motion)
         else:
-            read = self._history[d:]
-        folded = self._scratch.take("folded", ((c - d) * s * s, h, w))
-        moved = c - d - 1 if self._depth and not (self._depth_kept and not fresh) else c - d  # zeros: not moved
+            read = self._history[stored - kept :]
+        folded = self._scratch.take("folded", (kept * s * s, h, w))
+        moved = kept - 1 if self._depth and not (self._depth_kept and not fresh) else kept  # zeros: not moved
         fold_reproject(read[:moved], motion[0], s, folded[: moved * s * s], self._scratch, self._mode)
         folded[moved * s * s :] = 0.0
-        out = self._run(frame, jitter, folded[None], fresh, depth=depth, motion=motion)
+        if fresh:  # the old history was read above: its buffer is free
+            self._history = np.empty((stored, h * s, w * s), np.float32)
         self._depth_kept = depth is not None
-        if self._history is None or self._history.shape[1:] != (h * s, w * s):
-            self._history = np.empty((c, h * s, w * s), np.float32)
-        unfold(out[0], s, self._history)  # the old history was read above: its buffer is free
+        if self._accum:
+            return self._accum_step(frame, jitter, motion, folded, fresh, depth)
+        unfold(self._run(frame, jitter, folded[None], fresh, depth=depth, motion=motion)[0], s, self._history)
         return self._history[None, :3]
 
-    def _run(self, frame, jitter, folded, fresh: bool, options=None, depth=None, motion=None):
-        feeds = {"frame": frame, "jitter": jitter, "history": folded, "reset": np.array([[float(fresh)]], np.float32)}
+    def _run(self, frame, jitter, folded, fresh: bool, options=None, depth=None, motion=None, into=None):
+        feeds = {"frame": frame, "jitter": jitter, "reset": np.array([[float(fresh)]], np.float32)}
+        if self._accum:
+            s2 = self.scale * self.scale
+            feeds |= {"colour": folded[:, : 3 * s2], "weight": folded[:, 3 * s2 : 4 * s2]}
+            if self._depth:
+                feeds |= {"previous_depth": folded[:, 4 * s2 :], "depth": depth_input(depth, frame)}
+            return self._session.run(None, feeds, options) if into is None else _run_into(self._session, feeds, into)
+        feeds["history"] = folded
         if self._depth:
             feeds["depth"] = depth_input(depth, frame)
         if self._wants_motion:
@@ -72,11 +127,73 @@ class OrtCpuTemporalEngine(StreamState):
             feeds["motion"] = np.zeros((1, 2, h, w), np.float32) if motion is None else motion
         return self._session.run(None, feeds, options)[0]
 
+    def _accum_step(self, frame, jitter, motion, folded, fresh: bool, depth) -> np.ndarray:
+        """The network's graph, then the mean and the new state (one pass), then the shown frame."""
+        from upscaler.runtime.accum_cpu import combine
+
+        s = self.scale
+        h, w = frame.shape[2:]
+        coefficients = self._coefficients(h, w)
+        self._run(frame, jitter, folded[None], fresh, depth=depth, into=coefficients)
+        coefficients = [x[0] for x in coefficients.values()]
+        result = self._scratch.take("result", (3 * s * s, h, w))
+        plane = depth_input(depth, frame)[0, 0]
+        combine(frame[0], folded, coefficients, s, plane, self._history, result, self._threads)
+        if not self._shown_planes:
+            return self._history[None, :3]
+        return self._show(result, jitter, motion, fresh)
+
+    def _coefficients(self, h: int, w: int) -> dict[str, np.ndarray]:
+        """The folded graph's outputs (``AccumSR.coefficients``, then the frame's kernels), in one scratch buffer
+        the graph writes into: no output is allocated per step (and none is left behind in the heap)."""
+        s2 = self.scale * self.scale
+        shapes = [(1, s2, h, w)] * 4 + [(1, 3 * s2, h, w), (1, s2, h, w), (1, 2, s2, 9)]
+        flat = self._scratch.take("coefficients", (sum(int(np.prod(x)) for x in shapes),)).reshape(-1)
+        outputs, start = {}, 0
+        for name, shape in zip(self._output_names, shapes):
+            size = int(np.prod(shape))
+            outputs[name], start = flat[start : start + size].reshape(shape), start + size
+        return outputs
+
+    def _show(self, result: np.ndarray, jitter: np.ndarray, motion: np.ndarray, fresh: bool) -> np.ndarray:
+        """The shown frame: each pixel's display filter (``AccumSR._display``'s gates), each filter's graph run
+        only if some pixel shows it; a filter without a graph (identity) shows ``result`` as it is."""
+        from upscaler.runtime.accum_cpu import show
+
+        s = self.scale
+        h, w = motion.shape[2:]
+        if not np.any(jitter):  # every pixel: the unjittered filter
+            pick, names = 0, ("unjittered", None)
+        else:  # the still filter where nothing was resampled, the moving one elsewhere
+            rest = (motion[0, 0] == 0) & (motion[0, 1] == 0)
+            pick = 1 if fresh or rest.all() else 0 if not rest.any() else 2
+            names = ("moving" if pick != 1 else None, "still" if pick != 0 else None)
+        planes = result.reshape(3, s * s, h, w)
+        moving, still = (None if f is None else self._filter(f, planes, result) for f in names)
+        if all(x is None or x is result for x in (moving, still)):
+            return self._history[None, :3]
+        if self._shown is None or self._shown.shape[1:] != (h * s, w * s):
+            self._shown = np.empty((3, h * s, w * s), np.float32)
+        moving, still = (moving if moving is not None else still), (still if still is not None else moving)
+        show(moving, still, motion[0], pick, s, self._shown, self._threads)
+        return self._shown[None]
+
+    def _filter(self, name: str, planes: np.ndarray, result: np.ndarray) -> np.ndarray:
+        """Display filter ``name`` over the folded colour (``result``, or ``planes``: the same, one colour per
+        batch item), folded like ``result``; ``result`` itself where the model has no graph for it."""
+        session = self._filters.get(name)
+        if session is None:
+            return result
+        out = self._scratch.take(f"display-{name}", result.shape)
+        _run_into(session, {"result": planes}, {"shown": out.reshape(planes.shape)})
+        return out
+
     def release(self) -> None:
         """Drop the shared scratch and give ONNX Runtime's arena back (it keeps the peak step's activations,
         about 50 bytes per output pixel, until told): a 16x16 step that shrinks it as it ends."""
         super().release()
         s, n = self.scale, 16
         tiny = np.zeros((1, 3, n, n), np.float32)
-        folded = np.zeros((1, (self._channels - self._shown) * s * s, n, n), np.float32)
+        folded = np.zeros((1, (self._channels - self._shown_planes) * s * s, n, n), np.float32)
         self._run(tiny, np.zeros((1, 2), np.float32), folded, True, self._shrink)
+        trim_heap()  # what the step's buffers freed into the C heap goes back too

@@ -1,0 +1,98 @@
+"""The accumulating models' CPU path (``runtime.accum_cpu`` and the ONNX Runtime engine's use of it): the fused
+mean and the shown frame against the model's own PyTorch code, the display graphs it ships, and a stream where
+still and moving pixels share a frame (both filters run)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tests.test_accum import _exported
+from upscaler import TemporalUpscaler
+from upscaler.archs import DISPLAY_FILTERS
+from upscaler.archs.accum import AccumSR
+from upscaler.models import get_model
+from upscaler.runtime import accum_cpu
+from upscaler.sequences import Camera, Layer, SequenceSpec, make_sequence
+
+
+def _net(scale=4, display=3, seed=5) -> AccumSR:
+    torch.manual_seed(seed)
+    net = AccumSR(scale, channels=8, blocks=1, history_channels=4, display=display)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return net.eval()
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_the_fused_mean_and_state_equal_the_models_combine(scale):
+    net, s2 = _net(scale), scale * scale
+    h, w = 7, 9
+    frame, colour = torch.rand(1, 3, h, w), torch.rand(1, 3 * s2, h, w)
+    weight, depth = torch.rand(1, s2, h, w) * 0.8, torch.rand(1, 1, h, w) + 0.5
+    jitter = torch.tensor([[0.3, -0.15]])
+    with torch.no_grad():
+        *weights, gathered = net.coefficients(frame, jitter, colour, weight, torch.rand(1, s2, h, w), torch.zeros(1, 1),
+                                              depth)  # fmt: skip
+        expected = net.combine(frame, jitter, colour, *weights)
+        kernels = net.mix_kernels(jitter)
+    outputs = [t[0].numpy() for t in (*weights, gathered, kernels)]
+    result, state = np.empty((3 * s2, h, w), np.float32), np.empty((5, h * scale, w * scale), np.float32)
+    accum_cpu.combine(frame[0].numpy(), colour[0].numpy(), outputs, scale, depth[0, 0].numpy(), state, result, 2)
+    assert np.abs(result - expected[0].numpy()).max() < 1e-5
+    unfolded = F.pixel_shuffle(torch.cat([expected, gathered, depth.expand(1, s2, h, w)], dim=1), scale)[0]
+    assert np.abs(state - unfolded.numpy()).max() < 1e-5  # colour, weight and depth, high resolution
+
+
+def test_show_takes_each_pixels_filter_by_its_motion_and_clamps():
+    s, h, w = 2, 5, 6
+    moving, still = np.full((3 * s * s, h, w), 1.5, np.float32), np.full((3 * s * s, h, w), 0.25, np.float32)
+    motion = np.zeros((2, h, w), np.float32)
+    motion[1, 2:, 3:] = -0.5
+    out = np.empty((3, h * s, w * s), np.float32)
+    for pick, expected in [(0, 1.0), (1, 0.25)]:
+        accum_cpu.show(moving, still, motion, pick, s, out, 1)
+        assert np.all(out == expected)
+    accum_cpu.show(moving, still, motion, 2, s, out, 1)
+    moved = np.kron((motion != 0).any(axis=0), np.ones((s, s))).astype(bool)
+    assert np.all(out[:, moved] == 1.0) and np.all(out[:, ~moved] == 0.25)
+
+
+def test_kernel_threads_stay_within_what_numba_has():
+    most = accum_cpu.kernel_threads(None)
+    assert most >= 1 and accum_cpu.kernel_threads(1) == 1 and accum_cpu.kernel_threads(10_000) == most
+
+
+def test_only_filters_that_are_not_identity_ship_a_graph(tmp_path):
+    net = _net()
+    with torch.no_grad():  # the unjittered filter back to identity, as x4-temporal ships it
+        net.display.weight[32:] = AccumSR(4, channels=8, blocks=1, history_channels=4, display=3).display.weight[32:]
+        net.display.bias[32:] = 0.0
+    assert list(net.display_filters()) == ["moving", "still"]
+    model = get_model(_exported(net, tmp_path / "two-filters.safetensors"))
+    assert sorted(model.graphs) == ["display-moving", "display-still", "folded"]
+    assert not (tmp_path / "two-filters.display-unjittered.onnx").exists()
+    assert DISPLAY_FILTERS == ("moving", "still", "unjittered")
+
+
+def test_a_still_camera_over_a_moving_layer_shows_both_filters_as_pytorch_does(tmp_path):
+    """Still background and a moving layer in one frame: the CPU engine runs both filters and picks per pixel."""
+    from export.temporal import check_temporal_parity
+
+    path = _exported(_net(), tmp_path / "mixed.safetensors")
+    rng = np.random.default_rng(1)
+    scene, texture = (rng.integers(0, 256, (96, 128, 3), dtype=np.uint8) for _ in range(2))
+    layer = Layer(texture.astype(np.float32) / 255, origin=(20.0, 12.0), size=(40.0, 30.0), velocity=(3.0, 1.0))
+    frames = make_sequence(scene, SequenceSpec(4, (24, 16), 6, Camera(center=(64, 48), velocity=(0, 0)), layer=layer))
+    still = [(np.abs(f.motion).max(axis=2) == 0).mean() for f in frames[1:]]
+    assert all(0.2 < share < 0.95 for share in still)  # every frame has both kinds of pixel
+    model = get_model(path)
+    report = check_temporal_parity(model, path.with_suffix(".onnx"), path.with_suffix(".folded.onnx"), frames)
+    assert report.folded < 2e-3
+    a, b = TemporalUpscaler(path, "onnxruntime-cpu"), TemporalUpscaler(path, "torch-cpu")
+    for f in frames:
+        x, y = a.upscale(f.lr, f.jitter, f.motion, f.depth), b.upscale(f.lr, f.jitter, f.motion, f.depth)
+        assert np.abs(x.astype(int) - y).max() <= 1
