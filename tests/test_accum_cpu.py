@@ -96,3 +96,22 @@ def test_a_still_camera_over_a_moving_layer_shows_both_filters_as_pytorch_does(t
     for f in frames:
         x, y = a.upscale(f.lr, f.jitter, f.motion, f.depth), b.upscale(f.lr, f.jitter, f.motion, f.depth)
         assert np.abs(x.astype(int) - y).max() <= 1
+
+
+def test_a_batch_makes_the_coefficients_each_frame_makes_alone():
+    """Training runs batches (each frame its own upsample); exported graphs one frame (the upsample's projection
+    folded into one convolution of the frame): the same numbers."""
+    net, s2 = _net(4, display=0), 16
+    h, w = 6, 8
+    frame, jitter, reset = (
+        torch.rand(2, 3, h, w),
+        torch.tensor([[0.3, -0.15], [-0.4, 0.2]]),
+        torch.tensor([[0.0], [1.0]]),
+    )
+    planes = (torch.rand(2, 3 * s2, h, w), torch.rand(2, s2, h, w), torch.rand(2, s2, h, w))
+    args = (frame, jitter, *planes, reset, torch.rand(2, 1, h, w))
+    with torch.no_grad():
+        batch = net.coefficients(*args)
+        for i in range(2):
+            alone = net.coefficients(*(a[i : i + 1] for a in args))
+            assert all(torch.allclose(b[i : i + 1], a, atol=1e-5) for b, a in zip(batch, alone))
