@@ -158,6 +158,12 @@ FIGURES = [
     (FUSED_SPEED, X4F, f"subjects.{BEFORE_X4} (jittered).ratio", "jittered ({:.2f}x"),
     (FUSED_SPEED, X2F, "subjects.x2-temporal (exact motion).ratio", "x2-temporal {:.2f}x"),
     (FUSED_SPEED, X2F, "subjects.x2-temporal (jittered).ratio", "`motion=None`, {:.2f}x jittered ("),
+    (
+        "(`benchmarks/results/accum-variants-x4.json`)",
+        "accum-variants-x4.json",
+        "subjects.c16b1h8d1.ratio",
+        "take {:.2f}x",
+    ),
     (X4_HELD_OUT, X4_SEQ, "subjects.4.summary.still.steady_psnr", "41.64 ({:.2f})"),
     (X2_CLIP, "stability-clip-x2-display.json", "subjects.0.ratio_to_reference", "| {:.2f}x ("),
     (X2_CLIP, "stability-clip-x2-display.json", "subjects.0.mean", "({:.2f} against"),
