@@ -27,6 +27,14 @@ def _net(scale=4, display=3, seed=5) -> AccumSR:
     return net.eval()
 
 
+def _identity_unjittered(net: AccumSR) -> AccumSR:
+    """``net`` with its unjittered filter back to identity, as x4-temporal ships it."""
+    with torch.no_grad():
+        net.display.weight[32:] = AccumSR(4, channels=8, blocks=1, history_channels=4, display=3).display.weight[32:]
+        net.display.bias[32:] = 0.0
+    return net
+
+
 @pytest.mark.parametrize("scale", [2, 4])
 def test_the_fused_mean_and_state_equal_the_models_combine(scale):
     net, s2 = _net(scale), scale * scale
@@ -67,10 +75,7 @@ def test_kernel_threads_stay_within_what_numba_has():
 
 
 def test_only_filters_that_are_not_identity_ship_a_graph(tmp_path):
-    net = _net()
-    with torch.no_grad():  # the unjittered filter back to identity, as x4-temporal ships it
-        net.display.weight[32:] = AccumSR(4, channels=8, blocks=1, history_channels=4, display=3).display.weight[32:]
-        net.display.bias[32:] = 0.0
+    net = _identity_unjittered(_net())
     assert list(net.display_filters()) == ["moving", "still"]
     model = get_model(_exported(net, tmp_path / "two-filters.safetensors"))
     assert sorted(model.graphs) == ["display-moving", "display-still", "folded"]
@@ -115,3 +120,24 @@ def test_a_batch_makes_the_coefficients_each_frame_makes_alone():
         for i in range(2):
             alone = net.coefficients(*(a[i : i + 1] for a in args))
             assert all(torch.allclose(b[i : i + 1], a, atol=1e-5) for b, a in zip(batch, alone))
+
+
+@pytest.mark.parametrize("identity_unjittered", [False, True])
+def test_8_bit_steps_equal_the_float_steps_converted(tmp_path, identity_unjittered):
+    """``step_rgb8`` (the shown frame written as 8 bits in the pass that unfolds it) gives what ``step`` and
+    ``TemporalUpscaler``'s conversion give, through every gate, with a filter shipped as identity or not."""
+    from upscaler.runtime.select import create_engine
+    from upscaler.runtime.stream import rgb8_inputs, rgb8_output
+
+    net = _identity_unjittered(_net()) if identity_unjittered else _net()
+    floats = create_engine(get_model(_exported(net, tmp_path / "eights.safetensors")), "onnxruntime-cpu")
+    eights = floats.fork()
+    rng = np.random.default_rng(4)
+    scene, texture = (rng.integers(0, 256, (96, 128, 3), dtype=np.uint8) for _ in range(2))
+    layer = Layer(texture.astype(np.float32) / 255, origin=(20.0, 12.0), size=(40.0, 30.0), velocity=(3.0, 1.0))
+    frames = make_sequence(scene, SequenceSpec(4, (24, 16), 7, Camera(center=(64, 48), velocity=(0, 0)), layer=layer))
+    for t, f in enumerate(frames):
+        jitter = (0.0, 0.0) if t in (3, 4) else f.jitter  # unjittered frames: that filter, or none
+        expected = rgb8_output(floats.step(*rgb8_inputs(f.lr, jitter, f.motion), reset=t == 0)[0])
+        got = eights.step_rgb8(f.lr, jitter, f.motion, reset=t == 0)
+        assert got.dtype == np.uint8 and got.shape == (64, 96, 3) and np.array_equal(got, expected)

@@ -129,7 +129,7 @@ def test_onnxruntime_and_torch_engines_agree_over_a_sequence(tiny):
 
 def test_torch_temporal_8_bit_steps_equal_the_float_steps_and_keep_the_same_history(tiny):
     from upscaler.runtime.select import create_engine
-    from upscaler.temporal.facade import _to_image
+    from upscaler.runtime.stream import rgb8_output as _to_image
 
     floats = create_engine(get_model(tiny), "torch-cpu")
     eights = floats.fork()  # the same network, its own history

@@ -11,7 +11,8 @@ kernels take what the graphs give:
   the state's planes at high resolution (colour, accumulated weight, depth)
   from the frame, the reprojected colour and the network's weights.
 - ``show``: one display filter's output per low-resolution pixel, chosen by
-  its motion, unfolded into the shown frame.
+  its motion, unfolded into the shown frame (float planes, or the 8-bit
+  frame ``TemporalUpscaler`` returns, in the same pass).
 
 Kernels run on up to the engine's thread count, one call at a time (``_LOCK``: Numba's
 ``workqueue`` layer, chosen here unless the environment names another, takes
@@ -110,6 +111,23 @@ def _show(moving, still, motion, pick, s, out):
                     out[c, row, x * s + j] = min(max(src[c * s2 + i * s + j, y, x], zero), one)
 
 
+@njit(parallel=True, fastmath=True, cache=True)
+def _show8(moving, still, motion, pick, s, out):
+    """``_show`` into ``out`` (sH x sW x 3 uint8), times 255 rounded to nearest (ties to even, as OpenCV)."""
+    h, w = motion.shape[1:]
+    s2 = s * s
+    zero, one, full = np.float32(0.0), np.float32(1.0), np.float32(255.0)
+    for row in prange(h * s):
+        y, i = row // s, row % s
+        for x in range(w):
+            rest = pick == 1 or (pick == 2 and motion[0, y, x] == 0.0 and motion[1, y, x] == 0.0)
+            src = still if rest else moving
+            for j in range(s):
+                for c in range(3):
+                    v = min(max(src[c * s2 + i * s + j, y, x], zero), one)
+                    out[row, x * s + j, c] = np.uint8(np.rint(v * full))
+
+
 def combine(frame, colour, coefficients, scale: int, depth, state, result, threads: int) -> None:
     """The new state from one step: ``frame`` (3 x H x W), the reprojected ``colour`` (3s² x H x W, folded),
     the folded graph's outputs without their batch axis (``export.temporal.COEFFICIENTS``: the weights of the
@@ -125,12 +143,14 @@ def combine(frame, colour, coefficients, scale: int, depth, state, result, threa
 
 
 def show(moving, still, motion, pick: int, scale: int, out, threads: int) -> None:
-    """``out`` (3 x sH x sW): the shown frame from the display filters' outputs (``3s² x H x W`` each, folded);
-    ``pick`` 0: ``moving`` everywhere, 1: ``still`` everywhere, 2: per pixel, ``still`` where ``motion``
-    (2 x H x W) is exactly zero."""
+    """``out``: the shown frame from the display filters' outputs (``3s² x H x W`` each, folded); ``pick`` 0:
+    ``moving`` everywhere, 1: ``still`` everywhere, 2: per pixel, ``still`` where ``motion`` (2 x H x W) is
+    exactly zero. ``out`` is ``3 x sH x sW`` float32, or ``sH x sW x 3`` uint8 (times 255, rounded: the
+    8-bit frame in the same pass)."""
+    kernel = _show8 if out.dtype == np.uint8 else _show
     with _LOCK:
         numba.set_num_threads(threads)
-        _show(moving, still, motion, pick, scale, out)
+        kernel(moving, still, motion, pick, scale, out)
 
 
 def warm() -> None:
@@ -143,3 +163,4 @@ def warm() -> None:
         result, state = np.zeros((3 * s * s, h, w), np.float32), np.zeros((5, h * s, w * s), np.float32)
         combine(frame, result, [*planes, kernels], s, np.zeros((h, w), np.float32), state, result, 1)
         show(result, result, np.zeros((2, h, w), np.float32), 2, s, state[:3], 1)
+        show(result, result, np.zeros((2, h, w), np.float32), 2, s, np.zeros((h * s, w * s, 3), np.uint8), 1)

@@ -24,12 +24,10 @@ def import_onnxruntime():
     return onnxruntime
 
 
-def cpu_session(path, options: EngineOptions, *, arena: bool = True):
-    """An ONNX Runtime CPU session for the graph at ``path``: all graph optimisations, ``options``' threads;
-    ``arena=False``: no memory arena (every buffer freed after the run, for small graphs beside a large one)."""
+def cpu_session(path, options: EngineOptions):
+    """An ONNX Runtime CPU session for the graph at ``path``: all graph optimisations, ``options``' threads."""
     ort = import_onnxruntime()
     session_options = ort.SessionOptions()
-    session_options.enable_cpu_mem_arena = arena
     session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     session_options.intra_op_num_threads = options.threads or 0
     session_options.inter_op_num_threads = 1

@@ -21,6 +21,8 @@ from upscaler.runtime.stream import (
     StreamState,
     depth_input,
     fold_reproject,
+    rgb8_inputs,
+    rgb8_output,
     start_state,
     trim_heap,
     unfold,
@@ -29,12 +31,12 @@ from upscaler.runtime.stream import (
 __all__ = ["OrtCpuTemporalEngine"]
 
 
-def _session(model: ModelDescriptor, kind: str, options: EngineOptions, arena: bool = True):
+def _session(model: ModelDescriptor, kind: str, options: EngineOptions):
     entry = model.graph(kind)
     if entry is None:
         raise EngineUnavailable(f"model {model.name!r} has no {kind} graph (upscaler export temporal)")
     try:
-        return cpu_session(entry.verified(), options, arena=arena)
+        return cpu_session(entry.verified(), options)
     except ModelError as exc:
         raise EngineUnavailable(str(exc)) from None
 
@@ -72,9 +74,9 @@ class OrtCpuTemporalEngine(StreamState):
 
             quiet = replace(options, spin=False)
             self._session = _session(model, "folded", quiet)
-            # no arena for the filters (one convolution each): an arena keeps its first region, a frame's worth
-            self._filters = {f: _session(model, f"display-{f}", quiet, arena=False) for f in DISPLAY_FILTERS
-                             if model.graph(f"display-{f}") is not None}  # fmt: skip
+            self._open_filter = lambda f: _session(model, f"display-{f}", quiet)
+            #: shared by every fork (``release`` renews the sessions in place)
+            self._filters = {f: self._open_filter(f) for f in DISPLAY_FILTERS if model.graph(f"display-{f}")}
             self._threads = kernel_threads(options.threads)
             self._output_names = [o.name for o in self._session.get_outputs()]
         self.scale, self._channels, self._mode = model.scale, model.state_channels, model.reproject
@@ -82,10 +84,24 @@ class OrtCpuTemporalEngine(StreamState):
         self._wants_motion = "motion" in inputs  # a display model's gate (the whole folded step)
         self._history: np.ndarray | None = None  # per stream: 4 bytes per state plane per output pixel
         self._shown: np.ndarray | None = None  # per stream, accumulating models: the shown frame
+        self._rgb8: np.ndarray | None = None  # during step_rgb8 (accumulating models): the 8-bit frame to write
         self._depth_kept: bool | None = None  # per stream: the state's depth plane holds a depth (not zeros)
         self._scratch = Scratch()  # shared by every fork: 20 bytes per output pixel of the largest frame
         self._shrink = import_onnxruntime().RunOptions()
         self._shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+
+    def step_rgb8(self, frame: np.ndarray, jitter, motion: np.ndarray, reset: bool, depth=None) -> np.ndarray:
+        """``step`` on an ``H x W x 3`` uint8 frame and ``H x W x 2`` motion: a new ``sH x sW x 3`` uint8 frame
+        (``TemporalUpscaler``'s conversions; accumulating models write it as they unfold the shown frame)."""
+        batch, jit, mv = rgb8_inputs(frame, jitter, motion)
+        if not self._accum:
+            return rgb8_output(self.step(batch, jit, mv, reset, depth)[0])
+        s = self.scale
+        self._rgb8 = np.empty((frame.shape[0] * s, frame.shape[1] * s, 3), np.uint8)
+        try:
+            return self.step(batch, jit, mv, reset, depth)
+        finally:
+            self._rgb8 = None
 
     def step(
         self, frame: np.ndarray, jitter: np.ndarray, motion: np.ndarray, reset: bool, depth: np.ndarray | None = None
@@ -139,8 +155,8 @@ class OrtCpuTemporalEngine(StreamState):
         result = self._scratch.take("result", (3 * s * s, h, w))
         plane = depth_input(depth, frame)[0, 0]
         combine(frame[0], folded, coefficients, s, plane, self._history, result, self._threads)
-        if not self._shown_planes:
-            return self._history[None, :3]
+        if not self._shown_planes:  # the new colour is shown as it is
+            return self._history[None, :3] if self._rgb8 is None else rgb8_output(self._history[:3])
         return self._show(result, jitter, motion, fresh)
 
     def _coefficients(self, h: int, w: int) -> dict[str, np.ndarray]:
@@ -170,13 +186,14 @@ class OrtCpuTemporalEngine(StreamState):
             names = ("moving" if pick != 1 else None, "still" if pick != 0 else None)
         planes = result.reshape(3, s * s, h, w)
         moving, still = (None if f is None else self._filter(f, planes, result) for f in names)
-        if all(x is None or x is result for x in (moving, still)):
+        if self._rgb8 is None and all(x is None or x is result for x in (moving, still)):
             return self._history[None, :3]
         if self._shown is None or self._shown.shape[1:] != (h * s, w * s):
             self._shown = np.empty((3, h * s, w * s), np.float32)
         moving, still = (moving if moving is not None else still), (still if still is not None else moving)
-        show(moving, still, motion[0], pick, s, self._shown, self._threads)
-        return self._shown[None]
+        out = self._shown if self._rgb8 is None else self._rgb8
+        show(moving, still, motion[0], pick, s, out, self._threads)
+        return out if out is self._rgb8 else out[None]
 
     def _filter(self, name: str, planes: np.ndarray, result: np.ndarray) -> np.ndarray:
         """Display filter ``name`` over the folded colour (``result``, or ``planes``: the same, one colour per
@@ -196,4 +213,6 @@ class OrtCpuTemporalEngine(StreamState):
         tiny = np.zeros((1, 3, n, n), np.float32)
         folded = np.zeros((1, (self._channels - self._shown_planes) * s * s, n, n), np.float32)
         self._run(tiny, np.zeros((1, 2), np.float32), folded, True, self._shrink)
+        if self._accum:  # the filters' sessions anew: an arena, even shrunk, keeps its first region (a frame's)
+            self._filters.update({f: self._open_filter(f) for f in self._filters})
         trim_heap()  # what the step's buffers freed into the C heap goes back too

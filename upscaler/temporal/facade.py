@@ -33,13 +33,12 @@ import logging
 import math
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from upscaler.models import ModelDescriptor, ModelError, get_model
 from upscaler.runtime.base import EngineOptions
 from upscaler.runtime.select import create_engine
-from upscaler.runtime.stream import REMAP_SIDE, TemporalEngine
+from upscaler.runtime.stream import REMAP_SIDE, TemporalEngine, rgb8_inputs, rgb8_output
 from upscaler.temporal.flow import DEFAULT_FLOW, MotionEstimator
 
 __all__ = ["MAX_OUTPUT_SIDE", "MOTION_BOUND", "TemporalUpscaler", "check_temporal_inputs", "check_temporal_size"]
@@ -114,15 +113,6 @@ def check_temporal_inputs(
     return jx, jy
 
 
-def _to_image(planes: np.ndarray) -> np.ndarray:
-    """``sH x sW x 3`` uint8 from ``3 x sH x sW`` float planes in [0, 1] (temporal outputs are clamped).
-
-    One interleave and one saturating, rounding conversion in OpenCV: 1.9 ms
-    at 1280x720 against 5.6 ms for the general ``planes_to_image``.
-    """
-    return cv2.convertScaleAbs(cv2.merge(list(planes)), alpha=255.0)
-
-
 class TemporalUpscaler:
     """Temporal super-sampling of one stream of jittered frames.
 
@@ -195,10 +185,8 @@ class TemporalUpscaler:
         if step_rgb8 is not None:  # the engine converts where it runs (8-bit frames cross the bus)
             image = step_rgb8(frame, (jx, jy), motion, reset=fresh, depth=depth)
         else:
-            batch = np.ascontiguousarray(frame.transpose(2, 0, 1)[None], dtype=np.float32) * np.float32(1 / 255)
-            jit = np.array([[jx, jy]], np.float32)
-            mv = np.ascontiguousarray(motion.transpose(2, 0, 1)[None], dtype=np.float32)
-            image = _to_image(self.engine.step(batch, jit, mv, reset=fresh, depth=depth)[0])  # a copy
+            batch, jit, mv = rgb8_inputs(frame, (jx, jy), motion)
+            image = rgb8_output(self.engine.step(batch, jit, mv, reset=fresh, depth=depth)[0])  # a copy
         self._size = size
         self.frames += 1
         return image
