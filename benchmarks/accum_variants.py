@@ -22,7 +22,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 #: name -> AccumSR parameters beyond x4-temporal's (``c32b2h16d3`` is x4-temporal's shape)
@@ -50,13 +49,10 @@ def _export(name: str, params: dict, folder: Path) -> Path:
     torch.manual_seed(0)
     net = AccumSR(4, cap=16.0, sigma=0.5, keep_offset=3.0, settle=True, settle_base=True, fresh_correction=True,
                   base_decay=6.0, **params)  # fmt: skip
-    s2, taps = 16, params["display"]
     with torch.no_grad():
         for p in net.parameters():
             p.add_(torch.randn_like(p) * 0.01)
-        net.display.weight[2 * s2 :] = 0.0  # the unjittered filter identity, as shipped
-        net.display.weight[2 * s2 :, :, taps // 2, taps // 2] = torch.eye(s2)
-        net.display.bias[2 * s2 :] = 0.0
+    net.show_as_is("unjittered")  # as x4-temporal ships it
     path = folder / f"{name}.safetensors"
     meta = {"name": name, "arch": "accum", "scale": "4", "degradation": "sequence", "training": "{}",
             "params": json.dumps(net.inference_params())}  # fmt: skip
@@ -127,7 +123,6 @@ def _summary(medians: list[float], base: float) -> dict:
 
 def main() -> None:
     from upscaler import TemporalUpscaler, Upscaler
-    from upscaler.io import sample_images
     from upscaler.sequences import jitter_sequence
     from upscaler.sysinfo import machine_info
 
@@ -138,10 +133,10 @@ def main() -> None:
     parser.add_argument("--json")
     args = parser.parse_args()
     w, h = (int(v) for v in args.size.lower().split("x"))
-    photo = cv2.resize(sample_images()[0][..., :3], (w + args.frames + 1, h), interpolation=cv2.INTER_AREA)
-    frames = [np.ascontiguousarray(photo[:, i : i + w]) for i in range(args.frames + 1)]
-    motion = np.zeros((h, w, 2), np.float32)
-    motion[..., 0] = -1.0
+    sys.path.insert(0, str(Path(__file__).parent))
+    from temporal_speed import pan_frames
+
+    frames, motion = pan_frames(w, h, args.frames + 1)
     jitters = jitter_sequence(16)
     single = Upscaler("x4-fast", "onnxruntime-cpu", tile=0, precision="fp32")
     subjects = {"x4-fast (single frame)": lambda i: single.upscale(frames[i])}

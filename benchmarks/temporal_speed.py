@@ -26,10 +26,19 @@ import cv2
 import numpy as np
 
 
+def pan_frames(w: int, h: int, count: int) -> tuple[list[np.ndarray], np.ndarray]:
+    """``count`` ``w x h`` frames of a real photo panned one pixel left per frame, and their exact motion."""
+    from upscaler.io import sample_images
+
+    photo = cv2.resize(sample_images()[0][..., :3], (w + count, h), interpolation=cv2.INTER_AREA)
+    motion = np.zeros((h, w, 2), np.float32)
+    motion[..., 0] = -1.0  # the picture moves one pixel left per frame: the surface was one pixel to the left
+    return [np.ascontiguousarray(photo[:, i : i + w]) for i in range(count)], motion
+
+
 def main() -> None:
     from upscaler import TemporalUpscaler, Upscaler
     from upscaler.bench.stats import in_turn
-    from upscaler.io import sample_images
     from upscaler.sequences import jitter_sequence
     from upscaler.sysinfo import machine_info
 
@@ -45,10 +54,7 @@ def main() -> None:
     parser.add_argument("--json")
     args = parser.parse_args()
     w, h = (int(v) for v in args.size.lower().split("x"))
-    photo = cv2.resize(sample_images()[0][..., :3], (w + args.frames + 1, h), interpolation=cv2.INTER_AREA)
-    frames = [np.ascontiguousarray(photo[:, i : i + w]) for i in range(args.frames + 1)]
-    motion = np.zeros((h, w, 2), np.float32)
-    motion[..., 0] = -1.0  # the picture moves one pixel left per frame: the surface was one pixel to the left
+    frames, motion = pan_frames(w, h, args.frames + 1)
     half = motion.copy()
     half[: h // 2] = 0.0  # the top half still (a still camera's background, and something moving below)
     jitters = jitter_sequence(16)

@@ -52,7 +52,7 @@ HISTORY_BYTES = 32
 FRAME_BYTES = 6
 #: ... and the frame being upscaled, once per model for all its streams: the shared scratch and ONNX Runtime's
 #: arena, which grows in powers of two (x2 runs its network on 4 times the input pixels of x4).
-STEP_BYTES = {4: 240, 2: 320}  # x4: +40 for the display filters (three per colour: 36 bytes of outputs)
+STEP_BYTES = {4: 240, 2: 320}  # x4: +40 for the display filters (the fused CPU engine stays within it)
 
 
 def stream_memory_bound(settings: Settings, scales: Sequence[int]) -> int:

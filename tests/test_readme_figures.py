@@ -28,6 +28,7 @@ DISPLAY_SPEED = "| the same with the display filters (Zen 4"
 FUSED_SPEED = "| the same after the CPU engine fused the accumulating step"
 BEFORE_X4 = "before-fused/x4-temporal"  # temporal_speed.py --baseline runs/before-fused/x4-temporal.safetensors
 X4F, X2F = "temporal-speed-x4-fused.json", "temporal-speed-x2-fused.json"
+VARIANTS = "(`benchmarks/results/accum-variants-x4.json`)"
 X4_HELD_OUT = "x4-temporal over 78 rendered sequences made from"
 X2_SEQ, X4_SEQ = "sequences-x2-display-mcmaster.json", "sequences-x4-display-mcmaster.json"
 VIDEO_X4 = "| x4-video against x4-fast on compressed images"
@@ -158,12 +159,7 @@ FIGURES = [
     (FUSED_SPEED, X4F, f"subjects.{BEFORE_X4} (jittered).ratio", "jittered ({:.2f}x"),
     (FUSED_SPEED, X2F, "subjects.x2-temporal (exact motion).ratio", "x2-temporal {:.2f}x"),
     (FUSED_SPEED, X2F, "subjects.x2-temporal (jittered).ratio", "`motion=None`, {:.2f}x jittered ("),
-    (
-        "(`benchmarks/results/accum-variants-x4.json`)",
-        "accum-variants-x4.json",
-        "subjects.c16b1h8d1.ratio",
-        "take {:.2f}x",
-    ),
+    (VARIANTS, "accum-variants-x4.json", "subjects.c16b1h8d1.ratio", "take {:.2f}x"),
     (X4_HELD_OUT, X4_SEQ, "subjects.4.summary.still.steady_psnr", "41.64 ({:.2f})"),
     (X2_CLIP, "stability-clip-x2-display.json", "subjects.0.ratio_to_reference", "| {:.2f}x ("),
     (X2_CLIP, "stability-clip-x2-display.json", "subjects.0.mean", "({:.2f} against"),

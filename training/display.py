@@ -45,8 +45,8 @@ log = logging.getLogger(__name__)
 
 
 def fold(image: np.ndarray, scale: int) -> np.ndarray:
-    """``3 x s² x h x w``: an ``sH x sW x 3`` (or ``3 x sH x sW`` with ``planar``) picture's ``s x s`` blocks,
-    sub-pixel ``i * s + j`` (row ``i``, column ``j``): ``pixel_unshuffle`` per colour."""
+    """``3 x s² x h x w``: an ``sH x sW x 3`` picture's ``s x s`` blocks, sub-pixel ``i * s + j`` (row ``i``,
+    column ``j``): ``pixel_unshuffle`` per colour."""
     hh, ww = image.shape[:2]
     h, w = hh // scale, ww // scale
     blocks = image[: h * scale, : w * scale].reshape(h, scale, w, scale, 3)

@@ -207,11 +207,8 @@ class AccumSR(nn.Module):
         if display:  # the same: recorded only when on
             self.config["display"] = taps = int(display)
             self.display = nn.Conv2d(s2, 3 * s2, taps)  # moving, still, unjittered; edges replicated in _display
-            with torch.no_grad():
-                self.display.weight.zero_()
-                self.display.bias.zero_()
-                for k in range(3 * s2):
-                    self.display.weight[k, k % s2, taps // 2, taps // 2] = 1.0
+            for name in DISPLAY_FILTERS:
+                self.show_as_is(name)
         self.history_proj = nn.Conv2d(5 * s2, history_channels, 1)  # colour - base, weight, depth disagreement
         self.head = nn.Conv2d(3 + 3 + history_channels, channels, 3, padding=1)
         self.frame_bias = nn.Linear(s2 + 1, channels)  # the own sample's splat weights and the reset flag
@@ -387,15 +384,31 @@ class AccumSR(nn.Module):
         """``display``'s filters that are not identity, by name (``DISPLAY_FILTERS``): ``(weight, bias)``, the
         weight ``s² x s² x k x k`` over one colour's folded planes. A filter missing here shows the state as it
         is (x4-temporal's unjittered one), so an engine that runs them one by one may skip it."""
+        found = {}
+        for name in DISPLAY_FILTERS:
+            weight, bias = self._filter(name)
+            if not (torch.equal(weight, self._identity().to(weight)) and not bias.any()):
+                found[name] = (weight.detach(), bias.detach())
+        return found
+
+    def show_as_is(self, name: str) -> None:
+        """Set display filter ``name`` (``DISPLAY_FILTERS``) to identity: it shows the state as it is."""
+        weight, bias = self._filter(name)
+        with torch.no_grad():
+            weight.copy_(self._identity())
+            bias.zero_()
+
+    def _filter(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Display filter ``name``'s weight (``s² x s² x k x k``) and bias: views of ``display``'s."""
+        s2, k = self.scale * self.scale, DISPLAY_FILTERS.index(name)
+        return self.display.weight[k * s2 : (k + 1) * s2], self.display.bias[k * s2 : (k + 1) * s2]
+
+    def _identity(self) -> torch.Tensor:
+        """The identity display filter's weight (``s² x s² x k x k``)."""
         s2, taps = self.scale * self.scale, self.display.kernel_size[0]
         eye = torch.zeros(s2, s2, taps, taps)
         eye[torch.arange(s2), torch.arange(s2), taps // 2, taps // 2] = 1.0
-        found = {}
-        for k, name in enumerate(DISPLAY_FILTERS):
-            weight, bias = self.display.weight[k * s2 : (k + 1) * s2], self.display.bias[k * s2 : (k + 1) * s2]
-            if not (torch.equal(weight, eye.to(weight)) and not bias.any()):
-                found[name] = (weight.detach(), bias.detach())
-        return found
+        return eye
 
     def _project(self, colour, frame, bilinear, weight, apart) -> torch.Tensor:
         """``history_proj`` of (colour - base, weight, apart), ``base`` the frame's jitter-aware upsample (its

@@ -130,7 +130,7 @@ def _show8(moving, still, motion, pick, s, out):
 
 def combine(frame, colour, coefficients, scale: int, depth, state, result, threads: int) -> None:
     """The new state from one step: ``frame`` (3 x H x W), the reprojected ``colour`` (3s² x H x W, folded),
-    the folded graph's outputs without their batch axis (``export.temporal.COEFFICIENTS``: the weights of the
+    the folded graph's outputs without their batch axis (``AccumSR.coefficients``' and its kernels: the weights of the
     history, the splat and the base, the correction's scale, the correction, the new accumulated weight and
     the frame's bilinear and splat ``kernels``, 2 x s² x 9), ``depth`` (H x W; zeros without). Writes
     ``result`` (3s² x H x W, the new colour folded) and ``state`` (5 x sH x sW)."""
@@ -156,11 +156,10 @@ def show(moving, still, motion, pick: int, scale: int, out, threads: int) -> Non
 def warm() -> None:
     """Compile the kernels now (or load them from Numba's cache): the first frame then does not wait for it.
     Engines call it as they load; an image build can call it to ship the compiled kernels."""
-    for s in (2, 4):
-        frame, h, w = np.zeros((3, 2, 3), np.float32), 2, 3
-        planes = [np.zeros((k * s * s, h, w), np.float32) for k in (1, 1, 1, 1, 3, 1)]
-        kernels = np.zeros((2, s * s, 9), np.float32)
-        result, state = np.zeros((3 * s * s, h, w), np.float32), np.zeros((5, h * s, w * s), np.float32)
-        combine(frame, result, [*planes, kernels], s, np.zeros((h, w), np.float32), state, result, 1)
-        show(result, result, np.zeros((2, h, w), np.float32), 2, s, state[:3], 1)
-        show(result, result, np.zeros((2, h, w), np.float32), 2, s, np.zeros((h * s, w * s, 3), np.uint8), 1)
+    s, h, w = 2, 2, 3  # one signature serves every scale and size
+    frame, kernels = np.zeros((3, h, w), np.float32), np.zeros((2, s * s, 9), np.float32)
+    planes = [np.zeros((k * s * s, h, w), np.float32) for k in (1, 1, 1, 1, 3, 1)]
+    result, state = np.zeros((3 * s * s, h, w), np.float32), np.zeros((5, h * s, w * s), np.float32)
+    combine(frame, result, [*planes, kernels], s, np.zeros((h, w), np.float32), state, result, 1)
+    show(result, result, np.zeros((2, h, w), np.float32), 2, s, state[:3], 1)
+    show(result, result, np.zeros((2, h, w), np.float32), 2, s, np.zeros((h * s, w * s, 3), np.uint8), 1)

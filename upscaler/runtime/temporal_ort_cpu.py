@@ -64,16 +64,15 @@ class OrtCpuTemporalEngine(StreamState):
         options = options or EngineOptions()
         if options.precision not in (None, "fp32"):
             raise EngineUnavailable(f"{self.name} runs temporal models in fp32 only")
-        self._session = _session(model, "folded", options)
+        # an accumulating model's threads must not spin while the kernels run between its graphs
+        quiet = replace(options, spin=False) if model.arch == "accum" else options
+        self._session = _session(model, "folded", quiet)
         inputs = {i.name for i in self._session.get_inputs()}
         self._accum = "colour" in inputs  # the network's part only: the mean and the filters are run here
-        if self._accum:  # ONNX Runtime's threads must not spin while the kernels run between its graphs
+        if self._accum:
             from upscaler.runtime.accum_cpu import kernel_threads, warm
 
             warm()  # compiled (or loaded from the cache) now, not on the first frame
-
-            quiet = replace(options, spin=False)
-            self._session = _session(model, "folded", quiet)
             self._open_filter = lambda f: _session(model, f"display-{f}", quiet)
             #: shared by every fork (``release`` renews the sessions in place)
             self._filters = {f: self._open_filter(f) for f in DISPLAY_FILTERS if model.graph(f"display-{f}")}
@@ -84,7 +83,6 @@ class OrtCpuTemporalEngine(StreamState):
         self._wants_motion = "motion" in inputs  # a display model's gate (the whole folded step)
         self._history: np.ndarray | None = None  # per stream: 4 bytes per state plane per output pixel
         self._shown: np.ndarray | None = None  # per stream, accumulating models: the shown frame
-        self._rgb8: np.ndarray | None = None  # during step_rgb8 (accumulating models): the 8-bit frame to write
         self._depth_kept: bool | None = None  # per stream: the state's depth plane holds a depth (not zeros)
         self._scratch = Scratch()  # shared by every fork: 20 bytes per output pixel of the largest frame
         self._shrink = import_onnxruntime().RunOptions()
@@ -96,17 +94,16 @@ class OrtCpuTemporalEngine(StreamState):
         batch, jit, mv = rgb8_inputs(frame, jitter, motion)
         if not self._accum:
             return rgb8_output(self.step(batch, jit, mv, reset, depth)[0])
-        s = self.scale
-        self._rgb8 = np.empty((frame.shape[0] * s, frame.shape[1] * s, 3), np.uint8)
-        try:
-            return self.step(batch, jit, mv, reset, depth)
-        finally:
-            self._rgb8 = None
+        return self._step(batch, jit, mv, reset, depth, rgb8=True)
 
     def step(
         self, frame: np.ndarray, jitter: np.ndarray, motion: np.ndarray, reset: bool, depth: np.ndarray | None = None
     ) -> np.ndarray:
         """The output (``1 x 3 x sH x sW``); a view of the engine's buffers, valid until the next step."""
+        return self._step(frame, jitter, motion, reset, depth)
+
+    def _step(self, frame, jitter, motion, reset: bool, depth=None, rgb8: bool = False) -> np.ndarray:
+        """``step``; with ``rgb8`` (accumulating models), a new ``sH x sW x 3`` uint8 frame instead."""
         s, kept = self.scale, self._channels - self._shown_planes  # the planes the step reads back
         stored = kept if self._accum else self._channels  # accumulating models keep the shown frame apart
         h, w = frame.shape[2:]
@@ -123,7 +120,7 @@ class OrtCpuTemporalEngine(StreamState):
             self._history = np.empty((stored, h * s, w * s), np.float32)
         self._depth_kept = depth is not None
         if self._accum:
-            return self._accum_step(frame, jitter, motion, folded, fresh, depth)
+            return self._accum_step(frame, jitter, motion, folded, fresh, depth, rgb8)
         unfold(self._run(frame, jitter, folded[None], fresh, depth=depth, motion=motion)[0], s, self._history)
         return self._history[None, :3]
 
@@ -143,7 +140,7 @@ class OrtCpuTemporalEngine(StreamState):
             feeds["motion"] = np.zeros((1, 2, h, w), np.float32) if motion is None else motion
         return self._session.run(None, feeds, options)[0]
 
-    def _accum_step(self, frame, jitter, motion, folded, fresh: bool, depth) -> np.ndarray:
+    def _accum_step(self, frame, jitter, motion, folded, fresh: bool, depth, rgb8: bool) -> np.ndarray:
         """The network's graph, then the mean and the new state (one pass), then the shown frame."""
         from upscaler.runtime.accum_cpu import combine
 
@@ -156,8 +153,8 @@ class OrtCpuTemporalEngine(StreamState):
         plane = depth_input(depth, frame)[0, 0]
         combine(frame[0], folded, coefficients, s, plane, self._history, result, self._threads)
         if not self._shown_planes:  # the new colour is shown as it is
-            return self._history[None, :3] if self._rgb8 is None else rgb8_output(self._history[:3])
-        return self._show(result, jitter, motion, fresh)
+            return rgb8_output(self._history[:3]) if rgb8 else self._history[None, :3]
+        return self._show(result, jitter, motion, fresh, rgb8)
 
     def _coefficients(self, h: int, w: int) -> dict[str, np.ndarray]:
         """The folded graph's outputs (``AccumSR.coefficients``, then the frame's kernels), in one scratch buffer
@@ -171,7 +168,7 @@ class OrtCpuTemporalEngine(StreamState):
             outputs[name], start = flat[start : start + size].reshape(shape), start + size
         return outputs
 
-    def _show(self, result: np.ndarray, jitter: np.ndarray, motion: np.ndarray, fresh: bool) -> np.ndarray:
+    def _show(self, result: np.ndarray, jitter: np.ndarray, motion: np.ndarray, fresh: bool, rgb8: bool):
         """The shown frame: each pixel's display filter (``AccumSR._display``'s gates), each filter's graph run
         only if some pixel shows it; a filter without a graph (identity) shows ``result`` as it is."""
         from upscaler.runtime.accum_cpu import show
@@ -186,14 +183,17 @@ class OrtCpuTemporalEngine(StreamState):
             names = ("moving" if pick != 1 else None, "still" if pick != 0 else None)
         planes = result.reshape(3, s * s, h, w)
         moving, still = (None if f is None else self._filter(f, planes, result) for f in names)
-        if self._rgb8 is None and all(x is None or x is result for x in (moving, still)):
+        if not rgb8 and all(x is None or x is result for x in (moving, still)):
             return self._history[None, :3]
-        if self._shown is None or self._shown.shape[1:] != (h * s, w * s):
-            self._shown = np.empty((3, h * s, w * s), np.float32)
         moving, still = (moving if moving is not None else still), (still if still is not None else moving)
-        out = self._shown if self._rgb8 is None else self._rgb8
+        if rgb8:  # a new frame each step, written as the shown frame is unfolded
+            out = np.empty((h * s, w * s, 3), np.uint8)
+        else:
+            if self._shown is None or self._shown.shape[1:] != (h * s, w * s):
+                self._shown = np.empty((3, h * s, w * s), np.float32)
+            out = self._shown
         show(moving, still, motion[0], pick, s, out, self._threads)
-        return out if out is self._rgb8 else out[None]
+        return out if rgb8 else out[None]
 
     def _filter(self, name: str, planes: np.ndarray, result: np.ndarray) -> np.ndarray:
         """Display filter ``name`` over the folded colour (``result``, or ``planes``: the same, one colour per
