@@ -130,8 +130,10 @@ def main() -> None:
     parser.add_argument("--size", default="320x180")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--frames", type=int, default=8, help="timed frames per subject per round")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--json")
     args = parser.parse_args()
+    variants = {name: VARIANTS[name] for name in args.variants}
     w, h = (int(v) for v in args.size.lower().split("x"))
     sys.path.insert(0, str(Path(__file__).parent))
     from temporal_speed import pan_frames
@@ -141,10 +143,10 @@ def main() -> None:
     single = Upscaler("x4-fast", "onnxruntime-cpu", tile=0, precision="fp32")
     subjects = {"x4-fast (single frame)": lambda i: single.upscale(frames[i])}
     folder = Path(tempfile.mkdtemp(prefix="accum-variants-"))
-    for name, params in VARIANTS.items():
+    for name, params in variants.items():
         up = _clock_parts(TemporalUpscaler(_export(name, params, folder), "onnxruntime-cpu"))
         subjects[name] = lambda i, up=up: up.upscale(frames[i], jitters[i % 16], motion)
-    medians, parts = _rounds(subjects, set(VARIANTS), args.frames, args.rounds)
+    medians, parts = _rounds(subjects, set(variants), args.frames, args.rounds)
     base = float(np.median(medians["x4-fast (single frame)"]))
     report = {
         "command": "python benchmarks/accum_variants.py " + " ".join(sys.argv[1:]),
@@ -152,7 +154,7 @@ def main() -> None:
         "size": [w, h],
         "rounds": args.rounds,
         "frames": args.frames,
-        "variants": VARIANTS,
+        "variants": variants,
         "subjects": {name: _summary(m, base) for name, m in medians.items()},
     }
     for name, by_part in parts.items():

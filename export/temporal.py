@@ -10,13 +10,14 @@
   already reprojected and folded), ``reset`` -> ``output`` (N x Cs² x H x W,
   folded): what ONNX Runtime's CPU engine runs between reprojecting and
   unfolding with OpenCV. For accumulating models (``AccumSR``) it is the
-  network's part only, ``AccumSR.coefficients``: ``frame``, ``jitter``, the
-  reprojected ``colour`` (1 x 3s² x H x W) and ``weight`` (1 x s² x H x W),
-  ``reset`` and, for models that take depth, ``previous_depth`` (1 x s² x H x W)
-  and ``depth`` -> ``COEFFICIENTS``: the weights of the history, the splat and
-  the base, the correction's scale (1 x s² x H x W each), the correction
-  (1 x 3s² x H x W), the new accumulated weight (1 x s² x H x W) and the
-  frame's ``kernels`` (1 x 2 x s² x 9); the engine makes the mean from them
+  network's convolutions only, ``AccumSR.network``: ``frame``, ``jitter``,
+  the reprojected ``colour`` (1 x 3s² x H x W) and ``weight`` (1 x s² x H x W),
+  ``reset`` and, for models that take depth, ``apart`` (1 x s² x H x W: the
+  depth gap between this frame and the reprojected history, ``AccumSR.depth_gap``,
+  which the engine computes) -> ``NETWORK_OUTPUTS``: the ``tail`` (1 x 6s² x H x W: the
+  logits of the history, the splat and the base, then the correction), the
+  frame's ``splat_gain`` (1 x s²) and its ``kernels`` (1 x 2 x s² x 9); the
+  engine makes the weights and the mean from them in one pass
   (``upscaler.runtime.accum_cpu``).
 - ``<name>.display-<filter>.onnx`` (accumulating models with display filters,
   one per filter that is not identity): ``result`` (3 x s² x H x W, the new
@@ -36,16 +37,11 @@ from pathlib import Path
 import numpy as np
 
 from export.onnx_export import OPSET, ParityError
-from upscaler.archs import DISPLAY_FILTERS
+from upscaler.archs import DISPLAY_FILTERS, NETWORK_OUTPUTS
 from upscaler.models import ModelDescriptor
 from upscaler.models.descriptor import display_graph_path, temporal_cpu_graphs
 
 __all__ = ["TemporalParity", "check_temporal_parity", "export_temporal"]
-
-#: An accumulating model's folded graph's outputs, in order (``AccumSR.coefficients``, then ``mix_kernels``).
-COEFFICIENTS = (
-    "history_weight", "splat_weight", "base_weight", "correction_scale", "correction", "gathered", "kernels",
-)  # fmt: skip
 
 #: Largest |ONNX - PyTorch| allowed over a sequence (the CPU path reprojects with OpenCV's fixed-point weights).
 TEMPORAL_TOLERANCE = {"full": 1e-3, "folded": 2e-2}
@@ -115,17 +111,16 @@ def _export_accum(net, model: ModelDescriptor, folded: Path, example: tuple, ops
     s2 = net.scale * net.scale
     h, w = frame.shape[2:]
 
-    class Coefficients(torch.nn.Module):
+    class Network(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.net = net
 
-        def forward(self, frame, jitter, colour, weight, reset, previous_depth=None, depth=None):
-            if depth is None:
-                depth = previous_depth = frame.new_zeros(1, 1, *frame.shape[2:])
-            return *self.net.coefficients(
-                frame, jitter, colour, weight, previous_depth, reset, depth
-            ), self.net.mix_kernels(jitter)
+        def forward(self, frame, jitter, colour, weight, reset, apart=None):
+            if apart is None:  # a model without depth: no gap anywhere
+                apart = torch.zeros_like(weight)
+            tail = self.net.network(frame, jitter, colour, weight, apart, reset)
+            return tail, self.net.splat_gain(jitter), self.net.mix_kernels(jitter)
 
     class Filter(torch.nn.Module):
         def __init__(self, weight, bias) -> None:
@@ -141,10 +136,10 @@ def _export_accum(net, model: ModelDescriptor, folded: Path, example: tuple, ops
     names = ["frame", "jitter", "colour", "weight", "reset"]
     args = [frame, jitter, torch.rand(1, 3 * s2, h, w), torch.rand(1, s2, h, w), reset]
     if extra:
-        names, args = [*names, "previous_depth", "depth"], [*args, torch.rand(1, s2, h, w) + 0.5, *extra]
+        names, args = [*names, "apart"], [*args, torch.rand(1, s2, h, w)]
     spatial = {2: "h", 3: "w"}
-    axes = {n: spatial for n in [*names, *COEFFICIENTS] if n not in ("jitter", "reset", "kernels")}
-    _write_graph(Coefficients(), tuple(args), names, list(COEFFICIENTS), axes, folded, model, opset)
+    axes = {n: spatial for n in [*names, "tail"] if n not in ("jitter", "reset")}
+    _write_graph(Network(), tuple(args), names, list(NETWORK_OUTPUTS), axes, folded, model, opset)
     filters = net.display_filters() if model.display_planes else {}
     for name in DISPLAY_FILTERS:
         path = display_graph_path(folded, name)

@@ -80,12 +80,15 @@ def test_the_exported_softplus_is_torch_softplus_in_value_and_gradient():
     torch.testing.assert_close(grad, torch.sigmoid(x.detach()), rtol=1e-5, atol=1e-6)
 
 
-def test_the_graphs_have_no_softplus_node(tiny):
+def test_the_graphs_have_no_softplus_node_and_the_cpu_graph_no_weighing(tiny):
+    """The whole step writes softplus as ``_softplus``; the CPU graph stops at the network's tail (its fused pass
+    weighs the sub-pixels: ``runtime.accum_cpu``)."""
     import onnx
 
-    for suffix in (".onnx", ".folded.onnx"):
-        ops = {node.op_type for node in onnx.load(str(tiny.with_suffix(suffix))).graph.node}
-        assert "Softplus" not in ops and {"Exp", "Log"} <= ops
+    whole, folded = ({node.op_type for node in onnx.load(str(tiny.with_suffix(s))).graph.node}
+                     for s in (".onnx", ".folded.onnx"))  # fmt: skip
+    assert "Softplus" not in whole and {"Exp", "Log", "Sigmoid"} <= whole
+    assert not {"Softplus", "Log", "Sigmoid"} & folded and "Conv" in folded  # (Exp: the splat's per-frame weights)
 
 
 def test_a_still_shot_gathers_its_samples_as_a_plain_accumulation_does():

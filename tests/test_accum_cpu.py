@@ -33,24 +33,71 @@ def _identity_unjittered(net: AccumSR) -> AccumSR:
     return net
 
 
-@pytest.mark.parametrize("scale", [2, 4])
-def test_the_fused_mean_and_state_equal_the_models_combine(scale):
+#: (scale, AccumSR keywords, reset): every form of the per-sub-pixel weights ``runtime.accum_cpu`` reproduces
+FORMS = [
+    (2, {}, False),
+    (4, {}, True),
+    (4, {"settle": False, "keep_offset": 0.0}, False),
+    (4, {"settle_base": True, "fresh_correction": True, "base_decay": 6.0}, False),  # the shipped models' form
+    (2, {"settle_base": True, "fresh_correction": True, "base_decay": 6.0}, True),
+]
+
+
+@pytest.mark.parametrize(("scale", "form", "reset"), FORMS)
+def test_the_fused_weights_mean_and_state_equal_the_models_own(scale, form, reset):
+    """``combine`` (Numba: the weights from the network's tail, the mean, the unfolded state) against
+    ``AccumSR.weigh`` and ``combine`` in PyTorch, with logits wide enough to saturate every sigmoid."""
+    torch.manual_seed(3)
     net, s2 = _net(scale), scale * scale
+    net = AccumSR(scale, channels=8, blocks=1, history_channels=4, **form).eval()
     h, w = 7, 9
     frame, colour = torch.rand(1, 3, h, w), torch.rand(1, 3 * s2, h, w)
-    weight, depth = torch.rand(1, s2, h, w) * 0.8, torch.rand(1, 1, h, w) + 0.5
-    jitter = torch.tensor([[0.3, -0.15]])
+    weight, depth = torch.rand(1, s2, h, w) - 0.1, torch.rand(1, 1, h, w) + 0.5  # bicubic overshoots below 0
+    jitter, flag = torch.tensor([[0.3, -0.15]]), torch.tensor([[float(reset)]])
+    tail = torch.randn(1, 6 * s2, h, w) * 8
     with torch.no_grad():
-        *weights, gathered = net.coefficients(frame, jitter, colour, weight, torch.rand(1, s2, h, w), torch.zeros(1, 1),
-                                              depth)  # fmt: skip
+        gain = net.splat_gain(jitter)
+        *weights, gathered = net.weigh(tail, weight, flag, gain)
         expected = net.combine(frame, jitter, colour, *weights)
         kernels = net.mix_kernels(jitter)
-    outputs = [t[0].numpy() for t in (*weights, gathered, kernels)]
+    outputs = [tail[0].numpy(), gain[0].numpy(), kernels[0].numpy()]
+    folded = torch.cat([colour, weight, torch.rand(1, s2, h, w)], dim=1)[0].numpy()
     result, state = np.empty((3 * s2, h, w), np.float32), np.empty((5, h * scale, w * scale), np.float32)
-    accum_cpu.combine(frame[0].numpy(), colour[0].numpy(), outputs, scale, depth[0, 0].numpy(), state, result, 2)
+    weighing = accum_cpu.constants(net.inference_params())
+    accum_cpu.combine(frame[0].numpy(), folded, outputs, weighing, reset, scale, depth[0, 0].numpy(), state, result,
+                      np.empty((s2, h, w), np.float32), 2)  # fmt: skip
     assert np.abs(result - expected[0].numpy()).max() < 1e-5
     unfolded = F.pixel_shuffle(torch.cat([expected, gathered, depth.expand(1, s2, h, w)], dim=1), scale)[0]
     assert np.abs(state - unfolded.numpy()).max() < 1e-5  # colour, weight and depth, high resolution
+    before = state[4].copy()
+    accum_cpu.combine(frame[0].numpy(), folded, outputs, weighing, reset, scale, None, state, result,
+                      np.empty((s2, h, w), np.float32), 2)  # fmt: skip
+    assert np.array_equal(state[4], before) and np.abs(state[:4] - unfolded[:4].numpy()).max() < 1e-5
+
+
+def test_the_depth_gap_in_place_equals_the_models():
+    h, w, s2 = 5, 7, 16
+    depth, previous = torch.rand(1, 1, h, w) * 4, torch.rand(1, s2, h, w) * 4
+    previous[0, :, 0] = 0.0  # the history had no depth there
+    depth[0, 0, 1] = 0.0  # this frame has none there
+    expected = AccumSR.depth_gap(depth, previous)[0].numpy()
+    gap = previous[0].numpy().copy()
+    accum_cpu.depth_gap(depth[0, 0].numpy(), gap, 2)
+    assert np.abs(gap - expected).max() < 1e-6
+
+
+def test_the_kernels_exponential_sigmoid_and_softplus_match_numpys():
+    """The arithmetic forms LLVM vectorises, over the whole range a logit takes (and past it)."""
+    x = np.concatenate([np.linspace(-120, 120, 20001), [0.0, -0.0, 1e-8, -1e-8]]).astype(np.float32)
+    exp = np.array([accum_cpu._exp_neg(np.float32(v)) for v in -np.abs(x)])
+    wide = np.exp(-np.abs(x).astype(np.float64))
+    near = np.abs(x) < 4  # beyond, float32's rounding of x / ln 2 dominates: a few ulps of x
+    assert np.all(np.abs(exp - wide)[near] <= 3e-7 * wide[near]) and np.all(np.abs(exp - wide) <= 3e-6 * wide + 1e-18)
+    sigmoid = np.array([accum_cpu._sigmoid(v) for v in x])
+    assert np.abs(sigmoid - 1 / (1 + np.exp(-x.astype(np.float64)))).max() < 3e-7
+    softplus = np.array([accum_cpu._softplus(v) for v in x])
+    expected = np.logaddexp(0.0, x.astype(np.float64))
+    assert np.all(np.abs(softplus - expected) <= 4e-7 * np.maximum(expected, 1.0))
 
 
 def test_show_takes_each_pixels_filter_by_its_motion_and_clamps():

@@ -11,12 +11,23 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ARCHS", "DISPLAY_FILTERS", "ArchSpec", "build_network", "get_arch", "macs_per_pixel", "receptive_field"]
+__all__ = [
+    "ARCHS", "DISPLAY_FILTERS", "LEAN_FLOOR", "NETWORK_OUTPUTS", "ArchSpec", "build_network", "get_arch",
+    "macs_per_pixel", "receptive_field",
+]  # fmt: skip
 
 
 #: An accumulating model's display filters (``AccumSR``'s, in the order of its output channels); each that is
 #: not identity ships as a CPU graph of its own, ``display-<filter>``, beside the folded one.
 DISPLAY_FILTERS = ("moving", "still", "unjittered")
+
+#: The least lean an accumulating model keeps on its jitter-aware upsample (``AccumSR.weigh``, and the CPU
+#: engine's fused mean, ``runtime.accum_cpu``): the weighted mean never divides by zero.
+LEAN_FLOOR = 1e-3
+
+#: An accumulating model's folded (CPU) graph's outputs, in order (``AccumSR.tail_logits``, ``splat_gain``,
+#: ``mix_kernels``): what the CPU engine reads (``runtime.temporal_ort_cpu``; ``export.temporal`` writes them).
+NETWORK_OUTPUTS = ("tail", "splat_gain", "kernels")
 
 
 @dataclass(frozen=True)

@@ -46,11 +46,12 @@ output colour and ``w``, the samples it has gathered per pixel (divided by
 Everything but the reprojection runs at low resolution. ``forward`` is the
 whole step (one ONNX graph); ``blend_folded`` takes the already reprojected,
 folded state and returns the new state folded. It is three parts:
-``coefficients`` (the network, up to the per-sub-pixel weights of step 4),
-``combine`` (the weighted mean) and the display filters. The CPU engine runs
-the first and the filters as ONNX graphs and the rest in one fused pass
-(``upscaler.runtime.accum_cpu``): as graph operators, the weighted mean alone
-took half the step.
+``coefficients`` (the network, up to the per-sub-pixel weights of step 4:
+``tail_logits``, its convolutions, then ``weigh``), ``combine`` (the weighted
+mean) and the display filters. The CPU engine runs the convolutions and the
+filters as ONNX graphs and the rest in one fused pass
+(``upscaler.runtime.accum_cpu``): as graph operators, the per-sub-pixel
+arithmetic and the weighted mean took more than half the step.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from upscaler.archs import DISPLAY_FILTERS
+from upscaler.archs import DISPLAY_FILTERS, LEAN_FLOOR
 from upscaler.archs.temporal import reproject
 
 __all__ = ["AccumSR", "jitter_coefficients", "lagrange_coefficients"]
@@ -291,27 +292,48 @@ class AccumSR(nn.Module):
         W each) the weights of the history, the splat and the base in the new colour and the correction's
         scale; the correction (N x 3s² x H x W); the new accumulated weight (N x s² x H x W). ``colour``,
         ``weight`` and ``previous_depth`` are the reprojected state's planes, folded. ``combine`` makes the
-        colour from all but the last; the CPU engine does that outside the graph, in one pass
-        (``runtime.accum_cpu``). Separate tensors, not one: the graph's concatenation cost more than its
-        consumer's pass."""
+        colour from all but the last. Two parts: ``tail_logits`` (the convolutions) and ``weigh`` (per sub-pixel
+        arithmetic); the CPU engine's graph is the first, its fused pass (``runtime.accum_cpu``) does the
+        second with the mean: as graph operators, each a pass over memory the size of the output, it cost
+        more than the network's convolutions."""
+        tail = self.tail_logits(frame, jitter, colour, weight, previous_depth, reset, depth)
+        return self.weigh(tail, weight, reset, self.splat_gain(jitter))
+
+    def tail_logits(self, frame, jitter, colour, weight, previous_depth, reset, depth) -> torch.Tensor:
+        """N x 6s² x H x W: the network's last convolution (``coefficients``' arguments): per sub-pixel the logits
+        of keeping the history (``r``), trusting the samples (``m``) and leaning on the upsample (``e``), then
+        the correction (3s², colour-major)."""
+        return self.network(frame, jitter, colour, weight, self.depth_gap(depth, previous_depth), reset)
+
+    def network(self, frame, jitter, colour, weight, apart, reset) -> torch.Tensor:
+        """``tail_logits`` from the depth gap (``depth_gap``, N x s² x H x W) in place of the two depths: the CPU
+        graph (its engine computes the gap in place, or passes zeros for a stream without depth)."""
+        n = frame.shape[0]
+        weight = torch.clamp(weight, min=0.0) * (1.0 - reset.reshape(n, 1, 1, 1))
+        bilinear, gaussian = jitter_coefficients(jitter, self.scale, self.sigma)
+        own = gaussian[:, :, 4]  # the block's own sample
+        history = self._project(colour, frame, bilinear, weight, apart)
+        features = torch.cat([frame, frame - self._predicted(colour, own), history], dim=1)
+        bias = self.frame_bias(torch.cat([own, reset.reshape(n, 1)], dim=1))
+        x = self.body(F.relu(self.head(features) + bias.reshape(n, -1, 1, 1)))
+        return self.tail(x)
+
+    def splat_gain(self, jitter: torch.Tensor) -> torch.Tensor:
+        """N x s²: this frame's splat weight per sub-pixel (the Gaussian weights of its 3 x 3 nearest samples,
+        summed): what a sub-pixel gathers this frame."""
+        return jitter_coefficients(jitter, self.scale, self.sigma)[1].sum(dim=2)
+
+    def weigh(self, tail: torch.Tensor, weight: torch.Tensor, reset: torch.Tensor, gain: torch.Tensor):
+        """``coefficients`` from ``tail_logits``' output, the reprojected ``weight`` (folded) and ``splat_gain``.
+        What the CPU engine's fused mean computes per sub-pixel (``runtime.accum_cpu._weigh``)."""
         s2 = self.scale * self.scale
-        n, _, h, w = frame.shape
+        n = tail.shape[0]
         # a count is never negative: bicubic reprojection overshoots where it jumps (the edge of what was
         # gathered), and a negative count can cancel the others in the weighted mean below
         weight = torch.clamp(weight, min=0.0) * (1.0 - reset.reshape(n, 1, 1, 1))
-        apart = self.depth_gap(depth, previous_depth)
-        bilinear, gaussian = jitter_coefficients(jitter, self.scale, self.sigma)
-        g = gaussian.sum(dim=2)  # N x s²: this frame's splat weight per sub-pixel
-        own = gaussian[:, :, 4]  # the block's own sample
-        share = (own / own.sum(dim=1, keepdim=True)).reshape(n, 1, 1, s2)
-        predicted = torch.matmul(share, colour.reshape(n, 3, s2, h * w)).reshape(n, 3, h, w)
-        features = torch.cat([frame, frame - predicted, self._project(colour, frame, bilinear, weight, apart)], dim=1)
-        bias = self.frame_bias(torch.cat([own, reset.reshape(n, 1)], dim=1))
-        x = self.body(F.relu(self.head(features) + bias.reshape(n, -1, 1, 1)))
-        t, b = self.tail.weight, self.tail.bias  # four 1x1 convolutions (slices of one): no Split in the graph
-        keep = torch.sigmoid(F.conv2d(x, t[:s2], b[:s2]) + self.keep_offset) * weight * self.cap
-        new = torch.sigmoid(F.conv2d(x, t[s2 : 2 * s2], b[s2 : 2 * s2])) * g.reshape(n, s2, 1, 1)
-        lean = _softplus(F.conv2d(x, t[2 * s2 : 3 * s2], b[2 * s2 : 3 * s2])) + 1e-3
+        keep = torch.sigmoid(tail[:, :s2] + self.keep_offset) * weight * self.cap
+        new = torch.sigmoid(tail[:, s2 : 2 * s2]) * gain.reshape(n, s2, 1, 1)
+        lean = _softplus(tail[:, 2 * s2 : 3 * s2]) + LEAN_FLOOR
         if self.settle_base:  # the blurred base gives way to real samples as they gather, as the correction does
             lean = lean * (1.0 / (1.0 + keep))
         if self.base_decay:  # ... and is gone once a few have: it is added every frame, the samples a tenth each
@@ -324,8 +346,14 @@ class AccumSR(nn.Module):
         else:
             scale = torch.ones_like(keep)
         gathered = torch.clamp((keep + new) / self.cap, max=1.0)
-        correction = F.conv2d(x, t[3 * s2 :], b[3 * s2 :])
-        return keep * inverse, new * inverse, lean * inverse, scale, correction, gathered
+        return keep * inverse, new * inverse, lean * inverse, scale, tail[:, 3 * s2 :], gathered
+
+    def _predicted(self, colour: torch.Tensor, own: torch.Tensor) -> torch.Tensor:
+        """N x 3 x H x W: what the history says this frame's samples are (its sub-pixels weighted by the own
+        sample's splat weights, ``own``: N x s²)."""
+        n, _, h, w = colour.shape
+        share = (own / own.sum(dim=1, keepdim=True)).reshape(n, 1, 1, own.shape[1])
+        return torch.matmul(share, colour.reshape(n, 3, own.shape[1], h * w)).reshape(n, 3, h, w)
 
     def combine(self, frame, jitter, colour, history_weight, splat_weight, base_weight, scale, correction):
         """N x 3s² x H x W: the new colour, folded, from the reprojected ``colour`` and ``coefficients``'
@@ -433,7 +461,7 @@ class AccumSR(nn.Module):
         history's at each sub-pixel (folded), relative to the farther of the two: near 0 on one surface,
         near 1 where the history saw another (a disocclusion, or a surface that moved in front). The
         network weighs it with what else it sees (a jittered depth buffer flickers along edges); without
-        depth (zeros on both sides) it is 0 everywhere."""
+        depth (zeros on both sides) it is 0 everywhere. The CPU engine's is ``runtime.accum_cpu.depth_gap``."""
         return (depth - previous).abs() / (torch.maximum(depth, previous) + 1e-6)
 
     def inference_params(self) -> dict[str, Any]:

@@ -1,15 +1,19 @@
 """The accumulating models' weighted mean and shown frame on the CPU, each one fused pass (Numba).
 
-``AccumSR.combine`` is a dozen element-wise operators over ``3s²`` planes; as
-ONNX Runtime operators they took half the CPU step (each a pass over memory
-the size of the output frame), and written out as one loop they take a
-fraction of that. The network (``AccumSR.coefficients``) and the display
-filters stay ONNX graphs (convolutions, which ONNX Runtime does well); these
-kernels take what the graphs give:
+``AccumSR.weigh`` and ``AccumSR.combine`` are two dozen element-wise
+operators over ``s²`` and ``3s²`` planes; as ONNX Runtime operators they took
+more than half the CPU step (each a pass over memory the size of the output
+frame), and written out as one loop they take a fraction of that. The
+network's convolutions (``AccumSR.tail_logits``) and the display filters stay
+ONNX graphs (which ONNX Runtime does well); these kernels take what the
+graphs give:
 
-- ``combine``: the new colour, folded (what the display filters read), and
-  the state's planes at high resolution (colour, accumulated weight, depth)
-  from the frame, the reprojected colour and the network's weights.
+- ``combine``: the per-sub-pixel weights (sigmoids, a softplus and an
+  exponential in arithmetic LLVM vectorises, ``_exp_neg``), the new colour,
+  folded (what the display filters read), and the state's planes at high
+  resolution (colour, accumulated weight, depth) from the frame, the
+  reprojected state and the network's tail.
+- ``depth_gap``: the network's ``apart`` input, where the caller gives depth.
 - ``show``: one display filter's output per low-resolution pixel, chosen by
   its motion, unfolded into the shown frame (float planes, or the 8-bit
   frame ``TemporalUpscaler`` returns, in the same pass).
@@ -31,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["combine", "kernel_threads", "show", "warm"]
+__all__ = ["combine", "constants", "depth_gap", "kernel_threads", "show", "warm"]
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
     os.environ["NUMBA_THREADING_LAYER"] = "workqueue"
@@ -42,6 +46,8 @@ if "NUMBA_CACHE_DIR" not in os.environ and not os.access(Path(__file__).parent, 
 import numba
 from numba import njit, prange
 
+from upscaler.archs import LEAN_FLOOR
+
 _LOCK = threading.Lock()
 
 
@@ -51,47 +57,128 @@ def kernel_threads(threads: int | None) -> int:
     return most if threads is None else max(1, min(int(threads), most))
 
 
+@njit(fastmath=True, cache=True, inline="always")
+def _exp_neg(x):
+    """``exp(x)`` for ``x <= 0``, to 3e-7 relative above -4 (below, float32's rounding of ``x / ln 2``
+    dominates: 2e-6 at -41), and ``exp(-41.6)``, 8.7e-19, below -41.6 (every caller adds it to 1 or multiplies a term
+    it makes nil). Written in arithmetic LLVM vectorises: libm's ``expf`` is
+    a call per element, four times the whole pass."""
+    t = max(x * np.float32(1.4426950408889634), np.float32(-60.0))  # x / ln 2
+    n = np.floor(t + np.float32(0.5))
+    f = (t - n) * np.float32(0.6931471805599453)  # |f| <= ln 2 / 2: Taylor to the 6th power
+    p = np.float32(1.0) + f * (np.float32(1.0) + f * (np.float32(0.5) + f * (np.float32(1 / 6) + f * (
+        np.float32(1 / 24) + f * (np.float32(1 / 120) + f * np.float32(1 / 720))))))  # fmt: skip
+    return p / np.float32(np.int64(1) << np.int64(-n))
+
+
+@njit(fastmath=True, cache=True, inline="always")
+def _sigmoid(z):
+    e = _exp_neg(-abs(z))
+    return (np.float32(1.0) if z >= 0 else e) / (np.float32(1.0) + e)
+
+
+@njit(fastmath=True, cache=True, inline="always")
+def _softplus(z):
+    """``log(1 + exp(z))`` as ``max(z, 0) + log1p(exp(-|z|))``, the log by its series in ``u / (2 + u)``
+    (at most 1/3: 7 terms)."""
+    u = _exp_neg(-abs(z))
+    v = u / (np.float32(2.0) + u)
+    v2 = v * v
+    series = np.float32(1.0) + v2 * (np.float32(1 / 3) + v2 * (np.float32(1 / 5) + v2 * (np.float32(1 / 7) + v2 * (
+        np.float32(1 / 9) + v2 * (np.float32(1 / 11) + v2 * np.float32(1 / 13))))))  # fmt: skip
+    return max(z, np.float32(0.0)) + np.float32(2.0) * v * series
+
+
+@njit(fastmath=True, cache=True)
+def _weigh(tail, weight, gain, constants, keepalive, s2, k, y, a, b, e, f, gathered):
+    """``AccumSR.weigh`` for sub-pixel ``k`` of row ``y``: the weights of the history (``a``), the splat
+    (``b``) and the base (``e``), the correction's scale (``f``) and the new accumulated weight."""
+    cap, offset, settle_base, decay, mode = constants[0], constants[1], constants[2], constants[3], constants[4]
+    lr, lm, le, wt, g = tail[k, y], tail[s2 + k, y], tail[2 * s2 + k, y], weight[k, y], gain[k]
+    zero, one = np.float32(0.0), np.float32(1.0)
+    for x in range(weight.shape[2]):
+        keep = _sigmoid(lr[x] + offset) * max(wt[x], zero) * keepalive * cap
+        new = _sigmoid(lm[x]) * g
+        lean = _softplus(le[x]) + np.float32(LEAN_FLOOR)
+        lean = lean / (one + settle_base * keep) * _exp_neg(-decay * keep)
+        inverse = one / (keep + new + lean)
+        a[x], b[x], e[x] = keep * inverse, new * inverse, lean * inverse
+        f[x] = (new + lean) * inverse if mode == 2 else (one / (one + keep) if mode == 1 else one)
+        gathered[x] = min((keep + new) / cap, one)
+
+
 @njit(parallel=True, fastmath=True, cache=True)
-def _mean(padded, colour, history_weight, splat_weight, base_weight, scale, correction, kernels, s, result):
-    """``result`` (3s² x H x W): the clamped weighted mean, one sub-pixel plane's row per task."""
+def _mean(padded, colour, weight, tail, gain, constants, keepalive, kernels, s, result, gathered):
+    """``result`` (3s² x H x W): the clamped weighted mean, and ``gathered`` (s² x H x W); a row per task."""
     h, w = padded.shape[1] - 2, padded.shape[2] - 2
     s2 = s * s
     zero, one = np.float32(0.0), np.float32(1.0)
-    for task in prange(h * s2):
-        y, k = task // s2, task % s2
-        b0, b1, b2, b3, b4, b5, b6, b7, b8 = kernels[0, k]
-        p0, p1, p2, p3, p4, p5, p6, p7, p8 = kernels[1, k]
-        a, b, e, f = history_weight[k, y], splat_weight[k, y], base_weight[k, y], scale[k, y]
-        for c in range(3):
-            r0, r1, r2 = padded[c, y], padded[c, y + 1], padded[c, y + 2]
-            history, fix, out = colour[c * s2 + k, y], correction[c * s2 + k, y], result[c * s2 + k, y]
-            for x in range(w):
-                v0, v1, v2, v3, v4 = r0[x], r0[x + 1], r0[x + 2], r1[x], r1[x + 1]
-                v5, v6, v7, v8 = r1[x + 2], r2[x], r2[x + 1], r2[x + 2]
-                base = b0 * v0 + b1 * v1 + b2 * v2 + b3 * v3 + b4 * v4 + b5 * v5 + b6 * v6 + b7 * v7 + b8 * v8
-                splat = p0 * v0 + p1 * v1 + p2 * v2 + p3 * v3 + p4 * v4 + p5 * v5 + p6 * v6 + p7 * v7 + p8 * v8
-                v = a[x] * history[x] + b[x] * splat + e[x] * base + f[x] * fix[x]
-                out[x] = min(max(v, zero), one)
+    for y in prange(h):
+        rows = np.empty((4, w), np.float32)  # this row's weights of one sub-pixel
+        a, b, e, f = rows[0], rows[1], rows[2], rows[3]
+        for k in range(s2):
+            _weigh(tail, weight, gain, constants, keepalive, s2, k, y, a, b, e, f, gathered[k, y])
+            b0, b1, b2, b3, b4, b5, b6, b7, b8 = kernels[0, k]
+            p0, p1, p2, p3, p4, p5, p6, p7, p8 = kernels[1, k]
+            for c in range(3):
+                r0, r1, r2 = padded[c, y], padded[c, y + 1], padded[c, y + 2]
+                history, fix, out = colour[c * s2 + k, y], tail[(3 + c) * s2 + k, y], result[c * s2 + k, y]
+                for x in range(w):
+                    v0, v1, v2, v3, v4 = r0[x], r0[x + 1], r0[x + 2], r1[x], r1[x + 1]
+                    v5, v6, v7, v8 = r1[x + 2], r2[x], r2[x + 1], r2[x + 2]
+                    base = b0 * v0 + b1 * v1 + b2 * v2 + b3 * v3 + b4 * v4 + b5 * v5 + b6 * v6 + b7 * v7 + b8 * v8
+                    splat = p0 * v0 + p1 * v1 + p2 * v2 + p3 * v3 + p4 * v4 + p5 * v5 + p6 * v6 + p7 * v7 + p8 * v8
+                    v = a[x] * history[x] + b[x] * splat + e[x] * base + f[x] * fix[x]
+                    out[x] = min(max(v, zero), one)
 
 
 @njit(parallel=True, fastmath=True, cache=True)
-def _unfold_state(result, gathered, depth, s, state):
-    """``state`` (5 x sH x sW): colour from ``result``, the weight from ``gathered`` (s² x H x W), ``depth``
-    (H x W) repeated over each block."""
+def _depth_gap(depth, previous):
+    """``previous`` (s² x H x W, the reprojected history's depth, folded) becomes its gap to ``depth`` (H x W)."""
     h, w = depth.shape
+    for y in prange(h):
+        d = depth[y]
+        for k in range(previous.shape[0]):
+            p = previous[k, y]
+            for x in range(w):
+                p[x] = abs(d[x] - p[x]) / (max(d[x], p[x]) + np.float32(1e-6))
+
+
+@njit(fastmath=True, cache=True, inline="always")
+def _interleave(dst, rows, s):
+    """``dst[x * s + j] = rows[j, x]``: one high-resolution row from its ``s`` sub-pixel rows (written out for
+    ``s`` = 4 and 2, where LLVM vectorises it: twice the speed of the general loop)."""
+    w = rows.shape[1]
+    if s == 4:
+        a, b, c, d = rows[0], rows[1], rows[2], rows[3]
+        for x in range(w):
+            dst[4 * x], dst[4 * x + 1], dst[4 * x + 2], dst[4 * x + 3] = a[x], b[x], c[x], d[x]
+    elif s == 2:
+        a, b = rows[0], rows[1]
+        for x in range(w):
+            dst[2 * x], dst[2 * x + 1] = a[x], b[x]
+    else:
+        for x in range(w):
+            for j in range(s):
+                dst[x * s + j] = rows[j, x]
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def _unfold_state(result, gathered, depth, with_depth, s, state):
+    """``state`` (5 x sH x sW): colour from ``result``, the weight from ``gathered`` (s² x H x W) and, if
+    ``with_depth``, ``depth`` (H x W) repeated over each block."""
+    h, w = gathered.shape[1:]
     s2 = s * s
     for row in prange(h * s):
         y, i = row // s, row % s
-        for j in range(s):
-            k = i * s + j
-            for c in range(3):
-                src, dst = result[c * s2 + k, y], state[c, row]
-                for x in range(w):
-                    dst[x * s + j] = src[x]
-            src, dst, d = gathered[k, y], state[3, row], depth[y]
+        for c in range(3):
+            _interleave(state[c, row], result[c * s2 + i * s : c * s2 + (i + 1) * s, y], s)
+        _interleave(state[3, row], gathered[i * s : (i + 1) * s, y], s)
+        if with_depth:
+            d, dst = depth[y], state[4, row]
             for x in range(w):
-                dst[x * s + j] = src[x]
-                state[4, row, x * s + j] = d[x]
+                for j in range(s):
+                    dst[x * s + j] = d[x]
 
 
 @njit(parallel=True, fastmath=True, cache=True)
@@ -113,33 +200,66 @@ def _show(moving, still, motion, pick, s, out):
 
 @njit(parallel=True, fastmath=True, cache=True)
 def _show8(moving, still, motion, pick, s, out):
-    """``_show`` into ``out`` (sH x sW x 3 uint8), times 255 rounded to nearest (ties to even, as OpenCV)."""
+    """``_show`` into ``out`` (sH x sW x 3 uint8), times 255 rounded to nearest (ties to even, as OpenCV). One
+    filter everywhere (``pick`` 0 or 1) runs plane by plane, which LLVM vectorises (half the time)."""
     h, w = motion.shape[1:]
     s2 = s * s
     zero, one, full = np.float32(0.0), np.float32(1.0), np.float32(255.0)
     for row in prange(h * s):
         y, i = row // s, row % s
+        flat = out[row].reshape(-1)
+        if pick != 2:
+            src = still if pick == 1 else moving
+            for c in range(3):
+                for j in range(s):
+                    plane = src[c * s2 + i * s + j, y]
+                    for x in range(w):
+                        flat[(x * s + j) * 3 + c] = np.uint8(np.rint(min(max(plane[x], zero), one) * full))
+            continue
         for x in range(w):
-            rest = pick == 1 or (pick == 2 and motion[0, y, x] == 0.0 and motion[1, y, x] == 0.0)
-            src = still if rest else moving
+            src = still if motion[0, y, x] == 0.0 and motion[1, y, x] == 0.0 else moving
             for j in range(s):
                 for c in range(3):
                     v = min(max(src[c * s2 + i * s + j, y, x], zero), one)
-                    out[row, x * s + j, c] = np.uint8(np.rint(v * full))
+                    flat[(x * s + j) * 3 + c] = np.uint8(np.rint(v * full))
 
 
-def combine(frame, colour, coefficients, scale: int, depth, state, result, threads: int) -> None:
-    """The new state from one step: ``frame`` (3 x H x W), the reprojected ``colour`` (3s² x H x W, folded),
-    the folded graph's outputs without their batch axis (``AccumSR.coefficients``' and its kernels: the weights of the
-    history, the splat and the base, the correction's scale, the correction, the new accumulated weight and
-    the frame's bilinear and splat ``kernels``, 2 x s² x 9), ``depth`` (H x W; zeros without). Writes
-    ``result`` (3s² x H x W, the new colour folded) and ``state`` (5 x sH x sW)."""
-    *weights, gathered, kernels = coefficients
+def constants(params) -> np.ndarray:
+    """``_weigh``'s constants from an accumulating model's parameters (``ModelDescriptor.params``):
+    ``cap``, ``keep_offset``, ``settle_base`` (0 or 1), ``base_decay`` and the correction's scale (2: this
+    frame's share, ``fresh_correction``; 1: ``1 / (1 + n)``, ``settle``; 0: none)."""
+    mode = 2 if params["fresh_correction"] else 1 if params["settle"] else 0
+    values = [params["cap"], params["keep_offset"], float(params["settle_base"]), params["base_decay"], mode]
+    return np.array(values, np.float32)
+
+
+def combine(frame, folded, outputs, weighing, reset: bool, scale: int, depth, state, result, gathered, threads):
+    """The new state from one step: ``frame`` (3 x H x W), the reprojected state ``folded`` (colour 3s², weight
+    s², ... x H x W), the folded graph's outputs without their batch axis (``upscaler.archs.NETWORK_OUTPUTS``:
+    the tail's logits and correction, 6s² x H x W; the splat's gain, s²; the frame's bilinear and splat
+    ``kernels``, 2 x s² x 9), ``constants(params)``, whether the stream starts here, ``depth`` (H x W, or
+    None: the state's depth plane is left as it is, since a step reads it back only after a frame with depth).
+    Writes ``result`` (3s² x H x W, the new colour folded), ``gathered`` (s² x H x W, scratch) and ``state``
+    (5 x sH x sW)."""
+    tail, gain, kernels = outputs
+    s2 = scale * scale
     padded = np.pad(frame, ((0, 0), (1, 1), (1, 1)), mode="edge")
+    colour, weight = folded[: 3 * s2], folded[3 * s2 : 4 * s2]
+    keepalive = np.float32(0.0 if reset else 1.0)
     with _LOCK:
         numba.set_num_threads(threads)
-        _mean(padded, colour, *weights, kernels, scale, result)
-        _unfold_state(result, gathered, depth, scale, state)
+        _mean(padded, colour, weight, tail, gain, weighing, keepalive, kernels, scale, result, gathered)
+        plane = np.zeros((1, 1), np.float32) if depth is None else depth
+        _unfold_state(result, gathered, plane, depth is not None, scale, state)
+
+
+def depth_gap(depth, previous, threads: int) -> None:
+    """``AccumSR.depth_gap`` in place: ``previous`` (s² x H x W, the reprojected history's depth, folded) becomes
+    how far this frame's ``depth`` (H x W; zeros where the caller gave none) is from it, relative to the farther
+    of the two (the network's ``apart`` input)."""
+    with _LOCK:
+        numba.set_num_threads(threads)
+        _depth_gap(depth, previous)
 
 
 def show(moving, still, motion, pick: int, scale: int, out, threads: int) -> None:
@@ -157,9 +277,12 @@ def warm() -> None:
     """Compile the kernels now (or load them from Numba's cache): the first frame then does not wait for it.
     Engines call it as they load; an image build can call it to ship the compiled kernels."""
     s, h, w = 2, 2, 3  # one signature serves every scale and size
-    frame, kernels = np.zeros((3, h, w), np.float32), np.zeros((2, s * s, 9), np.float32)
-    planes = [np.zeros((k * s * s, h, w), np.float32) for k in (1, 1, 1, 1, 3, 1)]
-    result, state = np.zeros((3 * s * s, h, w), np.float32), np.zeros((5, h * s, w * s), np.float32)
-    combine(frame, result, [*planes, kernels], s, np.zeros((h, w), np.float32), state, result, 1)
+    frame, kernels, s2 = np.zeros((3, h, w), np.float32), np.zeros((2, s * s, 9), np.float32), s * s
+    outputs = [np.zeros((6 * s2, h, w), np.float32), np.zeros(s2, np.float32), kernels]
+    result, state = np.zeros((3 * s2, h, w), np.float32), np.zeros((5, h * s, w * s), np.float32)
+    folded, gathered = np.zeros((5 * s2, h, w), np.float32), np.zeros((s2, h, w), np.float32)
+    weighing = np.array([16.0, 3.0, 1.0, 6.0, 2.0], np.float32)
+    combine(frame, folded, outputs, weighing, False, s, np.zeros((h, w), np.float32), state, result, gathered, 1)
+    depth_gap(np.zeros((h, w), np.float32), gathered, 1)
     show(result, result, np.zeros((2, h, w), np.float32), 2, s, state[:3], 1)
     show(result, result, np.zeros((2, h, w), np.float32), 2, s, np.zeros((h * s, w * s, 3), np.uint8), 1)

@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from upscaler.archs import DISPLAY_FILTERS
+from upscaler.archs import DISPLAY_FILTERS, NETWORK_OUTPUTS
 from upscaler.models import ModelDescriptor, ModelError
 from upscaler.runtime.base import EngineOptions, EngineUnavailable
 from upscaler.runtime.ort_cpu import cpu_session, import_onnxruntime
@@ -70,14 +70,18 @@ class OrtCpuTemporalEngine(StreamState):
         inputs = {i.name for i in self._session.get_inputs()}
         self._accum = "colour" in inputs  # the network's part only: the mean and the filters are run here
         if self._accum:
-            from upscaler.runtime.accum_cpu import kernel_threads, warm
+            from upscaler.runtime.accum_cpu import constants, kernel_threads, warm
 
+            self._output_names = [o.name for o in self._session.get_outputs()]
+            if self._output_names != list(NETWORK_OUTPUTS):
+                raise EngineUnavailable(f"model {model.name!r}: its CPU graph is from an older export (outputs "
+                                        f"{', '.join(self._output_names)}); run upscaler export temporal")  # fmt: skip
+            self._weighing = constants(model.params)
             warm()  # compiled (or loaded from the cache) now, not on the first frame
             self._open_filter = lambda f: _session(model, f"display-{f}", quiet)
             #: shared by every fork (``release`` renews the sessions in place)
             self._filters = {f: self._open_filter(f) for f in DISPLAY_FILTERS if model.graph(f"display-{f}")}
             self._threads = kernel_threads(options.threads)
-            self._output_names = [o.name for o in self._session.get_outputs()]
         self.scale, self._channels, self._mode = model.scale, model.state_channels, model.reproject
         self._depth, self._shown_planes = model.depth, model.display_planes
         self._wants_motion = "motion" in inputs  # a display model's gate (the whole folded step)
@@ -116,6 +120,10 @@ class OrtCpuTemporalEngine(StreamState):
         moved = kept - 1 if self._depth and not (self._depth_kept and not fresh) else kept  # zeros: not moved
         fold_reproject(read[:moved], motion[0], s, folded[: moved * s * s], self._scratch, self._mode)
         folded[moved * s * s :] = 0.0
+        if self._accum and self._depth and (depth is not None or moved == kept):  # else the gap is the zeros
+            from upscaler.runtime.accum_cpu import depth_gap
+
+            depth_gap(depth_input(depth, frame)[0, 0], folded[(kept - 1) * s * s :], self._threads)
         if fresh:  # the old history was read above: its buffer is free
             self._history = np.empty((stored, h * s, w * s), np.float32)
         self._depth_kept = depth is not None
@@ -129,8 +137,8 @@ class OrtCpuTemporalEngine(StreamState):
         if self._accum:
             s2 = self.scale * self.scale
             feeds |= {"colour": folded[:, : 3 * s2], "weight": folded[:, 3 * s2 : 4 * s2]}
-            if self._depth:
-                feeds |= {"previous_depth": folded[:, 4 * s2 :], "depth": depth_input(depth, frame)}
+            if self._depth:  # the depth gap, made in place by ``_step``
+                feeds["apart"] = folded[:, 4 * s2 :]
             return self._session.run(None, feeds, options) if into is None else _run_into(self._session, feeds, into)
         feeds["history"] = folded
         if self._depth:
@@ -146,21 +154,24 @@ class OrtCpuTemporalEngine(StreamState):
 
         s = self.scale
         h, w = frame.shape[2:]
-        coefficients = self._coefficients(h, w)
-        self._run(frame, jitter, folded[None], fresh, depth=depth, into=coefficients)
-        coefficients = [x[0] for x in coefficients.values()]
+        outputs = self._network_outputs(h, w)
+        self._run(frame, jitter, folded[None], fresh, depth=depth, into=outputs)
+        outputs = [x[0] for x in outputs.values()]
         result = self._scratch.take("result", (3 * s * s, h, w))
-        plane = depth_input(depth, frame)[0, 0]
-        combine(frame[0], folded, coefficients, s, plane, self._history, result, self._threads)
+        gathered = self._scratch.take("gathered", (s * s, h, w))
+        plane = None if depth is None else depth_input(depth, frame)[0, 0]
+        combine(frame[0], folded, outputs, self._weighing, fresh, s, plane, self._history, result, gathered,
+                self._threads)  # fmt: skip
         if not self._shown_planes:  # the new colour is shown as it is
             return rgb8_output(self._history[:3]) if rgb8 else self._history[None, :3]
         return self._show(result, jitter, motion, fresh, rgb8)
 
-    def _coefficients(self, h: int, w: int) -> dict[str, np.ndarray]:
-        """The folded graph's outputs (``AccumSR.coefficients``, then the frame's kernels), in one scratch buffer
-        the graph writes into: no output is allocated per step (and none is left behind in the heap)."""
+    def _network_outputs(self, h: int, w: int) -> dict[str, np.ndarray]:
+        """The folded graph's outputs (``NETWORK_OUTPUTS``: the tail, the splat's gain, the frame's kernels), in
+        one scratch buffer the graph writes into: no output is allocated per step (and none is left behind in the
+        heap)."""
         s2 = self.scale * self.scale
-        shapes = [(1, s2, h, w)] * 4 + [(1, 3 * s2, h, w), (1, s2, h, w), (1, 2, s2, 9)]
+        shapes = [(1, 6 * s2, h, w), (1, s2), (1, 2, s2, 9)]
         flat = self._scratch.take("coefficients", (sum(int(np.prod(x)) for x in shapes),)).reshape(-1)
         outputs, start = {}, 0
         for name, shape in zip(self._output_names, shapes):
