@@ -4,6 +4,8 @@ still and moving pixels share a frame (both filters run)."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -186,3 +188,24 @@ def test_8_bit_steps_equal_the_float_steps_converted(tmp_path, identity_unjitter
         expected = rgb8_output(floats.step(*rgb8_inputs(f.lr, jitter, f.motion), reset=t == 0)[0])
         got = eights.step_rgb8(f.lr, jitter, f.motion, reset=t == 0)
         assert got.dtype == np.uint8 and got.shape == (64, 96, 3) and np.array_equal(got, expected)
+
+
+def test_a_cpu_graph_from_an_older_export_is_refused_by_name(tmp_path):
+    """A folded graph with the outputs of an earlier export (the weights themselves, not the tail) cannot be
+    read by this engine's fused pass: refused with what to do, not run into a wrong picture."""
+    from upscaler.runtime.base import EngineUnavailable
+    from upscaler.runtime.temporal_ort_cpu import OrtCpuTemporalEngine
+
+    path = _exported(_net(display=0), tmp_path / "older.safetensors")
+
+    class Older(torch.nn.Module):
+        def forward(self, frame, colour):
+            return colour[:, :16] * 0.5, frame * 2.0
+
+    args, folded = (torch.rand(1, 3, 4, 5), torch.rand(1, 48, 4, 5)), str(path.with_suffix(".folded.onnx"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation, as export.temporal's
+        torch.onnx.export(Older(), args, folded, dynamo=False, input_names=["frame", "colour"],
+                          output_names=["history_weight", "splat_weight"])  # fmt: skip
+    with pytest.raises(EngineUnavailable, match=r"older export .*history_weight, splat_weight.*export_temporal"):
+        OrtCpuTemporalEngine(get_model(path))

@@ -209,7 +209,7 @@ def descriptor_from_safetensors(path: Path) -> ModelDescriptor:
     if "arch" not in meta or "scale" not in meta:
         raise ModelError(f"{path}: weights carry no upscaler metadata (arch, scale)")
     onnx_path = path.with_suffix(".onnx")
-    cpu_graphs = temporal_cpu_graphs(path.with_suffix(".folded.onnx"))  # upscaler export temporal
+    cpu_graphs = temporal_cpu_graphs(path.with_suffix(".folded.onnx"))  # export.temporal.export_temporal
     return ModelDescriptor(
         name=meta.get("name", path.stem),
         arch=meta["arch"],

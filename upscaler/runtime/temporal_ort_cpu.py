@@ -30,11 +30,14 @@ from upscaler.runtime.stream import (
 
 __all__ = ["OrtCpuTemporalEngine"]
 
+#: How a temporal model's CPU graphs are made: built-in models ship them.
+EXPORT_HINT = "upscaler export release, or export.temporal.export_temporal for weights of your own"
+
 
 def _session(model: ModelDescriptor, kind: str, options: EngineOptions):
     entry = model.graph(kind)
     if entry is None:
-        raise EngineUnavailable(f"model {model.name!r} has no {kind} graph (upscaler export temporal)")
+        raise EngineUnavailable(f"model {model.name!r} has no {kind} graph beside its weights ({EXPORT_HINT})")
     try:
         return cpu_session(entry.verified(), options)
     except ModelError as exc:
@@ -74,8 +77,9 @@ class OrtCpuTemporalEngine(StreamState):
 
             self._output_names = [o.name for o in self._session.get_outputs()]
             if self._output_names != list(NETWORK_OUTPUTS):
+                outputs = ", ".join(self._output_names)
                 raise EngineUnavailable(f"model {model.name!r}: its CPU graph is from an older export (outputs "
-                                        f"{', '.join(self._output_names)}); run upscaler export temporal")  # fmt: skip
+                                        f"{outputs}); export it again ({EXPORT_HINT})")  # fmt: skip
             self._weighing = constants(model.params)
             warm()  # compiled (or loaded from the cache) now, not on the first frame
             self._open_filter = lambda f: _session(model, f"display-{f}", quiet)
