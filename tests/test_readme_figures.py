@@ -28,7 +28,9 @@ DISPLAY_SPEED = "| the same with the display filters (Zen 4"
 FUSED_SPEED = "| the same after the CPU engine fused the accumulating step"
 BEFORE_X4 = "before-fused/x4-temporal"  # temporal_speed.py --baseline runs/before-fused/x4-temporal.safetensors
 X4F, X2F = "temporal-speed-x4-fused.json", "temporal-speed-x2-fused.json"
-VARIANTS = "(`benchmarks/results/accum-variants-x4.json`)"
+TAIL_SPEED = "| the same after the CPU graph stopped at the network's convolutions"
+X4T, LITE = "temporal-speed-x4-tail.json", "x4-lite-d1/x4-lite-d1"  # --baseline runs/x4-lite-d1/x4-lite-d1.safetensors
+LITE_STILL, LITE_EVAL = "tuning set's still shots (", "x4-temporal-lite-candidate.json"
 X4_HELD_OUT = "x4-temporal over 78 rendered sequences made from"
 X2_SEQ, X4_SEQ = "sequences-x2-display-mcmaster.json", "sequences-x4-display-mcmaster.json"
 VIDEO_X4 = "| x4-video against x4-fast on compressed images"
@@ -159,7 +161,14 @@ FIGURES = [
     (FUSED_SPEED, X4F, f"subjects.{BEFORE_X4} (jittered).ratio", "jittered ({:.2f}x"),
     (FUSED_SPEED, X2F, "subjects.x2-temporal (exact motion).ratio", "x2-temporal {:.2f}x"),
     (FUSED_SPEED, X2F, "subjects.x2-temporal (jittered).ratio", "`motion=None`, {:.2f}x jittered ("),
-    (VARIANTS, "accum-variants-x4.json", "subjects.c16b1h8d1.ratio", "take {:.2f}x"),
+    (TAIL_SPEED, X4T, "subjects.x4-temporal (exact motion).ratio", "x4-temporal {:.2f}x"),
+    (TAIL_SPEED, X4T, "subjects.x4-temporal (jittered).ratio", "ms), {:.2f}x jittered"),
+    (TAIL_SPEED, X4T, f"subjects.{LITE} (exact motion).ratio", "the candidate {:.2f}x exact"),
+    (TAIL_SPEED, X4T, f"subjects.{LITE} (jittered).ratio", "exact motion, {:.2f}x jittered"),
+    (TAIL_SPEED, "accum-variants-x4-tail.json", "subjects.c32b2h16d3.ratio", "x4-temporal's shape {:.2f}x"),
+    (TAIL_SPEED, "accum-variants-x4-tail.json", "subjects.c16b1h8d1.ratio", "the candidate's {:.2f}x"),
+    (LITE_STILL, LITE_EVAL, "manifest_entry.quality.BSD100.still_psnr", "({:.2f} against"),
+    (LITE_STILL, LITE_EVAL, "manifest_entry.quality.BSD100.accumulation_still_psnr", "against {:.2f} dB"),
     (X4_HELD_OUT, X4_SEQ, "subjects.4.summary.still.steady_psnr", "41.64 ({:.2f})"),
     (X2_CLIP, "stability-clip-x2-display.json", "subjects.0.ratio_to_reference", "| {:.2f}x ("),
     (X2_CLIP, "stability-clip-x2-display.json", "subjects.0.mean", "({:.2f} against"),
