@@ -50,8 +50,7 @@ def test_the_fused_weights_mean_and_state_equal_the_models_own(scale, form, rese
     """``combine`` (Numba: the weights from the network's tail, the mean, the unfolded state) against
     ``AccumSR.weigh`` and ``combine`` in PyTorch, with logits wide enough to saturate every sigmoid."""
     torch.manual_seed(3)
-    net, s2 = _net(scale), scale * scale
-    net = AccumSR(scale, channels=8, blocks=1, history_channels=4, **form).eval()
+    net, s2 = AccumSR(scale, channels=8, blocks=1, history_channels=4, **form).eval(), scale * scale
     h, w = 7, 9
     frame, colour = torch.rand(1, 3, h, w), torch.rand(1, 3 * s2, h, w)
     weight, depth = torch.rand(1, s2, h, w) - 0.1, torch.rand(1, 1, h, w) + 0.5  # bicubic overshoots below 0

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
-    "ARCHS", "DISPLAY_FILTERS", "LEAN_FLOOR", "NETWORK_OUTPUTS", "ArchSpec", "build_network", "get_arch",
+    "ARCHS", "DISPLAY_FILTERS", "GAP_FLOOR", "LEAN_FLOOR", "NETWORK_OUTPUTS", "ArchSpec", "build_network", "get_arch",
     "macs_per_pixel", "receptive_field",
 ]  # fmt: skip
 
@@ -24,6 +24,10 @@ DISPLAY_FILTERS = ("moving", "still", "unjittered")
 #: The least lean an accumulating model keeps on its jitter-aware upsample (``AccumSR.weigh``, and the CPU
 #: engine's fused mean, ``runtime.accum_cpu``): the weighted mean never divides by zero.
 LEAN_FLOOR = 1e-3
+
+#: Added to the farther depth in an accumulating model's depth gap (``AccumSR.depth_gap``, and the CPU engine's
+#: ``runtime.accum_cpu.depth_gap``): no division by zero where neither frame has depth.
+GAP_FLOOR = 1e-6
 
 #: An accumulating model's folded (CPU) graph's outputs, in order (``AccumSR.tail_logits``, ``splat_gain``,
 #: ``mix_kernels``): what the CPU engine reads (``runtime.temporal_ort_cpu``; ``export.temporal`` writes them).

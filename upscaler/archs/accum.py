@@ -62,7 +62,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from upscaler.archs import DISPLAY_FILTERS, LEAN_FLOOR
+from upscaler.archs import DISPLAY_FILTERS, GAP_FLOOR, LEAN_FLOOR
 from upscaler.archs.temporal import reproject
 
 __all__ = ["AccumSR", "jitter_coefficients", "lagrange_coefficients"]
@@ -462,7 +462,7 @@ class AccumSR(nn.Module):
         near 1 where the history saw another (a disocclusion, or a surface that moved in front). The
         network weighs it with what else it sees (a jittered depth buffer flickers along edges); without
         depth (zeros on both sides) it is 0 everywhere. The CPU engine's is ``runtime.accum_cpu.depth_gap``."""
-        return (depth - previous).abs() / (torch.maximum(depth, previous) + 1e-6)
+        return (depth - previous).abs() / (torch.maximum(depth, previous) + GAP_FLOOR)
 
     def inference_params(self) -> dict[str, Any]:
         """Hyperparameters to rebuild this network."""

@@ -46,7 +46,7 @@ if "NUMBA_CACHE_DIR" not in os.environ and not os.access(Path(__file__).parent, 
 import numba
 from numba import njit, prange
 
-from upscaler.archs import LEAN_FLOOR
+from upscaler.archs import GAP_FLOOR, LEAN_FLOOR
 
 _LOCK = threading.Lock()
 
@@ -141,7 +141,7 @@ def _depth_gap(depth, previous):
         for k in range(previous.shape[0]):
             p = previous[k, y]
             for x in range(w):
-                p[x] = abs(d[x] - p[x]) / (max(d[x], p[x]) + np.float32(1e-6))
+                p[x] = abs(d[x] - p[x]) / (max(d[x], p[x]) + np.float32(GAP_FLOOR))
 
 
 @njit(fastmath=True, cache=True, inline="always")

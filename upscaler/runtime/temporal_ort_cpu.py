@@ -159,7 +159,7 @@ class OrtCpuTemporalEngine(StreamState):
         s = self.scale
         h, w = frame.shape[2:]
         outputs = self._network_outputs(h, w)
-        self._run(frame, jitter, folded[None], fresh, depth=depth, into=outputs)
+        self._run(frame, jitter, folded[None], fresh, into=outputs)  # the depth gap is in ``folded``
         outputs = [x[0] for x in outputs.values()]
         result = self._scratch.take("result", (3 * s * s, h, w))
         gathered = self._scratch.take("gathered", (s * s, h, w))
@@ -176,7 +176,7 @@ class OrtCpuTemporalEngine(StreamState):
         heap)."""
         s2 = self.scale * self.scale
         shapes = [(1, 6 * s2, h, w), (1, s2), (1, 2, s2, 9)]
-        flat = self._scratch.take("coefficients", (sum(int(np.prod(x)) for x in shapes),)).reshape(-1)
+        flat = self._scratch.take("network", (sum(int(np.prod(x)) for x in shapes),)).reshape(-1)
         outputs, start = {}, 0
         for name, shape in zip(self._output_names, shapes):
             size = int(np.prod(shape))
