@@ -169,10 +169,10 @@ def test_the_sequences_hand_over_depth_and_what_the_layer_uncovered():
     assert all(not (f.disoccluded & ~f.dynamic).any() for f in frames)  # what it uncovered, it covered before
 
 
-def _display_net(scale: int = 4, seed: int = 2) -> AccumSR:
+def _display_net(scale: int = 4, seed: int = 2, taps: int = 3) -> AccumSR:
     """A small random AccumSR with random shown-colour filters."""
     torch.manual_seed(seed)
-    net = AccumSR(scale, channels=8, blocks=1, history_channels=4, display=3)
+    net = AccumSR(scale, channels=8, blocks=1, history_channels=4, display=taps)
     with torch.no_grad():
         for p in net.parameters():
             p.add_(torch.randn_like(p) * 0.05)
@@ -188,10 +188,11 @@ def _with_rest_and_no_jitter(frames):
     return [frames[0], *still, *centred, *frames[5:]]
 
 
-def test_a_display_model_shows_a_filtered_state_and_every_engine_and_graph_agrees(tmp_path):
+@pytest.mark.parametrize("taps", [3, 1])  # 1x1 filters: the CPU engine applies them in its own pass
+def test_a_display_model_shows_a_filtered_state_and_every_engine_and_graph_agrees(tmp_path, taps):
     from export.temporal import check_temporal_parity
 
-    path = _exported(_display_net(), tmp_path / "tiny-display.safetensors")
+    path = _exported(_display_net(taps=taps), tmp_path / "tiny-display.safetensors")
     model = get_model(path)
     assert (model.state_channels, model.display_planes) == (8, 3)
     frames = _with_rest_and_no_jitter(_layered(8))

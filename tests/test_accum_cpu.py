@@ -115,6 +115,30 @@ def test_show_takes_each_pixels_filter_by_its_motion_and_clamps():
     assert np.all(out[:, moved] == 1.0) and np.all(out[:, ~moved] == 0.25)
 
 
+def test_1x1_filters_in_the_show_pass_are_their_matrices_picked_by_motion_and_clamped():
+    """``show_filtered`` (1x1 display filters applied as the shown frame is unfolded) against NumPy's products,
+    for every ``pick``, as floats and as 8 bits (what ``show`` gives from the filtered planes)."""
+    s, h, w = 4, 3, 5
+    rng = np.random.default_rng(6)
+    result = rng.random((3 * s * s, h, w), np.float32)
+    matrices = rng.normal(0, 0.4, (2, s * s, s * s)).astype(np.float32)
+    biases = rng.normal(0, 0.3, (2, s * s)).astype(np.float32)
+    motion = np.zeros((2, h, w), np.float32)
+    motion[0, 1:, 2:] = 0.25
+    filtered = [np.einsum("qk,ckhw->cqhw", m, result.reshape(3, s * s, h, w)).reshape(3 * s * s, h, w)
+                + np.tile(b, 3)[:, None, None] for m, b in zip(matrices, biases)]  # fmt: skip
+    assert (np.concatenate(filtered) < 0).any() and (np.concatenate(filtered) > 1).any()  # the clamp is tested
+    for pick in (0, 1, 2):
+        for out in (np.empty((3, h * s, w * s), np.float32), np.empty((h * s, w * s, 3), np.uint8)):
+            expected = np.empty_like(out)
+            accum_cpu.show(*filtered, motion, pick, s, expected, 1)
+            accum_cpu.show_filtered(result, matrices, biases, motion, pick, s, out, 1)
+            if out.dtype == np.uint8:
+                assert np.abs(out.astype(int) - expected).max() <= 1 and (out == expected).mean() > 0.99
+            else:
+                assert np.abs(out - expected).max() < 1e-5
+
+
 def test_kernel_threads_stay_within_what_numba_has():
     most = accum_cpu.kernel_threads(None)
     assert most >= 1 and accum_cpu.kernel_threads(1) == 1 and accum_cpu.kernel_threads(10_000) == most
@@ -129,11 +153,12 @@ def test_only_filters_that_are_not_identity_ship_a_graph(tmp_path):
     assert DISPLAY_FILTERS == ("moving", "still", "unjittered")
 
 
-def test_a_still_camera_over_a_moving_layer_shows_both_filters_as_pytorch_does(tmp_path):
+@pytest.mark.parametrize("taps", [3, 1])
+def test_a_still_camera_over_a_moving_layer_shows_both_filters_as_pytorch_does(tmp_path, taps):
     """Still background and a moving layer in one frame: the CPU engine runs both filters and picks per pixel."""
     from export.temporal import check_temporal_parity
 
-    path = _exported(_net(), tmp_path / "mixed.safetensors")
+    path = _exported(_net(display=taps), tmp_path / "mixed.safetensors")
     rng = np.random.default_rng(1)
     scene, texture = (rng.integers(0, 256, (96, 128, 3), dtype=np.uint8) for _ in range(2))
     layer = Layer(texture.astype(np.float32) / 255, origin=(20.0, 12.0), size=(40.0, 30.0), velocity=(3.0, 1.0))
@@ -168,14 +193,14 @@ def test_a_batch_makes_the_coefficients_each_frame_makes_alone():
             assert all(torch.allclose(b[i : i + 1], a, atol=1e-5) for b, a in zip(batch, alone))
 
 
-@pytest.mark.parametrize("identity_unjittered", [False, True])
-def test_8_bit_steps_equal_the_float_steps_converted(tmp_path, identity_unjittered):
+@pytest.mark.parametrize(("identity_unjittered", "taps"), [(False, 3), (True, 3), (True, 1)])
+def test_8_bit_steps_equal_the_float_steps_converted(tmp_path, identity_unjittered, taps):
     """``step_rgb8`` (the shown frame written as 8 bits in the pass that unfolds it) gives what ``step`` and
     ``TemporalUpscaler``'s conversion give, through every gate, with a filter shipped as identity or not."""
     from upscaler.runtime.select import create_engine
     from upscaler.runtime.stream import rgb8_inputs, rgb8_output
 
-    net = _identity_unjittered(_net()) if identity_unjittered else _net()
+    net = _identity_unjittered(_net(display=taps)) if identity_unjittered else _net(display=taps)
     floats = create_engine(get_model(_exported(net, tmp_path / "eights.safetensors")), "onnxruntime-cpu")
     eights = floats.fork()
     rng = np.random.default_rng(4)

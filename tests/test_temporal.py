@@ -342,6 +342,41 @@ def test_fine_tuning_data_holds_still_and_unjittered_sequences_with_noisy_motion
     assert noisy and all(0 < b["motion"][1:].std() < 3.0 for b in noisy)  # data.motion_noise: smooth errors
 
 
+def test_a_student_distils_from_the_teachers_step_from_the_students_own_state():
+    """``model.teacher``: frozen, without display filters; the distillation term is the L1 to what the teacher
+    makes of the same state and frame (nil when the student is the teacher), and a config must name both."""
+    from types import SimpleNamespace
+
+    from training.config import ConfigError, ModelConfig, OptimConfig, TrainConfig, validate_config
+    from training.temporal import TemporalTrainer, load_teacher
+    from upscaler.archs import build_network
+
+    params = {k: v for k, v in get_model("x4-temporal").params.items() if k != "display"}
+    config = TrainConfig(name="s", model=ModelConfig("accum", 4, params, teacher="x4-temporal"))
+    torch.manual_seed(0)
+    student = build_network("accum", 4, params)
+    teacher = load_teacher(config, student)
+    assert teacher.display_planes == 0 and not any(p.requires_grad for p in teacher.parameters())
+    f = _pan(2)[1]
+    lr = torch.from_numpy(f.lr.transpose(2, 0, 1)[None].copy()).float() / 255
+    jitter, motion = torch.tensor([f.jitter], dtype=torch.float32), torch.zeros(1, 2, 16, 24)
+    history, reset = teacher.start_state(lr), torch.zeros(1, 1)
+    inputs = (lr, jitter, motion, history, reset, ())
+    trainer = SimpleNamespace(teacher=teacher)
+    with torch.no_grad():
+        assert float(TemporalTrainer._distil(trainer, teacher(*inputs[:5]), *inputs)) == 0.0
+        assert float(TemporalTrainer._distil(trainer, student(*inputs[:5]), *inputs)) > 1e-3
+    with pytest.raises(ValueError, match="without display filters"):
+        load_teacher(config, build_network("accum", 4, {**params, "display": 1}))
+    with pytest.raises(ValueError, match="x2-temporal is accum x2"):
+        load_teacher(TrainConfig(name="s", model=ModelConfig("accum", 4, params, teacher="x2-temporal")), student)
+    config.data.train, config.data.degradation = ["x"], "sequence"
+    with pytest.raises(ConfigError, match=r"distil_weight must be positive with model\.teacher"):
+        validate_config(config)
+    config.optim = OptimConfig(distil_weight=1.0)
+    validate_config(config)
+
+
 def test_early_steps_train_a_stream_from_its_start_and_the_rest_after_the_warm_up():
     from training.config import load_config
     from training.temporal import step_window

@@ -34,6 +34,7 @@ class ModelConfig:
     scale: int = 4  #: upscaling factor
     params: dict[str, Any] = field(default_factory=dict)  #: architecture hyperparameters
     init: str = ""  #: start from these weights: a built-in model name or a .safetensors path (fine-tuning)
+    teacher: str = ""  #: sequence: a trained model (same arch and scale) distilled from: ``optim.distil_weight``
 
 
 @dataclass
@@ -74,6 +75,7 @@ class OptimConfig:
     loss: str = "l1"  #: ``l1``, ``charbonnier`` or ``mse``
     grad_clip: float = 0.0  #: max gradient norm (0: off)
     temporal_weight: float = 0.0  #: sequence: weight of the temporal-stability loss
+    distil_weight: float = 0.0  #: sequence: weight of the L1 to ``model.teacher``'s step from the same state
 
 
 @dataclass
@@ -203,6 +205,10 @@ def validate_config(c: TrainConfig, where: str | Path = "") -> None:
         problems.append(f"optim.loss must be l1, charbonnier or mse, got {c.optim.loss!r}")
     if c.data.on_device and c.data.degradation not in ("bicubic", "render", "video"):
         problems.append(f"data.on_device cuts high-resolution crops: not for the {c.data.degradation!r} degradation")
+    if c.optim.distil_weight < 0 or (c.optim.distil_weight > 0) != bool(c.model.teacher):
+        problems.append("optim.distil_weight must be positive with model.teacher, and 0 without it")
+    if c.model.teacher and c.data.degradation != "sequence":
+        problems.append("model.teacher distils temporal steps: data.degradation must be sequence")
     if c.run.threads < 0:
         problems.append("run.threads must not be negative")
     for key in ("log_every", "val_every", "ckpt_every"):

@@ -52,7 +52,7 @@ from upscaler.io import list_images, read_image
 from upscaler.pipeline import to_rgb8
 from upscaler.sequences import Camera, Layer, SequenceSpec, make_sequence, random_spec
 
-__all__ = ["SequenceSet", "TemporalTrainer", "step_window", "val_sequences"]
+__all__ = ["SequenceSet", "TemporalTrainer", "load_teacher", "step_window", "val_sequences"]
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +167,27 @@ def val_sequences(folders: list[Path], scale: int, *, size=(64, 48), frames: int
     return out
 
 
+def load_teacher(config: TrainConfig, student: torch.nn.Module) -> torch.nn.Module:
+    """``model.teacher``, frozen, without display filters: it steps the student's state, which must have none."""
+    from safetensors.torch import load_file
+
+    from upscaler.models import ModelError, get_model
+
+    try:
+        model = get_model(config.model.teacher)
+    except ModelError as exc:
+        raise ValueError(f"model.teacher: {exc}") from None
+    if (model.arch, model.scale) != (config.model.arch, config.model.scale) or model.arch != "accum":
+        raise ValueError(f"model.teacher: {model.name} is {model.arch} x{model.scale}; accum x{config.model.scale} "
+                         "distils from accum")  # fmt: skip
+    if getattr(student, "display_planes", 0):
+        raise ValueError("model.teacher: the student must train without display filters (fit them after)")
+    net = build_network(model.arch, model.scale, {k: v for k, v in model.params.items() if k != "display"})
+    state = load_file(str(model.weights.verified()))
+    net.load_state_dict({k: v for k, v in state.items() if not k.startswith("display.")})
+    return net.eval().requires_grad_(False)
+
+
 class TemporalTrainer:
     """Trains a ``temporal`` network from a ``TrainConfig`` whose data degradation is ``sequence``."""
 
@@ -189,6 +210,7 @@ class TemporalTrainer:
         self.images = [to_rgb8(read_image(f)) for d in config.data_dirs("train", data_root) for f in list_images(d)]
         self.images = [im for im in self.images if min(im.shape[:2]) >= 64]
         self.val = val_sequences(config.data_dirs("val", data_root), config.model.scale)
+        self.teacher = load_teacher(config, self.net).to(self.device) if config.model.teacher else None
         ckpt = self.out / "last.pt"
         if config.model.init and not (ckpt.exists() and not restart):  # fine-tuning: a checkpoint wins
             load_initial_weights(self.net, config)
@@ -234,6 +256,9 @@ class TemporalTrainer:
                 out = state[:, :3]
                 if t >= grad_from and t > 0:
                     loss = loss + _loss(out, hr[:, t], c.optim.loss)
+                    if self.teacher is not None:
+                        loss = loss + c.optim.distil_weight * self._distil(state, lr[:, t], jitter[:, t], m,
+                                                                           history, r, extra)  # fmt: skip
                     count += 1
                     if c.optim.temporal_weight > 0 and previous is not None:
                         s = c.model.scale
@@ -245,6 +270,15 @@ class TemporalTrainer:
             if t < grad_from:
                 history, previous = history.detach(), previous.detach()
         return loss / max(count, 1), float(count)
+
+    def _distil(self, state: torch.Tensor, *inputs) -> torch.Tensor:
+        """L1 between the step's colour and accumulated weight and the teacher's from the same state and frame
+        (``inputs``: ``net``'s arguments, depth last as a tuple): the teacher shows, per pixel, how much of this
+        student's own history to keep (a denser signal than the reference, which says only where to end up)."""
+        *args, extra = inputs
+        with torch.no_grad():
+            target = self.teacher(*args, *extra)
+        return (state[:, :4] - target[:, :4]).abs().mean()
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:

@@ -4,7 +4,7 @@
 operators over ``s²`` and ``3s²`` planes; as ONNX Runtime operators they took
 more than half the CPU step (each a pass over memory the size of the output
 frame), and written out as one loop they take a fraction of that. The
-network's convolutions (``AccumSR.tail_logits``) and the display filters stay
+network's convolutions (``AccumSR.tail_logits``) and 3x3 display filters stay
 ONNX graphs (which ONNX Runtime does well); these kernels take what the
 graphs give:
 
@@ -17,6 +17,9 @@ graphs give:
 - ``show``: one display filter's output per low-resolution pixel, chosen by
   its motion, unfolded into the shown frame (float planes, or the 8-bit
   frame ``TemporalUpscaler`` returns, in the same pass).
+- ``show_filtered``: the same for 1x1 display filters, applied in that pass
+  (a graph of their own wrote the filtered colour out for the show to read
+  back: more than twice the time).
 
 Kernels run on up to the engine's thread count, one call at a time (``_LOCK``: Numba's
 ``workqueue`` layer, chosen here unless the environment names another, takes
@@ -35,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["combine", "constants", "depth_gap", "kernel_threads", "show", "warm"]
+__all__ = ["combine", "constants", "depth_gap", "kernel_threads", "show", "show_filtered", "warm"]
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
     os.environ["NUMBA_THREADING_LAYER"] = "workqueue"
@@ -224,6 +227,69 @@ def _show8(moving, still, motion, pick, s, out):
                     flat[(x * s + j) * 3 + c] = np.uint8(np.rint(v * full))
 
 
+@njit(fastmath=True, cache=True, inline="always")
+def _filtered(result, matrix, bias, c, y, q, s2, acc):
+    """``acc`` (W): sub-pixel ``q`` of a 1x1 display filter (``matrix``: s² x s², ``bias``: s²) over colour ``c``'s
+    folded planes of ``result`` at row ``y``."""
+    b = bias[q]
+    for x in range(acc.shape[0]):
+        acc[x] = b
+    for k in range(s2):
+        m, src = matrix[q, k], result[c * s2 + k, y]
+        for x in range(acc.shape[0]):
+            acc[x] += m * src[x]
+
+
+@njit(fastmath=True, cache=True, inline="always")
+def _shown_row(result, matrices, biases, motion, pick, c, y, q, s2, rows):
+    """``rows[0]``: the shown values of sub-pixel ``q`` of colour ``c`` at row ``y``, clamped: filter 0
+    (``matrices``/``biases``: 2 x ...) where ``pick`` is 0, filter 1 where it is 1, and where it is 2 per pixel
+    by its motion (exactly zero: filter 1)."""
+    out, first = rows[0], 1 if pick == 1 else 0
+    _filtered(result, matrices[first], biases[first], c, y, q, s2, out)
+    if pick == 2:
+        _filtered(result, matrices[1], biases[1], c, y, q, s2, rows[1])
+        for x in range(out.shape[0]):
+            if motion[0, y, x] == 0.0 and motion[1, y, x] == 0.0:
+                out[x] = rows[1, x]
+    for x in range(out.shape[0]):
+        out[x] = min(max(out[x], np.float32(0.0)), np.float32(1.0))
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def _show_filtered(result, matrices, biases, motion, pick, s, out):
+    """``_show`` with 1x1 display filters applied here (``_shown_row``) from the new colour, folded (``result``)."""
+    h, w = motion.shape[1:]
+    s2 = s * s
+    for row in prange(h * s):
+        y, i = row // s, row % s
+        rows = np.empty((2, w), np.float32)
+        for c in range(3):
+            for j in range(s):
+                _shown_row(result, matrices, biases, motion, pick, c, y, i * s + j, s2, rows)
+                dst, src = out[c, row], rows[0]
+                for x in range(w):
+                    dst[x * s + j] = src[x]
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def _show_filtered8(result, matrices, biases, motion, pick, s, out):
+    """``_show_filtered`` into ``out`` (sH x sW x 3 uint8), as ``_show8`` writes it."""
+    h, w = motion.shape[1:]
+    s2 = s * s
+    full = np.float32(255.0)
+    for row in prange(h * s):
+        y, i = row // s, row % s
+        rows = np.empty((2, w), np.float32)
+        flat = out[row].reshape(-1)
+        for c in range(3):
+            for j in range(s):
+                _shown_row(result, matrices, biases, motion, pick, c, y, i * s + j, s2, rows)
+                src = rows[0]
+                for x in range(w):
+                    flat[(x * s + j) * 3 + c] = np.uint8(np.rint(src[x] * full))
+
+
 def constants(params) -> np.ndarray:
     """``_weigh``'s constants from an accumulating model's parameters (``ModelDescriptor.params``):
     ``cap``, ``keep_offset``, ``settle_base`` (0 or 1), ``base_decay`` and the correction's scale (2: this
@@ -273,6 +339,17 @@ def show(moving, still, motion, pick: int, scale: int, out, threads: int) -> Non
         kernel(moving, still, motion, pick, scale, out)
 
 
+def show_filtered(result, matrices, biases, motion, pick: int, scale: int, out, threads: int) -> None:
+    """``show`` for 1x1 display filters, applied in the same pass from ``result`` (3s² x H x W, the new colour
+    folded): ``matrices`` (2 x s² x s²: sub-pixel out, sub-pixel in) and ``biases`` (2 x s²) are the filter shown
+    where ``pick`` is 0 and the one where it is 1 (per pixel by ``motion`` where it is 2). A 1x1 filter's graph
+    of its own cost more than this whole pass: it wrote the filtered colour out and the show read it back."""
+    kernel = _show_filtered8 if out.dtype == np.uint8 else _show_filtered
+    with _LOCK:
+        numba.set_num_threads(threads)
+        kernel(result, matrices, biases, motion, pick, scale, out)
+
+
 def warm() -> None:
     """Compile the kernels now (or load them from Numba's cache): the first frame then does not wait for it.
     Engines call it as they load; an image build can call it to ship the compiled kernels."""
@@ -286,3 +363,8 @@ def warm() -> None:
     depth_gap(np.zeros((h, w), np.float32), gathered, 1)
     show(result, result, np.zeros((2, h, w), np.float32), 2, s, state[:3], 1)
     show(result, result, np.zeros((2, h, w), np.float32), 2, s, np.zeros((h * s, w * s, 3), np.uint8), 1)
+    matrices, biases = np.zeros((2, s2, s2), np.float32), np.zeros((2, s2), np.float32)
+    show_filtered(result, matrices, biases, np.zeros((2, h, w), np.float32), 2, s, state[:3], 1)
+    show_filtered(
+        result, matrices, biases, np.zeros((2, h, w), np.float32), 2, s, np.zeros((h * s, w * s, 3), np.uint8), 1
+    )

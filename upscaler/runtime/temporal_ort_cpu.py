@@ -2,8 +2,9 @@
 
 Accumulating models (``AccumSR``) run their folded graph as the network's part
 only; the weighted mean, the state's unfolding and the shown frame are fused
-passes (``accum_cpu``) and the display filters small graphs of their own, each
-run only where a pixel shows it.
+passes (``accum_cpu``) and 3x3 display filters small graphs of their own, each
+run only where a pixel shows it (1x1 filters are applied in the pass that
+shows the frame: their weights are read from their graphs as the engine loads).
 """
 
 from __future__ import annotations
@@ -55,6 +56,17 @@ def _run_into(session, feeds: dict[str, np.ndarray], outputs: dict[str, np.ndarr
     return outputs
 
 
+def _filter_weights(session, scale: int) -> tuple[np.ndarray, np.ndarray]:
+    """A 1x1 display filter's ``(matrix, bias)`` (s² x s², s²: sub-pixel out, sub-pixel in) read from its graph:
+    it is run on one pixel per sub-pixel lit alone, and one dark."""
+    s2 = scale * scale
+    probe = np.zeros((3, s2, 1, s2 + 1), np.float32)
+    probe[:, np.arange(s2), 0, np.arange(s2)] = 1.0
+    out = session.run(None, {"result": probe})[0][0, :, 0]  # s² x (s² + 1)
+    bias = out[:, s2].copy()
+    return np.ascontiguousarray(out[:, :s2] - bias[:, None]), bias
+
+
 class OrtCpuTemporalEngine(StreamState):
     """ONNX Runtime on the CPU: OpenCV reprojection + the folded graph."""
 
@@ -85,6 +97,11 @@ class OrtCpuTemporalEngine(StreamState):
             self._open_filter = lambda f: _session(model, f"display-{f}", quiet)
             #: shared by every fork (``release`` renews the sessions in place)
             self._filters = {f: self._open_filter(f) for f in DISPLAY_FILTERS if model.graph(f"display-{f}")}
+            #: 1x1 filters are applied in the show's pass (``accum_cpu.show_filtered``): their weights, not graphs
+            self._matrices = None
+            if model.params.get("display") == 1:
+                self._matrices = {f: _filter_weights(session, model.scale) for f, session in self._filters.items()}
+                self._filters = {}
             self._threads = kernel_threads(options.threads)
         self.scale, self._channels, self._mode = model.scale, model.state_channels, model.reproject
         self._depth, self._shown_planes = model.depth, model.display_planes
@@ -196,19 +213,38 @@ class OrtCpuTemporalEngine(StreamState):
             rest = (motion[0, 0] == 0) & (motion[0, 1] == 0)
             pick = 1 if fresh or rest.all() else 0 if not rest.any() else 2
             names = ("moving" if pick != 1 else None, "still" if pick != 0 else None)
+        if self._matrices and any(f in self._matrices for f in names):
+            return self._show_filtered(result, names, motion, pick, rgb8)
         planes = result.reshape(3, s * s, h, w)
         moving, still = (None if f is None else self._filter(f, planes, result) for f in names)
         if not rgb8 and all(x is None or x is result for x in (moving, still)):
             return self._history[None, :3]
         moving, still = (moving if moving is not None else still), (still if still is not None else moving)
-        if rgb8:  # a new frame each step, written as the shown frame is unfolded
-            out = np.empty((h * s, w * s, 3), np.uint8)
-        else:
-            if self._shown is None or self._shown.shape[1:] != (h * s, w * s):
-                self._shown = np.empty((3, h * s, w * s), np.float32)
-            out = self._shown
+        out = self._shown_buffer(h, w, rgb8)
         show(moving, still, motion[0], pick, s, out, self._threads)
         return out if rgb8 else out[None]
+
+    def _show_filtered(self, result: np.ndarray, names, motion: np.ndarray, pick: int, rgb8: bool):
+        """``_show`` with 1x1 filters, in one pass (``accum_cpu.show_filtered``): ``names`` the two filters
+        ``pick`` chooses from (None, or a filter without weights: the colour as it is)."""
+        from upscaler.runtime.accum_cpu import show_filtered
+
+        s2, (h, w) = self.scale * self.scale, motion.shape[2:]
+        eye = (np.eye(s2, dtype=np.float32), np.zeros(s2, np.float32))
+        pair = [self._matrices.get(f, eye) if f else eye for f in names]
+        matrices, biases = np.stack([m for m, _ in pair]), np.stack([b for _, b in pair])
+        out = self._shown_buffer(h, w, rgb8)
+        show_filtered(result, matrices, biases, motion[0], pick, self.scale, out, self._threads)
+        return out if rgb8 else out[None]
+
+    def _shown_buffer(self, h: int, w: int, rgb8: bool) -> np.ndarray:
+        """Where the shown frame goes: a new 8-bit frame each step, or the stream's float planes."""
+        s = self.scale
+        if rgb8:
+            return np.empty((h * s, w * s, 3), np.uint8)
+        if self._shown is None or self._shown.shape[1:] != (h * s, w * s):
+            self._shown = np.empty((3, h * s, w * s), np.float32)
+        return self._shown
 
     def _filter(self, name: str, planes: np.ndarray, result: np.ndarray) -> np.ndarray:
         """Display filter ``name`` over the folded colour (``result``, or ``planes``: the same, one colour per
