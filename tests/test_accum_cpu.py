@@ -63,17 +63,19 @@ def test_the_fused_weights_mean_and_state_equal_the_models_own(scale, form, rese
         kernels = net.mix_kernels(jitter)
     outputs = [tail[0].numpy(), gain[0].numpy(), kernels[0].numpy()]
     folded = torch.cat([colour, weight, torch.rand(1, s2, h, w)], dim=1)[0].numpy()
-    result, state = np.empty((3 * s2, h, w), np.float32), np.empty((5, h * scale, w * scale), np.float32)
+    result = np.empty((3 * s2, h, w), np.float32)
+    state = (np.empty((h * scale, w * scale, 4), np.float32), np.empty((h * scale, w * scale), np.float32))
     weighing = accum_cpu.constants(net.inference_params())
     accum_cpu.combine(frame[0].numpy(), folded, outputs, weighing, reset, scale, depth[0, 0].numpy(), state, result,
                       np.empty((s2, h, w), np.float32), 2)  # fmt: skip
     assert np.abs(result - expected[0].numpy()).max() < 1e-5
-    unfolded = F.pixel_shuffle(torch.cat([expected, gathered, depth.expand(1, s2, h, w)], dim=1), scale)[0]
-    assert np.abs(state - unfolded.numpy()).max() < 1e-5  # colour, weight and depth, high resolution
-    before = state[4].copy()
+    unfolded = F.pixel_shuffle(torch.cat([expected, gathered, depth.expand(1, s2, h, w)], dim=1), scale)[0].numpy()
+    assert np.abs(state[0] - unfolded[:4].transpose(1, 2, 0)).max() < 1e-5  # colour and weight, interleaved
+    assert np.abs(state[1] - unfolded[4]).max() < 1e-5  # depth, high resolution
+    before = state[1].copy()
     accum_cpu.combine(frame[0].numpy(), folded, outputs, weighing, reset, scale, None, state, result,
                       np.empty((s2, h, w), np.float32), 2)  # fmt: skip
-    assert np.array_equal(state[4], before) and np.abs(state[:4] - unfolded[:4].numpy()).max() < 1e-5
+    assert np.array_equal(state[1], before) and np.abs(state[0] - unfolded[:4].transpose(1, 2, 0)).max() < 1e-5
 
 
 def test_the_depth_gap_in_place_equals_the_models():

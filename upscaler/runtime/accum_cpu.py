@@ -147,38 +147,24 @@ def _depth_gap(depth, previous):
                 p[x] = abs(d[x] - p[x]) / (max(d[x], p[x]) + np.float32(GAP_FLOOR))
 
 
-@njit(fastmath=True, cache=True, inline="always")
-def _interleave(dst, rows, s):
-    """``dst[x * s + j] = rows[j, x]``: one high-resolution row from its ``s`` sub-pixel rows (written out for
-    ``s`` = 4 and 2, where LLVM vectorises it: twice the speed of the general loop)."""
-    w = rows.shape[1]
-    if s == 4:
-        a, b, c, d = rows[0], rows[1], rows[2], rows[3]
-        for x in range(w):
-            dst[4 * x], dst[4 * x + 1], dst[4 * x + 2], dst[4 * x + 3] = a[x], b[x], c[x], d[x]
-    elif s == 2:
-        a, b = rows[0], rows[1]
-        for x in range(w):
-            dst[2 * x], dst[2 * x + 1] = a[x], b[x]
-    else:
-        for x in range(w):
-            for j in range(s):
-                dst[x * s + j] = rows[j, x]
-
-
 @njit(parallel=True, fastmath=True, cache=True)
-def _unfold_state(result, gathered, depth, with_depth, s, state):
-    """``state`` (5 x sH x sW): colour from ``result``, the weight from ``gathered`` (s² x H x W) and, if
-    ``with_depth``, ``depth`` (H x W) repeated over each block."""
+def _unfold_state(result, gathered, depth, with_depth, s, state, depth_state):
+    """``state`` (sH x sW x 4): colour from ``result`` and the weight from ``gathered`` (s² x H x W), interleaved
+    (the engine reprojects the four channels in one pass); if ``with_depth``, ``depth_state`` (sH x sW) is
+    ``depth`` (H x W) repeated over each block."""
     h, w = gathered.shape[1:]
     s2 = s * s
     for row in prange(h * s):
         y, i = row // s, row % s
-        for c in range(3):
-            _interleave(state[c, row], result[c * s2 + i * s : c * s2 + (i + 1) * s, y], s)
-        _interleave(state[3, row], gathered[i * s : (i + 1) * s, y], s)
+        flat = state[row].reshape(-1)
+        for j in range(s):
+            q = i * s + j
+            r, g, b, n = result[q, y], result[s2 + q, y], result[2 * s2 + q, y], gathered[q, y]
+            for x in range(w):
+                o = (x * s + j) * 4
+                flat[o], flat[o + 1], flat[o + 2], flat[o + 3] = r[x], g[x], b[x], n[x]
         if with_depth:
-            d, dst = depth[y], state[4, row]
+            d, dst = depth[y], depth_state[row]
             for x in range(w):
                 for j in range(s):
                     dst[x * s + j] = d[x]
@@ -305,18 +291,21 @@ def combine(frame, folded, outputs, weighing, reset: bool, scale: int, depth, st
     the tail's logits and correction, 6s² x H x W; the splat's gain, s²; the frame's bilinear and splat
     ``kernels``, 2 x s² x 9), ``constants(params)``, whether the stream starts here, ``depth`` (H x W, or
     None: the state's depth plane is left as it is, since a step reads it back only after a frame with depth).
-    Writes ``result`` (3s² x H x W, the new colour folded), ``gathered`` (s² x H x W, scratch) and ``state``
-    (5 x sH x sW)."""
+    Writes ``result`` (3s² x H x W, the new colour folded), ``gathered`` (s² x H x W, scratch) and ``state``:
+    ``(colour and weight, depth)``, sH x sW x 4 interleaved and sH x sW (None for a model without depth)."""
     tail, gain, kernels = outputs
     s2 = scale * scale
     padded = np.pad(frame, ((0, 0), (1, 1), (1, 1)), mode="edge")
     colour, weight = folded[: 3 * s2], folded[3 * s2 : 4 * s2]
     keepalive = np.float32(0.0 if reset else 1.0)
+    interleaved, depth_state = state
+    with_depth = depth is not None and depth_state is not None
+    if not with_depth:  # typed placeholders: the kernel does not touch them
+        depth, depth_state = np.zeros((1, 1), np.float32), np.zeros((1, 1), np.float32)
     with _LOCK:
         numba.set_num_threads(threads)
         _mean(padded, colour, weight, tail, gain, weighing, keepalive, kernels, scale, result, gathered)
-        plane = np.zeros((1, 1), np.float32) if depth is None else depth
-        _unfold_state(result, gathered, plane, depth is not None, scale, state)
+        _unfold_state(result, gathered, depth, with_depth, scale, interleaved, depth_state)
 
 
 def depth_gap(depth, previous, threads: int) -> None:
@@ -356,15 +345,17 @@ def warm() -> None:
     s, h, w = 2, 2, 3  # one signature serves every scale and size
     frame, kernels, s2 = np.zeros((3, h, w), np.float32), np.zeros((2, s * s, 9), np.float32), s * s
     outputs = [np.zeros((6 * s2, h, w), np.float32), np.zeros(s2, np.float32), kernels]
-    result, state = np.zeros((3 * s2, h, w), np.float32), np.zeros((5, h * s, w * s), np.float32)
+    result, state = np.zeros((3 * s2, h, w), np.float32), np.zeros((h * s, w * s, 4), np.float32)
     folded, gathered = np.zeros((5 * s2, h, w), np.float32), np.zeros((s2, h, w), np.float32)
     weighing = np.array([16.0, 3.0, 1.0, 6.0, 2.0], np.float32)
-    combine(frame, folded, outputs, weighing, False, s, np.zeros((h, w), np.float32), state, result, gathered, 1)
+    shown = np.zeros((3, h * s, w * s), np.float32)
+    combine(frame, folded, outputs, weighing, False, s, np.zeros((h, w), np.float32), (state, shown[0]), result,
+            gathered, 1)  # fmt: skip
     depth_gap(np.zeros((h, w), np.float32), gathered, 1)
-    show(result, result, np.zeros((2, h, w), np.float32), 2, s, state[:3], 1)
+    show(result, result, np.zeros((2, h, w), np.float32), 2, s, shown, 1)
     show(result, result, np.zeros((2, h, w), np.float32), 2, s, np.zeros((h * s, w * s, 3), np.uint8), 1)
     matrices, biases = np.zeros((2, s2, s2), np.float32), np.zeros((2, s2), np.float32)
-    show_filtered(result, matrices, biases, np.zeros((2, h, w), np.float32), 2, s, state[:3], 1)
+    show_filtered(result, matrices, biases, np.zeros((2, h, w), np.float32), 2, s, shown, 1)
     show_filtered(
         result, matrices, biases, np.zeros((2, h, w), np.float32), 2, s, np.zeros((h * s, w * s, 3), np.uint8), 1
     )

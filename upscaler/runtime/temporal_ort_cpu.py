@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import cv2
 import numpy as np
 
 from upscaler.archs import DISPLAY_FILTERS, NETWORK_OUTPUTS
@@ -22,6 +23,7 @@ from upscaler.runtime.stream import (
     StreamState,
     depth_input,
     fold_reproject,
+    fold_reproject_interleaved,
     rgb8_inputs,
     rgb8_output,
     start_state,
@@ -67,10 +69,18 @@ def _filter_weights(session, scale: int) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(out[:, :s2] - bias[:, None]), bias
 
 
+def _accum_start(frame: np.ndarray, scale: int) -> np.ndarray:
+    """An accumulating stream's first state, interleaved (``sH x sW x 4``): the frame upsampled, nothing gathered."""
+    up = start_state(frame, scale)
+    state = np.zeros((*up.shape[1:], 4), np.float32)
+    state[..., :3] = up.transpose(1, 2, 0)
+    return state
+
+
 class OrtCpuTemporalEngine(StreamState):
     """ONNX Runtime on the CPU: OpenCV reprojection + the folded graph."""
 
-    PER_STREAM = ("_history", "_depth_kept", "_shown")
+    PER_STREAM = ("_history", "_depth_kept", "_shown", "_depth_plane")
     name = "onnxruntime-cpu"
     device = "cpu"
     precision = "fp32"
@@ -107,6 +117,7 @@ class OrtCpuTemporalEngine(StreamState):
         self._depth, self._shown_planes = model.depth, model.display_planes
         self._wants_motion = "motion" in inputs  # a display model's gate (the whole folded step)
         self._history: np.ndarray | None = None  # per stream: 4 bytes per state plane per output pixel
+        self._depth_plane: np.ndarray | None = None  # per stream, accumulating models that take depth
         self._shown: np.ndarray | None = None  # per stream, accumulating models: the shown frame
         self._depth_kept: bool | None = None  # per stream: the state's depth plane holds a depth (not zeros)
         self._scratch = Scratch()  # shared by every fork: 20 bytes per output pixel of the largest frame
@@ -129,27 +140,22 @@ class OrtCpuTemporalEngine(StreamState):
 
     def _step(self, frame, jitter, motion, reset: bool, depth=None, rgb8: bool = False) -> np.ndarray:
         """``step``; with ``rgb8`` (accumulating models), a new ``sH x sW x 3`` uint8 frame instead."""
+        if self._accum:
+            return self._accum_step(frame, jitter, motion, reset, depth, rgb8)
         s, kept = self.scale, self._channels - self._shown_planes  # the planes the step reads back
-        stored = kept if self._accum else self._channels  # accumulating models keep the shown frame apart
         h, w = frame.shape[2:]
         fresh = reset or self._history is None or self._history.shape[1:] != (h * s, w * s)
-        if fresh:  # the planes the step reads (the shown colour's are never read back)
+        if fresh:
             read, motion = start_state(frame, s, kept), np.zeros_like(motion)
         else:
-            read = self._history[stored - kept :]
+            read = self._history[self._channels - kept :]
         folded = self._scratch.take("folded", (kept * s * s, h, w))
         moved = kept - 1 if self._depth and not (self._depth_kept and not fresh) else kept  # zeros: not moved
         fold_reproject(read[:moved], motion[0], s, folded[: moved * s * s], self._scratch, self._mode)
         folded[moved * s * s :] = 0.0
-        if self._accum and self._depth and (depth is not None or moved == kept):  # else the gap is the zeros
-            from upscaler.runtime.accum_cpu import depth_gap
-
-            depth_gap(depth_input(depth, frame)[0, 0], folded[(kept - 1) * s * s :], self._threads)
         if fresh:  # the old history was read above: its buffer is free
-            self._history = np.empty((stored, h * s, w * s), np.float32)
+            self._history = np.empty((self._channels, h * s, w * s), np.float32)
         self._depth_kept = depth is not None
-        if self._accum:
-            return self._accum_step(frame, jitter, motion, folded, fresh, depth, rgb8)
         unfold(self._run(frame, jitter, folded[None], fresh, depth=depth, motion=motion)[0], s, self._history)
         return self._history[None, :3]
 
@@ -169,23 +175,56 @@ class OrtCpuTemporalEngine(StreamState):
             feeds["motion"] = np.zeros((1, 2, h, w), np.float32) if motion is None else motion
         return self._session.run(None, feeds, options)[0]
 
-    def _accum_step(self, frame, jitter, motion, folded, fresh: bool, depth, rgb8: bool) -> np.ndarray:
-        """The network's graph, then the mean and the new state (one pass), then the shown frame."""
+    def _accum_step(self, frame, jitter, motion, reset: bool, depth, rgb8: bool) -> np.ndarray:
+        """The state reprojected and folded, the network's graph, then the mean and the new state (one pass),
+        then the shown frame. The state is the colour and weight interleaved (``sH x sW x 4``: one resampling
+        pass for the four) and, for a model that takes depth, the depth plane."""
         from upscaler.runtime.accum_cpu import combine
 
-        s = self.scale
+        s, s2 = self.scale, self.scale * self.scale
         h, w = frame.shape[2:]
+        fresh = reset or self._history is None or self._history.shape[:2] != (h * s, w * s)
+        if fresh:
+            self._history, motion = _accum_start(frame, s), np.zeros_like(motion)
+            self._depth_plane = np.zeros((h * s, w * s), np.float32) if self._depth else None
+        folded = self._scratch.take("folded", ((5 if self._depth else 4) * s2, h, w))
+        fold_reproject_interleaved(self._history, motion[0], s, folded[: 4 * s2], self._scratch, self._mode)
+        if self._depth:
+            self._fold_depth(frame, motion, folded[4 * s2 :], fresh, depth)
         outputs = self._network_outputs(h, w)
         self._run(frame, jitter, folded[None], fresh, into=outputs)  # the depth gap is in ``folded``
         outputs = [x[0] for x in outputs.values()]
-        result = self._scratch.take("result", (3 * s * s, h, w))
-        gathered = self._scratch.take("gathered", (s * s, h, w))
+        result = self._scratch.take("result", (3 * s2, h, w))
+        gathered = self._scratch.take("gathered", (s2, h, w))
         plane = None if depth is None else depth_input(depth, frame)[0, 0]
-        combine(frame[0], folded, outputs, self._weighing, fresh, s, plane, self._history, result, gathered,
-                self._threads)  # fmt: skip
+        combine(frame[0], folded, outputs, self._weighing, fresh, s, plane, (self._history, self._depth_plane),
+                result, gathered, self._threads)  # fmt: skip
         if not self._shown_planes:  # the new colour is shown as it is
-            return rgb8_output(self._history[:3]) if rgb8 else self._history[None, :3]
+            return self._shown_as_is(rgb8)
         return self._show(result, jitter, motion, fresh, rgb8)
+
+    def _fold_depth(self, frame, motion, out: np.ndarray, fresh: bool, depth) -> None:
+        """``out`` (s² x H x W): the network's ``apart`` input, the depth gap (``accum_cpu.depth_gap``) between this
+        frame's depth and the state's reprojected one; zeros where neither is known."""
+        from upscaler.runtime.accum_cpu import depth_gap
+
+        kept = self._depth_kept and not fresh  # the state's plane holds a depth (not zeros)
+        if kept:
+            fold_reproject(self._depth_plane[None], motion[0], self.scale, out, self._scratch, self._mode)
+        else:
+            out[:] = 0.0
+        if depth is not None or kept:
+            depth_gap(depth_input(depth, frame)[0, 0], out, self._threads)
+        self._depth_kept = depth is not None
+
+    def _shown_as_is(self, rgb8: bool) -> np.ndarray:
+        """A model without display filters shows its state's colour: as 8 bits, or as float planes."""
+        colour = self._history[..., :3]
+        if rgb8:
+            return cv2.convertScaleAbs(colour, alpha=255.0)
+        out = self._shown_buffer(*(n // self.scale for n in colour.shape[:2]), False)
+        out[:] = colour.transpose(2, 0, 1)
+        return out[None]
 
     def _network_outputs(self, h: int, w: int) -> dict[str, np.ndarray]:
         """The folded graph's outputs (``NETWORK_OUTPUTS``: the tail, the splat's gain, the frame's kernels), in
@@ -218,7 +257,7 @@ class OrtCpuTemporalEngine(StreamState):
         planes = result.reshape(3, s * s, h, w)
         moving, still = (None if f is None else self._filter(f, planes, result) for f in names)
         if not rgb8 and all(x is None or x is result for x in (moving, still)):
-            return self._history[None, :3]
+            return self._shown_as_is(False)
         moving, still = (moving if moving is not None else still), (still if still is not None else moving)
         out = self._shown_buffer(h, w, rgb8)
         show(moving, still, motion[0], pick, s, out, self._threads)
