@@ -31,6 +31,10 @@ X4F, X2F = "temporal-speed-x4-fused.json", "temporal-speed-x2-fused.json"
 TAIL_SPEED = "| the same after the CPU graph stopped at the network's convolutions"
 X4T, LITE = "temporal-speed-x4-tail.json", "x4-lite-d1/x4-lite-d1"  # --baseline runs/x4-lite-d1/x4-lite-d1.safetensors
 LITE_STILL, LITE_EVAL = "tuning set's still shots (", "x4-temporal-lite-candidate.json"
+SPLIT_SPEED = "| the same after the CPU engine kept an accumulating model's colour and weight interleaved"
+X4I, X2I = "temporal-speed-x4-interleaved.json", "temporal-speed-x2-interleaved.json"
+DISTIL = "x4-distil-d1/x4-lite-distil-d1"  # --baseline runs/x4-distil-d1/x4-lite-distil-d1.safetensors
+DISTIL_HELD_OUT, LITE_SEQ = "| the smaller candidate after distillation, over", "sequences-x4-lite-mcmaster.json"
 X4_HELD_OUT = "x4-temporal over 78 rendered sequences made from"
 X2_SEQ, X4_SEQ = "sequences-x2-display-mcmaster.json", "sequences-x4-display-mcmaster.json"
 VIDEO_X4 = "| x4-video against x4-fast on compressed images"
@@ -167,6 +171,20 @@ FIGURES = [
     (TAIL_SPEED, X4T, f"subjects.{LITE} (jittered).ratio", "exact motion, {:.2f}x jittered"),
     (TAIL_SPEED, "accum-variants-x4-tail.json", "subjects.c32b2h16d3.ratio", "x4-temporal's shape {:.2f}x"),
     (TAIL_SPEED, "accum-variants-x4-tail.json", "subjects.c16b1h8d1.ratio", "the candidate's {:.2f}x"),
+    (SPLIT_SPEED, X4I, "subjects.x4-temporal (exact motion).ratio", "x4-temporal {:.2f}x"),
+    (SPLIT_SPEED, X4I, "subjects.x4-temporal (jittered).ratio", "`motion=None`, {:.2f}x jittered"),
+    (SPLIT_SPEED, X4I, f"subjects.{DISTIL} (exact motion).ratio", "candidate {:.2f}x with exact"),
+    (SPLIT_SPEED, X4I, f"subjects.{DISTIL} (jittered).ratio", "exact motion, {:.2f}x jittered;"),
+    (SPLIT_SPEED, X2I, "subjects.x2-temporal (exact motion).ratio", "(another run) {:.2f}x x2-fast's"),
+    (SPLIT_SPEED, X2I, "subjects.x2-temporal (jittered).ratio", "ms), {:.2f}x jittered |"),
+    (DISTIL_HELD_OUT, LITE_SEQ, "subjects.4.summary.still.steady_psnr", "still shots {:.2f} dB"),
+    (DISTIL_HELD_OUT, LITE_SEQ, "subjects.1.summary.still.steady_psnr", "accumulation's {:.2f} ("),
+    (DISTIL_HELD_OUT, LITE_SEQ, "subjects.6.summary.still.steady_psnr", "before distillation {:.2f};"),
+    (DISTIL_HELD_OUT, LITE_SEQ, "subjects.2.summary.still.steady_psnr", "x4-temporal {:.2f})"),
+    (DISTIL_HELD_OUT, LITE_SEQ, "subjects.4.summary.slow.steady_psnr", "slow {:.2f} against"),
+    (DISTIL_HELD_OUT, LITE_SEQ, "subjects.4.summary.moderate.steady_psnr", "moderate {:.2f} against"),
+    (DISTIL_HELD_OUT, LITE_SEQ, "subjects.4.summary.pan.steady_psnr", "fast pans {:.2f} against"),
+    (DISTIL_HELD_OUT, LITE_SEQ, "subjects.2.summary.pan.steady_psnr", "x4-temporal's {:.2f} and"),
     (LITE_STILL, LITE_EVAL, "manifest_entry.quality.BSD100.still_psnr", "({:.2f} against"),
     (LITE_STILL, LITE_EVAL, "manifest_entry.quality.BSD100.accumulation_still_psnr", "against {:.2f} dB"),
     (X4_HELD_OUT, X4_SEQ, "subjects.4.summary.still.steady_psnr", "41.64 ({:.2f})"),

@@ -48,10 +48,11 @@ whole step (one ONNX graph); ``blend_folded`` takes the already reprojected,
 folded state and returns the new state folded. It is three parts:
 ``coefficients`` (the network, up to the per-sub-pixel weights of step 4:
 ``tail_logits``, its convolutions, then ``weigh``), ``combine`` (the weighted
-mean) and the display filters. The CPU engine runs the convolutions and the
-filters as ONNX graphs and the rest in one fused pass
-(``upscaler.runtime.accum_cpu``): as graph operators, the per-sub-pixel
-arithmetic and the weighted mean took more than half the step.
+mean) and the display filters. The CPU engine runs the convolutions and 3x3
+filters as ONNX graphs and the rest in fused passes
+(``upscaler.runtime.accum_cpu``; 1x1 filters in the pass that shows the
+frame): as graph operators, the per-sub-pixel arithmetic and the weighted
+mean took more than half the step.
 """
 
 from __future__ import annotations
