@@ -10,7 +10,9 @@ unjittered one identity as x4-temporal ships it), and run by the
 photo panned one low-resolution pixel a frame, exact motion, Halton jitter:
 the moving filter runs). Rounds are interleaved; the figure is the median of
 each subject's per-round medians, with the parts of the step (the same
-medians of the time spent in each) for the variants.
+medians of the time spent in each) for the variants. ``filters`` is a 3x3
+filter's graph, or for 1x1 filters the pass that applies them as it shows
+the frame (the show itself, counted in ``fused`` otherwise, included).
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ VARIANTS = {
     "c32b1h16d3": {"channels": 32, "blocks": 1, "history_channels": 16, "display": 3},
     "c16b1h8d3": {"channels": 16, "blocks": 1, "history_channels": 8, "display": 3},
     "c16b1h8d1": {"channels": 16, "blocks": 1, "history_channels": 8, "display": 1},
+    "c16b2h16d1": {"channels": 16, "blocks": 2, "history_channels": 16, "display": 1},
+    "c32b1h16d1": {"channels": 32, "blocks": 1, "history_channels": 16, "display": 1},
+    "c32b2h16d1": {"channels": 32, "blocks": 2, "history_channels": 16, "display": 1},
 }
 #: the engine's parts, timed where they are called
 PARTS = ("reproject", "network", "filters", "fused")
@@ -84,8 +89,10 @@ def _clock_parts(upscaler):
 
     engine = upscaler.engine
     engine._run, engine._filter = _clock("network", engine._run), _clock("filters", engine._filter)
-    for module, name, part in ((temporal_ort_cpu, "fold_reproject", "reproject"), (accum_cpu, "combine", "fused"),
-                               (accum_cpu, "show", "fused")):  # fmt: skip
+    clocked = [(temporal_ort_cpu, "fold_reproject", "reproject"), (temporal_ort_cpu, "fold_reproject_interleaved",
+               "reproject"), (accum_cpu, "combine", "fused"), (accum_cpu, "show", "fused"),
+               (accum_cpu, "show_filtered", "filters")]  # fmt: skip  # 1x1 filters: applied as the frame is shown
+    for module, name, part in clocked:
         if not getattr(getattr(module, name), "clocked", False):
             setattr(module, name, _clock(part, getattr(module, name)))
             getattr(module, name).clocked = True

@@ -83,6 +83,10 @@ class TemporalEngine(Protocol):
         ...
 
 
+#: ``fold_reproject_interleaved`` resamples in blocks of at most this many bytes (the interleaved block it then
+#: splits is scratch): a 320x180 x4 step in one block, a 1024x1024 one in 16 MB blocks, not one of 268 MB.
+WARP_BLOCK_BYTES = 16 << 20
+
 #: OpenCV's ``remap`` indexes with 16-bit shorts: its source and destination sides, and its maps' rows and
 #: columns, must each stay below 32767 (``CV_Assert(... < SHRT_MAX)``).
 REMAP_SIDE = 32766
@@ -198,7 +202,7 @@ def fold_reproject_interleaved(
         raise ValueError(f"a {history.shape[1]}x{history.shape[0]} history is over OpenCV's {REMAP_SIDE} px side")
     map_x, map_y = _maps(motion, s, scratch)
     planes = out.reshape(channels, s * s * h, w)
-    for r0, r1 in _blocks(s * s * h):
+    for r0, r1 in _blocks(s * s * h, max(1, WARP_BLOCK_BYTES // (4 * w * channels))):
         warped = scratch.take("warped", (r1 - r0, w, channels))
         cv2.remap(history, map_x[r0:r1], map_y[r0:r1], _INTERPOLATION[mode], dst=warped,
                   borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
@@ -206,9 +210,10 @@ def fold_reproject_interleaved(
     return out
 
 
-def _blocks(rows: int) -> list[tuple[int, int]]:
-    """``remap``'s row blocks of a map ``rows`` tall: at most ``REMAP_SIDE`` each."""
-    return [(r0, min(rows, r0 + REMAP_SIDE)) for r0 in range(0, rows, REMAP_SIDE)]
+def _blocks(rows: int, most: int = REMAP_SIDE) -> list[tuple[int, int]]:
+    """``remap``'s row blocks of a map ``rows`` tall: at most ``most`` (and ``REMAP_SIDE``) each."""
+    step = min(most, REMAP_SIDE)
+    return [(r0, min(rows, r0 + step)) for r0 in range(0, rows, step)]
 
 
 def rgb8_inputs(frame: np.ndarray, jitter, motion: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
