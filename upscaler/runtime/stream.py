@@ -40,11 +40,13 @@ import numpy as np
 
 __all__ = [
     "REMAP_SIDE",
+    "WARP_BLOCK_BYTES",
     "Scratch",
     "StreamState",
     "TemporalEngine",
     "depth_input",
     "fold_reproject",
+    "fold_reproject_interleaved",
     "rgb8_inputs",
     "rgb8_output",
     "start_state",
