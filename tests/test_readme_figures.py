@@ -34,8 +34,9 @@ LITE_STILL, LITE_EVAL = "tuning set's still shots (", "x4-temporal-lite-candidat
 SPLIT_SPEED = "| the same after the CPU engine kept an accumulating model's colour and weight interleaved"
 X4I, X2I = "temporal-speed-x4-interleaved.json", "temporal-speed-x2-interleaved.json"
 DISTIL = "x4-distil-d1/x4-lite-distil-d1"  # --baseline runs/x4-distil-d1/x4-lite-distil-d1.safetensors
-DISTIL_HELD_OUT, LITE_SEQ = "| the smaller candidate after distillation, over", "sequences-x4-lite-mcmaster.json"
+DISTIL_HELD_OUT, LITE_SEQ = "| x4-temporal-lite (`x4-lite-distil-d1` in the JSON, the same", "sequences-x4-lite-mcmaster.json"
 X4_HELD_OUT = "x4-temporal over 78 rendered sequences made from"
+LITE_CLIP = "| temporal stability, x4-temporal-lite"
 X2_SEQ, X4_SEQ = "sequences-x2-display-mcmaster.json", "sequences-x4-display-mcmaster.json"
 VIDEO_X4 = "| x4-video against x4-fast on compressed images"
 VIDEO_CLIP = "| x4-video against x4-fast on the real clip"
@@ -185,6 +186,10 @@ FIGURES = [
     (DISTIL_HELD_OUT, LITE_SEQ, "subjects.4.summary.moderate.steady_psnr", "moderate {:.2f} against"),
     (DISTIL_HELD_OUT, LITE_SEQ, "subjects.4.summary.pan.steady_psnr", "fast pans {:.2f} against"),
     (DISTIL_HELD_OUT, LITE_SEQ, "subjects.2.summary.pan.steady_psnr", "x4-temporal's {:.2f} and"),
+    (LITE_CLIP, "stability-clip-x4-lite.json", "subjects.0.ratio_to_reference", "real clip {:.2f}x"),
+    (LITE_CLIP, "stability-clip-x4-lite.json", "subjects.0.detail", "detail than either ({:.2f} against"),
+    (LITE_CLIP, "stability-sintel-x4-lite.json", "subjects.0.ratio_to_reference", "Sintel {:.2f}x"),
+    (LITE_CLIP, "stability-sintel-x4-lite.json", "subjects.0.detail", "detail {:.2f} against 4.14"),
     (LITE_STILL, LITE_EVAL, "manifest_entry.quality.BSD100.still_psnr", "({:.2f} against"),
     (LITE_STILL, LITE_EVAL, "manifest_entry.quality.BSD100.accumulation_still_psnr", "against {:.2f} dB"),
     (X4_HELD_OUT, X4_SEQ, "subjects.4.summary.still.steady_psnr", "41.64 ({:.2f})"),
