@@ -37,6 +37,7 @@ DISTIL = "x4-distil-d1/x4-lite-distil-d1"  # --baseline runs/x4-distil-d1/x4-lit
 DISTIL_HELD_OUT, LITE_SEQ = "| x4-temporal-lite (`x4-lite-distil-d1` in the JSON, the same", "sequences-x4-lite-mcmaster.json"
 X4_HELD_OUT = "x4-temporal over 78 rendered sequences made from"
 LITE_CLIP = "| temporal stability, x4-temporal-lite"
+LITE_SPEED, X4L = "| x4-temporal-lite as released, a second run", "temporal-speed-x4-lite.json"
 X2_SEQ, X4_SEQ = "sequences-x2-display-mcmaster.json", "sequences-x4-display-mcmaster.json"
 VIDEO_X4 = "| x4-video against x4-fast on compressed images"
 VIDEO_CLIP = "| x4-video against x4-fast on the real clip"
@@ -186,6 +187,9 @@ FIGURES = [
     (DISTIL_HELD_OUT, LITE_SEQ, "subjects.4.summary.moderate.steady_psnr", "moderate {:.2f} against"),
     (DISTIL_HELD_OUT, LITE_SEQ, "subjects.4.summary.pan.steady_psnr", "fast pans {:.2f} against"),
     (DISTIL_HELD_OUT, LITE_SEQ, "subjects.2.summary.pan.steady_psnr", "x4-temporal's {:.2f} and"),
+    (LITE_SPEED, X4L, "subjects.x4-temporal-lite (exact motion).ratio", "x4-temporal-lite {:.2f}x"),
+    (LITE_SPEED, X4L, "subjects.x4-temporal-lite (jittered).ratio", "`motion=None`, {:.2f}x jittered"),
+    (LITE_SPEED, X4L, "subjects.weights/x4-temporal (jittered).ratio", "x4-temporal 1.73x, {:.2f}x jittered"),
     (LITE_CLIP, "stability-clip-x4-lite.json", "subjects.0.ratio_to_reference", "real clip {:.2f}x"),
     (LITE_CLIP, "stability-clip-x4-lite.json", "subjects.0.detail", "detail than either ({:.2f} against"),
     (LITE_CLIP, "stability-sintel-x4-lite.json", "subjects.0.ratio_to_reference", "Sintel {:.2f}x"),
