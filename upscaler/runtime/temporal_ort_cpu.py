@@ -108,7 +108,7 @@ class OrtCpuTemporalEngine(StreamState):
             #: shared by every fork (``release`` renews the sessions in place)
             self._filters = {f: self._open_filter(f) for f in DISPLAY_FILTERS if model.graph(f"display-{f}")}
             #: 1x1 filters are applied in the show's pass (``accum_cpu.show_filtered``): their weights, not graphs
-            self._matrices = None
+            self._matrices, self._pairs = None, {}  # shared by every fork, as the sessions are
             if model.params.get("display") == 1:
                 self._matrices = {f: _filter_weights(session, model.scale) for f, session in self._filters.items()}
                 self._filters = {}
@@ -268,10 +268,13 @@ class OrtCpuTemporalEngine(StreamState):
         ``pick`` chooses from (None, or a filter without weights: the colour as it is)."""
         from upscaler.runtime.accum_cpu import show_filtered
 
-        s2, (h, w) = self.scale * self.scale, motion.shape[2:]
-        eye = (np.eye(s2, dtype=np.float32), np.zeros(s2, np.float32))
-        pair = [self._matrices.get(f, eye) if f else eye for f in names]
-        matrices, biases = np.stack([m for m, _ in pair]), np.stack([b for _, b in pair])
+        h, w = motion.shape[2:]
+        if names not in self._pairs:  # a few pairs at most: made once, not per frame
+            s2 = self.scale * self.scale
+            eye = (np.eye(s2, dtype=np.float32), np.zeros(s2, np.float32))
+            pair = [self._matrices.get(f, eye) if f else eye for f in names]
+            self._pairs[names] = np.stack([m for m, _ in pair]), np.stack([b for _, b in pair])
+        matrices, biases = self._pairs[names]
         out = self._shown_buffer(h, w, rgb8)
         show_filtered(result, matrices, biases, motion[0], pick, self.scale, out, self._threads)
         return out if rgb8 else out[None]
