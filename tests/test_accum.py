@@ -219,6 +219,27 @@ def test_display_filters_start_as_identity_and_weights_without_them_load_unchang
     assert torch.allclose(ours[:, :3], theirs[:, :3], atol=1e-6) and torch.equal(ours[:, 3:], theirs)
 
 
+def test_a_network_with_more_layers_and_history_channels_starts_as_the_smaller_one_and_learns():
+    """``load_plain_state_dict`` of a smaller network's weights: an identity hidden layer and history channels
+    the head reads with zero weights compute the same step, and the new channels get gradients."""
+    torch.manual_seed(4)
+    small = AccumSR(4, channels=8, blocks=1, history_channels=4)
+    for p in small.parameters():
+        p.data.normal_(0, 0.1)
+    grown = AccumSR(4, channels=8, blocks=2, history_channels=6)
+    grown.load_plain_state_dict(small.state_dict())
+    x, d = torch.rand(2, 3, 8, 12), torch.rand(2, 1, 8, 12) + 1
+    jitter, motion, reset = torch.rand(2, 2) - 0.5, torch.randn(2, 2, 8, 12) * 0.3, torch.zeros(2, 1)
+    history = torch.rand(2, 5, 32, 48)
+    torch.testing.assert_close(grown(x, jitter, motion, history, reset, d), small(x, jitter, motion, history, reset, d),
+                               rtol=0, atol=1e-6)  # fmt: skip
+    grown(x, jitter, motion, history, reset, d)[:, :3].mean().backward()
+    assert grown.head.weight.grad[:, 6 + 4 :].abs().sum() > 0  # the head starts reading the new channels
+    assert grown.history_proj.weight[4:].abs().sum() > 0  # ... which carry something
+    with pytest.raises(RuntimeError):  # fewer channels are not a smaller network of this one
+        AccumSR(4, channels=6, blocks=2, history_channels=6).load_plain_state_dict(small.state_dict())
+
+
 def test_the_display_gates_pick_unjittered_then_still_then_moving_filter_as_the_fit_does():
     from training.display import FILTERS, filter_of
 

@@ -407,6 +407,30 @@ def test_a_student_distils_from_the_teachers_step_from_the_students_own_state():
     validate_config(config)
 
 
+def test_a_stage_may_start_a_larger_accumulating_network_from_a_smaller_ones_weights():
+    """``model.init`` of x4-temporal-lite's weights for more hidden layers and history channels: the step is
+    the one they computed; fewer history channels are refused, naming them."""
+    from training.config import ModelConfig, TrainConfig
+    from training.trainer import load_initial_weights
+    from upscaler.archs import build_network
+
+    params = dict(get_model("x4-temporal-lite").params)
+    grown = {**params, "blocks": 2, "history_channels": 16}
+    net = build_network("accum", 4, grown)
+    load_initial_weights(net, TrainConfig(name="g", model=ModelConfig("accum", 4, grown, init="x4-temporal-lite")))
+    before = build_network("accum", 4, params)
+    load_initial_weights(before, TrainConfig(name="b", model=ModelConfig("accum", 4, params, init="x4-temporal-lite")))
+    f = _pan(2)[1]
+    lr = torch.from_numpy(f.lr.transpose(2, 0, 1)[None].copy()).float() / 255
+    inputs = (lr, torch.tensor([f.jitter]), torch.full((1, 2, 16, 24), 0.2), before.start_state(lr), torch.zeros(1, 1))
+    with torch.no_grad():
+        torch.testing.assert_close(net(*inputs), before(*inputs), rtol=0, atol=1e-6)
+    fewer = {**params, "history_channels": 4}
+    config = TrainConfig(name="f", model=ModelConfig("accum", 4, fewer, init="x4-temporal-lite"))
+    with pytest.raises(ValueError, match="history_channels 8"):
+        load_initial_weights(build_network("accum", 4, fewer), config)
+
+
 def test_early_steps_train_a_stream_from_its_start_and_the_rest_after_the_warm_up():
     from training.config import load_config
     from training.temporal import step_window

@@ -123,7 +123,8 @@ def load_initial_weights(net: torch.nn.Module, config: TrainConfig) -> None:
     ours_params = net.inference_params() if hasattr(net, "inference_params") else dict(config.model.params)
     theirs_params = theirs.inference_params() if hasattr(theirs, "inference_params") else dict(model.params)
     spec = get_arch(model.arch)
-    free = spec.retunable + (("blocks",) if spec.deepens and ours_params["blocks"] > theirs_params["blocks"] else ())
+    grows = (("blocks",) if spec.deepens else ()) + spec.widens
+    free = spec.retunable + tuple(k for k in grows if ours_params.get(k, 0) > theirs_params.get(k, 0))
     mismatch = [
         f"{k} {theirs_params.get(k)!r} (this config: {ours_params.get(k)!r})"
         for k in sorted(set(ours_params) | set(theirs_params))

@@ -49,6 +49,8 @@ class ArchSpec:
     depth: bool = False  #: a temporal step that takes the caller's depth (zeros when there is none)
     retunable: tuple[str, ...] = ()  #: hyperparameters a fine-tuning stage may change (no weight depends on them)
     deepens: bool = False  #: a fine-tuning stage may add hidden layers (``blocks``), which start as identity
+    #: hyperparameters a fine-tuning stage may make larger (the network starts computing what it did)
+    widens: tuple[str, ...] = ()
     #: leading state planes a temporal step writes and never reads (the shown colour, when it differs from the
     #: history's): engines neither reproject nor feed them back; they count in ``state_channels`` of a model
     display_planes: Callable[[Mapping[str, Any]], int] = lambda p: 0
@@ -107,6 +109,8 @@ ARCHS: dict[str, ArchSpec] = {
         display_planes=lambda p: 3 if p.get("display") else 0,
         # ``display`` adds filters that start as identity: a stage may add them to weights that have none
         retunable=("keep_offset", "settle", "settle_base", "fresh_correction", "base_decay", "splat", "display"),
+        deepens=True,
+        widens=("history_channels",),
     ),
 }
 

@@ -64,6 +64,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from upscaler.archs import DISPLAY_FILTERS, GAP_FLOOR, LEAN_FLOOR
+from upscaler.archs.plainsr import with_identity_layers
 from upscaler.archs.temporal import reproject
 
 __all__ = ["AccumSR", "jitter_coefficients", "lagrange_coefficients"]
@@ -404,10 +405,30 @@ class AccumSR(nn.Module):
 
     def load_plain_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         """Load weights; with ``display``, weights without the shown-colour filters keep them as they start
-        (identity: the shown colour is the state's, as before), so a stage may add them to shipped weights."""
+        (identity: the shown colour is the state's, as before), so a stage may add them to shipped weights.
+        Weights of a smaller network of the same channels load too (``_grown``): a stage starts where it
+        ended."""
         if self.display_planes and "display.weight" not in state:
             state = {**state, **{f"display.{k}": v.detach().clone() for k, v in self.display.state_dict().items()}}
-        self.load_state_dict(state)
+        self.load_state_dict(self._grown(state))
+
+    def _grown(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``state`` of a network with fewer hidden layers or history channels made this one's, computing the
+        same: identity layers appended (after a ReLU they change nothing), and the history channels it lacks
+        projected as this network starts (random) but read by the head with zero weights, so they learn."""
+        state = with_identity_layers(state, self.config["blocks"], self.config["channels"])
+        theirs, ours = state["history_proj.weight"].shape[0], self.config["history_channels"]
+        if theirs >= ours:
+            return state
+        start = {k: v.detach() for k, v in self.state_dict().items()}
+        head = state["head.weight"]
+        unread = head.new_zeros(head.shape[0], ours - theirs, *head.shape[2:])
+        return {
+            **state,
+            "history_proj.weight": torch.cat([state["history_proj.weight"], start["history_proj.weight"][theirs:]]),
+            "history_proj.bias": torch.cat([state["history_proj.bias"], start["history_proj.bias"][theirs:]]),
+            "head.weight": torch.cat([head, unread], dim=1),
+        }
 
     def display_filters(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """``display``'s filters that are not identity, by name (``DISPLAY_FILTERS``): ``(weight, bias)``, the

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["PlainSR", "RepConv", "base_kernel"]
+__all__ = ["PlainSR", "RepConv", "base_kernel", "with_identity_layers"]
 
 _ACTIVATIONS = {"relu": lambda c: nn.ReLU(inplace=True), "prelu": lambda c: nn.PReLU(c)}
 _BASES = ("nearest", "bilinear", "none")
@@ -83,6 +83,25 @@ class RepConv(nn.Module):
             self.conv3.bias.copy_(bias)
             self.conv1.weight.zero_()
             self.conv1.bias.zero_()
+
+
+def _hidden_layers(state: dict[str, torch.Tensor]) -> int:
+    """How many hidden 3x3 convolutions (``body.<2i>``, each followed by its activation) ``state`` holds."""
+    return sum(1 for k in state if k.startswith("body.") and k.endswith(".weight") and state[k].dim() == 4)
+
+
+def with_identity_layers(state: dict[str, torch.Tensor], blocks: int, channels: int) -> dict[str, torch.Tensor]:
+    """``state`` of a ``body`` of (3x3 conv, ReLU) pairs with identity convolutions appended up to ``blocks``:
+    after a ReLU they change nothing, so a deeper network starts computing what the shallower one did."""
+    theirs = _hidden_layers(state)
+    if theirs >= blocks:
+        return state
+    eye = torch.zeros(channels, channels, 3, 3)
+    eye[torch.arange(channels), torch.arange(channels), 1, 1] = 1.0
+    grown = dict(state)
+    for i in range(theirs, blocks):
+        grown[f"body.{2 * i}.weight"], grown[f"body.{2 * i}.bias"] = eye.clone(), torch.zeros(channels)
+    return grown
 
 
 class PlainSR(nn.Module):
@@ -184,16 +203,6 @@ class PlainSR(nn.Module):
 
     def _with_identity_layers(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """``state`` with identity convolutions for the hidden layers it lacks (ReLU networks only)."""
-        theirs = sum(1 for k in state if k.startswith("body.") and k.endswith(".weight") and state[k].dim() == 4)
-        ours = self.config["blocks"]
-        if theirs >= ours:
-            return state
-        if self.config["act"] != "relu":
+        if self.config["act"] != "relu" and _hidden_layers(state) < self.config["blocks"]:
             raise ValueError("only a ReLU network can start from a shallower one (identity layers)")
-        c = self.config["channels"]
-        eye = torch.zeros(c, c, 3, 3)
-        eye[torch.arange(c), torch.arange(c), 1, 1] = 1.0
-        grown = dict(state)
-        for i in range(theirs, ours):
-            grown[f"body.{2 * i}.weight"], grown[f"body.{2 * i}.bias"] = eye.clone(), torch.zeros(c)
-        return grown
+        return with_identity_layers(state, self.config["blocks"], self.config["channels"])
