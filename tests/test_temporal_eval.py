@@ -102,6 +102,26 @@ def test_standard_sequences_are_deterministic_and_of_eight_kinds(set5_dir, seque
     assert long[2].name == "set5/baby-cut-baby-flipped"  # one image: its shot upside down
 
 
+def test_kinds_make_one_kind_of_every_image_and_the_standard_sets_shots_stay_as_they_are(set5_dir):
+    """``kinds``: a larger sample of a kind (every image's still shot, say); the images the standard set gives
+    that kind to get the same sequence, and the set without ``kinds`` is as it was."""
+    from upscaler.bench.rendered import iter_standard_sequences
+    from upscaler.bench.sequence import count_sequences
+
+    standard = standard_sequences(set5_dir, 4, size=(12, 8), frames=6, limit=4)
+    picked = list(iter_standard_sequences(set5_dir, 4, size=(12, 8), frames=6, limit=4, kinds=["still", "fade"]))
+    assert [s.kind for s in picked] == ["still", "fade"] * 4 and len(picked) == count_sequences(
+        set5_dir, 4, ["fade", "still"]
+    )
+    assert len(standard) == count_sequences(set5_dir, 4)
+    for kind in ("still", "fade"):
+        (ours,) = [s for s in standard if s.kind == kind]
+        twin = next(s for s in picked if s.name == ours.name)
+        assert all(np.array_equal(a.lr, b.lr) and a.jitter == b.jitter for a, b in zip(ours.frames, twin.frames))
+    with pytest.raises(ValueError, match="unknown sequence kind sideways"):
+        next(iter_standard_sequences(set5_dir, 4, kinds=["sideways"]))
+
+
 def test_plain_accumulation_beats_bicubic_in_the_steady_state(sequences):
     pans = [s for s in sequences if s.kind == "pan"][:2]
     report = evaluate_sequences([BicubicSubject(4), AccumulationSubject(4)], pans, warmup=4)
@@ -228,6 +248,19 @@ def test_cli_sequence_mode_end_to_end(tmp_path, set5_dir, tiny_temporal):
     assert "accumulation" in result.stdout
 
 
+def test_cli_sequence_mode_with_kinds_runs_those_of_every_image(tmp_path, set5_dir):
+    out = tmp_path / "still.json"
+    result = run_cli(
+        "bench", "--sequences", str(set5_dir), "-m", "x4-fast", "--engine", "cpu", "--sequence-size", "12x8",
+        "--frames", "4", "--limit", "2", "--sequence-warmup", "1", "--kinds", "slow", "still", "--threads", "1",
+        "--json", str(out), "--no-progress",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    assert report["settings"]["kinds"] == ["still", "slow"]  # the report's order
+    assert [q["kind"] for q in report["sequences"]] == ["still", "slow", "still", "slow"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -240,6 +273,7 @@ def test_cli_sequence_mode_end_to_end(tmp_path, set5_dir, tiny_temporal):
         (["-m", "x4-fast", "--flow"], "--flow"),
         (["--engine", "cpu", "torch"], "one engine"),
         (["--url", "http://127.0.0.1:9"], "separate modes"),
+        (["--kinds", "still", "sideways"], "--kinds: unknown kind sideways"),
     ],
 )
 def test_bad_sequence_arguments_are_one_line(args, message, set5_dir):

@@ -151,9 +151,17 @@ def _slow(rng: np.random.Generator, scene: np.ndarray, texture: np.ndarray, size
 
 
 def iter_standard_sequences(
-    folder: str | Path, scale: int, *, size: tuple[int, int] = (96, 64), frames: int = 32, limit: int | None = None
+    folder: str | Path,
+    scale: int,
+    *,
+    size: tuple[int, int] = (96, 64),
+    frames: int = 32,
+    limit: int | None = None,
+    kinds: Sequence[str] | None = None,
 ) -> Iterator[NamedSequence]:
-    """``standard_sequences`` one at a time (each rendered when asked for: a long folder never sits in memory)."""
+    """``standard_sequences`` one at a time (each rendered when asked for: a long folder never sits in memory).
+    ``kinds``: only these, each made of every image (``_image_shots``), not of the images the standard set
+    gives it to: a larger sample of one kind (a folder's still shots, say)."""
     if scale < 1:
         raise ValueError(f"scale must be positive, got {scale}")
     if size[0] < 1 or size[1] < 1:
@@ -162,48 +170,53 @@ def iter_standard_sequences(
         raise ValueError(f"a sequence needs at least 2 frames, got {frames}")
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be at least 1, got {limit}")
+    unknown = sorted(set(kinds or ()) - set(KINDS))
+    if unknown or (kinds is not None and not kinds):
+        known = ", ".join(KINDS)
+        raise ValueError(f"unknown sequence kind {', '.join(unknown) or '(none given)'}; choose from {known}")
     folder = Path(folder)
     files = list_images(folder)[:limit]
     n = len(files)
     load = lambda k: to_rgb8(read_image(files[k % n]))  # noqa: E731
     for i, path in enumerate(files):
-        scene = load(i)
-        rng = np.random.default_rng([_SEED, zlib.crc32(path.name.encode())])
-        camera = _pan(rng, scene.shape[:2], scale, frames)
-        base = f"{folder.name}/{path.stem}"
-        spec = SequenceSpec(scale=scale, size=size, frames=frames, camera=camera)
-        yield NamedSequence(f"{base}-pan", "pan", make_sequence(scene, spec))
-        if i % 3 == 0:
-            texture = load(i + 1) if n > 1 else scene[::-1, ::-1]
-            layer = _layer(rng, np.ascontiguousarray(texture), size, scale, frames)
-            spec = SequenceSpec(scale=scale, size=size, frames=frames, camera=camera, layer=layer)
-            yield NamedSequence(f"{base}-layer", "layer", make_sequence(scene, spec))
-        if i % 4 == 0:
-            j = (i + 2) % n if n > 2 else (i + 1) % n  # another image; with one image, itself upside down
-            other = load(j) if n > 1 else np.ascontiguousarray(scene[::-1, ::-1])
-            other_name = files[j].stem if n > 1 else f"{path.stem}-flipped"
-            cut_camera = _pan(rng, other.shape[:2], scale, frames)
-            spec = SequenceSpec(scale=scale, size=size, frames=frames, camera=camera, cut_at=cut_frame(frames),
-                                cut_camera=cut_camera)  # fmt: skip
-            yield NamedSequence(f"{base}-cut-{other_name}", "cut", make_sequence(scene, spec, other))
-        if i % 4 in (1, 3):  # a static shot: jittered (a game's still camera) or not (a video's still camera)
-            h, w = scene.shape[:2]
-            spec = SequenceSpec(scale=scale, size=size, frames=frames, camera=Camera(center=(w / 2, h / 2)))
-            if i % 4 == 1:
-                yield NamedSequence(f"{base}-still", "still", make_sequence(scene, spec))
-            else:
-                spec = replace(spec, jitter=((0.0, 0.0),))
-                yield NamedSequence(f"{base}-still-unjittered", "still-unjittered", make_sequence(scene, spec))
-        texture = load(i + 1) if n > 1 else scene[::-1, ::-1]  # drawn last: the other kinds stay as they were
-        spec = _slow(rng, scene, np.ascontiguousarray(texture), size, scale, frames)
-        yield NamedSequence(f"{base}-slow", "slow", make_sequence(scene, spec))
-        if i % 4 == 2:  # a fade in from black on a still, jittered camera
-            h, w = scene.shape[:2]
-            spec = SequenceSpec(scale=scale, size=size, frames=frames, camera=Camera(center=(w / 2, h / 2)),
-                                fade=min(FADE_FRAMES, frames - 1))  # fmt: skip
-            yield NamedSequence(f"{base}-fade", "fade", make_sequence(scene, spec))
-        spec = _slow(rng, scene, np.ascontiguousarray(texture), size, scale, frames, MODERATE_SPEED)  # drawn last
-        yield NamedSequence(f"{base}-moderate", "moderate", make_sequence(scene, spec))
+        for name, kind, spec, scenes in _image_shots(i, files, load, scale, size, frames, every=kinds is not None):
+            if kinds is None or kind in kinds:
+                yield NamedSequence(
+                    f"{folder.name}/{path.stem}-{name}", kind, make_sequence(scenes[0], spec, *scenes[1:])
+                )
+
+
+def _image_shots(i: int, files: Sequence[Path], load, scale: int, size: tuple[int, int], frames: int, *,
+                 every: bool = False) -> list[tuple]:  # fmt: skip
+    """Image ``i``'s shots, not rendered: ``(name suffix, kind, spec, scenes)`` (every random draw happens here,
+    in a fixed order). ``every``: every kind of this image, not only those the standard set gives to its index."""
+    n, path = len(files), files[i]
+    scene = load(i)
+    h, w = scene.shape[:2]
+    rng = np.random.default_rng([_SEED, zlib.crc32(path.name.encode())])
+    camera = _pan(rng, scene.shape[:2], scale, frames)
+    spec = SequenceSpec(scale=scale, size=size, frames=frames, camera=camera)
+    shots: list[tuple] = [("pan", "pan", spec, (scene,))]
+    texture = np.ascontiguousarray(load(i + 1) if n > 1 else scene[::-1, ::-1])
+    if every or i % 3 == 0:
+        shots.append(("layer", "layer", replace(spec, layer=_layer(rng, texture, size, scale, frames)), (scene,)))
+    if every or i % 4 == 0:
+        j = (i + 2) % n if n > 2 else (i + 1) % n  # another image; with one image, itself upside down
+        other = load(j) if n > 1 else np.ascontiguousarray(scene[::-1, ::-1])
+        other_name = files[j].stem if n > 1 else f"{path.stem}-flipped"
+        cut = replace(spec, cut_at=cut_frame(frames), cut_camera=_pan(rng, other.shape[:2], scale, frames))
+        shots.append((f"cut-{other_name}", "cut", cut, (scene, other)))
+    still = SequenceSpec(scale=scale, size=size, frames=frames, camera=Camera(center=(w / 2, h / 2)))
+    if every or i % 4 == 1:  # a static shot: jittered (a game's still camera) or not (a video's still camera)
+        shots.append(("still", "still", still, (scene,)))
+    if every or i % 4 == 3:
+        shots.append(("still-unjittered", "still-unjittered", replace(still, jitter=((0.0, 0.0),)), (scene,)))
+    # drawn after the others: they stay as they were
+    shots.append(("slow", "slow", _slow(rng, scene, texture, size, scale, frames), (scene,)))
+    if every or i % 4 == 2:  # a fade in from black on a still, jittered camera
+        shots.append(("fade", "fade", replace(still, fade=min(FADE_FRAMES, frames - 1)), (scene,)))
+    shots.append(("moderate", "moderate", _slow(rng, scene, texture, size, scale, frames, MODERATE_SPEED), (scene,)))
+    return shots
 
 
 def standard_sequences(

@@ -101,16 +101,20 @@ def build_sequence_subjects(
     return subjects
 
 
-def count_sequences(folder: str | Path, limit: int | None = None) -> int:
-    """How many sequences ``standard_sequences`` makes of ``folder`` (without rendering them)."""
+def count_sequences(folder: str | Path, limit: int | None = None, kinds: Sequence[str] | None = None) -> int:
+    """How many sequences ``standard_sequences`` makes of ``folder`` (without rendering them); with ``kinds``,
+    one of each per image."""
     n = len(list_images(folder)[:limit])
+    if kinds is not None:
+        return n * len(set(kinds))
     # pan, layer, cut, still (either), slow, fade, moderate
     return n + math.ceil(n / 3) + math.ceil(n / 4) + n // 2 + n + (n + 1) // 4 + n
 
 
-def _chain(folders: Sequence[str | Path], scale: int, size, frames: int, limit: int | None) -> Iterator[NamedSequence]:
+def _chain(folders: Sequence[str | Path], scale: int, size, frames: int, limit: int | None,
+           kinds: Sequence[str] | None) -> Iterator[NamedSequence]:  # fmt: skip
     for folder in folders:
-        yield from iter_standard_sequences(folder, scale, size=size, frames=frames, limit=limit)
+        yield from iter_standard_sequences(folder, scale, size=size, frames=frames, limit=limit, kinds=kinds)
 
 
 def run_sequence_bench(
@@ -122,12 +126,15 @@ def run_sequence_bench(
     limit: int | None = None,
     warmup: int = 8,
     on_step: Callable | None = None,
+    kinds: Sequence[str] | None = None,
 ) -> dict:
-    """Every subject over the standard sequences of every folder; ``evaluate_sequences``'s dict with settings."""
+    """Every subject over the standard sequences of every folder (``kinds``: only those, of every image);
+    ``evaluate_sequences``'s dict with settings."""
     scale = subjects[0].scale
     if frames <= warmup:
         raise ValueError(f"--frames ({frames}) must exceed the warm-up ({warmup}): no steady-state frame is left")
-    result = evaluate_sequences(subjects, _chain(folders, scale, size, frames, limit), warmup=warmup, on_step=on_step)
+    chain = _chain(folders, scale, size, frames, limit, kinds)
+    result = evaluate_sequences(subjects, chain, warmup=warmup, on_step=on_step)
     settings = {
         "folders": [str(f) for f in folders],
         "scale": scale,
@@ -135,6 +142,7 @@ def run_sequence_bench(
         "output": f"{size[0] * scale}x{size[1] * scale}",
         "frames": frames,
         "limit": limit,
+        "kinds": list(kinds) if kinds is not None else None,
         "warmup": warmup,
         "cut_at": cut_frame(frames),
         "after_cut_frames": AFTER_CUT,

@@ -110,6 +110,13 @@ def _add_sequence_mode(p: argparse.ArgumentParser) -> None:
     )
     seq.add_argument("--limit", metavar="N", help="images per folder (default: all)")
     seq.add_argument(
+        "--kinds",
+        nargs="+",
+        metavar="KIND",
+        help="only these sequence kinds (pan, layer, cut, still, still-unjittered, slow, fade, moderate), each made "
+        "of every image: a larger sample of one kind (default: the standard set)",
+    )
+    seq.add_argument(
         "--sequence-warmup", default="8", metavar="N", help="frames before the steady state counts (default: 8)"
     )
     seq.add_argument("--flow", action="store_true", help="also run temporal models with motion estimated (no vectors)")
@@ -283,6 +290,18 @@ def _one_engine(args: argparse.Namespace, mode: str) -> tuple[str, str | None]:
     return engines[0], args.precision[0] if args.precision else None
 
 
+def _kinds(names: list[str] | None) -> list[str] | None:
+    """``--kinds``, checked: known kinds, each once, in the report's order."""
+    if names is None:
+        return None
+    from upscaler.bench.rendered import KINDS
+
+    unknown = [k for k in names if k not in KINDS]
+    if unknown:
+        raise ValueError(f"--kinds: unknown kind {', '.join(unknown)}; choose from {', '.join(KINDS)}")
+    return [k for k in KINDS if k in names]
+
+
 def _int_option(text: str, option: str, least: int) -> int:
     try:
         value = int(text)
@@ -326,7 +345,8 @@ def _run_sequences(args: argparse.Namespace) -> int:
     if frames <= warmup:
         raise ValueError(f"--frames ({frames}) must exceed --sequence-warmup ({warmup})")
     backend, precision = _one_engine(args, "sequence mode")
-    total = sum(count_sequences(folder, limit) for folder in args.sequences)  # fails early on an empty folder
+    kinds = _kinds(args.kinds)
+    total = sum(count_sequences(folder, limit, kinds) for folder in args.sequences)  # fails early on an empty folder
     subjects = build_sequence_subjects(
         args.model, backend=backend, threads=args.threads, precision=precision, flow=args.flow
     )
@@ -340,6 +360,7 @@ def _run_sequences(args: argparse.Namespace) -> int:
             limit=limit,
             warmup=warmup,
             on_step=lambda subject, sequence: bar.update(1),
+            kinds=kinds,
         )
     print(format_sequence_table(report))
     print(sequence_note(report))
