@@ -17,8 +17,14 @@ RESULTS = REPO / "benchmarks" / "results"
 
 
 def _value(data, path: str):
-    for part in path.split("."):
-        data = data[int(part)] if isinstance(data, list) else data[part]
+    """The value at ``path``: keys and list indices joined by dots (a key may hold dots: a weights file)."""
+    parts = path.split(".")
+    while parts:
+        if isinstance(data, list):
+            data = data[int(parts.pop(0))]
+            continue
+        n = next(n for n in range(1, len(parts) + 1) if ".".join(parts[:n]) in data)
+        data, parts = data[".".join(parts[:n])], parts[n:]
     return data
 
 
@@ -40,6 +46,15 @@ X4_HELD_OUT = "x4-temporal over 78 rendered sequences made from"
 LITE_CLIP = "| temporal stability, x4-temporal-lite"
 LITE_SPEED, X4L = "| x4-temporal-lite as released, a second run", "temporal-speed-x4-lite.json"
 X2_SEQ, X4_SEQ = "sequences-x2-display-mcmaster.json", "sequences-x4-display-mcmaster.json"
+KINDS_HELD_OUT, KINDS_SEQ = (
+    "| x4-temporal and x4-temporal-lite over a still and a slow shot",
+    "sequences-x4-still-slow-mcmaster.json",
+)
+KINDS_TUNING, KINDS_BSD = "| the same kinds, cuts and fades over 24 images", "sequences-x4-kinds-bsd100.json"
+GROWN_SPEED, X4G = "| the grown x4-temporal-lite's step", "temporal-speed-x4-lite2.json"
+GROWN = (
+    "runs/x4-lite2-d1/x4-lite2-d1.safetensors"  # temporal_speed.py --temporal runs/x4-lite2-d1/x4-lite2-d1.safetensors
+)
 VIDEO_X4 = "| x4-video against x4-fast on compressed images"
 VIDEO_CLIP = "| x4-video against x4-fast on the real clip"
 VIDEO_X2 = "| x2-video against x2-fast: Set5"
@@ -198,6 +213,24 @@ FIGURES = [
     (LITE_STILL, LITE_EVAL, "manifest_entry.quality.BSD100.still_psnr", "({:.2f} against"),
     (LITE_STILL, LITE_EVAL, "manifest_entry.quality.BSD100.accumulation_still_psnr", "against {:.2f} dB"),
     (X4_HELD_OUT, X4_SEQ, "subjects.4.summary.still.steady_psnr", "41.64 ({:.2f})"),
+    (KINDS_HELD_OUT, KINDS_SEQ, "subjects.2.summary.still.steady_psnr", "still shots: x4-temporal {:.2f} dB"),
+    (KINDS_HELD_OUT, KINDS_SEQ, "subjects.4.summary.still.steady_psnr", "x4-temporal-lite {:.2f}, plain"),
+    (KINDS_HELD_OUT, KINDS_SEQ, "subjects.1.summary.still.steady_psnr", "accumulation {:.2f}; slow"),
+    (
+        KINDS_HELD_OUT,
+        KINDS_SEQ,
+        "subjects.4.summary.slow.steady_psnr",
+        "x4-temporal-lite {:.2f}, plain accumulation 31",
+    ),
+    (KINDS_HELD_OUT, KINDS_SEQ, "subjects.1.summary.slow.steady_psnr", "plain accumulation {:.2f} |"),
+    (KINDS_TUNING, KINDS_BSD, "subjects.10.summary.still.steady_psnr", "still shots: x4-temporal {:.2f} dB"),
+    (KINDS_TUNING, KINDS_BSD, "subjects.6.summary.still.steady_psnr", "x4-temporal-lite {:.2f}, plain"),
+    (KINDS_TUNING, KINDS_BSD, "subjects.1.summary.still.steady_psnr", "plain accumulation {:.2f};"),
+    (KINDS_TUNING, KINDS_BSD, "subjects.10.summary.cut.after_cut_psnr", "after a cut: x4-temporal {:.2f}"),
+    (KINDS_TUNING, KINDS_BSD, "subjects.6.summary.cut.after_cut_psnr", "x4-temporal-lite {:.2f}, bicubic"),
+    (GROWN_SPEED, X4G, f"subjects.{GROWN} (exact motion).ratio", "the grown network {:.2f}x"),
+    (GROWN_SPEED, X4G, f"subjects.{GROWN} (jittered).ratio", "exact motion, {:.2f}x jittered;"),
+    (GROWN_SPEED, X4G, "subjects.weights/x4-temporal-lite (jittered).ratio", "1.33x, {:.2f}x jittered |"),
     (X2_CLIP, "stability-clip-x2-display.json", "subjects.0.ratio_to_reference", "| {:.2f}x ("),
     (X2_CLIP, "stability-clip-x2-display.json", "subjects.0.mean", "({:.2f} against"),
     (X2_CLIP, "stability-clip-x2-display.json", "subjects.0.detail", '"detail" {:.2f} against'),
