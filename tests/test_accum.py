@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import save_file
 
 from upscaler import TemporalUpscaler
-from upscaler.archs.accum import AccumSR, _mix, _softplus, jitter_coefficients, lagrange_coefficients
+from upscaler.archs.accum import AccumSR, _mix, _outside, _softplus, jitter_coefficients, lagrange_coefficients
 from upscaler.models import get_model
 from upscaler.sequences import Camera, Layer, SequenceSpec, make_sequence
 
@@ -133,16 +133,18 @@ def test_the_shipped_graphs_match_pytorch_over_a_layered_sequence(name):
     assert report.full < 1e-4 and report.folded < 2e-3
 
 
-def test_a_lagrange_splat_model_exports_and_every_graph_agrees(tmp_path):
+@pytest.mark.parametrize("scale, option", [(2, {"splat": "lagrange"}), (4, {"clip": True})])
+def test_a_model_with_an_option_exports_and_every_graph_agrees(tmp_path, scale, option):
     from export.temporal import check_temporal_parity
 
     torch.manual_seed(1)
-    path = _exported(
-        AccumSR(2, channels=8, blocks=1, history_channels=4, splat="lagrange"), tmp_path / "tiny-lagrange.safetensors"
-    )
+    net = AccumSR(scale, channels=8, blocks=1, history_channels=4, **option)
+    with torch.no_grad():  # the clip planes read with weights that are not zero
+        net.history_proj.weight.normal_(0, 0.3)
+    path = _exported(net, tmp_path / "tiny-option.safetensors")
     model = get_model(path)
-    assert model.params["splat"] == "lagrange"
-    frames = _layered(4, scale=2)
+    assert {k: model.params[k] for k in option} == option
+    frames = _layered(4, scale=scale)
     report = check_temporal_parity(model, path.with_suffix(".onnx"), path.with_suffix(".folded.onnx"), frames)
     assert report.full < 1e-4 and report.folded < 2e-3
 
@@ -226,7 +228,7 @@ def test_a_network_with_more_layers_and_history_channels_starts_as_the_smaller_o
     small = AccumSR(4, channels=8, blocks=1, history_channels=4)
     for p in small.parameters():
         p.data.normal_(0, 0.1)
-    grown = AccumSR(4, channels=8, blocks=2, history_channels=6)
+    grown = AccumSR(4, channels=8, blocks=2, history_channels=6, clip=True)
     grown.load_plain_state_dict(small.state_dict())
     x, d = torch.rand(2, 3, 8, 12), torch.rand(2, 1, 8, 12) + 1
     jitter, motion, reset = torch.rand(2, 2) - 0.5, torch.randn(2, 2, 8, 12) * 0.3, torch.zeros(2, 1)
@@ -236,8 +238,24 @@ def test_a_network_with_more_layers_and_history_channels_starts_as_the_smaller_o
     grown(x, jitter, motion, history, reset, d)[:, :3].mean().backward()
     assert grown.head.weight.grad[:, 6 + 4 :].abs().sum() > 0  # the head starts reading the new channels
     assert grown.history_proj.weight[4:].abs().sum() > 0  # ... which carry something
+    assert grown.history_proj.weight.grad[:, 5 * 16 :].abs().sum() > 0  # and the range test is learnt from zero
     with pytest.raises(RuntimeError):  # fewer channels are not a smaller network of this one
         AccumSR(4, channels=6, blocks=2, history_channels=6).load_plain_state_dict(small.state_dict())
+
+
+def test_the_range_test_is_how_far_the_history_lies_outside_the_frames_samples_around_it():
+    """``_outside``: zero where a sub-pixel's history (luma) lies between the least and the most of the 3 x 3
+    samples around its block, the distance to the nearer bound outside; edges see the samples they have."""
+    frame = torch.full((1, 3, 3, 3), 0.5)
+    frame[0, :, 0, 0] = 0.2  # one dark sample in the corner: in the range of the four blocks around it only
+    colour = torch.full((1, 3 * 4, 3, 3), 0.3)  # x2: four sub-pixels a block, all 0.3 (a grey: luma 0.3)
+    colour[0, [1, 5, 9], 2, 2] = 0.9  # one sub-pixel of the far corner's block bright
+    out = _outside(colour, frame, 4)
+    assert out.shape == (1, 4, 3, 3)
+    inside = torch.zeros(3, 3, dtype=torch.bool)
+    inside[:2, :2] = True  # the dark sample is a neighbour of these blocks: 0.3 lies in [0.2, 0.5]
+    torch.testing.assert_close(out[0, 0], torch.where(inside, 0.0, 0.2))  # elsewhere 0.2 under the range
+    assert out[0, 1, 2, 2].item() == pytest.approx(0.4)  # 0.9 lies 0.4 over the range's top (0.5)
 
 
 def test_the_display_gates_pick_unjittered_then_still_then_moving_filter_as_the_fit_does():

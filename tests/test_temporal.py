@@ -408,14 +408,15 @@ def test_a_student_distils_from_the_teachers_step_from_the_students_own_state():
 
 
 def test_a_stage_may_start_a_larger_accumulating_network_from_a_smaller_ones_weights():
-    """``model.init`` of x4-temporal-lite's weights for more hidden layers and history channels: the step is
-    the one they computed; fewer history channels are refused, naming them."""
+    """``model.init`` of x4-temporal-lite's weights for more hidden layers and history channels, and with the
+    history range test (``clip``): the step is the one they computed; fewer history channels are refused, naming
+    them."""
     from training.config import ModelConfig, TrainConfig
     from training.trainer import load_initial_weights
     from upscaler.archs import build_network
 
     params = dict(get_model("x4-temporal-lite").params)
-    grown = {**params, "blocks": 2, "history_channels": 16}
+    grown = {**params, "blocks": 2, "history_channels": 16, "clip": True}
     net = build_network("accum", 4, grown)
     load_initial_weights(net, TrainConfig(name="g", model=ModelConfig("accum", 4, grown, init="x4-temporal-lite")))
     before = build_network("accum", 4, params)

@@ -73,7 +73,8 @@ def _accum_macs(p: Mapping[str, Any], scale: int) -> int:
     c, b, hc = int(p.get("channels", 32)), int(p.get("blocks", 2)), int(p.get("history_channels", 16))
     s2 = scale * scale
     display = 3 * s2 * 3 * s2 * int(p.get("display", 0)) ** 2  # three filters per colour, display x display
-    return 5 * s2 * hc + (6 + hc) * c * 9 + b * c * c * 9 + c * 6 * s2 + 3 * 9 * 2 * s2 + display
+    clip = 3 * s2 if p.get("clip") else 0  # the history's luma (its range test is a few comparisons)
+    return (5 + bool(clip)) * s2 * hc + (6 + hc) * c * 9 + b * c * c * 9 + c * 6 * s2 + 3 * 9 * 2 * s2 + display + clip
 
 
 ARCHS: dict[str, ArchSpec] = {
@@ -110,7 +111,7 @@ ARCHS: dict[str, ArchSpec] = {
         # ``display`` adds filters that start as identity: a stage may add them to weights that have none
         retunable=("keep_offset", "settle", "settle_base", "fresh_correction", "base_decay", "splat", "display"),
         deepens=True,
-        widens=("history_channels",),
+        widens=("history_channels", "clip"),
     ),
 }
 

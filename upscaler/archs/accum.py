@@ -18,7 +18,8 @@ output colour and ``w``, the samples it has gathered per pixel (divided by
 3. A small network at low resolution sees the frame, how far it is from what
    the history predicted, and the history (colour relative to ``base``, ``w``,
    and, when the caller gives depth, how far this frame's depth is from the
-   history's: a disocclusion), and says per sub-pixel how much of the history to keep (``r``),
+   history's: a disocclusion; with ``clip``, how far each sub-pixel's history lies outside the range of the
+   frame's samples around it, a classical TAA's test), and says per sub-pixel how much of the history to keep (``r``),
    how much to trust the new samples (``m``), how much to lean on ``base``
    (``e``), and a correction ``c``.
 4. A weighted mean, as a plain accumulation does, but with learned weights::
@@ -136,6 +137,27 @@ def _mix(frame: torch.Tensor, coefficients: torch.Tensor, k: int) -> torch.Tenso
     return F.conv2d(padded, kernels, groups=n * c).reshape(n, c * k, h, w)
 
 
+#: Rec. 601 luma weights: what ``_outside`` compares.
+LUMA = (0.299, 0.587, 0.114)
+
+
+def _outside(colour: torch.Tensor, frame: torch.Tensor, s2: int) -> torch.Tensor:
+    """N x s² x H x W: how far each sub-pixel's history (luma of ``colour``, N x 3s² x H x W folded) lies outside
+    the range of this frame's samples around it (luma, the 3 x 3 low-resolution pixels' minimum and maximum;
+    ``frame`` N x 3 x H x W), 0 inside: the test a classical TAA clamps its history with. A still camera's
+    history, the samples of many jitters, stays inside what its neighbours span where detail aliases it; a fade
+    or a cut takes it outside in flat regions. A difference of two values (the frame minus what the history
+    predicts, which the network also sees) cannot tell those apart; this nonlinear test, given as a feature,
+    lets a small network learn to."""
+    luma = torch.tensor(LUMA, dtype=frame.dtype, device=frame.device)
+    y = F.conv2d(frame, luma.reshape(1, 3, 1, 1))
+    padded = F.pad(y, (1, 1, 1, 1), mode="replicate")
+    hi, lo = F.max_pool2d(padded, 3, stride=1), -F.max_pool2d(-padded, 3, stride=1)
+    per_subpixel = torch.kron(luma.reshape(1, 3), torch.eye(s2, dtype=frame.dtype, device=frame.device))
+    history = F.conv2d(colour, per_subpixel.reshape(s2, 3 * s2, 1, 1))  # sub-pixel i from planes c * s² + i
+    return F.relu((history - 0.5 * (hi + lo)).abs() - 0.5 * (hi - lo))
+
+
 def _softplus(x: torch.Tensor) -> torch.Tensor:
     """``softplus`` written as ``relu(x) + log(1 + exp(-|x|))`` (the same values): ONNX Runtime's CPU
     Softplus is scalar code, ten times the time of these vectorised operators together."""
@@ -165,7 +187,9 @@ class AccumSR(nn.Module):
     the sub-pixel (``lagrange_coefficients``; the weight it counts stays the Gaussian's): at x2 an unjittered
     sample is as far from each of the four sub-pixels of its block, the Gaussian mean makes 2x2 blocks of it,
     and the step counts them again every frame. ``display`` adds the shown-frame filters (step 5 of the
-    module docstring; they start as identity, so weights without them load and behave as before).
+    module docstring; they start as identity, so weights without them load and behave as before). ``clip``
+    adds the history's range test to what the network sees (``_outside``; read with zero weights when weights
+    without it load, so a stage may add it).
     """
 
     state_channels = STATE_CHANNELS
@@ -185,6 +209,7 @@ class AccumSR(nn.Module):
         base_decay: float = 0.0,
         splat: str = "gaussian",
         display: int = 0,
+        clip: bool = False,
         in_channels: int = 3,
     ) -> None:
         super().__init__()
@@ -205,6 +230,9 @@ class AccumSR(nn.Module):
                        "fresh_correction": bool(fresh_correction), "base_decay": float(base_decay)}  # fmt: skip
         if splat != "gaussian":  # recorded only where it differs: older weights' metadata stays as it was
             self.config["splat"] = splat
+        self.clip = bool(clip)
+        if clip:  # the same
+            self.config["clip"] = True
         s2 = scale * scale
         self.display_planes = 3 if display else 0
         if display:  # the same: recorded only when on
@@ -212,7 +240,8 @@ class AccumSR(nn.Module):
             self.display = nn.Conv2d(s2, 3 * s2, taps)  # moving, still, unjittered; edges replicated in _display
             for name in DISPLAY_FILTERS:
                 self.show_as_is(name)
-        self.history_proj = nn.Conv2d(5 * s2, history_channels, 1)  # colour - base, weight, depth disagreement
+        # colour - base, weight, depth disagreement (and, with ``clip``, how far outside the frame's range)
+        self.history_proj = nn.Conv2d((6 if clip else 5) * s2, history_channels, 1)
         self.head = nn.Conv2d(3 + 3 + history_channels, channels, 3, padding=1)
         self.frame_bias = nn.Linear(s2 + 1, channels)  # the own sample's splat weights and the reset flag
         body: list[nn.Module] = []
@@ -417,6 +446,7 @@ class AccumSR(nn.Module):
         same: identity layers appended (after a ReLU they change nothing), and the history channels it lacks
         projected as this network starts (random) but read by the head with zero weights, so they learn."""
         state = with_identity_layers(state, self.config["blocks"], self.config["channels"])
+        state = self._reading_all(state)
         theirs, ours = state["history_proj.weight"].shape[0], self.config["history_channels"]
         if theirs >= ours:
             return state
@@ -429,6 +459,15 @@ class AccumSR(nn.Module):
             "history_proj.bias": torch.cat([state["history_proj.bias"], start["history_proj.bias"][theirs:]]),
             "head.weight": torch.cat([head, unread], dim=1),
         }
+
+    def _reading_all(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``state`` of a network without ``clip`` made one with it, computing the same: the projection reads
+        the new planes with zero weights."""
+        proj, inputs = state["history_proj.weight"], self.history_proj.weight.shape[1]
+        if proj.shape[1] >= inputs:
+            return state
+        unread = proj.new_zeros(proj.shape[0], inputs - proj.shape[1], *proj.shape[2:])
+        return {**state, "history_proj.weight": torch.cat([proj, unread], dim=1)}
 
     def display_filters(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """``display``'s filters that are not identity, by name (``DISPLAY_FILTERS``): ``(weight, bias)``, the
@@ -470,7 +509,9 @@ class AccumSR(nn.Module):
         p, bias = self.history_proj.weight, self.history_proj.bias
         colour_part = p[:, : 3 * s2]
         out = F.conv2d(colour, colour_part, bias) + F.conv2d(weight, p[:, 3 * s2 : 4 * s2])
-        out = out + F.conv2d(apart, p[:, 4 * s2 :])
+        out = out + F.conv2d(apart, p[:, 4 * s2 : 5 * s2])
+        if self.clip:
+            out = out + F.conv2d(_outside(colour, frame, s2), p[:, 5 * s2 :])
         if frame.shape[0] != 1:  # a batch: each frame its own jitter
             return out - F.conv2d(_mix(frame, bilinear, s2), colour_part)
         folded = torch.matmul(colour_part.reshape(-1, 3, 1, s2), bilinear.reshape(1, 1, s2, 9))  # O x 3 x 1 x 9
