@@ -55,6 +55,13 @@ GROWN_SPEED, X4G = "| the grown x4-temporal-lite's step", "temporal-speed-x4-lit
 GROWN = (
     "runs/x4-lite2-d1/x4-lite2-d1.safetensors"  # temporal_speed.py --temporal runs/x4-lite2-d1/x4-lite2-d1.safetensors
 )
+CLIP_SEQ, CLIP_HELD, CLIP_BSD = (
+    "| x4-temporal-lite with the history's range test",
+    "sequences-x4-lite-clip-mcmaster.json",
+    "sequences-x4-lite-clip-bsd100.json",
+)
+CLIP_SPEED, X4C = "| its step, x4-temporal-lite in the same rounds", "temporal-speed-x4-lite-clip.json"
+CLIP = "runs/x4-lite-clip-d1/x4-lite-clip-d1.safetensors"  # temporal_speed.py --temporal (this path)
 VIDEO_X4 = "| x4-video against x4-fast on compressed images"
 VIDEO_CLIP = "| x4-video against x4-fast on the real clip"
 VIDEO_X2 = "| x2-video against x2-fast: Set5"
@@ -231,6 +238,16 @@ FIGURES = [
     (GROWN_SPEED, X4G, f"subjects.{GROWN} (exact motion).ratio", "the grown network {:.2f}x"),
     (GROWN_SPEED, X4G, f"subjects.{GROWN} (jittered).ratio", "exact motion, {:.2f}x jittered;"),
     (GROWN_SPEED, X4G, "subjects.weights/x4-temporal-lite (jittered).ratio", "1.33x, {:.2f}x jittered |"),
+    (CLIP_SEQ, CLIP_HELD, "subjects.2.summary.still.steady_psnr", "held-out still shots {:.2f} dB"),
+    (CLIP_SEQ, CLIP_HELD, "subjects.2.summary.slow.steady_psnr", "slow {:.2f}; tuning"),
+    (CLIP_SEQ, CLIP_BSD, "subjects.2.summary.still.steady_psnr", "tuning set still shots {:.2f} against"),
+    (CLIP_SEQ, CLIP_BSD, "subjects.4.summary.still.steady_psnr", "the lite's {:.2f} in the same run"),
+    (CLIP_SEQ, CLIP_BSD, "subjects.2.summary.cut.after_cut_psnr", "after a cut {:.2f} against"),
+    (CLIP_SEQ, CLIP_BSD, "subjects.4.summary.cut.after_cut_psnr", "against {:.2f} |"),
+    (CLIP_SPEED, X4C, f"subjects.{CLIP} (exact motion).ratio", "with the range test {:.2f}x"),
+    (CLIP_SPEED, X4C, f"subjects.{CLIP} (jittered).ratio", "exact motion, {:.2f}x jittered;"),
+    (CLIP_SPEED, X4C, "subjects.weights/x4-temporal-lite (exact motion).ratio", "x4-temporal-lite {:.2f}x,"),
+    (CLIP_SPEED, X4C, "subjects.weights/x4-temporal-lite (jittered).ratio", "1.27x, {:.2f}x jittered |"),
     (X2_CLIP, "stability-clip-x2-display.json", "subjects.0.ratio_to_reference", "| {:.2f}x ("),
     (X2_CLIP, "stability-clip-x2-display.json", "subjects.0.mean", "({:.2f} against"),
     (X2_CLIP, "stability-clip-x2-display.json", "subjects.0.detail", '"detail" {:.2f} against'),
