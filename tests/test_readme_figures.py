@@ -62,6 +62,13 @@ CLIP_SEQ, CLIP_HELD, CLIP_BSD = (
 )
 CLIP_SPEED, X4C = "| its step, x4-temporal-lite in the same rounds", "temporal-speed-x4-lite-clip.json"
 CLIP = "runs/x4-lite-clip-d1/x4-lite-clip-d1.safetensors"  # temporal_speed.py --temporal (this path)
+D3_SEQ, D3_HELD = "| x4-temporal-lite's network with 3x3 display filters", "sequences-x4-lite-d3-mcmaster.json"
+D3_SPEED, X4D3, X4D3B = (
+    "| its step in two runs, x4-temporal-lite",
+    "temporal-speed-x4-lite-d3.json",
+    "temporal-speed-x4-lite-d3-second.json",
+)
+D3 = "runs/x4-lite-distil-d3/x4-lite-distil-d3.safetensors"  # temporal_speed.py --temporal (this path)
 VIDEO_X4 = "| x4-video against x4-fast on compressed images"
 VIDEO_CLIP = "| x4-video against x4-fast on the real clip"
 VIDEO_X2 = "| x2-video against x2-fast: Set5"
@@ -248,6 +255,17 @@ FIGURES = [
     (CLIP_SPEED, X4C, f"subjects.{CLIP} (jittered).ratio", "exact motion, {:.2f}x jittered;"),
     (CLIP_SPEED, X4C, "subjects.weights/x4-temporal-lite (exact motion).ratio", "x4-temporal-lite {:.2f}x,"),
     (CLIP_SPEED, X4C, "subjects.weights/x4-temporal-lite (jittered).ratio", "1.27x, {:.2f}x jittered |"),
+    (D3_SEQ, D3_HELD, "subjects.2.summary.still.steady_psnr", "still shots {:.2f} dB (plain"),
+    (D3_SEQ, D3_HELD, "subjects.1.summary.still.steady_psnr", "plain accumulation {:.2f}: +0.90"),
+    (D3_SEQ, D3_HELD, "subjects.2.summary.slow.steady_psnr", "slow {:.2f} |"),
+    (D3_SPEED, X4D3, f"subjects.{D3} (jittered).ratio", "jittered {:.2f}x x4-fast's time and"),
+    (D3_SPEED, X4D3B, f"subjects.{D3} (jittered).ratio", "time and {:.2f}x (x4-temporal-lite"),
+    (D3_SPEED, X4D3, "subjects.weights/x4-temporal-lite (jittered).ratio", "(x4-temporal-lite {:.2f}x and"),
+    (D3_SPEED, X4D3B, "subjects.weights/x4-temporal-lite (jittered).ratio", "and {:.2f}x), exact"),
+    (D3_SPEED, X4D3, f"subjects.{D3} (exact motion).ratio", "exact motion {:.2f}x and"),
+    (D3_SPEED, X4D3B, f"subjects.{D3} (exact motion).ratio", "and {:.2f}x, half"),
+    (D3_SPEED, X4D3, f"subjects.{D3} (jittered, half still).ratio", "still {:.2f}x and"),
+    (D3_SPEED, X4D3B, f"subjects.{D3} (jittered, half still).ratio", "and {:.2f}x |"),
     (X2_CLIP, "stability-clip-x2-display.json", "subjects.0.ratio_to_reference", "| {:.2f}x ("),
     (X2_CLIP, "stability-clip-x2-display.json", "subjects.0.mean", "({:.2f} against"),
     (X2_CLIP, "stability-clip-x2-display.json", "subjects.0.detail", '"detail" {:.2f} against'),
