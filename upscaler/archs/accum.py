@@ -500,11 +500,11 @@ class AccumSR(nn.Module):
         return eye
 
     def _project(self, colour, frame, bilinear, weight, apart) -> torch.Tensor:
-        """``history_proj`` of (colour - base, weight, apart), ``base`` the frame's jitter-aware upsample (its
-        ``bilinear`` weights, N x s² x 9), without building that stack: the 1x1 convolution is linear, so it
-        is the sum of its weight's slices applied to each part. The base's part is one 3x3 convolution of the
-        frame whose kernel folds the projection into the upsample's weights (in an exported graph, one frame:
-        the 3s²-plane upsample is never made, nor reordered for the convolutions)."""
+        """``history_proj`` of (colour - base, weight, apart; with ``clip``, ``_outside``), ``base`` the frame's
+        jitter-aware upsample (its ``bilinear`` weights, N x s² x 9), without building that stack: the 1x1
+        convolution is linear, so it is the sum of its weight's slices applied to each part. The base's part is
+        one 3x3 convolution of the frame whose kernel folds the projection into the upsample's weights (in an
+        exported graph, one frame: the 3s²-plane upsample is never made, nor reordered for the convolutions)."""
         s2 = self.scale * self.scale
         p, bias = self.history_proj.weight, self.history_proj.bias
         colour_part = p[:, : 3 * s2]
