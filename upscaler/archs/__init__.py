@@ -73,9 +73,9 @@ def _accum_macs(p: Mapping[str, Any], scale: int) -> int:
     c, b, hc = int(p.get("channels", 32)), int(p.get("blocks", 2)), int(p.get("history_channels", 16))
     s2 = scale * scale
     display = 3 * s2 * 3 * s2 * int(p.get("display", 0)) ** 2  # three filters per colour, display x display
-    planes = 6 if p.get("clip") else 5  # the history's planes per sub-pixel the projection reads
-    clip = 3 * s2 if p.get("clip") else 0  # the history's luma (its range test is a few comparisons)
-    return planes * s2 * hc + (6 + hc) * c * 9 + b * c * c * 9 + c * 6 * s2 + 3 * 9 * 2 * s2 + display + clip
+    clip = int(bool(p.get("clip")))  # a sixth plane per sub-pixel for the projection, from the history's luma
+    history = (5 + clip) * s2 * hc + 3 * s2 * clip  # the projection (and, with clip, the luma it reads)
+    return history + (6 + hc) * c * 9 + b * c * c * 9 + c * 6 * s2 + 3 * 9 * 2 * s2 + display
 
 
 ARCHS: dict[str, ArchSpec] = {
