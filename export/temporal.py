@@ -22,6 +22,11 @@
 - ``<name>.display-<filter>.onnx`` (accumulating models with display filters,
   one per filter that is not identity): ``result`` (3 x s² x H x W, the new
   colour folded, one colour per batch item) -> ``shown``, the same shape.
+- ``<name>.detail-<filter>.onnx`` (models with luma detail filters, one per
+  filter that adds something): ``luma`` (1 x s² x H + 2p x W + 2p, the new
+  colour's luma folded, ``LUMA``, its edges replicated ``p`` wide: half the
+  kernel) -> ``detail`` (1 x s² x H x W), added to every colour of that
+  filter's output.
 
 ``check_temporal_parity`` runs both graphs beside PyTorch over a rendered
 sequence (history carried from frame to frame) and reports the largest
@@ -123,14 +128,14 @@ def _export_accum(net, model: ModelDescriptor, folded: Path, example: tuple, ops
             return tail, self.net.splat_gain(jitter), self.net.mix_kernels(jitter)
 
     class Filter(torch.nn.Module):
-        def __init__(self, weight, bias) -> None:
+        def __init__(self, weight, bias, padded: bool = True) -> None:
             super().__init__()
-            self.conv = torch.nn.Conv2d(s2, s2, weight.shape[-1])
+            self.conv, self.padded = torch.nn.Conv2d(s2, s2, weight.shape[-1]), padded
             self.conv.weight.data.copy_(weight)
             self.conv.bias.data.copy_(bias)
 
         def forward(self, result):
-            r = self.conv.kernel_size[0] // 2
+            r = self.conv.kernel_size[0] // 2 if self.padded else 0
             return self.conv(F.pad(result, (r, r, r, r), mode="replicate") if r else result)
 
     names = ["frame", "jitter", "colour", "weight", "reset"]
@@ -140,14 +145,17 @@ def _export_accum(net, model: ModelDescriptor, folded: Path, example: tuple, ops
     spatial = {2: "h", 3: "w"}
     axes = {n: spatial for n in [*names, "tail"] if n not in ("jitter", "reset")}
     _write_graph(Network(), tuple(args), names, list(NETWORK_OUTPUTS), axes, folded, model, opset)
-    filters = net.display_filters() if model.display_planes else {}
-    for name in DISPLAY_FILTERS:
-        path = display_graph_path(folded, name)
-        path.unlink(missing_ok=True)
-        if name in filters:
-            axes = {"result": spatial, "shown": spatial}
-            _write_graph(Filter(*filters[name]), (torch.rand(3, s2, h, w),), ["result"], ["shown"], axes, path,
-                         model, opset)  # fmt: skip
+    edge = int(model.params.get("detail", 0)) // 2  # the luma comes with its edges replicated: no Pad operator
+    parts = {"display": (net.display_filters() if model.display_planes else {}, (3, s2, h, w), "result", "shown"),
+             "detail": (net.detail_filters(), (1, s2, h + 2 * edge, w + 2 * edge), "luma", "detail")}  # fmt: skip
+    for part, (filters, shape, source, shown) in parts.items():
+        for name in DISPLAY_FILTERS:
+            path = display_graph_path(folded, name, part)
+            path.unlink(missing_ok=True)
+            if name in filters:
+                axes = {source: spatial if part == "display" else {2: "ph", 3: "pw"}, shown: spatial}
+                _write_graph(Filter(*filters[name], padded=part == "display"), (torch.rand(*shape),), [source], [shown],
+                             axes, path, model, opset)  # fmt: skip
 
 
 def _write_graph(module, args, names, outputs, axes, out: Path, model: ModelDescriptor, opset: int) -> None:

@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import save_file
 
 from upscaler import TemporalUpscaler
+from upscaler.archs import LUMA
 from upscaler.archs.accum import AccumSR, _mix, _outside, _softplus, jitter_coefficients, lagrange_coefficients
 from upscaler.models import get_model
 from upscaler.sequences import Camera, Layer, SequenceSpec, make_sequence
@@ -171,10 +172,10 @@ def test_the_sequences_hand_over_depth_and_what_the_layer_uncovered():
     assert all(not (f.disoccluded & ~f.dynamic).any() for f in frames)  # what it uncovered, it covered before
 
 
-def _display_net(scale: int = 4, seed: int = 2, taps: int = 3) -> AccumSR:
-    """A small random AccumSR with random shown-colour filters."""
+def _display_net(scale: int = 4, seed: int = 2, taps: int = 3, detail: int = 0) -> AccumSR:
+    """A small random AccumSR with random shown-colour filters (and luma detail filters)."""
     torch.manual_seed(seed)
-    net = AccumSR(scale, channels=8, blocks=1, history_channels=4, display=taps)
+    net = AccumSR(scale, channels=8, blocks=1, history_channels=4, display=taps, detail=detail)
     with torch.no_grad():
         for p in net.parameters():
             p.add_(torch.randn_like(p) * 0.05)
@@ -190,13 +191,14 @@ def _with_rest_and_no_jitter(frames):
     return [frames[0], *still, *centred, *frames[5:]]
 
 
-@pytest.mark.parametrize("taps", [3, 1])  # 1x1 filters: the CPU engine applies them in its own pass
-def test_a_display_model_shows_a_filtered_state_and_every_engine_and_graph_agrees(tmp_path, taps):
+@pytest.mark.parametrize(("taps", "detail"), [(3, 0), (1, 0), (1, 3)])  # 1x1: applied in the CPU engine's own pass
+def test_a_display_model_shows_a_filtered_state_and_every_engine_and_graph_agrees(tmp_path, taps, detail):
     from export.temporal import check_temporal_parity
 
-    path = _exported(_display_net(taps=taps), tmp_path / "tiny-display.safetensors")
+    path = _exported(_display_net(taps=taps, detail=detail), tmp_path / "tiny-display.safetensors")
     model = get_model(path)
     assert (model.state_channels, model.display_planes) == (8, 3)
+    assert sum(kind.startswith("detail-") for kind in model.graphs) == (3 if detail else 0)
     frames = _with_rest_and_no_jitter(_layered(8))
     report = check_temporal_parity(model, path.with_suffix(".onnx"), path.with_suffix(".folded.onnx"), frames)
     assert report.full < 1e-4 and report.folded < 2e-3
@@ -208,17 +210,49 @@ def test_a_display_model_shows_a_filtered_state_and_every_engine_and_graph_agree
     assert not torch.equal(history[:3], history[3:6])  # shown and kept colour differ: the filter is not fed back
 
 
-@pytest.mark.parametrize("taps", [1, 3])
-def test_display_filters_start_as_identity_and_weights_without_them_load_unchanged(taps):
+@pytest.mark.parametrize(("taps", "detail"), [(1, 0), (3, 0), (1, 3)])
+def test_display_filters_start_as_identity_and_weights_without_them_load_unchanged(taps, detail):
     torch.manual_seed(3)
     plain = AccumSR(4, channels=8, blocks=1, history_channels=4)
-    shown = AccumSR(4, channels=8, blocks=1, history_channels=4, display=taps)
+    shown = AccumSR(4, channels=8, blocks=1, history_channels=4, display=taps, detail=detail)
     shown.load_plain_state_dict(plain.state_dict())
     x, d = torch.rand(1, 3, 8, 12), torch.rand(1, 1, 8, 12) + 1
     motion, reset = torch.zeros(1, 2, 8, 12), torch.ones(1, 1)
     ours = shown(x, torch.tensor([[0.1, -0.2]]), motion, shown.start_state(x), reset, d)
     theirs = plain(x, torch.tensor([[0.1, -0.2]]), motion, plain.start_state(x), reset, d)
     assert torch.allclose(ours[:, :3], theirs[:, :3], atol=1e-6) and torch.equal(ours[:, 3:], theirs)
+
+
+def test_luma_detail_filters_show_the_luma_a_3x3_filter_of_every_colour_shows_and_the_1x1_filters_chroma():
+    """``detail``: a 1x1 filter over every colour plus a 3x3 one over the luma (``LUMA``) shows the luma of the
+    3x3 filter that is their sum, and the chroma (colour minus luma) of the 1x1 filter alone."""
+    torch.manual_seed(7)
+    dense = AccumSR(2, channels=8, blocks=1, history_channels=4, display=3)
+    split = AccumSR(2, channels=8, blocks=1, history_channels=4, display=1, detail=3)
+    own = AccumSR(2, channels=8, blocks=1, history_channels=4, display=1)
+    with torch.no_grad():  # near identity, so nothing reaches the clamp
+        split.display.weight.add_(torch.randn_like(split.display.weight) * 0.03)
+        split.display.bias.normal_(0, 0.02)
+        split.detail.weight.normal_(0, 0.01)
+        split.detail.bias.normal_(0, 0.02)
+        own.display.load_state_dict(split.display.state_dict())
+        dense.display.weight.copy_(split.detail.weight)
+        dense.display.weight[:, :, 1, 1] += split.display.weight[:, :, 0, 0]
+        dense.display.bias.copy_(split.detail.bias + split.display.bias)
+    result = torch.rand(1, 3, 4, 5, 6) * 0.4 + 0.3  # away from the clamp
+    luma = torch.tensor(LUMA).reshape(1, 3, 1, 1, 1)
+    for jitter, still in [((0.25, 0.0), 0.0), ((0.25, 0.0), 1.0), ((0.0, 0.0), 0.0)]:
+        args = (torch.tensor([jitter]), torch.full((1, 2, 5, 6), 1.0 - still), torch.zeros(1, 1))
+        ours, theirs, alone = (net._display(result, *args).reshape(1, 3, 4, 5, 6) for net in (split, dense, own))
+        assert ours.min() > 0 and ours.max() < 1  # no clamp: linear throughout
+        torch.testing.assert_close((ours * luma).sum(1), (theirs * luma).sum(1), rtol=0, atol=1e-5)
+        chroma = ours - (ours * luma).sum(1, keepdim=True)
+        torch.testing.assert_close(chroma, alone - (alone * luma).sum(1, keepdim=True), rtol=0, atol=1e-5)
+    assert sum(LUMA) == pytest.approx(1.0)
+    split.show_as_is("still")
+    assert list(split.detail_filters()) == ["moving", "unjittered"]
+    with pytest.raises(ValueError, match="detail"):
+        AccumSR(2, display=3, detail=3)
 
 
 def test_a_network_with_more_layers_and_history_channels_starts_as_the_smaller_one_and_learns():

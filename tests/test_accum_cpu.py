@@ -13,16 +13,16 @@ import torch.nn.functional as F
 
 from tests.test_accum import _exported
 from upscaler import TemporalUpscaler
-from upscaler.archs import DISPLAY_FILTERS
+from upscaler.archs import DISPLAY_FILTERS, LUMA
 from upscaler.archs.accum import AccumSR
 from upscaler.models import get_model
 from upscaler.runtime import accum_cpu
 from upscaler.sequences import Camera, Layer, SequenceSpec, make_sequence
 
 
-def _net(scale=4, display=3, seed=5) -> AccumSR:
+def _net(scale=4, display=3, seed=5, detail=0) -> AccumSR:
     torch.manual_seed(seed)
-    net = AccumSR(scale, channels=8, blocks=1, history_channels=4, display=display)
+    net = AccumSR(scale, channels=8, blocks=1, history_channels=4, display=display, detail=detail)
     with torch.no_grad():
         for p in net.parameters():
             p.add_(torch.randn_like(p) * 0.05)
@@ -127,6 +127,7 @@ def test_1x1_filters_in_the_show_pass_are_their_matrices_picked_by_motion_and_cl
     biases = rng.normal(0, 0.3, (2, s * s)).astype(np.float32)
     motion = np.zeros((2, h, w), np.float32)
     motion[0, 1:, 2:] = 0.25
+    motion[1, 2, :] = -0.5  # rows all still (0), mixed (1) and all moving (2)
     filtered = [np.einsum("qk,ckhw->cqhw", m, result.reshape(3, s * s, h, w)).reshape(3 * s * s, h, w)
                 + np.tile(b, 3)[:, None, None] for m, b in zip(matrices, biases)]  # fmt: skip
     assert (np.concatenate(filtered) < 0).any() and (np.concatenate(filtered) > 1).any()  # the clamp is tested
@@ -141,6 +142,40 @@ def test_1x1_filters_in_the_show_pass_are_their_matrices_picked_by_motion_and_cl
                 assert np.abs(out - expected).max() < 1e-5
 
 
+def test_luma_details_in_the_show_pass_are_added_to_every_colour_of_their_filter_only():
+    """``show_filtered`` with ``details``: each filter's luma detail (where its bit is set) added to all three
+    colours before the clamp; ``luma`` is the folded colour's ``LUMA``."""
+    s, h, w = 4, 3, 5
+    rng = np.random.default_rng(8)
+    result = rng.random((3 * s * s, h, w), np.float32)
+    luma, padded = np.empty((s * s, h, w), np.float32), np.empty((s * s, h + 2, w + 2), np.float32)
+    accum_cpu.luma(result, luma, 1)
+    assert np.allclose(luma, np.einsum("c,cqhw->qhw", np.array(LUMA), result.reshape(3, s * s, h, w)), atol=1e-6)
+    accum_cpu.luma(result, padded, 1)  # what the detail graphs read: the edges replicated
+    assert np.array_equal(padded, np.pad(luma, ((0, 0), (1, 1), (1, 1)), mode="edge"))
+    matrices = np.stack([np.eye(s * s, dtype=np.float32)] * 2) * np.float32(0.9)
+    biases = rng.normal(0, 0.05, (2, s * s)).astype(np.float32)
+    details = rng.normal(0, 0.5, (2, s * s, h, w)).astype(np.float32)
+    motion = np.zeros((2, h, w), np.float32)
+    motion[0, 1:, 2:] = 0.25
+    motion[1, 2, :] = -0.5
+    ends = set()
+    for detailed in (1, 2, 3):
+        filtered = [
+            np.einsum("qk,ckhw->cqhw", m, result.reshape(3, s * s, h, w))
+            + b[:, None, None]
+            + d[None] * (detailed >> k & 1)
+            for k, (m, b, d) in enumerate(zip(matrices, biases, details))
+        ]
+        for pick in (0, 1, 2):
+            expected, out = (np.empty((3, h * s, w * s), np.float32) for _ in range(2))
+            accum_cpu.show(*(f.reshape(3 * s * s, h, w) for f in filtered), motion, pick, s, expected, 1)
+            accum_cpu.show_filtered(result, matrices, biases, motion, pick, s, out, 1, details, detailed)
+            assert np.abs(out - expected).max() < 1e-5
+            ends |= {float(v) for v in expected[(expected == 0) | (expected == 1)]}
+    assert ends == {0.0, 1.0}  # the clamp is tested
+
+
 def test_kernel_threads_stay_within_what_numba_has():
     most = accum_cpu.kernel_threads(None)
     assert most >= 1 and accum_cpu.kernel_threads(1) == 1 and accum_cpu.kernel_threads(10_000) == most
@@ -152,15 +187,18 @@ def test_only_filters_that_are_not_identity_ship_a_graph(tmp_path):
     model = get_model(_exported(net, tmp_path / "two-filters.safetensors"))
     assert sorted(model.graphs) == ["display-moving", "display-still", "folded"]
     assert not (tmp_path / "two-filters.display-unjittered.onnx").exists()
+    detailed = _identity_unjittered(_net(display=1, detail=3))
+    model = get_model(_exported(detailed, tmp_path / "detailed.safetensors"))
+    assert sorted(model.graphs) == ["detail-moving", "detail-still", "display-moving", "display-still", "folded"]
     assert DISPLAY_FILTERS == ("moving", "still", "unjittered")
 
 
-@pytest.mark.parametrize("taps", [3, 1])
-def test_a_still_camera_over_a_moving_layer_shows_both_filters_as_pytorch_does(tmp_path, taps):
+@pytest.mark.parametrize(("taps", "detail"), [(3, 0), (1, 0), (1, 3)])
+def test_a_still_camera_over_a_moving_layer_shows_both_filters_as_pytorch_does(tmp_path, taps, detail):
     """Still background and a moving layer in one frame: the CPU engine runs both filters and picks per pixel."""
     from export.temporal import check_temporal_parity
 
-    path = _exported(_net(display=taps), tmp_path / "mixed.safetensors")
+    path = _exported(_net(display=taps, detail=detail), tmp_path / "mixed.safetensors")
     rng = np.random.default_rng(1)
     scene, texture = (rng.integers(0, 256, (96, 128, 3), dtype=np.uint8) for _ in range(2))
     layer = Layer(texture.astype(np.float32) / 255, origin=(20.0, 12.0), size=(40.0, 30.0), velocity=(3.0, 1.0))

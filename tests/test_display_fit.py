@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from training.display import NormalEquations, as_conv, blocks, fold, identity, main
+from training.display import NormalEquations, as_conv, blocks, fold, identity, main, split
 from upscaler import TemporalUpscaler
 from upscaler.archs.accum import AccumSR
 from upscaler.models import get_model
@@ -33,7 +33,8 @@ def test_the_fit_recovers_a_known_filter_in_the_layout_the_network_convolves_wit
     assert np.array_equal(fold(picture, s)[1, 3], picture[1::s, 1::s, 1])  # sub-pixel i * s + j, colour 1
 
 
-def test_fitting_a_model_writes_weights_of_a_display_model_that_runs(tmp_path):
+@pytest.mark.parametrize("detail", [False, True])
+def test_fitting_a_model_writes_weights_of_a_display_model_that_runs(tmp_path, detail):
     from export.temporal import export_temporal
 
     torch.manual_seed(0)
@@ -49,14 +50,19 @@ def test_fitting_a_model_writes_weights_of_a_display_model_that_runs(tmp_path):
     for i in range(4):  # smooth pictures: something a filter can reconstruct
         cv2.imwrite(str(images / f"{i}.png"), cv2.resize(rng.integers(0, 256, (24, 32, 3), np.uint8), (160, 120)))
     out = tmp_path / "fitted.safetensors"
-    assert main(["--model", str(path), "--data", str(images), "--size", "24x16", "--frames", "10",
-                 "--warmup", "2", "--taps", "3", "--identity", "unjittered", "--out", str(out)]) == 0  # fmt: skip
+    split_fit = ["--detail"] if detail else []
+    assert main(["--model", str(path), "--data", str(images), "--size", "24x16", "--frames", "10", "--warmup", "2",
+                 "--taps", "3", "--identity", "unjittered", "--out", str(out), *split_fit]) == 0  # fmt: skip
     model = get_model(out)
-    assert model.params["display"] == 3 and model.state_channels == 8
+    kernels = (model.params["display"], model.params.get("detail"), model.state_channels)
+    assert kernels == ((1, 3, 8) if detail else (3, None, 8))
     rows = model.training["display_fit"]["rows"]
     assert set(rows) == {"moving", "still", "unjittered"} and min(rows.values()) > 0  # every filter saw pixels
-    weight = load_file(str(out))["display.weight"].numpy()
-    assert np.array_equal(weight[8:], identity(4, 3)[0]) and not np.array_equal(weight[:4], identity(4, 3)[0])
+    state = {k: v.numpy() for k, v in load_file(str(out)).items()}
+    weight, taps = state["display.weight"], 1 if detail else 3
+    assert np.array_equal(weight[8:], identity(4, taps)[0]) and not np.array_equal(weight[:4], identity(4, taps)[0])
+    if detail:  # the luma's filter: the 3x3 fit less its 1x1 part; none where the filter shows the state as it is
+        assert state["detail.weight"][:8].any() and not state["detail.weight"][8:].any()
     export_temporal(model, out.with_suffix(".onnx"), out.with_suffix(".folded.onnx"))
     up = TemporalUpscaler(out, "onnxruntime-cpu")
     frame = np.zeros((16, 24, 3), np.uint8)
@@ -66,3 +72,24 @@ def test_fitting_a_model_writes_weights_of_a_display_model_that_runs(tmp_path):
 def test_the_fit_refuses_a_model_it_cannot_fit(capsys):
     assert main(["--model", "x4-fast", "--data", ".", "--out", "unused.safetensors"]) == 2
     assert "not an accumulating model" in capsys.readouterr().err
+
+
+def test_a_split_fit_is_the_3x3_fit_shared_out_and_its_1x1_part_the_best_from_the_block_alone():
+    """``split``: the 1x1 part is the least-squares fit from the block's own sub-pixels (what ``--taps 1``
+    fits), and the 3x3 fit less it (the luma detail) adds back to the 3x3 fit."""
+    s, rng = 2, np.random.default_rng(2)
+    folded = fold(rng.random((10 * s, 12 * s, 3), dtype=np.float32), s)
+    target = rng.random((3 * 10 * 12, s * s))
+    wide, narrow = NormalEquations(9 * s * s, s * s), NormalEquations(s * s, s * s)
+    wide.add(blocks(folded, 3), target)
+    narrow.add(blocks(folded, 1), target)
+    (whole_w, _), (own_w, own_b) = split(wide, 1e-4, s * s, 3)
+    alone_w, alone_b = as_conv(*narrow.solve(1e-4), 1)
+    assert np.allclose(own_w, alone_w, atol=1e-4) and np.allclose(own_b, alone_b, atol=1e-4)
+    assert np.allclose(whole_w, as_conv(*wide.solve(1e-4), 3)[0])
+    assert not np.allclose(whole_w[:, :, 1, 1], own_w[:, :, 0, 0], atol=1e-3)  # the neighbours change the centre
+
+
+def test_a_split_fit_needs_3x3_filters(capsys):
+    assert main(["--model", "x4-temporal-lite", "--data", ".", "--detail", "--out", "unused.safetensors"]) == 2
+    assert "--detail splits a 3x3 fit" in capsys.readouterr().err

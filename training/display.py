@@ -22,6 +22,11 @@ other weights are kept; the result is written as new weights whose
     python -m training.display --model x4-temporal --data ../shared/data/train/BSDS200 \\
         --out runs/x4-display/model.safetensors
 
+With ``--detail`` the 3x3 fit is shared out: each filter's 1x1 part over every
+colour (the same equations restricted to the block's own sub-pixels) and, over
+the luma only, the rest (``AccumSR``'s ``detail``): the shown luma is the 3x3
+fit's, the chroma the 1x1 fit's, for a third of the 3x3 filters' work.
+
 No gradient and no torch training loop: on two CPU cores the fit takes minutes
 where a training stage takes half an hour.
 """
@@ -39,7 +44,7 @@ import numpy as np
 
 from upscaler.archs import DISPLAY_FILTERS
 
-__all__ = ["FILTERS", "NormalEquations", "as_conv", "blocks", "filter_of", "fit_display", "fold", "main"]
+__all__ = ["FILTERS", "NormalEquations", "as_conv", "blocks", "filter_of", "fit_display", "fold", "main", "split"]
 
 log = logging.getLogger(__name__)
 
@@ -79,13 +84,19 @@ class NormalEquations:
         self.xty += x.T @ y.astype(np.float64)
         self.rows += len(x)
 
-    def solve(self, ridge: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
-        """``(weights inputs x outputs, bias outputs)``; ``ridge`` (times the mean diagonal) keeps it stable."""
+    def solve(self, ridge: float = 1e-3, inputs: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(weights inputs x outputs, bias outputs)``; ``ridge`` (times the mean diagonal) keeps it stable.
+        ``inputs`` (indices): the fit from those inputs only (the weights of the others zero)."""
         if self.rows == 0:
             raise ValueError("no rows to fit")
-        scale = float(np.mean(np.diag(self.xtx)))
-        a = np.linalg.solve(self.xtx + ridge * scale * np.eye(len(self.xtx)), self.xty)
-        return a[:-1], a[-1]
+        used = np.arange(len(self.xtx) - 1) if inputs is None else np.asarray(inputs)
+        rows = np.append(used, len(self.xtx) - 1)  # and the bias
+        xtx = self.xtx[np.ix_(rows, rows)]
+        scale = float(np.mean(np.diag(xtx)))
+        a = np.linalg.solve(xtx + ridge * scale * np.eye(len(xtx)), self.xty[rows])
+        weights = np.zeros((len(self.xtx) - 1, a.shape[1]))
+        weights[used] = a[:-1]
+        return weights, a[-1]
 
 
 def as_conv(weights: np.ndarray, bias: np.ndarray, taps: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -108,11 +119,12 @@ def filter_of(jitter: tuple[float, float], motion: np.ndarray) -> np.ndarray:
 
 def fit_display(
     model, folders: list[Path], *, limit: int | None, size: tuple[int, int], frames: int, warmup: int,
-    ridge: float, taps: int = 1, keep: tuple[str, ...] = (),
-) -> tuple[np.ndarray, np.ndarray, dict]:  # fmt: skip
+    ridge: float, taps: int = 1, keep: tuple[str, ...] = (), detail: bool = False,
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict]:  # fmt: skip
     """Run ``model`` (its state is the samples' mean) over the standard sequences of ``folders`` and fit the
     display filters (``taps x taps`` blocks each; those named in ``keep`` stay identity); returns the
-    convolution's weight (``3s² x s² x taps x taps``), bias and what the fit saw."""
+    convolutions' weights and biases by part (``display``: ``3s² x s² x taps x taps``; with ``detail``,
+    ``display`` 1x1 and ``detail`` ``taps x taps``, ``split``) and what the fit saw."""
     from upscaler.bench.rendered import iter_standard_sequences
     from upscaler.runtime.temporal_ort_cpu import OrtCpuTemporalEngine
 
@@ -124,12 +136,34 @@ def fit_display(
         for sequence in iter_standard_sequences(folder, s, size=size, frames=frames, limit=limit):
             _add_sequence(engine, sequence.frames, equations, s, warmup, taps)
             kinds[sequence.kind] = kinds.get(sequence.kind, 0) + 1
-    convs = [identity(s * s, taps) if name in keep else as_conv(*e.solve(ridge), taps)
-             for name, e in zip(FILTERS, equations, strict=True)]  # fmt: skip
-    weight, bias = np.concatenate([w for w, _ in convs]), np.concatenate([b for _, b in convs])
+    parts = {"display": [], "detail": []}
+    for name, e in zip(FILTERS, equations, strict=True):
+        if detail:
+            whole, own = (identity(s * s, taps), identity(s * s, 1)) if name in keep else split(e, ridge, s * s, taps)
+            parts["display"].append(own)
+            parts["detail"].append((whole[0] - _centred(own[0], taps), whole[1] - own[1]))
+        else:
+            parts["display"].append(identity(s * s, taps) if name in keep else as_conv(*e.solve(ridge), taps))
+    convs = {part: (np.concatenate([w for w, _ in c]), np.concatenate([b for _, b in c]))
+             for part, c in parts.items() if c}  # fmt: skip
     rows = {name: e.rows for name, e in zip(FILTERS, equations, strict=True)}
     fit = {"sequences": kinds, "rows": rows, "ridge": ridge, "warmup": warmup, "taps": taps, "identity": list(keep)}
-    return weight, bias, fit
+    return convs, fit | ({"detail": True} if detail else {})
+
+
+def split(equations: NormalEquations, ridge: float, k: int, taps: int):
+    """A ``taps x taps`` filter's fit and its 1x1 part's (from the block's own ``k`` sub-pixels: the same
+    equations restricted), each as ``as_conv`` gives it."""
+    own = np.arange(k) + (taps * taps // 2) * k  # the centre block's features
+    weights, bias = equations.solve(ridge, own)
+    return as_conv(*equations.solve(ridge), taps), as_conv(weights[own], bias, 1)
+
+
+def _centred(weight: np.ndarray, taps: int) -> np.ndarray:
+    """A 1x1 convolution's weight as a ``taps x taps`` one's (zeros around the centre)."""
+    out = np.zeros((*weight.shape[:2], taps, taps), weight.dtype)
+    out[:, :, taps // 2, taps // 2] = weight[:, :, 0, 0]
+    return out
 
 
 def identity(k: int, taps: int) -> tuple[np.ndarray, np.ndarray]:
@@ -172,12 +206,18 @@ def main(argv: list[str] | None = None) -> int:
         default=1,
         help="the filters' kernel in blocks: 1, the block's own sub-pixels; 3, its 3 x 3 neighbourhood",
     )
+    parser.add_argument("--detail", action="store_true",
+                        help="with --taps 3: 1x1 filters over every colour and 3x3 ones over the luma added to them "
+                        "(AccumSR's detail): the 3x3 filters' luma at a third of their work")  # fmt: skip
     parser.add_argument("--identity", nargs="+", choices=FILTERS, default=[],
                         help="filters left as identity (the state shown as it is): at x4, unjittered, where the "
                         "fitted filter smooths a video's frames to bicubic's detail for 0.1-0.2 dB")  # fmt: skip
     parser.add_argument("--out", required=True, type=Path, help="the new weights (.safetensors)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.detail and args.taps == 1:
+        print("error: --detail splits a 3x3 fit: give --taps 3", file=sys.stderr)
+        return 2
     from upscaler.models import ModelError, get_model
 
     try:
@@ -190,27 +230,30 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     w, h = (int(v) for v in args.size.lower().split("x"))
     start = time.perf_counter()
-    weight, bias, seen = fit_display(model, args.data, limit=args.limit, size=(w, h), frames=args.frames,
-                                     warmup=args.warmup, ridge=args.ridge, taps=args.taps,
-                                     keep=tuple(args.identity))  # fmt: skip
+    convs, seen = fit_display(model, args.data, limit=args.limit, size=(w, h), frames=args.frames,
+                              warmup=args.warmup, ridge=args.ridge, taps=args.taps, keep=tuple(args.identity),
+                              detail=args.detail)  # fmt: skip
     seen["wall_seconds"] = round(time.perf_counter() - start, 1)
     fit = {**seen, "data": [str(p) for p in args.data], "limit": args.limit}
-    write_weights(model, weight, bias, args.out, fit)
+    write_weights(model, convs, args.out, fit)
     log.info("display filters fitted on %s rows in %.0f s: %s", seen["rows"], seen["wall_seconds"], args.out)
     return 0
 
 
-def write_weights(model, weight: np.ndarray, bias: np.ndarray, out: Path, fit: dict) -> None:
-    """``model``'s weights plus ``display.weight``/``display.bias``, with ``display`` on in the metadata."""
+def write_weights(model, convs: dict[str, tuple[np.ndarray, np.ndarray]], out: Path, fit: dict) -> None:
+    """``model``'s weights plus each part's (``display``, and ``detail`` if fitted) ``weight`` and ``bias``,
+    with their kernels in the metadata."""
     import torch
     from safetensors.torch import load_file, save_file
 
     from upscaler.models.descriptor import read_safetensors_metadata
 
     state = load_file(str(model.weights.verified()))
-    state["display.weight"], state["display.bias"] = torch.from_numpy(weight), torch.from_numpy(bias)
+    for part, (weight, bias) in convs.items():
+        state[f"{part}.weight"], state[f"{part}.bias"] = torch.from_numpy(weight), torch.from_numpy(bias)
     metadata = dict(read_safetensors_metadata(model.weights.verified()))
-    metadata["params"] = json.dumps({**json.loads(metadata["params"]), "display": int(weight.shape[-1])})
+    kernels = {part: int(weight.shape[-1]) for part, (weight, _) in convs.items()}
+    metadata["params"] = json.dumps({**json.loads(metadata["params"]), **kernels})
     training = json.loads(metadata.get("training", "{}"))
     metadata["training"] = json.dumps({**training, "display_fit": fit, "init": model.name})
     out.parent.mkdir(parents=True, exist_ok=True)

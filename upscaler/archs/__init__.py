@@ -12,14 +12,19 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
-    "ARCHS", "DISPLAY_FILTERS", "GAP_FLOOR", "LEAN_FLOOR", "NETWORK_OUTPUTS", "ArchSpec", "build_network", "get_arch",
-    "macs_per_pixel", "receptive_field",
+    "ARCHS", "DISPLAY_FILTERS", "GAP_FLOOR", "LEAN_FLOOR", "LUMA", "NETWORK_OUTPUTS", "ArchSpec", "build_network",
+    "get_arch", "macs_per_pixel", "receptive_field",
 ]  # fmt: skip
 
 
 #: An accumulating model's display filters (``AccumSR``'s, in the order of its output channels); each that is
 #: not identity ships as a CPU graph of its own, ``display-<filter>``, beside the folded one.
 DISPLAY_FILTERS = ("moving", "still", "unjittered")
+
+#: Rec. 601 luma weights (summing to 1): what an accumulating model's range test compares (``AccumSR``'s
+#: ``clip``) and what its luma detail filters read (``detail``; the CPU engine's ``runtime.accum_cpu.luma``).
+#: PSNR-Y's luma is 16/255 plus 219/255 of this one.
+LUMA = (0.299, 0.587, 0.114)
 
 #: The least lean an accumulating model keeps on its jitter-aware upsample (``AccumSR.weigh``, and the CPU
 #: engine's fused mean, ``runtime.accum_cpu``): the weighted mean never divides by zero.
@@ -73,10 +78,25 @@ def _accum_macs(p: Mapping[str, Any], scale: int) -> int:
     c, b, hc = int(p.get("channels", 32)), int(p.get("blocks", 2)), int(p.get("history_channels", 16))
     s2 = scale * scale
     display = 3 * s2 * 3 * s2 * int(p.get("display", 0)) ** 2  # three filters per colour, display x display
+    detail = int(p.get("detail", 0))
+    display += (3 + 3 * s2 * detail**2) * s2 if detail else 0  # the luma, then three detail filters over it
     clip = int(bool(p.get("clip")))  # a sixth plane per sub-pixel for the projection, from the history's luma
     history = (5 + clip) * s2 * hc + 3 * s2 * clip  # the projection (and, with clip, the luma it reads)
     return history + (6 + hc) * c * 9 + b * c * c * 9 + c * 6 * s2 + 3 * 9 * 2 * s2 + display
 
+
+#: ``AccumSR``'s hyperparameters no weight depends on: ``display`` adds filters that start as identity and
+#: ``detail`` filters that start at zero (nothing added), so a stage may add them to weights that have none
+RETUNABLE_ACCUM = (
+    "keep_offset",
+    "settle",
+    "settle_base",
+    "fresh_correction",
+    "base_decay",
+    "splat",
+    "display",
+    "detail",
+)
 
 ARCHS: dict[str, ArchSpec] = {
     "plainsr": ArchSpec(
@@ -109,8 +129,7 @@ ARCHS: dict[str, ArchSpec] = {
         reproject="cubic",
         depth=True,
         display_planes=lambda p: 3 if p.get("display") else 0,
-        # ``display`` adds filters that start as identity: a stage may add them to weights that have none
-        retunable=("keep_offset", "settle", "settle_base", "fresh_correction", "base_decay", "splat", "display"),
+        retunable=RETUNABLE_ACCUM,
         deepens=True,
         widens=("history_channels", "clip"),
     ),

@@ -41,7 +41,10 @@ output colour and ``w``, the samples it has gathered per pixel (divided by
    0.38 dB more on still shots than 1; at x2, where a block of four sub-pixels cannot sharpen itself,
    1.3 kMAC). Three filters: for frames with no jitter (their samples lie where every frame's did), for
    pixels whose motion is exactly zero (a still camera: the state holds the samples unresampled), and for
-   the rest. The shown frame is never fed back: the state starts with it (three planes the step writes
+   the rest. ``detail`` adds to each filter a ``detail x detail`` one over the blocks' luma, its output added
+   to every colour: the luma (what PSNR-Y and the eye weigh most) as sharp as a 3x3 filter of every colour
+   makes it, the chroma as the 1x1 filter's, at a third of the multiply-adds (``training.display --detail``
+   fits both in one pass). The shown frame is never fed back: the state starts with it (three planes the step writes
    and never reads), so engines keep returning its first three planes.
 
 Everything but the reprojection runs at low resolution. ``forward`` is the
@@ -64,7 +67,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from upscaler.archs import DISPLAY_FILTERS, GAP_FLOOR, LEAN_FLOOR
+from upscaler.archs import DISPLAY_FILTERS, GAP_FLOOR, LEAN_FLOOR, LUMA
 from upscaler.archs.plainsr import with_identity_layers
 from upscaler.archs.temporal import reproject
 
@@ -137,10 +140,6 @@ def _mix(frame: torch.Tensor, coefficients: torch.Tensor, k: int) -> torch.Tenso
     return F.conv2d(padded, kernels, groups=n * c).reshape(n, c * k, h, w)
 
 
-#: Rec. 601 luma weights: what ``_outside`` compares.
-LUMA = (0.299, 0.587, 0.114)
-
-
 def _outside(colour: torch.Tensor, frame: torch.Tensor, s2: int) -> torch.Tensor:
     """N x s² x H x W: how far each sub-pixel's history (luma of ``colour``, N x 3s² x H x W folded) lies outside
     the range of this frame's samples around it (luma, the 3 x 3 low-resolution pixels' minimum and maximum;
@@ -209,6 +208,7 @@ class AccumSR(nn.Module):
         base_decay: float = 0.0,
         splat: str = "gaussian",
         display: int = 0,
+        detail: int = 0,
         clip: bool = False,
         in_channels: int = 3,
     ) -> None:
@@ -221,6 +221,8 @@ class AccumSR(nn.Module):
             raise ValueError(f"splat must be gaussian or lagrange, got {splat!r}")
         if int(display) not in (0, 1, 3):
             raise ValueError(f"display must be 0 (none), 1 or 3 (the filters' kernel), got {display!r}")
+        if int(detail) not in (0, 1, 3) or (detail and int(display) != 1):
+            raise ValueError(f"detail must be 0 (none), 1 or 3 (the luma filters' kernel), with display 1: {detail!r}")
         self.scale, self.cap, self.sigma = scale, float(cap), float(sigma)
         self.keep_offset, self.settle, self.settle_base = float(keep_offset), bool(settle), bool(settle_base)
         self.fresh_correction, self.base_decay, self.splat = bool(fresh_correction), float(base_decay), splat
@@ -240,6 +242,11 @@ class AccumSR(nn.Module):
             self.display = nn.Conv2d(s2, 3 * s2, taps)  # moving, still, unjittered; edges replicated in _display
             for name in DISPLAY_FILTERS:
                 self.show_as_is(name)
+        if detail:  # the same; zero: nothing added, so weights without them load and show what they did
+            self.config["detail"] = int(detail)
+            self.detail = nn.Conv2d(s2, 3 * s2, int(detail))  # moving, still, unjittered, as ``display``
+            nn.init.zeros_(self.detail.weight)
+            nn.init.zeros_(self.detail.bias)
         # colour - base, weight, depth disagreement (and, with ``clip``, how far outside the frame's range)
         self.history_proj = nn.Conv2d((6 if clip else 5) * s2, history_channels, 1)
         self.head = nn.Conv2d(3 + 3 + history_channels, channels, 3, padding=1)
@@ -423,6 +430,8 @@ class AccumSR(nn.Module):
         if r:
             planes = F.pad(planes, (r, r, r, r), mode="replicate")
         every = self.display(planes).reshape(n, 3, 3 * s2, h, w)
+        if hasattr(self, "detail"):  # one luma term per filter, the same for every colour
+            every = every + self.luma_detail(result).reshape(n, 1, 3 * s2, h, w)
         moving, still, unjittered = every[:, :, :s2], every[:, :, s2 : 2 * s2], every[:, :, 2 * s2 :]
         if motion is None:
             motion = result.new_zeros(n, 2, h, w)
@@ -432,13 +441,22 @@ class AccumSR(nn.Module):
         centred = (jitter.abs().amax(dim=1) == 0).to(result.dtype).reshape(n, 1, 1, 1, 1)
         return torch.clamp(shown + centred * (unjittered - shown), 0.0, 1.0).reshape(n, 3 * s2, h, w)
 
+    def luma_detail(self, result: torch.Tensor) -> torch.Tensor:
+        """N x 3s² x H x W: ``detail``'s three filters over the luma of the folded ``result`` (N x 3 x s² x H x W;
+        ``LUMA``), its edges replicated."""
+        luma = (result * result.new_tensor(LUMA).reshape(1, 3, 1, 1, 1)).sum(dim=1)
+        r = self.detail.kernel_size[0] // 2
+        return self.detail(F.pad(luma, (r, r, r, r), mode="replicate") if r else luma)
+
     def load_plain_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         """Load weights; with ``display``, weights without the shown-colour filters keep them as they start
         (identity: the shown colour is the state's, as before), so a stage may add them to shipped weights.
         Weights of a smaller network of the same channels load too (``_grown``): a stage starts where it
         ended."""
-        if self.display_planes and "display.weight" not in state:
-            state = {**state, **{f"display.{k}": v.detach().clone() for k, v in self.display.state_dict().items()}}
+        for part in ("display", "detail"):  # filters the weights lack start as they do here
+            if hasattr(self, part) and f"{part}.weight" not in state:
+                start = getattr(self, part).state_dict()
+                state = {**state, **{f"{part}.{k}": v.detach().clone() for k, v in start.items()}}
         self.load_state_dict(self._grown(state))
 
     def _grown(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -480,17 +498,28 @@ class AccumSR(nn.Module):
                 found[name] = (weight.detach(), bias.detach())
         return found
 
+    def detail_filters(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """``detail``'s filters that add something, by name (``DISPLAY_FILTERS``): ``(weight, bias)``, the weight
+        ``s² x s² x k x k`` over the luma's folded planes; none without ``detail``."""
+        if not hasattr(self, "detail"):
+            return {}
+        found = {name: tuple(x.detach() for x in self._filter(name, "detail")) for name in DISPLAY_FILTERS}
+        return {name: (w, b) for name, (w, b) in found.items() if w.any() or b.any()}
+
     def show_as_is(self, name: str) -> None:
-        """Set display filter ``name`` (``DISPLAY_FILTERS``) to identity: it shows the state as it is."""
+        """Set display filter ``name`` (``DISPLAY_FILTERS``) to identity, its detail filter to zero: it shows the
+        state as it is."""
         weight, bias = self._filter(name)
         with torch.no_grad():
             weight.copy_(self._identity())
             bias.zero_()
+            for x in self._filter(name, "detail") if hasattr(self, "detail") else ():
+                x.zero_()
 
-    def _filter(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Display filter ``name``'s weight (``s² x s² x k x k``) and bias: views of ``display``'s."""
-        s2, k = self.scale * self.scale, DISPLAY_FILTERS.index(name)
-        return self.display.weight[k * s2 : (k + 1) * s2], self.display.bias[k * s2 : (k + 1) * s2]
+    def _filter(self, name: str, part: str = "display") -> tuple[torch.Tensor, torch.Tensor]:
+        """Filter ``name``'s weight (``s² x s² x k x k``) and bias in ``part`` (``display`` or ``detail``): views."""
+        s2, k, conv = self.scale * self.scale, DISPLAY_FILTERS.index(name), getattr(self, part)
+        return conv.weight[k * s2 : (k + 1) * s2], conv.bias[k * s2 : (k + 1) * s2]
 
     def _identity(self) -> torch.Tensor:
         """The identity display filter's weight (``s² x s² x k x k``)."""

@@ -202,7 +202,8 @@ def descriptor_from_safetensors(path: Path) -> ModelDescriptor:
     """Describe a weights file written by ``upscaler train`` from its own metadata.
 
     An ONNX graph with the same stem beside it is used when present (and, for
-    a temporal model, ``<stem>.folded.onnx`` and its display filters' ``<stem>.display-<filter>.onnx``).
+    a temporal model, ``<stem>.folded.onnx`` and its display filters' ``<stem>.display-<filter>.onnx`` and
+    ``<stem>.detail-<filter>.onnx``).
     """
     path = Path(path).resolve()
     meta = read_safetensors_metadata(path)
@@ -224,13 +225,16 @@ def descriptor_from_safetensors(path: Path) -> ModelDescriptor:
     )
 
 
-def display_graph_path(folded: Path, name: str) -> Path:
-    """Where display filter ``name`` of the model whose folded graph is ``folded`` lies."""
-    return Path(folded).with_name(Path(folded).name.removesuffix(".folded.onnx") + f".display-{name}.onnx")
+def display_graph_path(folded: Path, name: str, part: str = "display") -> Path:
+    """Where display filter ``name`` (``part`` ``display``, or ``detail``: its luma detail filter) of the model
+    whose folded graph is ``folded`` lies."""
+    return Path(folded).with_name(Path(folded).name.removesuffix(".folded.onnx") + f".{part}-{name}.onnx")
 
 
 def temporal_cpu_graphs(folded: Path) -> dict[str, Path]:
     """The CPU graphs of a temporal model whose folded graph is (or would be) ``folded``, by kind (``folded``,
-    ``display-<filter>``): those that exist."""
-    paths = {"folded": Path(folded)} | {f"display-{f}": display_graph_path(folded, f) for f in DISPLAY_FILTERS}
+    ``display-<filter>``, ``detail-<filter>``): those that exist."""
+    paths = {"folded": Path(folded)} | {
+        f"{part}-{f}": display_graph_path(folded, f, part) for part in ("display", "detail") for f in DISPLAY_FILTERS
+    }
     return {kind: p for kind, p in paths.items() if p.is_file()}

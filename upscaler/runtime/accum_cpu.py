@@ -19,7 +19,9 @@ graphs give:
   frame ``TemporalUpscaler`` returns, in the same pass).
 - ``show_filtered``: the same for 1x1 display filters, applied in that pass
   (a graph of their own wrote the filtered colour out for the show to read
-  back: more than twice the time).
+  back: more than twice the time), with the luma detail filters' outputs
+  (graphs of their own, over ``luma``) added.
+- ``luma``: the new colour's luma, folded: what the luma detail filters read.
 
 Kernels run on up to the engine's thread count, one call at a time (``_LOCK``: Numba's
 ``workqueue`` layer, chosen here unless the environment names another, takes
@@ -38,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["combine", "constants", "depth_gap", "kernel_threads", "show", "show_filtered", "warm"]
+__all__ = ["combine", "constants", "depth_gap", "kernel_threads", "luma", "show", "show_filtered", "warm"]
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
     os.environ["NUMBA_THREADING_LAYER"] = "workqueue"
@@ -49,7 +51,7 @@ if "NUMBA_CACHE_DIR" not in os.environ and not os.access(Path(__file__).parent, 
 import numba
 from numba import njit, prange
 
-from upscaler.archs import GAP_FLOOR, LEAN_FLOOR
+from upscaler.archs import GAP_FLOOR, LEAN_FLOOR, LUMA
 
 _LOCK = threading.Lock()
 
@@ -227,14 +229,39 @@ def _filtered(result, matrix, bias, c, y, q, s2, acc):
 
 
 @njit(fastmath=True, cache=True, inline="always")
-def _shown_row(result, matrices, biases, motion, pick, c, y, q, s2, rows):
+def _add_detail(details, detailed, k, y, q, acc):
+    """``acc`` plus filter ``k``'s luma detail (``details[k]``, s² x H x W) at sub-pixel ``q``, row ``y``, if it
+    has one (bit ``k`` of ``detailed``)."""
+    if detailed >> k & 1:
+        src = details[k, q, y]
+        for x in range(acc.shape[0]):
+            acc[x] += src[x]
+
+
+@njit(fastmath=True, cache=True, inline="always")
+def _row_pick(motion, y):
+    """Which filter row ``y``'s pixels pick: 0 if none is still (motion exactly zero), 1 if all are, else 2."""
+    still = 0
+    for x in range(motion.shape[2]):
+        if motion[0, y, x] == 0.0 and motion[1, y, x] == 0.0:
+            still += 1
+    return 0 if still == 0 else 1 if still == motion.shape[2] else 2
+
+
+@njit(fastmath=True, cache=True, inline="always")
+def _shown_row(result, matrices, biases, details, detailed, motion, pick, c, y, q, s2, rows):
     """``rows[0]``: the shown values of sub-pixel ``q`` of colour ``c`` at row ``y``, clamped: filter 0
-    (``matrices``/``biases``: 2 x ...) where ``pick`` is 0, filter 1 where it is 1, and where it is 2 per pixel
-    by its motion (exactly zero: filter 1)."""
+    (``matrices``/``biases``: 2 x ...; plus ``details[0]`` where bit 0 of ``detailed`` is set) where ``pick``
+    is 0, filter 1 where it is 1, and where it is 2 per pixel by its motion (exactly zero: filter 1; a row
+    whose pixels all pick one filter runs that one only)."""
+    if pick == 2:
+        pick = _row_pick(motion, y)
     out, first = rows[0], 1 if pick == 1 else 0
     _filtered(result, matrices[first], biases[first], c, y, q, s2, out)
+    _add_detail(details, detailed, first, y, q, out)
     if pick == 2:
         _filtered(result, matrices[1], biases[1], c, y, q, s2, rows[1])
+        _add_detail(details, detailed, 1, y, q, rows[1])
         for x in range(out.shape[0]):
             if motion[0, y, x] == 0.0 and motion[1, y, x] == 0.0:
                 out[x] = rows[1, x]
@@ -243,7 +270,25 @@ def _shown_row(result, matrices, biases, motion, pick, c, y, q, s2, rows):
 
 
 @njit(parallel=True, fastmath=True, cache=True)
-def _show_filtered(result, matrices, biases, motion, pick, s, out):
+def _luma(result, s2, p, out):
+    """``out`` (s² x H + 2p x W + 2p): the luma (``LUMA``) of the folded colour ``result`` (3s² x H x W), its
+    edges replicated ``p`` wide."""
+    h, w = result.shape[1:]
+    kr, kg, kb = np.float32(LUMA[0]), np.float32(LUMA[1]), np.float32(LUMA[2])
+    for y in prange(h):
+        for q in range(s2):
+            r, g, b, dst = result[q, y], result[s2 + q, y], result[2 * s2 + q, y], out[q, y + p]
+            for x in range(w):
+                dst[x + p] = kr * r[x] + kg * g[x] + kb * b[x]
+            for e in range(p):
+                dst[e], dst[w + p + e] = dst[p], dst[w + p - 1]
+    for q in range(s2):
+        for e in range(p):
+            out[q, e], out[q, h + p + e] = out[q, p], out[q, h + p - 1]
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def _show_filtered(result, matrices, biases, details, detailed, motion, pick, s, out):
     """``_show`` with 1x1 display filters applied here (``_shown_row``) from the new colour, folded (``result``)."""
     h, w = motion.shape[1:]
     s2 = s * s
@@ -252,14 +297,14 @@ def _show_filtered(result, matrices, biases, motion, pick, s, out):
         rows = np.empty((2, w), np.float32)
         for c in range(3):
             for j in range(s):
-                _shown_row(result, matrices, biases, motion, pick, c, y, i * s + j, s2, rows)
+                _shown_row(result, matrices, biases, details, detailed, motion, pick, c, y, i * s + j, s2, rows)
                 dst, src = out[c, row], rows[0]
                 for x in range(w):
                     dst[x * s + j] = src[x]
 
 
 @njit(parallel=True, fastmath=True, cache=True)
-def _show_filtered8(result, matrices, biases, motion, pick, s, out):
+def _show_filtered8(result, matrices, biases, details, detailed, motion, pick, s, out):
     """``_show_filtered`` into ``out`` (sH x sW x 3 uint8), as ``_show8`` writes it."""
     h, w = motion.shape[1:]
     s2 = s * s
@@ -270,7 +315,7 @@ def _show_filtered8(result, matrices, biases, motion, pick, s, out):
         flat = out[row].reshape(-1)
         for c in range(3):
             for j in range(s):
-                _shown_row(result, matrices, biases, motion, pick, c, y, i * s + j, s2, rows)
+                _shown_row(result, matrices, biases, details, detailed, motion, pick, c, y, i * s + j, s2, rows)
                 src = rows[0]
                 for x in range(w):
                     flat[(x * s + j) * 3 + c] = np.uint8(np.rint(src[x] * full))
@@ -328,15 +373,32 @@ def show(moving, still, motion, pick: int, scale: int, out, threads: int) -> Non
         kernel(moving, still, motion, pick, scale, out)
 
 
-def show_filtered(result, matrices, biases, motion, pick: int, scale: int, out, threads: int) -> None:
+def show_filtered(result, matrices, biases, motion, pick: int, scale: int, out, threads: int, details=None,
+                  detailed: int = 0) -> None:  # fmt: skip
     """``show`` for 1x1 display filters, applied in the same pass from ``result`` (3s² x H x W, the new colour
     folded): ``matrices`` (2 x s² x s²: sub-pixel out, sub-pixel in) and ``biases`` (2 x s²) are the filter shown
     where ``pick`` is 0 and the one where it is 1 (per pixel by ``motion`` where it is 2). A 1x1 filter's graph
-    of its own cost more than this whole pass: it wrote the filtered colour out and the show read it back."""
+    of its own cost more than this whole pass: it wrote the filtered colour out and the show read it back.
+    ``details`` (2 x s² x H x W): the two filters' luma details, added to every colour; filter ``k``'s where bit
+    ``k`` of ``detailed`` is set (the other is not read)."""
     kernel = _show_filtered8 if out.dtype == np.uint8 else _show_filtered
     with _LOCK:
         numba.set_num_threads(threads)
-        kernel(result, matrices, biases, motion, pick, scale, out)
+        kernel(result, matrices, biases, _NO_DETAIL if details is None else details, detailed, motion, pick, scale,
+               out)  # fmt: skip
+
+
+#: ``show_filtered``'s details where there are none (the kernels read none of it)
+_NO_DETAIL = np.zeros((2, 1, 1, 1), np.float32)
+
+
+def luma(result, out, threads: int) -> None:
+    """``out`` (s² x H + 2p x W + 2p): the luma of the new colour ``result`` (3s² x H x W, folded), its edges
+    replicated ``p`` wide: what the luma detail filters' graphs read (their convolutions pad nothing: a padding
+    operator was another pass over the planes)."""
+    with _LOCK:
+        numba.set_num_threads(threads)
+        _luma(result, out.shape[0], (out.shape[1] - result.shape[1]) // 2, out)
 
 
 def warm() -> None:
@@ -356,6 +418,9 @@ def warm() -> None:
     show(result, result, np.zeros((2, h, w), np.float32), 2, s, np.zeros((h * s, w * s, 3), np.uint8), 1)
     matrices, biases = np.zeros((2, s2, s2), np.float32), np.zeros((2, s2), np.float32)
     show_filtered(result, matrices, biases, np.zeros((2, h, w), np.float32), 2, s, shown, 1)
+    details = np.zeros((2, s2, h, w), np.float32)
+    luma(result, np.zeros((s2, h + 2, w + 2), np.float32), 1)
+    show_filtered(result, matrices, biases, np.zeros((2, h, w), np.float32), 2, s, shown, 1, details, 1)
     show_filtered(
         result, matrices, biases, np.zeros((2, h, w), np.float32), 2, s, np.zeros((h * s, w * s, 3), np.uint8), 1
     )

@@ -4,7 +4,8 @@ Accumulating models (``AccumSR``) run their folded graph as the network's part
 only; the weighted mean, the state's unfolding and the shown frame are fused
 passes (``accum_cpu``) and 3x3 display filters small graphs of their own, each
 run only where a pixel shows it (1x1 filters are applied in the pass that
-shows the frame: their weights are read from their graphs as the engine loads).
+shows the frame: their weights are read from their graphs as the engine loads;
+luma detail filters are graphs over the luma, added in that pass).
 """
 
 from __future__ import annotations
@@ -104,9 +105,13 @@ class OrtCpuTemporalEngine(StreamState):
                                         f"{outputs}); export it again ({EXPORT_HINT})")  # fmt: skip
             self._weighing = constants(model.params)
             warm()  # compiled (or loaded from the cache) now, not on the first frame
-            self._open_filter = lambda f: _session(model, f"display-{f}", quiet)
+            self._open_filter = lambda kind: _session(model, kind, quiet)
             #: shared by every fork (``release`` renews the sessions in place)
-            self._filters = {f: self._open_filter(f) for f in DISPLAY_FILTERS if model.graph(f"display-{f}")}
+            self._filters = {f: self._open_filter(f"display-{f}") for f in DISPLAY_FILTERS
+                             if model.graph(f"display-{f}")}  # fmt: skip
+            self._details = {f: self._open_filter(f"detail-{f}") for f in DISPLAY_FILTERS
+                             if model.graph(f"detail-{f}")}  # fmt: skip
+            self._detail_pad = int(model.params.get("detail", 0)) // 2  # their input's replicated edges
             #: 1x1 filters are applied in the show's pass (``accum_cpu.show_filtered``): their weights, not graphs
             self._matrices, self._pairs = None, {}  # shared by every fork, as the sessions are
             if model.params.get("display") == 1:
@@ -252,7 +257,7 @@ class OrtCpuTemporalEngine(StreamState):
             rest = (motion[0, 0] == 0) & (motion[0, 1] == 0)
             pick = 1 if fresh or rest.all() else 0 if not rest.any() else 2
             names = ("moving" if pick != 1 else None, "still" if pick != 0 else None)
-        if self._matrices and any(f in self._matrices for f in names):
+        if self._matrices is not None and any(f in self._matrices or f in self._details for f in names):
             return self._show_filtered(result, names, motion, pick, rgb8)
         planes = result.reshape(3, s * s, h, w)
         moving, still = (None if f is None else self._filter(f, planes, result) for f in names)
@@ -275,9 +280,27 @@ class OrtCpuTemporalEngine(StreamState):
             pair = [self._matrices.get(f, eye) if f else eye for f in names]
             self._pairs[names] = np.stack([m for m, _ in pair]), np.stack([b for _, b in pair])
         matrices, biases = self._pairs[names]
+        details, detailed = self._luma_details(result, names, h, w)
         out = self._shown_buffer(h, w, rgb8)
-        show_filtered(result, matrices, biases, motion[0], pick, self.scale, out, self._threads)
+        show_filtered(result, matrices, biases, motion[0], pick, self.scale, out, self._threads, details, detailed)
         return out if rgb8 else out[None]
+
+    def _luma_details(self, result: np.ndarray, names, h: int, w: int) -> tuple[np.ndarray | None, int]:
+        """The luma detail of each of ``names`` that has a graph (2 x s² x H x W, filter ``k``'s in row ``k``),
+        and which rows hold one (bit ``k``); ``(None, 0)`` where none has."""
+        from upscaler.runtime.accum_cpu import luma
+
+        wanted = [k for k, f in enumerate(names) if f in self._details]
+        if not wanted:
+            return None, 0
+        s2 = self.scale * self.scale
+        p = self._detail_pad
+        planes = self._scratch.take("luma", (1, s2, h + 2 * p, w + 2 * p))
+        details = self._scratch.take("details", (2, s2, h, w))
+        luma(result, planes[0], self._threads)
+        for k in wanted:
+            _run_into(self._details[names[k]], {"luma": planes}, {"detail": details[k : k + 1]})
+        return details, sum(1 << k for k in wanted)
 
     def _shown_buffer(self, h: int, w: int, rgb8: bool) -> np.ndarray:
         """Where the shown frame goes: a new 8-bit frame each step, or the stream's float planes."""
@@ -307,5 +330,6 @@ class OrtCpuTemporalEngine(StreamState):
         folded = np.zeros((1, (self._channels - self._shown_planes) * s * s, n, n), np.float32)
         self._run(tiny, np.zeros((1, 2), np.float32), folded, True, self._shrink)
         if self._accum:  # the filters' sessions anew: an arena, even shrunk, keeps its first region (a frame's)
-            self._filters.update({f: self._open_filter(f) for f in self._filters})
+            self._filters.update({f: self._open_filter(f"display-{f}") for f in self._filters})
+            self._details.update({f: self._open_filter(f"detail-{f}") for f in self._details})
         trim_heap()  # what the step's buffers freed into the C heap goes back too
