@@ -172,13 +172,17 @@ def test_the_sequences_hand_over_depth_and_what_the_layer_uncovered():
     assert all(not (f.disoccluded & ~f.dynamic).any() for f in frames)  # what it uncovered, it covered before
 
 
-def _display_net(scale: int = 4, seed: int = 2, taps: int = 3, detail: int = 0) -> AccumSR:
-    """A small random AccumSR with random shown-colour filters (and luma detail filters)."""
+def _display_net(scale: int = 4, seed: int = 2, taps: int = 3, detail: int = 0, as_is: bool = False) -> AccumSR:
+    """A small random AccumSR with random shown-colour filters (and luma detail filters; ``as_is``: the colour
+    filters identity, the detail ones random)."""
     torch.manual_seed(seed)
     net = AccumSR(scale, channels=8, blocks=1, history_channels=4, display=taps, detail=detail)
     with torch.no_grad():
         for p in net.parameters():
             p.add_(torch.randn_like(p) * 0.05)
+        if as_is:
+            net.display.weight.copy_(net._identity().repeat(3, 1, 1, 1))
+            net.display.bias.zero_()
     return net
 
 
@@ -191,14 +195,17 @@ def _with_rest_and_no_jitter(frames):
     return [frames[0], *still, *centred, *frames[5:]]
 
 
-@pytest.mark.parametrize(("taps", "detail"), [(3, 0), (1, 0), (1, 3)])  # 1x1: applied in the CPU engine's own pass
-def test_a_display_model_shows_a_filtered_state_and_every_engine_and_graph_agrees(tmp_path, taps, detail):
+@pytest.mark.parametrize(("taps", "detail", "as_is"), [(3, 0, False), (1, 0, False), (1, 3, False), (1, 3, True)])
+def test_a_display_model_shows_a_filtered_state_and_every_engine_and_graph_agrees(tmp_path, taps, detail, as_is):
+    """1x1 filters are applied in the CPU engine's show pass; luma details added there (``as_is``: with no 1x1
+    filter to apply, in the plain show pass)."""
     from export.temporal import check_temporal_parity
 
-    path = _exported(_display_net(taps=taps, detail=detail), tmp_path / "tiny-display.safetensors")
+    path = _exported(_display_net(taps=taps, detail=detail, as_is=as_is), tmp_path / "tiny-display.safetensors")
     model = get_model(path)
     assert (model.state_channels, model.display_planes) == (8, 3)
     assert sum(kind.startswith("detail-") for kind in model.graphs) == (3 if detail else 0)
+    assert sum(kind.startswith("display-") for kind in model.graphs) == (0 if as_is else 3)
     frames = _with_rest_and_no_jitter(_layered(8))
     report = check_temporal_parity(model, path.with_suffix(".onnx"), path.with_suffix(".folded.onnx"), frames)
     assert report.full < 1e-4 and report.folded < 2e-3

@@ -153,7 +153,8 @@ def test_luma_details_in_the_show_pass_are_added_to_every_colour_of_their_filter
     assert np.allclose(luma, np.einsum("c,cqhw->qhw", np.array(LUMA), result.reshape(3, s * s, h, w)), atol=1e-6)
     accum_cpu.luma(result, padded, 1)  # what the detail graphs read: the edges replicated
     assert np.array_equal(padded, np.pad(luma, ((0, 0), (1, 1), (1, 1)), mode="edge"))
-    matrices = np.stack([np.eye(s * s, dtype=np.float32)] * 2) * np.float32(0.9)
+    eye, zeros = np.stack([np.eye(s * s, dtype=np.float32)] * 2), np.zeros((2, s * s), np.float32)
+    matrices = eye * np.float32(0.9)
     biases = rng.normal(0, 0.05, (2, s * s)).astype(np.float32)
     details = rng.normal(0, 0.5, (2, s * s, h, w)).astype(np.float32)
     motion = np.zeros((2, h, w), np.float32)
@@ -172,6 +173,11 @@ def test_luma_details_in_the_show_pass_are_added_to_every_colour_of_their_filter
             accum_cpu.show(*(f.reshape(3 * s * s, h, w) for f in filtered), motion, pick, s, expected, 1)
             accum_cpu.show_filtered(result, matrices, biases, motion, pick, s, out, 1, details, detailed)
             assert np.abs(out - expected).max() < 1e-5
+            accum_cpu.show_filtered(result, eye, zeros, motion, pick, s, out, 1, details, detailed)
+            for shown in (np.empty_like(out), np.empty((h * s, w * s, 3), np.uint8)):  # no 1x1 filter: the plain pass
+                accum_cpu.show(result, result, motion, pick, s, shown, 1, details, detailed)
+                exact = out if shown.dtype != np.uint8 else np.rint(out * 255).transpose(1, 2, 0)
+                assert np.abs(shown.astype(np.float32) - exact).max() <= (1 if shown.dtype == np.uint8 else 1e-5)
             ends |= {float(v) for v in expected[(expected == 0) | (expected == 1)]}
     assert ends == {0.0, 1.0}  # the clamp is tested
 

@@ -25,7 +25,10 @@ other weights are kept; the result is written as new weights whose
 With ``--detail`` the 3x3 fit is shared out: each filter's 1x1 part over every
 colour (the same equations restricted to the block's own sub-pixels) and, over
 the luma only, the rest (``AccumSR``'s ``detail``): the shown luma is the 3x3
-fit's, the chroma the 1x1 fit's, for a third of the 3x3 filters' work.
+fit's, the chroma the 1x1 fit's, for a third of the 3x3 filters' work. With
+``--chroma as-is`` the 1x1 part is identity (the chroma shown as accumulated)
+and the luma filter the whole 3x3 fit less it: the same luma, and the CPU
+engine's show pass has no 1x1 filter to apply.
 
 No gradient and no torch training loop: on two CPU cores the fit takes minutes
 where a training stage takes half an hour.
@@ -119,12 +122,13 @@ def filter_of(jitter: tuple[float, float], motion: np.ndarray) -> np.ndarray:
 
 def fit_display(
     model, folders: list[Path], *, limit: int | None, size: tuple[int, int], frames: int, warmup: int,
-    ridge: float, taps: int = 1, keep: tuple[str, ...] = (), detail: bool = False,
+    ridge: float, taps: int = 1, keep: tuple[str, ...] = (), detail: bool = False, chroma: str = "fitted",
 ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict]:  # fmt: skip
     """Run ``model`` (its state is the samples' mean) over the standard sequences of ``folders`` and fit the
     display filters (``taps x taps`` blocks each; those named in ``keep`` stay identity); returns the
     convolutions' weights and biases by part (``display``: ``3s² x s² x taps x taps``; with ``detail``,
-    ``display`` 1x1 and ``detail`` ``taps x taps``, ``split``) and what the fit saw."""
+    ``display`` 1x1 and ``detail`` ``taps x taps``, ``split``; ``chroma`` ``as-is``: the 1x1 part identity)
+    and what the fit saw."""
     from upscaler.bench.rendered import iter_standard_sequences
     from upscaler.runtime.temporal_ort_cpu import OrtCpuTemporalEngine
 
@@ -140,6 +144,7 @@ def fit_display(
     for name, e in zip(FILTERS, equations, strict=True):
         if detail:
             whole, own = (identity(s * s, taps), identity(s * s, 1)) if name in keep else split(e, ridge, s * s, taps)
+            own = identity(s * s, 1) if chroma == "as-is" else own
             parts["display"].append(own)
             parts["detail"].append((whole[0] - _centred(own[0], taps), whole[1] - own[1]))
         else:
@@ -148,7 +153,7 @@ def fit_display(
              for part, c in parts.items() if c}  # fmt: skip
     rows = {name: e.rows for name, e in zip(FILTERS, equations, strict=True)}
     fit = {"sequences": kinds, "rows": rows, "ridge": ridge, "warmup": warmup, "taps": taps, "identity": list(keep)}
-    return convs, fit | ({"detail": True} if detail else {})
+    return convs, fit | ({"detail": True, "chroma": chroma} if detail else {})
 
 
 def split(equations: NormalEquations, ridge: float, k: int, taps: int):
@@ -209,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--detail", action="store_true",
                         help="with --taps 3: 1x1 filters over every colour and 3x3 ones over the luma added to them "
                         "(AccumSR's detail): the 3x3 filters' luma at a third of their work")  # fmt: skip
+    parser.add_argument("--chroma", choices=("fitted", "as-is"), default="fitted",
+                        help="with --detail: the 1x1 filters fitted, or identity (the chroma shown as accumulated; "
+                        "the luma the same, the CPU's show pass cheaper)")  # fmt: skip
     parser.add_argument("--identity", nargs="+", choices=FILTERS, default=[],
                         help="filters left as identity (the state shown as it is): at x4, unjittered, where the "
                         "fitted filter smooths a video's frames to bicubic's detail for 0.1-0.2 dB")  # fmt: skip
@@ -232,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     convs, seen = fit_display(model, args.data, limit=args.limit, size=(w, h), frames=args.frames,
                               warmup=args.warmup, ridge=args.ridge, taps=args.taps, keep=tuple(args.identity),
-                              detail=args.detail)  # fmt: skip
+                              detail=args.detail, chroma=args.chroma)  # fmt: skip
     seen["wall_seconds"] = round(time.perf_counter() - start, 1)
     fit = {**seen, "data": [str(p) for p in args.data], "limit": args.limit}
     write_weights(model, convs, args.out, fit)

@@ -172,10 +172,18 @@ def _unfold_state(result, gathered, depth, with_depth, s, state, depth_state):
                     dst[x * s + j] = d[x]
 
 
+@njit(fastmath=True, cache=True, inline="always")
+def _detail_at(details, detailed, k, q, y, x):
+    """Filter ``k``'s luma detail at sub-pixel ``q`` of pixel ``(y, x)``: 0 where it has none (bit ``k`` of
+    ``detailed``)."""
+    return details[k, q, y, x] if detailed >> k & 1 else np.float32(0.0)
+
+
 @njit(parallel=True, fastmath=True, cache=True)
-def _show(moving, still, motion, pick, s, out):
+def _show(moving, still, details, detailed, motion, pick, s, out):
     """``out`` (3 x sH x sW), clamped: ``moving`` (3s² x H x W) where ``pick`` is 0, ``still`` where it is 1,
-    and where it is 2, per pixel by its motion (exactly zero: ``still``)."""
+    and where it is 2, per pixel by its motion (exactly zero: ``still``); each plus its filter's luma detail
+    (``details``, 2 x s² x H x W: ``moving``'s, then ``still``'s, where bit 0 or 1 of ``detailed`` is set)."""
     h, w = motion.shape[1:]
     s2 = s * s
     zero, one = np.float32(0.0), np.float32(1.0)
@@ -183,14 +191,15 @@ def _show(moving, still, motion, pick, s, out):
         y, i = row // s, row % s
         for x in range(w):
             rest = pick == 1 or (pick == 2 and motion[0, y, x] == 0.0 and motion[1, y, x] == 0.0)
-            src = still if rest else moving
-            for c in range(3):
-                for j in range(s):
-                    out[c, row, x * s + j] = min(max(src[c * s2 + i * s + j, y, x], zero), one)
+            src, k = (still, 1) if rest else (moving, 0)
+            for j in range(s):
+                extra = _detail_at(details, detailed, k, i * s + j, y, x)
+                for c in range(3):
+                    out[c, row, x * s + j] = min(max(src[c * s2 + i * s + j, y, x] + extra, zero), one)
 
 
 @njit(parallel=True, fastmath=True, cache=True)
-def _show8(moving, still, motion, pick, s, out):
+def _show8(moving, still, details, detailed, motion, pick, s, out):
     """``_show`` into ``out`` (sH x sW x 3 uint8), times 255 rounded to nearest (ties to even, as OpenCV). One
     filter everywhere (``pick`` 0 or 1) runs plane by plane, which LLVM vectorises (half the time)."""
     h, w = motion.shape[1:]
@@ -200,18 +209,27 @@ def _show8(moving, still, motion, pick, s, out):
         y, i = row // s, row % s
         flat = out[row].reshape(-1)
         if pick != 2:
-            src = still if pick == 1 else moving
+            src, k = (still, 1) if pick == 1 else (moving, 0)
             for c in range(3):
                 for j in range(s):
                     plane = src[c * s2 + i * s + j, y]
-                    for x in range(w):
-                        flat[(x * s + j) * 3 + c] = np.uint8(np.rint(min(max(plane[x], zero), one) * full))
+                    if detailed >> k & 1:
+                        extra = details[k, i * s + j, y]
+                        for x in range(w):
+                            flat[(x * s + j) * 3 + c] = np.uint8(
+                                np.rint(min(max(plane[x] + extra[x], zero), one) * full)
+                            )
+                    else:
+                        for x in range(w):
+                            flat[(x * s + j) * 3 + c] = np.uint8(np.rint(min(max(plane[x], zero), one) * full))
             continue
         for x in range(w):
-            src = still if motion[0, y, x] == 0.0 and motion[1, y, x] == 0.0 else moving
+            rest = motion[0, y, x] == 0.0 and motion[1, y, x] == 0.0
+            src, k = (still, 1) if rest else (moving, 0)
             for j in range(s):
+                extra = _detail_at(details, detailed, k, i * s + j, y, x)
                 for c in range(3):
-                    v = min(max(src[c * s2 + i * s + j, y, x], zero), one)
+                    v = min(max(src[c * s2 + i * s + j, y, x] + extra, zero), one)
                     flat[(x * s + j) * 3 + c] = np.uint8(np.rint(v * full))
 
 
@@ -362,15 +380,15 @@ def depth_gap(depth, previous, threads: int) -> None:
         _depth_gap(depth, previous)
 
 
-def show(moving, still, motion, pick: int, scale: int, out, threads: int) -> None:
+def show(moving, still, motion, pick: int, scale: int, out, threads: int, details=None, detailed: int = 0) -> None:
     """``out``: the shown frame from the display filters' outputs (``3s² x H x W`` each, folded); ``pick`` 0:
     ``moving`` everywhere, 1: ``still`` everywhere, 2: per pixel, ``still`` where ``motion`` (2 x H x W) is
     exactly zero. ``out`` is ``3 x sH x sW`` float32, or ``sH x sW x 3`` uint8 (times 255, rounded: the
-    8-bit frame in the same pass)."""
+    8-bit frame in the same pass). ``details`` and ``detailed``: luma details added, as ``show_filtered``'s."""
     kernel = _show8 if out.dtype == np.uint8 else _show
     with _LOCK:
         numba.set_num_threads(threads)
-        kernel(moving, still, motion, pick, scale, out)
+        kernel(moving, still, _NO_DETAIL if details is None else details, detailed, motion, pick, scale, out)
 
 
 def show_filtered(result, matrices, biases, motion, pick: int, scale: int, out, threads: int, details=None,

@@ -257,15 +257,16 @@ class OrtCpuTemporalEngine(StreamState):
             rest = (motion[0, 0] == 0) & (motion[0, 1] == 0)
             pick = 1 if fresh or rest.all() else 0 if not rest.any() else 2
             names = ("moving" if pick != 1 else None, "still" if pick != 0 else None)
-        if self._matrices is not None and any(f in self._matrices or f in self._details for f in names):
+        if self._matrices and any(f in self._matrices for f in names):
             return self._show_filtered(result, names, motion, pick, rgb8)
         planes = result.reshape(3, s * s, h, w)
         moving, still = (None if f is None else self._filter(f, planes, result) for f in names)
-        if not rgb8 and all(x is None or x is result for x in (moving, still)):
+        details, detailed = self._luma_details(result, names, h, w)
+        if not rgb8 and not detailed and all(x is None or x is result for x in (moving, still)):
             return self._shown_as_is(False)
         moving, still = (moving if moving is not None else still), (still if still is not None else moving)
         out = self._shown_buffer(h, w, rgb8)
-        show(moving, still, motion[0], pick, s, out, self._threads)
+        show(moving, still, motion[0], pick, s, out, self._threads, details, detailed)
         return out if rgb8 else out[None]
 
     def _show_filtered(self, result: np.ndarray, names, motion: np.ndarray, pick: int, rgb8: bool):
