@@ -55,7 +55,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int)
     parser.add_argument("--settle", type=int, default=1, help="untimed frames at the start of each turn")
     parser.add_argument("--baseline", help="another temporal model (e.g. an earlier release's .safetensors with its "
-                        "graphs) timed in the same rounds, exact motion, unjittered and jittered")  # fmt: skip
+                        "graphs) timed in the same rounds: exact motion, unjittered, jittered and jittered with half "
+                        "the frame still")  # fmt: skip
     parser.add_argument("--json")
     args = parser.parse_args()
     w, h = (int(v) for v in args.size.lower().split("x"))
@@ -78,9 +79,11 @@ def main() -> None:
     if args.baseline:
         before = TemporalUpscaler(args.baseline, "onnxruntime-cpu", threads=args.threads)
         shaken = TemporalUpscaler(args.baseline, "onnxruntime-cpu", threads=args.threads)
+        parted = TemporalUpscaler(args.baseline, "onnxruntime-cpu", threads=args.threads)
         label = f"{Path(args.baseline).parent.name}/{Path(args.baseline).stem}"  # the folder names the release
         subjects[f"{label} (exact motion)"] = lambda i: before.upscale(frames[i], (0.0, 0.0), motion)
         subjects[f"{label} (jittered)"] = lambda i: shaken.upscale(frames[i], jitters[i % 16], motion)
+        subjects[f"{label} (jittered, half still)"] = lambda i: parted.upscale(frames[i], jitters[i % 16], half)
     for run in subjects.values():  # warm-up, and the temporal streams get a history
         run(0)
     medians: dict[str, list[float]] = {name: [] for name in subjects}

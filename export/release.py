@@ -68,6 +68,10 @@ def release(
             onnx=install(staged.onnx),
             graphs={kind: install(entry) for kind, entry in staged.graphs.items()},
         )
+        if model.temporal:  # an earlier release's filter graph this one has not: a load by path would read it
+            for kind, stale in temporal_cpu_graphs(weights_dir / f"{name}.folded.onnx").items():
+                if kind not in model.graphs:
+                    stale.unlink()
     _write_manifest(model, make_default, manifest_path, weights_dir, aliases)
     return model
 

@@ -105,6 +105,30 @@ def test_failed_release_changes_nothing(tmp_path):
     assert json.loads(manifest.read_text())["aliases"] == {"default": "x2-copy", "x2": "x2-copy", "video": "x2-copy"}
 
 
+def test_a_temporal_release_leaves_no_filter_graph_of_the_release_before(tmp_path):
+    """Releasing weights whose display filters are identity over a release that had fitted ones removes the old
+    filter graphs: loading the shipped weights by path (which finds graphs beside them) shows what they compute."""
+    import torch
+    from safetensors.torch import save_file
+
+    from upscaler.archs.accum import AccumSR
+
+    weights_dir, manifest = tmp_path / "weights", tmp_path / "manifest.json"
+    for name, filtered in (("filtered", True), ("plain", False)):
+        torch.manual_seed(0)
+        net = AccumSR(2, channels=8, blocks=1, history_channels=4, display=1)
+        with torch.no_grad():
+            net.display.weight.add_(torch.randn_like(net.display.weight) * 0.05 * filtered)
+        meta = {"name": name, "arch": "accum", "scale": "2", "params": json.dumps(net.inference_params())}
+        path = tmp_path / f"{name}.safetensors"
+        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path), metadata=meta)
+        release(path, "x2-tiny", description=name, eval_dirs=[], manifest_path=manifest, weights_dir=weights_dir)
+        shipped = sorted(p.name for p in weights_dir.iterdir())
+        graphs = ["x2-tiny.display-moving.onnx", "x2-tiny.display-still.onnx", "x2-tiny.display-unjittered.onnx"]
+        assert set(graphs) <= set(shipped) if filtered else not set(graphs) & set(shipped)
+    assert shipped == ["x2-tiny.folded.onnx", "x2-tiny.onnx", "x2-tiny.safetensors"]
+
+
 def test_parity_checks_the_graph_given_even_where_the_cpu_would_run_int8(tmp_path, set5, monkeypatch):
     monkeypatch.setenv("UPSCALER_CPU_PRECISION", "int8")  # what auto picks on a CPU where INT8 is faster
     model = get_model("x4-fast")

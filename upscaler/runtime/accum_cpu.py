@@ -173,6 +173,16 @@ def _unfold_state(result, gathered, depth, with_depth, s, state, depth_state):
 
 
 @njit(fastmath=True, cache=True, inline="always")
+def _row_pick(motion, y):
+    """Which filter row ``y``'s pixels pick: 0 if none is still (motion exactly zero), 1 if all are, else 2."""
+    still = 0
+    for x in range(motion.shape[2]):
+        if motion[0, y, x] == 0.0 and motion[1, y, x] == 0.0:
+            still += 1
+    return 0 if still == 0 else 1 if still == motion.shape[2] else 2
+
+
+@njit(fastmath=True, cache=True, inline="always")
 def _detail_at(details, detailed, k, q, y, x):
     """Filter ``k``'s luma detail at sub-pixel ``q`` of pixel ``(y, x)``: 0 where it has none (bit ``k`` of
     ``detailed``)."""
@@ -200,16 +210,17 @@ def _show(moving, still, details, detailed, motion, pick, s, out):
 
 @njit(parallel=True, fastmath=True, cache=True)
 def _show8(moving, still, details, detailed, motion, pick, s, out):
-    """``_show`` into ``out`` (sH x sW x 3 uint8), times 255 rounded to nearest (ties to even, as OpenCV). One
-    filter everywhere (``pick`` 0 or 1) runs plane by plane, which LLVM vectorises (half the time)."""
+    """``_show`` into ``out`` (sH x sW x 3 uint8), times 255 rounded to nearest (ties to even, as OpenCV). A row
+    that shows one filter everywhere runs plane by plane, which LLVM vectorises (half the time)."""
     h, w = motion.shape[1:]
     s2 = s * s
     zero, one, full = np.float32(0.0), np.float32(1.0), np.float32(255.0)
     for row in prange(h * s):
         y, i = row // s, row % s
         flat = out[row].reshape(-1)
-        if pick != 2:
-            src, k = (still, 1) if pick == 1 else (moving, 0)
+        k = pick if pick != 2 else _row_pick(motion, y)  # a row whose pixels all show one filter: plane by plane
+        if k != 2:
+            src = still if k == 1 else moving
             for c in range(3):
                 for j in range(s):
                     plane = src[c * s2 + i * s + j, y]
@@ -254,16 +265,6 @@ def _add_detail(details, detailed, k, y, q, acc):
         src = details[k, q, y]
         for x in range(acc.shape[0]):
             acc[x] += src[x]
-
-
-@njit(fastmath=True, cache=True, inline="always")
-def _row_pick(motion, y):
-    """Which filter row ``y``'s pixels pick: 0 if none is still (motion exactly zero), 1 if all are, else 2."""
-    still = 0
-    for x in range(motion.shape[2]):
-        if motion[0, y, x] == 0.0 and motion[1, y, x] == 0.0:
-            still += 1
-    return 0 if still == 0 else 1 if still == motion.shape[2] else 2
 
 
 @njit(fastmath=True, cache=True, inline="always")

@@ -251,6 +251,7 @@ class OrtCpuTemporalEngine(StreamState):
 
         s = self.scale
         h, w = motion.shape[2:]
+        rest = None
         if not np.any(jitter):  # every pixel: the unjittered filter
             pick, names = 0, ("unjittered", None)
         else:  # the still filter where nothing was resampled, the moving one elsewhere
@@ -258,10 +259,10 @@ class OrtCpuTemporalEngine(StreamState):
             pick = 1 if fresh or rest.all() else 0 if not rest.any() else 2
             names = ("moving" if pick != 1 else None, "still" if pick != 0 else None)
         if self._matrices and any(f in self._matrices for f in names):
-            return self._show_filtered(result, names, motion, pick, rgb8)
+            return self._show_filtered(result, names, motion, pick, rgb8, rest)
         planes = result.reshape(3, s * s, h, w)
         moving, still = (None if f is None else self._filter(f, planes, result) for f in names)
-        details, detailed = self._luma_details(result, names, h, w)
+        details, detailed = self._luma_details(result, names, h, w, rest if pick == 2 else None)
         if not rgb8 and not detailed and all(x is None or x is result for x in (moving, still)):
             return self._shown_as_is(False)
         moving, still = (moving if moving is not None else still), (still if still is not None else moving)
@@ -269,7 +270,7 @@ class OrtCpuTemporalEngine(StreamState):
         show(moving, still, motion[0], pick, s, out, self._threads, details, detailed)
         return out if rgb8 else out[None]
 
-    def _show_filtered(self, result: np.ndarray, names, motion: np.ndarray, pick: int, rgb8: bool):
+    def _show_filtered(self, result: np.ndarray, names, motion: np.ndarray, pick: int, rgb8: bool, rest=None):
         """``_show`` with 1x1 filters, in one pass (``accum_cpu.show_filtered``): ``names`` the two filters
         ``pick`` chooses from (None, or a filter without weights: the colour as it is)."""
         from upscaler.runtime.accum_cpu import show_filtered
@@ -281,14 +282,16 @@ class OrtCpuTemporalEngine(StreamState):
             pair = [self._matrices.get(f, eye) if f else eye for f in names]
             self._pairs[names] = np.stack([m for m, _ in pair]), np.stack([b for _, b in pair])
         matrices, biases = self._pairs[names]
-        details, detailed = self._luma_details(result, names, h, w)
+        details, detailed = self._luma_details(result, names, h, w, rest if pick == 2 else None)
         out = self._shown_buffer(h, w, rgb8)
         show_filtered(result, matrices, biases, motion[0], pick, self.scale, out, self._threads, details, detailed)
         return out if rgb8 else out[None]
 
-    def _luma_details(self, result: np.ndarray, names, h: int, w: int) -> tuple[np.ndarray | None, int]:
+    def _luma_details(self, result: np.ndarray, names, h: int, w: int, rest=None) -> tuple[np.ndarray | None, int]:
         """The luma detail of each of ``names`` that has a graph (2 x s² x H x W, filter ``k``'s in row ``k``),
-        and which rows hold one (bit ``k``); ``(None, 0)`` where none has."""
+        and which rows hold one (bit ``k``); ``(None, 0)`` where none has. ``rest`` (H x W, a frame that shows
+        both filters: where the still one is shown): each filter's graph runs over the rows that show it only
+        (from the first to the last; elsewhere its detail is left as it was, and never read)."""
         from upscaler.runtime.accum_cpu import luma
 
         wanted = [k for k, f in enumerate(names) if f in self._details]
@@ -300,7 +303,16 @@ class OrtCpuTemporalEngine(StreamState):
         details = self._scratch.take("details", (2, s2, h, w))
         luma(result, planes[0], self._threads)
         for k in wanted:
-            _run_into(self._details[names[k]], {"luma": planes}, {"detail": details[k : k + 1]})
+            shown = None if rest is None else np.flatnonzero((rest if k == 1 else ~rest).any(axis=1))
+            if shown is None or (shown[0] == 0 and shown[-1] == h - 1):
+                _run_into(self._details[names[k]], {"luma": planes}, {"detail": details[k : k + 1]})
+                continue
+            top, bottom = int(shown[0]), int(shown[-1]) + 1  # the band's rows, and its input's (p more each side)
+            band = self._scratch.take("luma-band", (1, s2, bottom - top + 2 * p, w + 2 * p))
+            band[:] = planes[:, :, top : bottom + 2 * p]
+            out = self._scratch.take("detail-band", (1, s2, bottom - top, w))
+            _run_into(self._details[names[k]], {"luma": band}, {"detail": out})
+            details[k, :, top:bottom] = out[0]
         return details, sum(1 << k for k in wanted)
 
     def _shown_buffer(self, h: int, w: int, rgb8: bool) -> np.ndarray:
