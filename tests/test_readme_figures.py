@@ -69,6 +69,30 @@ D3_SPEED, X4D3, X4D3B = (
     "temporal-speed-x4-lite-d3-second.json",
 )
 D3 = "runs/x4-lite-distil-d3/x4-lite-distil-d3.safetensors"  # temporal_speed.py --temporal (this path)
+LUMA_SEQ, LUMA_HELD = "| x4-temporal-lite as released with a 3x3 display filter", "sequences-x4-lite-luma-mcmaster.json"
+LUMA_KINDS, LUMA_KINDS_SEQ = (
+    "| the same over a still and a slow shot of every one of the 18 held-out images, beside",
+    "sequences-x4-lite-luma-still-slow-mcmaster.json",
+)
+LUMA_CHROMA, CHROMA = "| colour over the same still and slow shots", "chroma-x4-lite-mcmaster.json"
+BEFORE_FILE = "runs/before/x4-temporal-lite-before.safetensors"  # chroma_psnr.py -m (this path)
+LUMA_SPEED, X4LU, X4LUB = (
+    "| its step in two runs of 41 rounds, the release before",
+    "temporal-speed-x4-lite-luma.json",
+    "temporal-speed-x4-lite-luma-second.json",
+)
+OLD = "old-lite/x4-temporal-lite"  # temporal_speed.py --baseline runs/old-lite/x4-temporal-lite.safetensors
+FITTED_SPEED, X4FC, X4FCB = (
+    "| the form with fitted chroma (1x1 filters",
+    "temporal-speed-x4-lite-detail.json",
+    "temporal-speed-x4-lite-detail-second.json",
+)
+SETTLE, UNSETTLED, SWAPPED = (
+    "| the harness's turn order before `--settle`",
+    "temporal-speed-x4-lite-unsettled.json",
+    "temporal-speed-x4-lite-swapped.json",
+)
+LUMA_STATUS = "layer uncovers), flat regions (0.18 grey levels), fades (2.5 frames) and"
 VIDEO_X4 = "| x4-video against x4-fast on compressed images"
 VIDEO_CLIP = "| x4-video against x4-fast on the real clip"
 VIDEO_X2 = "| x2-video against x2-fast: Set5"
@@ -266,6 +290,37 @@ FIGURES = [
     (D3_SPEED, X4D3B, f"subjects.{D3} (exact motion).ratio", "and {:.2f}x, half"),
     (D3_SPEED, X4D3, f"subjects.{D3} (jittered, half still).ratio", "still {:.2f}x and"),
     (D3_SPEED, X4D3B, f"subjects.{D3} (jittered, half still).ratio", "and {:.2f}x |"),
+    (LUMA_SEQ, LUMA_HELD, "subjects.2.summary.still.steady_psnr", "still shots {:.2f} dB against"),
+    (LUMA_SEQ, LUMA_HELD, "subjects.1.summary.still.steady_psnr", "accumulation's {:.2f} (the release"),
+    (LUMA_SEQ, LUMA_HELD, "subjects.4.summary.still.steady_psnr", "(the release before {:.2f}); slow"),
+    (LUMA_SEQ, LUMA_HELD, "subjects.2.summary.slow.steady_psnr", "slow {:.2f} against"),
+    (LUMA_SEQ, LUMA_HELD, "subjects.2.summary.moderate.steady_psnr", "moderate {:.2f} against"),
+    (LUMA_SEQ, LUMA_HELD, "subjects.2.summary.pan.steady_psnr", "fast pans {:.2f} ("),
+    (LUMA_SEQ, LUMA_HELD, "subjects.2.summary.layer.dynamic_psnr", "the moving layer {:.2f} against"),
+    (LUMA_SEQ, LUMA_HELD, "subjects.2.summary.cut.after_cut_psnr", "after a cut {:.2f} against"),
+    (LUMA_SEQ, LUMA_HELD, "subjects.3.summary.layer.disoccluded_psnr", "uncovers {:.2f} with depth"),
+    (LUMA_SEQ, LUMA_HELD, "subjects.2.summary.still.grid_error", "grid {:.2f} grey levels"),
+    (LUMA_SEQ, LUMA_HELD, "subjects.2.summary.fade.fade_lag", "settle in {:.1f} frames"),
+    (LUMA_KINDS, LUMA_KINDS_SEQ, "subjects.2.summary.still.steady_psnr", "still shots {:.2f} dB against"),
+    (LUMA_KINDS, LUMA_KINDS_SEQ, "subjects.1.summary.still.steady_psnr", "accumulation's {:.2f} (the"),
+    (LUMA_KINDS, LUMA_KINDS_SEQ, "subjects.4.summary.still.steady_psnr", "form {:.2f}, the release"),
+    (LUMA_KINDS, LUMA_KINDS_SEQ, "subjects.6.summary.still.steady_psnr", "release before {:.2f}); slow"),
+    (LUMA_KINDS, LUMA_KINDS_SEQ, "subjects.2.summary.slow.steady_psnr", "slow {:.2f} ("),
+    (LUMA_CHROMA, CHROMA, "models.x4-temporal-lite.still.cb", "Cb {:.2f}, Cr"),
+    (LUMA_CHROMA, CHROMA, f"models.{BEFORE_FILE}.still.cr", "before's 49.63 and {:.2f};"),
+    (LUMA_CHROMA, CHROMA, "models.x4-temporal-lite.still.rgb", "RGB {:.2f} against"),
+    (LUMA_CHROMA, CHROMA, f"models.{BEFORE_FILE}.slow.rgb", "against {:.2f} |"),
+    (LUMA_SPEED, X4LU, "subjects.x4-temporal-lite (jittered).ratio", "jittered {:.2f}x and"),
+    (LUMA_SPEED, X4LUB, "subjects.x4-temporal-lite (jittered).ratio", "and {:.2f}x x4-fast's time"),
+    (LUMA_SPEED, X4LU, f"subjects.{OLD} (jittered).ratio", "(the release before {:.2f}x and"),
+    (LUMA_SPEED, X4LUB, f"subjects.{OLD} (jittered, half still).ratio", "and {:.2f}x), exact"),
+    (LUMA_SPEED, X4LUB, "subjects.x4-temporal-lite (jittered, half still).ratio", "still 1.48x and {:.2f}x"),
+    (FITTED_SPEED, X4FC, "subjects.x4-temporal-lite (jittered).ratio", "jittered {:.2f}x and"),
+    (FITTED_SPEED, X4FCB, f"subjects.{OLD} (jittered).ratio", "and {:.2f}x): not shipped"),
+    (SETTLE, UNSETTLED, "subjects.x4-temporal-lite (exact motion).ratio", "after x4-fast {:.2f}x, as"),
+    (SETTLE, UNSETTLED, f"subjects.{OLD} (exact motion).ratio", "baseline {:.2f}x; swapped"),
+    (SETTLE, SWAPPED, "subjects.weights/x4-temporal-lite (exact motion).ratio", "1.33x and {:.2f}x:"),
+    (LUMA_STATUS, LUMA_HELD, "subjects.2.summary.still.grid_error", "flat regions ({:.2f} grey levels)"),
     (X2_CLIP, "stability-clip-x2-display.json", "subjects.0.ratio_to_reference", "| {:.2f}x ("),
     (X2_CLIP, "stability-clip-x2-display.json", "subjects.0.mean", "({:.2f} against"),
     (X2_CLIP, "stability-clip-x2-display.json", "subjects.0.detail", '"detail" {:.2f} against'),
