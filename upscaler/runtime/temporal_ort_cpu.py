@@ -306,14 +306,19 @@ class OrtCpuTemporalEngine(StreamState):
             shown = None if rest is None else np.flatnonzero((rest if k == 1 else ~rest).any(axis=1))
             if shown is None or (shown[0] == 0 and shown[-1] == h - 1):
                 _run_into(self._details[names[k]], {"luma": planes}, {"detail": details[k : k + 1]})
-                continue
-            top, bottom = int(shown[0]), int(shown[-1]) + 1  # the band's rows, and its input's (p more each side)
-            band = self._scratch.take("luma-band", (1, s2, bottom - top + 2 * p, w + 2 * p))
-            band[:] = planes[:, :, top : bottom + 2 * p]
-            out = self._scratch.take("detail-band", (1, s2, bottom - top, w))
-            _run_into(self._details[names[k]], {"luma": band}, {"detail": out})
-            details[k, :, top:bottom] = out[0]
+            else:
+                self._band_detail(self._details[names[k]], planes, int(shown[0]), int(shown[-1]) + 1, details[k])
         return details, sum(1 << k for k in wanted)
+
+    def _band_detail(self, session, planes: np.ndarray, top: int, bottom: int, out: np.ndarray) -> None:
+        """Rows ``top`` to ``bottom`` of ``out`` (s² x H x W): a luma detail graph's output over that band of
+        ``planes`` (the luma with its edges replicated, the band's input ``p`` rows more each side)."""
+        s2, p, w = out.shape[0], self._detail_pad, out.shape[2]
+        band = self._scratch.take("luma-band", (1, s2, bottom - top + 2 * p, w + 2 * p))
+        band[:] = planes[:, :, top : bottom + 2 * p]
+        shown = self._scratch.take("detail-band", (1, s2, bottom - top, w))
+        _run_into(session, {"luma": band}, {"detail": shown})
+        out[:, top:bottom] = shown[0]
 
     def _shown_buffer(self, h: int, w: int, rgb8: bool) -> np.ndarray:
         """Where the shown frame goes: a new 8-bit frame each step, or the stream's float planes."""
