@@ -93,6 +93,7 @@ SETTLE, UNSETTLED, SWAPPED = (
     "temporal-speed-x4-lite-swapped.json",
 )
 LUMA_STATUS = "layer uncovers), flat regions (0.18 grey levels), fades (2.5 frames) and"
+SETTLED_SPEED, X4S = "| x4-temporal's step with the harness settled", "temporal-speed-x4-settled.json"
 VIDEO_X4 = "| x4-video against x4-fast on compressed images"
 VIDEO_CLIP = "| x4-video against x4-fast on the real clip"
 VIDEO_X2 = "| x2-video against x2-fast: Set5"
@@ -321,6 +322,10 @@ FIGURES = [
     (SETTLE, UNSETTLED, f"subjects.{OLD} (exact motion).ratio", "baseline {:.2f}x; swapped"),
     (SETTLE, SWAPPED, "subjects.weights/x4-temporal-lite (exact motion).ratio", "1.33x and {:.2f}x:"),
     (LUMA_STATUS, LUMA_HELD, "subjects.2.summary.still.grid_error", "flat regions ({:.2f} grey levels)"),
+    (SETTLED_SPEED, X4S, "subjects.x4-temporal (exact motion).ratio", "x4-temporal {:.2f}x x4-fast's"),
+    (SETTLED_SPEED, X4S, "subjects.x4-temporal (jittered).ratio", "motion, {:.2f}x jittered, 2.39x"),
+    (SETTLED_SPEED, X4S, "subjects.weights/x4-temporal-lite (jittered).ratio", "1.25x, {:.2f}x jittered"),
+    ("noise; 1.85x and 2.10x with the harness settled", X4S, "subjects.x4-temporal (jittered).ratio", "and {:.2f}x"),
     (X2_CLIP, "stability-clip-x2-display.json", "subjects.0.ratio_to_reference", "| {:.2f}x ("),
     (X2_CLIP, "stability-clip-x2-display.json", "subjects.0.mean", "({:.2f} against"),
     (X2_CLIP, "stability-clip-x2-display.json", "subjects.0.detail", '"detail" {:.2f} against'),
