@@ -45,7 +45,7 @@ def _precisions() -> tuple[str, ...]:
 
 
 #: Memory per output pixel of a temporal stream's frames, in bytes (the shipped models, measured by
-#: ``benchmarks/stream_hostile.py``): a stream's history (the temporal models' eight float32 planes: the
+#: ``python -m server.measure_streams``): a stream's history (the temporal models' eight float32 planes: the
 #: shown frame, the samples' mean, the samples gathered and depth) ...
 HISTORY_BYTES = 32
 #: ... each frame in flight (its message, 11 bytes per input pixel, and its reply, 3 per output pixel) ...
