@@ -71,6 +71,43 @@ def test_fitting_a_model_writes_weights_of_a_display_model_that_runs(tmp_path, c
     assert up.upscale(frame, (0.25, -0.25), np.zeros((16, 24, 2), np.float32)).shape == (32, 48, 3)
 
 
+def test_a_refit_starts_from_the_state_whatever_filters_the_model_had(tmp_path, capsys):
+    """``--refit``: a model with display filters is fitted again from its state, as the same network without
+    them would be (its old filters dropped); without ``--refit`` it is refused, with the hint."""
+    from export.temporal import export_temporal
+
+    torch.manual_seed(0)
+    plain = AccumSR(2, channels=8, blocks=1, history_channels=4)
+    shown = AccumSR(2, channels=8, blocks=1, history_channels=4, display=1)
+    shown.load_plain_state_dict(plain.state_dict())
+    with torch.no_grad():
+        shown.display.weight.add_(torch.randn_like(shown.display.weight) * 0.1)
+    paths = {}
+    for name, net in (("plain", plain), ("shown", shown)):
+        paths[name] = tmp_path / f"{name}.safetensors"
+        meta = {"name": name, "arch": "accum", "scale": "2", "degradation": "sequence", "training": "{}",
+                "params": json.dumps(net.inference_params())}  # fmt: skip
+        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(paths[name]), metadata=meta)
+        export_temporal(
+            get_model(paths[name]), paths[name].with_suffix(".onnx"), paths[name].with_suffix(".folded.onnx")
+        )
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(4):  # as many as every filter needs rows
+        cv2.imwrite(str(images / f"{i}.png"), cv2.resize(rng.integers(0, 256, (24, 32, 3), np.uint8), (160, 120)))
+    fit = ["--data", str(images), "--size", "24x16", "--frames", "10", "--warmup", "2", "--taps", "3", "--detail"]
+    assert main(["--model", str(paths["shown"]), *fit, "--out", str(tmp_path / "no.safetensors")]) == 2
+    assert "--refit fits its filters again" in capsys.readouterr().err
+    for name, extra in (("plain", []), ("shown", ["--refit"])):
+        assert (
+            main(["--model", str(paths[name]), *fit, *extra, "--out", str(tmp_path / f"{name}-fit.safetensors")]) == 0
+        )
+    ours, theirs = (load_file(str(tmp_path / f"{n}-fit.safetensors")) for n in ("shown", "plain"))
+    assert set(ours) == set(theirs) and all(torch.allclose(ours[k], theirs[k], atol=1e-5) for k in ours)
+    assert get_model(tmp_path / "shown-fit.safetensors").params["detail"] == 3
+
+
 def test_the_fit_refuses_a_model_it_cannot_fit(capsys):
     assert main(["--model", "x4-fast", "--data", ".", "--out", "unused.safetensors"]) == 2
     assert "not an accumulating model" in capsys.readouterr().err

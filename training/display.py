@@ -19,7 +19,7 @@ summed, per filter, over every frame after the first ``warmup`` and solved. The 
 other weights are kept; the result is written as new weights whose
 ``display`` starts where the fit ended (a training stage may go on from it).
 
-    python -m training.display --model x4-temporal --data ../shared/data/train/BSDS200 \\
+    python -m training.display --model x4-temporal --refit --data ../shared/data/train/BSDS200 \\
         --out runs/x4-display/model.safetensors
 
 With ``--detail`` the 3x3 fit is shared out: each filter's 1x1 part over every
@@ -40,6 +40,7 @@ import argparse
 import json
 import logging
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -47,7 +48,10 @@ import numpy as np
 
 from upscaler.archs import DISPLAY_FILTERS
 
-__all__ = ["FILTERS", "NormalEquations", "as_conv", "blocks", "filter_of", "fit_display", "fold", "main", "split"]
+__all__ = [
+    "FILTERS", "NormalEquations", "as_conv", "blocks", "filter_of", "fit_display", "fold", "main", "split",
+    "without_display",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--identity", nargs="+", choices=FILTERS, default=[],
                         help="filters left as identity (the state shown as it is): at x4, unjittered, where the "
                         "fitted filter smooths a video's frames to bicubic's detail for 0.1-0.2 dB")  # fmt: skip
+    parser.add_argument("--refit", action="store_true",
+                        help="a model with display filters: fit them again from its state")  # fmt: skip
     parser.add_argument("--out", required=True, type=Path, help="the new weights (.safetensors)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -233,19 +239,44 @@ def main(argv: list[str] | None = None) -> int:
     except ModelError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if model.arch != "accum" or model.params.get("display"):
-        print(f"error: {model.name} is not an accumulating model without a display filter", file=sys.stderr)
+    if model.arch != "accum" or (model.params.get("display") and not args.refit):
+        hint = " (--refit fits its filters again)" if model.arch == "accum" else ""
+        print(f"error: {model.name} is not an accumulating model without a display filter{hint}", file=sys.stderr)
         return 2
     w, h = (int(v) for v in args.size.lower().split("x"))
     start = time.perf_counter()
-    convs, seen = fit_display(model, args.data, limit=args.limit, size=(w, h), frames=args.frames,
-                              warmup=args.warmup, ridge=args.ridge, taps=args.taps, keep=tuple(args.identity),
-                              detail=args.detail, chroma=args.chroma)  # fmt: skip
-    seen["wall_seconds"] = round(time.perf_counter() - start, 1)
-    fit = {**seen, "data": [str(p) for p in args.data], "limit": args.limit}
-    write_weights(model, convs, args.out, fit)
+    with tempfile.TemporaryDirectory(prefix="display-") as scratch:
+        if model.params.get("display"):
+            model = without_display(model, Path(scratch))
+        convs, seen = fit_display(model, args.data, limit=args.limit, size=(w, h), frames=args.frames,
+                                  warmup=args.warmup, ridge=args.ridge, taps=args.taps, keep=tuple(args.identity),
+                                  detail=args.detail, chroma=args.chroma)  # fmt: skip
+        seen["wall_seconds"] = round(time.perf_counter() - start, 1)
+        fit = {**seen, "data": [str(p) for p in args.data], "limit": args.limit}
+        write_weights(model, convs, args.out, fit)
     log.info("display filters fitted on %s rows in %.0f s: %s", seen["rows"], seen["wall_seconds"], args.out)
     return 0
+
+
+def without_display(model, folder: Path):
+    """``model`` without its display filters (the state shown as it is): its weights written to ``folder`` with
+    their CPU graphs, described. What a new fit starts from (``--refit``)."""
+    from safetensors.torch import load_file, save_file
+
+    from export.temporal import export_temporal
+    from upscaler.models import get_model
+    from upscaler.models.descriptor import read_safetensors_metadata
+
+    source = model.weights.verified()
+    state = {k: v for k, v in load_file(str(source)).items() if not k.startswith(("display.", "detail."))}
+    metadata = dict(read_safetensors_metadata(source))
+    params = {k: v for k, v in json.loads(metadata["params"]).items() if k not in ("display", "detail")}
+    training = {k: v for k, v in json.loads(metadata.get("training", "{}")).items() if k != "display_fit"}
+    metadata |= {"name": model.name, "params": json.dumps(params), "training": json.dumps(training)}
+    path = folder / f"{model.name}.safetensors"
+    save_file(state, str(path), metadata=metadata)
+    export_temporal(get_model(path), path.with_suffix(".onnx"), path.with_suffix(".folded.onnx"))
+    return get_model(path)
 
 
 def write_weights(model, convs: dict[str, tuple[np.ndarray, np.ndarray]], out: Path, fit: dict) -> None:
