@@ -271,10 +271,8 @@ def _add_detail(details, detailed, k, y, q, acc):
 def _shown_row(result, matrices, biases, details, detailed, motion, pick, c, y, q, s2, rows):
     """``rows[0]``: the shown values of sub-pixel ``q`` of colour ``c`` at row ``y``, clamped: filter 0
     (``matrices``/``biases``: 2 x ...; plus ``details[0]`` where bit 0 of ``detailed`` is set) where ``pick``
-    is 0, filter 1 where it is 1, and where it is 2 per pixel by its motion (exactly zero: filter 1; a row
-    whose pixels all pick one filter runs that one only)."""
-    if pick == 2:
-        pick = _row_pick(motion, y)
+    is 0, filter 1 where it is 1, and where it is 2 per pixel by its motion (exactly zero: filter 1; the
+    callers give a row whose pixels all pick one filter that filter's ``pick``, ``_row_pick``)."""
     out, first = rows[0], 1 if pick == 1 else 0
     _filtered(result, matrices[first], biases[first], c, y, q, s2, out)
     _add_detail(details, detailed, first, y, q, out)
@@ -314,9 +312,10 @@ def _show_filtered(result, matrices, biases, details, detailed, motion, pick, s,
     for row in prange(h * s):
         y, i = row // s, row % s
         rows = np.empty((2, w), np.float32)
+        k = pick if pick != 2 else _row_pick(motion, y)  # a row whose pixels all show one filter runs that one
         for c in range(3):
             for j in range(s):
-                _shown_row(result, matrices, biases, details, detailed, motion, pick, c, y, i * s + j, s2, rows)
+                _shown_row(result, matrices, biases, details, detailed, motion, k, c, y, i * s + j, s2, rows)
                 dst, src = out[c, row], rows[0]
                 for x in range(w):
                     dst[x * s + j] = src[x]
@@ -331,10 +330,11 @@ def _show_filtered8(result, matrices, biases, details, detailed, motion, pick, s
     for row in prange(h * s):
         y, i = row // s, row % s
         rows = np.empty((2, w), np.float32)
+        k = pick if pick != 2 else _row_pick(motion, y)  # a row whose pixels all show one filter runs that one
         flat = out[row].reshape(-1)
         for c in range(3):
             for j in range(s):
-                _shown_row(result, matrices, biases, details, detailed, motion, pick, c, y, i * s + j, s2, rows)
+                _shown_row(result, matrices, biases, details, detailed, motion, k, c, y, i * s + j, s2, rows)
                 src = rows[0]
                 for x in range(w):
                     flat[(x * s + j) * 3 + c] = np.uint8(np.rint(src[x] * full))
@@ -381,6 +381,10 @@ def depth_gap(depth, previous, threads: int) -> None:
         _depth_gap(depth, previous)
 
 
+#: the kernels' luma details where there are none (``detailed`` 0: none of it is read)
+_NO_DETAIL = np.zeros((2, 1, 1, 1), np.float32)
+
+
 def show(moving, still, motion, pick: int, scale: int, out, threads: int, details=None, detailed: int = 0) -> None:
     """``out``: the shown frame from the display filters' outputs (``3s² x H x W`` each, folded); ``pick`` 0:
     ``moving`` everywhere, 1: ``still`` everywhere, 2: per pixel, ``still`` where ``motion`` (2 x H x W) is
@@ -405,10 +409,6 @@ def show_filtered(result, matrices, biases, motion, pick: int, scale: int, out, 
         numba.set_num_threads(threads)
         kernel(result, matrices, biases, _NO_DETAIL if details is None else details, detailed, motion, pick, scale,
                out)  # fmt: skip
-
-
-#: ``show_filtered``'s details where there are none (the kernels read none of it)
-_NO_DETAIL = np.zeros((2, 1, 1, 1), np.float32)
 
 
 def luma(result, out, threads: int) -> None:

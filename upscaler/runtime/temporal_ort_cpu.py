@@ -258,11 +258,12 @@ class OrtCpuTemporalEngine(StreamState):
             rest = (motion[0, 0] == 0) & (motion[0, 1] == 0)
             pick = 1 if fresh or rest.all() else 0 if not rest.any() else 2
             names = ("moving" if pick != 1 else None, "still" if pick != 0 else None)
+            rest = rest if pick == 2 else None  # where a frame shows both filters, each luma graph's rows
         if self._matrices and any(f in self._matrices for f in names):
             return self._show_filtered(result, names, motion, pick, rgb8, rest)
         planes = result.reshape(3, s * s, h, w)
         moving, still = (None if f is None else self._filter(f, planes, result) for f in names)
-        details, detailed = self._luma_details(result, names, h, w, rest if pick == 2 else None)
+        details, detailed = self._luma_details(result, names, h, w, rest)
         if not rgb8 and not detailed and all(x is None or x is result for x in (moving, still)):
             return self._shown_as_is(False)
         moving, still = (moving if moving is not None else still), (still if still is not None else moving)
@@ -282,7 +283,7 @@ class OrtCpuTemporalEngine(StreamState):
             pair = [self._matrices.get(f, eye) if f else eye for f in names]
             self._pairs[names] = np.stack([m for m, _ in pair]), np.stack([b for _, b in pair])
         matrices, biases = self._pairs[names]
-        details, detailed = self._luma_details(result, names, h, w, rest if pick == 2 else None)
+        details, detailed = self._luma_details(result, names, h, w, rest)
         out = self._shown_buffer(h, w, rgb8)
         show_filtered(result, matrices, biases, motion[0], pick, self.scale, out, self._threads, details, detailed)
         return out if rgb8 else out[None]
