@@ -11,7 +11,8 @@ the temporal model with exact motion (``TemporalUpscaler.upscale``: reprojection
 network, blend, uint8 out) and with ``motion=None`` (optical flow included),
 both unjittered (a video), and with exact motion and Halton(2,3) jitter (a
 renderer, the DLSS case: the display filters for jittered frames run), over
-the whole frame panning, and with half of it still (both filters run).
+the whole frame panning, with half of it still (both filters run), and with
+the camera still (one frame, jittered: where the samples converge).
 The frames are a real photo panned by one low-resolution pixel per frame.
 Each subject's turn starts with one untimed frame (``--settle``): without it the subject
 timed right after the single-frame model paid for that model's threads still
@@ -40,8 +41,26 @@ def pan_frames(w: int, h: int, count: int) -> tuple[list[np.ndarray], np.ndarray
     return [np.ascontiguousarray(photo[:, i : i + w]) for i in range(count)], motion
 
 
+def _temporal_subjects(model: str, label: str, cases, frames, jitters, threads) -> dict:
+    """``{"label (case)": run(i)}``: a stream of ``model`` per case (``cases``: name, motion or None for
+    the optical flow, jittered or not, a still camera: frame 0 every time)."""
+    from upscaler import TemporalUpscaler
+
+    subjects = {}
+    for case, motion, jittered, still in cases:
+        stream = TemporalUpscaler(model, "onnxruntime-cpu", threads=threads)
+
+        def run(i, stream=stream, motion=motion, jittered=jittered, still=still):
+            jitter = jitters[i % 16] if jittered else (0.0, 0.0)
+            frame = frames[0] if still else frames[i]
+            return stream.upscale(frame, jitter) if motion is None else stream.upscale(frame, jitter, motion)
+
+        subjects[f"{label} ({case})"] = run
+    return subjects
+
+
 def main() -> None:
-    from upscaler import TemporalUpscaler, Upscaler
+    from upscaler import Upscaler
     from upscaler.bench.stats import in_turn
     from upscaler.sequences import jitter_sequence
     from upscaler.sysinfo import machine_info
@@ -55,8 +74,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int)
     parser.add_argument("--settle", type=int, default=1, help="untimed frames at the start of each turn")
     parser.add_argument("--baseline", help="another temporal model (e.g. an earlier release's .safetensors with its "
-                        "graphs) timed in the same rounds: exact motion, unjittered, jittered and jittered with half "
-                        "the frame still")  # fmt: skip
+                        "graphs) timed in the same rounds: exact motion, unjittered, jittered, jittered with half "
+                        "the frame still and jittered with the camera still")  # fmt: skip
     parser.add_argument("--json")
     args = parser.parse_args()
     w, h = (int(v) for v in args.size.lower().split("x"))
@@ -64,26 +83,18 @@ def main() -> None:
     half = motion.copy()
     half[: h // 2] = 0.0  # the top half still (a still camera's background, and something moving below)
     jitters = jitter_sequence(16)
+    still = np.zeros_like(motion)
     single = Upscaler(args.single, "onnxruntime-cpu", tile=0, threads=args.threads, precision="fp32")
-    exact = TemporalUpscaler(args.temporal, "onnxruntime-cpu", threads=args.threads)
-    flow = TemporalUpscaler(args.temporal, "onnxruntime-cpu", threads=args.threads)
-    jittered = TemporalUpscaler(args.temporal, "onnxruntime-cpu", threads=args.threads)
-    mixed = TemporalUpscaler(args.temporal, "onnxruntime-cpu", threads=args.threads)
-    subjects = {
-        f"{args.single} (single frame)": lambda i: single.upscale(frames[i]),
-        f"{args.temporal} (exact motion)": lambda i: exact.upscale(frames[i], (0.0, 0.0), motion),
-        f"{args.temporal} (motion=None)": lambda i: flow.upscale(frames[i], (0.0, 0.0)),
-        f"{args.temporal} (jittered)": lambda i: jittered.upscale(frames[i], jitters[i % 16], motion),
-        f"{args.temporal} (jittered, half still)": lambda i: mixed.upscale(frames[i], jitters[i % 16], half),
-    }
+    subjects = {f"{args.single} (single frame)": lambda i: single.upscale(frames[i])}
+    # each case its own stream: (case, the frame's motion or None, jittered, the camera still)
+    cases = [("exact motion", motion, False, False), ("motion=None", None, False, False),
+             ("jittered", motion, True, False), ("jittered, half still", half, True, False),
+             ("jittered, still camera", still, True, True)]  # fmt: skip
+    subjects |= _temporal_subjects(args.temporal, args.temporal, cases, frames, jitters, args.threads)
     if args.baseline:
-        before = TemporalUpscaler(args.baseline, "onnxruntime-cpu", threads=args.threads)
-        shaken = TemporalUpscaler(args.baseline, "onnxruntime-cpu", threads=args.threads)
-        parted = TemporalUpscaler(args.baseline, "onnxruntime-cpu", threads=args.threads)
         label = f"{Path(args.baseline).parent.name}/{Path(args.baseline).stem}"  # the folder names the release
-        subjects[f"{label} (exact motion)"] = lambda i: before.upscale(frames[i], (0.0, 0.0), motion)
-        subjects[f"{label} (jittered)"] = lambda i: shaken.upscale(frames[i], jitters[i % 16], motion)
-        subjects[f"{label} (jittered, half still)"] = lambda i: parted.upscale(frames[i], jitters[i % 16], half)
+        kept = [c for c in cases if c[0] != "motion=None"]
+        subjects |= _temporal_subjects(args.baseline, label, kept, frames, jitters, args.threads)
     for run in subjects.values():  # warm-up, and the temporal streams get a history
         run(0)
     medians: dict[str, list[float]] = {name: [] for name in subjects}

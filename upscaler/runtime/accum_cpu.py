@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["combine", "constants", "depth_gap", "kernel_threads", "luma", "show", "show_filtered", "warm"]
+__all__ = ["combine", "constants", "depth_gap", "kernel_threads", "launch", "luma", "show", "show_filtered", "warm"]
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
     os.environ["NUMBA_THREADING_LAYER"] = "workqueue"
@@ -54,6 +54,13 @@ from numba import njit, prange
 from upscaler.archs import GAP_FLOOR, LEAN_FLOOR, LUMA
 
 _LOCK = threading.Lock()
+
+
+def launch(threads: int, kernel, *args) -> None:
+    """Run ``kernel`` on ``args`` with ``threads`` threads, one kernel at a time (``_LOCK``)."""
+    with _LOCK:
+        numba.set_num_threads(threads)
+        kernel(*args)
 
 
 def kernel_threads(threads: int | None) -> int:
@@ -366,19 +373,15 @@ def combine(frame, folded, outputs, weighing, reset: bool, scale: int, depth, st
     with_depth = depth is not None and depth_state is not None
     if not with_depth:  # typed placeholders: the kernel does not touch them
         depth, depth_state = np.zeros((1, 1), np.float32), np.zeros((1, 1), np.float32)
-    with _LOCK:
-        numba.set_num_threads(threads)
-        _mean(padded, colour, weight, tail, gain, weighing, keepalive, kernels, scale, result, gathered)
-        _unfold_state(result, gathered, depth, with_depth, scale, interleaved, depth_state)
+    launch(threads, _mean, padded, colour, weight, tail, gain, weighing, keepalive, kernels, scale, result, gathered)
+    launch(threads, _unfold_state, result, gathered, depth, with_depth, scale, interleaved, depth_state)
 
 
 def depth_gap(depth, previous, threads: int) -> None:
     """``AccumSR.depth_gap`` in place: ``previous`` (s² x H x W, the reprojected history's depth, folded) becomes
     how far this frame's ``depth`` (H x W; zeros where the caller gave none) is from it, relative to the farther
     of the two (the network's ``apart`` input)."""
-    with _LOCK:
-        numba.set_num_threads(threads)
-        _depth_gap(depth, previous)
+    launch(threads, _depth_gap, depth, previous)
 
 
 #: the kernels' luma details where there are none (``detailed`` 0: none of it is read)
@@ -391,9 +394,8 @@ def show(moving, still, motion, pick: int, scale: int, out, threads: int, detail
     exactly zero. ``out`` is ``3 x sH x sW`` float32, or ``sH x sW x 3`` uint8 (times 255, rounded: the
     8-bit frame in the same pass). ``details`` and ``detailed``: luma details added, as ``show_filtered``'s."""
     kernel = _show8 if out.dtype == np.uint8 else _show
-    with _LOCK:
-        numba.set_num_threads(threads)
-        kernel(moving, still, _NO_DETAIL if details is None else details, detailed, motion, pick, scale, out)
+    launch(threads, kernel, moving, still, _NO_DETAIL if details is None else details, detailed, motion, pick, scale,
+           out)  # fmt: skip
 
 
 def show_filtered(result, matrices, biases, motion, pick: int, scale: int, out, threads: int, details=None,
@@ -405,19 +407,15 @@ def show_filtered(result, matrices, biases, motion, pick: int, scale: int, out, 
     ``details`` (2 x s² x H x W): the two filters' luma details, added to every colour; filter ``k``'s where bit
     ``k`` of ``detailed`` is set (the other is not read)."""
     kernel = _show_filtered8 if out.dtype == np.uint8 else _show_filtered
-    with _LOCK:
-        numba.set_num_threads(threads)
-        kernel(result, matrices, biases, _NO_DETAIL if details is None else details, detailed, motion, pick, scale,
-               out)  # fmt: skip
+    launch(threads, kernel, result, matrices, biases, _NO_DETAIL if details is None else details, detailed, motion,
+           pick, scale, out)  # fmt: skip
 
 
 def luma(result, out, threads: int) -> None:
     """``out`` (s² x H + 2p x W + 2p): the luma of the new colour ``result`` (3s² x H x W, folded), its edges
     replicated ``p`` wide: what the luma detail filters' graphs read (their convolutions pad nothing: a padding
     operator was another pass over the planes)."""
-    with _LOCK:
-        numba.set_num_threads(threads)
-        _luma(result, out.shape[0], (out.shape[1] - result.shape[1]) // 2, out)
+    launch(threads, _luma, result, out.shape[0], (out.shape[1] - result.shape[1]) // 2, out)
 
 
 def warm() -> None:

@@ -47,6 +47,7 @@ __all__ = [
     "depth_input",
     "fold_reproject",
     "fold_reproject_interleaved",
+    "remap_blocks",
     "rgb8_inputs",
     "rgb8_output",
     "start_state",
@@ -202,12 +203,22 @@ def fold_reproject_interleaved(
     _check_sides(history.shape[:2], w)
     map_x, map_y = _maps(motion, s, scratch)
     planes = out.reshape(channels, s * s * h, w)
-    for r0, r1 in _blocks(s * s * h, max(1, WARP_BLOCK_BYTES // (4 * w * channels))):
+    for r0, r1, warped in remap_blocks(history, map_x, map_y, scratch, mode):
+        cv2.split(warped, [planes[c, r0:r1] for c in range(channels)])
+    return out
+
+
+def remap_blocks(history: np.ndarray, map_x: np.ndarray, map_y: np.ndarray, scratch: Scratch, mode: str):
+    """``(r0, r1, warped)`` for each block of rows of the maps (``R x W``): an interleaved history (``sH x sW x
+    C``) resampled at rows ``r0`` to ``r1`` of the maps (edges clamped), ``r1 - r0 x W x C``, in scratch that the
+    next block overwrites (``WARP_BLOCK_BYTES`` at most)."""
+    rows, w = map_x.shape
+    channels = history.shape[2]
+    for r0, r1 in _blocks(rows, max(1, WARP_BLOCK_BYTES // (4 * w * channels))):
         warped = scratch.take("warped", (r1 - r0, w, channels))
         cv2.remap(history, map_x[r0:r1], map_y[r0:r1], _INTERPOLATION[mode], dst=warped,
                   borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
-        cv2.split(warped, [planes[c, r0:r1] for c in range(channels)])
-    return out
+        yield r0, r1, warped
 
 
 def _check_sides(side: tuple[int, int], w: int) -> None:

@@ -24,7 +24,6 @@ from upscaler.runtime.stream import (
     StreamState,
     depth_input,
     fold_reproject,
-    fold_reproject_interleaved,
     rgb8_inputs,
     rgb8_output,
     start_state,
@@ -96,6 +95,7 @@ class OrtCpuTemporalEngine(StreamState):
         inputs = {i.name for i in self._session.get_inputs()}
         self._accum = "colour" in inputs  # the network's part only: the mean and the filters are run here
         if self._accum:
+            from upscaler.runtime import fold_cpu
             from upscaler.runtime.accum_cpu import constants, kernel_threads, warm
 
             self._output_names = [o.name for o in self._session.get_outputs()]
@@ -104,7 +104,7 @@ class OrtCpuTemporalEngine(StreamState):
                 raise EngineUnavailable(f"model {model.name!r}: its CPU graph is from an older export (outputs "
                                         f"{outputs}); export it again ({EXPORT_HINT})")  # fmt: skip
             self._weighing = constants(model.params)
-            warm()  # compiled (or loaded from the cache) now, not on the first frame
+            warm(), fold_cpu.warm()  # compiled (or loaded from the cache) now, not on the first frame
             self._open_filter = lambda kind: _session(model, kind, quiet)
             #: shared by every fork (``release`` renews the sessions in place)
             self._filters = {f: self._open_filter(f"display-{f}") for f in DISPLAY_FILTERS
@@ -184,6 +184,7 @@ class OrtCpuTemporalEngine(StreamState):
         """The state reprojected and folded, the network's graph, then the mean and the new state (one pass),
         then the shown frame. The state is the colour and weight interleaved (``sH x sW x 4``: one resampling
         pass for the four) and, for a model that takes depth, the depth plane."""
+        from upscaler.runtime import fold_cpu
         from upscaler.runtime.accum_cpu import combine
 
         s, s2 = self.scale, self.scale * self.scale
@@ -193,7 +194,9 @@ class OrtCpuTemporalEngine(StreamState):
             self._history, motion = _accum_start(frame, s), np.zeros_like(motion)
             self._depth_plane = np.zeros((h * s, w * s), np.float32) if self._depth else None
         folded = self._scratch.take("folded", ((5 if self._depth else 4) * s2, h, w))
-        fold_reproject_interleaved(self._history, motion[0], s, folded[: 4 * s2], self._scratch, self._mode)
+        fold_cpu.fold_reproject_still(
+            self._history, motion[0], s, folded[: 4 * s2], self._scratch, self._mode, self._threads
+        )
         if self._depth:
             self._fold_depth(frame, motion, folded[4 * s2 :], fresh, depth)
         outputs = self._network_outputs(h, w)
