@@ -85,12 +85,12 @@ def _clock(part: str, call):
 def _clock_parts(upscaler):
     """``upscaler``'s engine with each part's time added to the active variant's (the module functions the
     engine calls are clocked once, for all)."""
-    from upscaler.runtime import accum_cpu, temporal_ort_cpu
+    from upscaler.runtime import accum_cpu, fold_cpu, temporal_ort_cpu
 
     engine = upscaler.engine
     engine._run, engine._filter = _clock("network", engine._run), _clock("filters", engine._filter)
-    clocked = [(temporal_ort_cpu, "fold_reproject", "reproject"), (temporal_ort_cpu, "fold_reproject_interleaved",
-               "reproject"), (accum_cpu, "combine", "fused"), (accum_cpu, "show", "fused"),
+    clocked = [(temporal_ort_cpu, "fold_reproject", "reproject"), (fold_cpu, "fold_reproject_blocks", "reproject"),
+               (accum_cpu, "combine", "fused"), (accum_cpu, "show", "fused"),
                (accum_cpu, "show_filtered", "filters")]  # fmt: skip  # 1x1 filters: applied as the frame is shown
     for module, name, part in clocked:
         if not getattr(getattr(module, name), "clocked", False):

@@ -101,28 +101,6 @@ def test_reprojection_moves_the_history_by_the_motion_in_torch_and_opencv(motion
     assert np.abs(unfolded - ours).max() < 1e-4  # the CPU engine's reprojection is the graph's
 
 
-@pytest.mark.parametrize(("mode", "block_rows"), [("linear", None), ("cubic", None), ("cubic", 5)])
-def test_an_interleaved_history_reprojects_to_the_same_planes_in_one_pass(mode, block_rows, monkeypatch):
-    """``fold_reproject_interleaved`` (the accumulating engine's colour and weight, ``sH x sW x 4``): the planes
-    ``fold_reproject`` makes of the same history, bit for bit, in one block or many (its scratch bound)."""
-    from upscaler.runtime import stream
-    from upscaler.runtime.stream import Scratch, fold_reproject_interleaved
-
-    if block_rows:
-        monkeypatch.setattr(stream, "WARP_BLOCK_BYTES", block_rows * 11 * 4 * 4)  # 5 of the map's 112 rows
-
-    rng = np.random.default_rng(2)
-    history = rng.random((4, 28, 44), dtype=np.float32)
-    motion = (rng.random((2, 7, 11), dtype=np.float32) - 0.5) * 3
-    expected = fold_reproject(history, motion, 4, mode=mode)
-    out = np.full_like(expected, np.nan)
-    interleaved = np.ascontiguousarray(history.transpose(1, 2, 0))
-    scratch = Scratch()
-    assert fold_reproject_interleaved(interleaved, motion, 4, out, scratch, mode) is out
-    assert np.array_equal(out, expected)
-    assert scratch.take("warped", (1,)).base.size == (block_rows or 7 * 16) * 11 * 4
-
-
 def test_plain_accumulation_gathers_the_jittered_samples_of_a_still_scene():
     frames = _pan(frames=16, velocity=(0.0, 0.0))
     acc = PlainAccumulator(4)

@@ -13,7 +13,8 @@ holds both kinds):
 
 - ``onnxruntime-cpu`` (``temporal_ort_cpu``): reprojects the state with
   OpenCV (``cv2.remap``, straight into the folded layout: one low-resolution
-  map per sub-pixel), runs the model's *folded* graph (the step between
+  map per sub-pixel; an accumulating model's colour and weight a block of
+  sub-pixels at a time, ``fold_cpu``), runs the model's *folded* graph (the step between
   reprojection and PixelShuffle) and unfolds its output with ``cv2.merge``.
   ONNX Runtime's CPU ``GridSample`` costs more than the whole network at
   720p output (measured: 51 ms against cv2's few) and its ``DepthToSpace``
@@ -40,14 +41,11 @@ import numpy as np
 
 __all__ = [
     "REMAP_SIDE",
-    "WARP_BLOCK_BYTES",
     "Scratch",
     "StreamState",
     "TemporalEngine",
     "depth_input",
     "fold_reproject",
-    "fold_reproject_interleaved",
-    "remap_blocks",
     "rgb8_inputs",
     "rgb8_output",
     "start_state",
@@ -85,10 +83,6 @@ class TemporalEngine(Protocol):
         """Give back the memory kept between steps beyond the histories (scratch, arenas): no stream steps now."""
         ...
 
-
-#: ``fold_reproject_interleaved`` resamples in blocks of at most this many bytes (the interleaved block it then
-#: splits is scratch): a 320x180 x4 step in one block, a 1024x1024 one in 16 MB blocks, not one of 268 MB.
-WARP_BLOCK_BYTES = 16 << 20
 
 #: OpenCV's ``remap`` indexes with 16-bit shorts: its source and destination sides, and its maps' rows and
 #: columns, must each stay below 32767 (``CV_Assert(... < SHRT_MAX)``).
@@ -189,36 +183,6 @@ def fold_reproject(
             cv2.remap(history[c], map_x[r0:r1], map_y[r0:r1], _INTERPOLATION[mode], dst=planes[c, r0:r1],
                       borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
     return out
-
-
-def fold_reproject_interleaved(
-    history: np.ndarray, motion: np.ndarray, scale: int, out: np.ndarray, scratch: Scratch, mode: str = "linear"
-) -> np.ndarray:
-    """``fold_reproject`` of an interleaved history (``sH x sW x C``, C at most 4) into ``out`` (``Cs² x H x W``,
-    planar as ``fold_reproject`` writes it, the same values): one ``remap`` resamples every channel (OpenCV
-    computes each position's weights once), then one split writes the planes. At x4, 320x180, four channels:
-    about 7.6 ms where four planes take 10.4."""
-    h, w = motion.shape[1:]
-    s, channels = scale, history.shape[2]
-    _check_sides(history.shape[:2], w)
-    map_x, map_y = _maps(motion, s, scratch)
-    planes = out.reshape(channels, s * s * h, w)
-    for r0, r1, warped in remap_blocks(history, map_x, map_y, scratch, mode):
-        cv2.split(warped, [planes[c, r0:r1] for c in range(channels)])
-    return out
-
-
-def remap_blocks(history: np.ndarray, map_x: np.ndarray, map_y: np.ndarray, scratch: Scratch, mode: str):
-    """``(r0, r1, warped)`` for each block of rows of the maps (``R x W``): an interleaved history (``sH x sW x
-    C``) resampled at rows ``r0`` to ``r1`` of the maps (edges clamped), ``r1 - r0 x W x C``, in scratch that the
-    next block overwrites (``WARP_BLOCK_BYTES`` at most)."""
-    rows, w = map_x.shape
-    channels = history.shape[2]
-    for r0, r1 in _blocks(rows, max(1, WARP_BLOCK_BYTES // (4 * w * channels))):
-        warped = scratch.take("warped", (r1 - r0, w, channels))
-        cv2.remap(history, map_x[r0:r1], map_y[r0:r1], _INTERPOLATION[mode], dst=warped,
-                  borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
-        yield r0, r1, warped
 
 
 def _check_sides(side: tuple[int, int], w: int) -> None:

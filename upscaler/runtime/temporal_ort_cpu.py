@@ -194,9 +194,7 @@ class OrtCpuTemporalEngine(StreamState):
             self._history, motion = _accum_start(frame, s), np.zeros_like(motion)
             self._depth_plane = np.zeros((h * s, w * s), np.float32) if self._depth else None
         folded = self._scratch.take("folded", ((5 if self._depth else 4) * s2, h, w))
-        fold_cpu.fold_reproject_still(
-            self._history, motion[0], s, folded[: 4 * s2], self._scratch, self._mode, self._threads
-        )
+        fold_cpu.fold_reproject_blocks(self._history, motion[0], s, folded[: 4 * s2], self._mode, self._threads)
         if self._depth:
             self._fold_depth(frame, motion, folded[4 * s2 :], fresh, depth)
         outputs = self._network_outputs(h, w)
