@@ -99,6 +99,25 @@ VIDEO_CLIP = "| x4-video against x4-fast on the real clip"
 VIDEO_X2 = "| x2-video against x2-fast: Set5"
 VIDEO_SPEED = "| the video models' network time"
 
+BLOCK_FOLD, FOLD4, FOLD2 = (
+    "| the accumulating engine's reprojection a block",
+    "fold-speed-x4.json",
+    "fold-speed-x2.json",
+)
+BLOCK_STEP, STEP_LITE, STEP_X4, STEP_X2 = (
+    "| the whole step with each reprojection in turn",
+    "fold-step-x4-lite.json",
+    "fold-step-x4.json",
+    "fold-step-x2.json",
+)
+BLOCK_HARNESS, X4B, X4R, X2B = (
+    "| the speed harness after it (`temporal_speed.py`",
+    "temporal-speed-x4-blocks.json",
+    "temporal-speed-x4-remap.json",
+    "temporal-speed-x2-blocks.json",
+)
+X2_KINDS, X2_KINDS_SEQ = "| x2-temporal over a still and a slow shot", "sequences-x2-still-slow-mcmaster.json"
+
 #: (words on the README line, JSON file, path in it, format the README prints the value in)
 FIGURES = [
     ("all rounds together the service served", "service-cpu-x4-fast.json", "http.0.fps", "{:.1f} / "),
@@ -326,6 +345,27 @@ FIGURES = [
     (SETTLED_SPEED, X4S, "subjects.x4-temporal (jittered).ratio", "motion, {:.2f}x jittered, 2.39x"),
     (SETTLED_SPEED, X4S, "subjects.weights/x4-temporal-lite (jittered).ratio", "1.25x, {:.2f}x jittered"),
     ("noise; 1.85x and 2.10x with the harness settled", X4S, "subjects.x4-temporal (jittered).ratio", "and {:.2f}x"),
+    (BLOCK_FOLD, FOLD4, "cases.moving.blocks.median_ms", "moving {:.2f} ms against"),
+    (BLOCK_FOLD, FOLD4, "cases.moving.opencv interleaved.vs_blocks", "against 8.25 ({:.2f}x)"),
+    (BLOCK_FOLD, FOLD4, "cases.still.opencv interleaved.vs_blocks", "against 8.17 ({:.2f}x)"),
+    (BLOCK_FOLD, FOLD2, "cases.moving.opencv interleaved.vs_blocks", "against 1.99 ({:.2f}x: slower)"),
+    (BLOCK_FOLD, FOLD2, "cases.still.opencv interleaved.vs_blocks", "the camera still {:.2f}x |"),
+    (BLOCK_STEP, STEP_LITE, "cases.jittered.blocks.vs_single", "x4-temporal-lite {:.2f}x x4-fast's"),
+    (BLOCK_STEP, STEP_LITE, "cases.jittered.opencv interleaved.vs_single", "({:.2f}x with OpenCV's"),
+    (BLOCK_STEP, STEP_LITE, "cases.jittered, half still.blocks.vs_single", "), {:.2f}x with half"),
+    (BLOCK_STEP, STEP_LITE, "cases.jittered, still camera.opencv interleaved.vs_single", "camera still ({:.2f}x)"),
+    (BLOCK_STEP, STEP_X4, "cases.jittered.blocks.vs_single", "x4-temporal {:.2f}x jittered"),
+    (BLOCK_STEP, STEP_X4, "cases.exact motion.opencv interleaved.vs_single", "exact motion ({:.2f}x); x2"),
+    (BLOCK_STEP, STEP_X2, "cases.jittered.blocks.vs_single", "x2-temporal {:.2f}x x2-fast's"),
+    (BLOCK_STEP, STEP_X2, "cases.exact motion.blocks.vs_single", "(1.10x), {:.2f}x with exact"),
+    (BLOCK_HARNESS, X4B, "subjects.x4-temporal-lite (jittered).ratio", "x4-temporal-lite {:.2f}x x4-fast's"),
+    (BLOCK_HARNESS, X4B, "subjects.x4-temporal-lite (jittered, still camera).ratio", "still, {:.2f}x with the camera"),
+    (BLOCK_HARNESS, X4R, "subjects.x4-temporal-lite (jittered, half still).ratio", "before 1.41x, {:.2f}x, 1.41x"),
+    (BLOCK_HARNESS, X4B, "subjects.weights/x4-temporal (jittered).ratio", "x4-temporal {:.2f}x jittered ("),
+    (BLOCK_HARNESS, X2B, "subjects.x2-temporal (jittered).ratio", "(another run) {:.2f}x x2-fast's"),
+    (X2_KINDS, X2_KINDS_SEQ, "subjects.2.summary.still.steady_psnr", "still shots {:.2f} dB against"),
+    (X2_KINDS, X2_KINDS_SEQ, "subjects.1.summary.still.steady_psnr", "accumulation's {:.2f} (+0.62)"),
+    (X2_KINDS, X2_KINDS_SEQ, "subjects.2.summary.slow.steady_psnr", "slow {:.2f} against"),
     (X2_CLIP, "stability-clip-x2-display.json", "subjects.0.ratio_to_reference", "| {:.2f}x ("),
     (X2_CLIP, "stability-clip-x2-display.json", "subjects.0.mean", "({:.2f} against"),
     (X2_CLIP, "stability-clip-x2-display.json", "subjects.0.detail", '"detail" {:.2f} against'),
