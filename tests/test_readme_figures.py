@@ -116,6 +116,7 @@ BLOCK_HARNESS, X4B, X4R, X2B = (
     "temporal-speed-x4-remap.json",
     "temporal-speed-x2-blocks.json",
 )
+LUMA_BSD = "24 BSD100 images 35.99 against plain accumulation's"
 X2_KINDS, X2_KINDS_SEQ = "| x2-temporal over a still and a slow shot", "sequences-x2-still-slow-mcmaster.json"
 
 #: (words on the README line, JSON file, path in it, format the README prints the value in)
@@ -363,6 +364,8 @@ FIGURES = [
     (BLOCK_HARNESS, X4R, "subjects.x4-temporal-lite (jittered, half still).ratio", "before 1.41x, {:.2f}x, 1.41x"),
     (BLOCK_HARNESS, X4B, "subjects.weights/x4-temporal (jittered).ratio", "x4-temporal {:.2f}x jittered ("),
     (BLOCK_HARNESS, X2B, "subjects.x2-temporal (jittered).ratio", "(another run) {:.2f}x x2-fast's"),
+    (LUMA_BSD, "sequences-x4-lite-luma-kinds-bsd100.json", "subjects.2.summary.still.steady_psnr", "images {:.2f}"),
+    (LUMA_BSD, "sequences-x4-lite-luma-kinds-bsd100.json", "subjects.1.summary.still.steady_psnr", "'s {:.2f}, 1.42"),
     (X2_KINDS, X2_KINDS_SEQ, "subjects.2.summary.still.steady_psnr", "still shots {:.2f} dB against"),
     (X2_KINDS, X2_KINDS_SEQ, "subjects.1.summary.still.steady_psnr", "accumulation's {:.2f} (+0.62)"),
     (X2_KINDS, X2_KINDS_SEQ, "subjects.2.summary.slow.steady_psnr", "slow {:.2f} against"),
