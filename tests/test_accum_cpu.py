@@ -202,7 +202,7 @@ def test_only_filters_that_are_not_identity_ship_a_graph(tmp_path):
 @pytest.mark.parametrize(("taps", "detail", "as_is"), [(3, 0, False), (1, 0, False), (1, 3, False), (1, 3, True)])
 def test_a_still_camera_over_a_moving_layer_shows_both_filters_as_pytorch_does(tmp_path, taps, detail, as_is):
     """Still background and a moving layer in one frame: the CPU engine runs both filters and picks per pixel
-    (luma details: the moving one's graph over the layer's rows only)."""
+    (3x3 display graphs and luma details: the moving one's graph over the layer's rows only)."""
     from export.temporal import check_temporal_parity
 
     net = _net(display=taps, detail=detail)

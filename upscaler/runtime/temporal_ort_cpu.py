@@ -77,6 +77,18 @@ def _accum_start(frame: np.ndarray, scale: int) -> np.ndarray:
     return state
 
 
+def _rows(rest: np.ndarray | None, k: int) -> tuple[int, int] | None:
+    """The band of rows (``top, bottom``) that shows filter ``k`` (1: where ``rest``, H x W, is set; 0: where it is
+    not), from the first row to the last that has such a pixel; None for every row (``rest`` None: the frame
+    shows one filter, or the band is the whole frame)."""
+    if rest is None:
+        return None
+    shown = np.flatnonzero((rest if k == 1 else ~rest).any(axis=1))
+    if shown[0] == 0 and shown[-1] == rest.shape[0] - 1:
+        return None
+    return int(shown[0]), int(shown[-1]) + 1
+
+
 class OrtCpuTemporalEngine(StreamState):
     """ONNX Runtime on the CPU: OpenCV reprojection + the folded graph."""
 
@@ -112,6 +124,7 @@ class OrtCpuTemporalEngine(StreamState):
             self._details = {f: self._open_filter(f"detail-{f}") for f in DISPLAY_FILTERS
                              if model.graph(f"detail-{f}")}  # fmt: skip
             self._detail_pad = int(model.params.get("detail", 0)) // 2  # their input's replicated edges
+            self._display_reach = int(model.params.get("display", 0)) // 2  # the display graphs' rows each side
             #: 1x1 filters are applied in the show's pass (``accum_cpu.show_filtered``): their weights, not graphs
             self._matrices, self._pairs = None, {}  # shared by every fork, as the sessions are
             if model.params.get("display") == 1:
@@ -263,7 +276,8 @@ class OrtCpuTemporalEngine(StreamState):
         if self._matrices and any(f in self._matrices for f in names):
             return self._show_filtered(result, names, motion, pick, rgb8, rest)
         planes = result.reshape(3, s * s, h, w)
-        moving, still = (None if f is None else self._filter(f, planes, result) for f in names)
+        moving, still = (None if f is None else self._filter(f, planes, result, _rows(rest, k))
+                         for k, f in enumerate(names))  # fmt: skip
         details, detailed = self._luma_details(result, names, h, w, rest)
         if not rgb8 and not detailed and all(x is None or x is result for x in (moving, still)):
             return self._shown_as_is(False)
@@ -305,11 +319,11 @@ class OrtCpuTemporalEngine(StreamState):
         details = self._scratch.take("details", (2, s2, h, w))
         luma(result, planes[0], self._threads)
         for k in wanted:
-            shown = None if rest is None else np.flatnonzero((rest if k == 1 else ~rest).any(axis=1))
-            if shown is None or (shown[0] == 0 and shown[-1] == h - 1):
+            rows = _rows(rest, k)
+            if rows is None:
                 _run_into(self._details[names[k]], {"luma": planes}, {"detail": details[k : k + 1]})
             else:
-                self._band_detail(self._details[names[k]], planes, int(shown[0]), int(shown[-1]) + 1, details[k])
+                self._band_detail(self._details[names[k]], planes, *rows, details[k])
         return details, sum(1 << k for k in wanted)
 
     def _band_detail(self, session, planes: np.ndarray, top: int, bottom: int, out: np.ndarray) -> None:
@@ -331,15 +345,32 @@ class OrtCpuTemporalEngine(StreamState):
             self._shown = np.empty((3, h * s, w * s), np.float32)
         return self._shown
 
-    def _filter(self, name: str, planes: np.ndarray, result: np.ndarray) -> np.ndarray:
+    def _filter(self, name: str, planes: np.ndarray, result: np.ndarray, rows=None) -> np.ndarray:
         """Display filter ``name`` over the folded colour (``result``, or ``planes``: the same, one colour per
-        batch item), folded like ``result``; ``result`` itself where the model has no graph for it."""
+        batch item), folded like ``result``; ``result`` itself where the model has no graph for it. ``rows``
+        (``top, bottom``; None: all): the rows it is run over (elsewhere its output is left as it was, and
+        never read)."""
         session = self._filters.get(name)
         if session is None:
             return result
         out = self._scratch.take(f"display-{name}", result.shape)
-        _run_into(session, {"result": planes}, {"shown": out.reshape(planes.shape)})
+        if rows is None:
+            _run_into(session, {"result": planes}, {"shown": out.reshape(planes.shape)})
+        else:
+            self._band_filter(session, planes, *rows, out.reshape(planes.shape))
         return out
+
+    def _band_filter(self, session, planes: np.ndarray, top: int, bottom: int, out: np.ndarray) -> None:
+        """Rows ``top`` to ``bottom`` of ``out`` (3 x s² x H x W): a display graph's output over that band of
+        ``planes``, read with the filter's reach more rows each side where the frame has them (the graph
+        replicates the band's edges, as the frame's: the rows beyond the band's own are dropped)."""
+        reach, h = int(self._display_reach), planes.shape[2]
+        first, last = max(top - reach, 0), min(bottom + reach, h)
+        band = self._scratch.take("display-band", (*planes.shape[:2], last - first, planes.shape[3]))
+        band[:] = planes[:, :, first:last]
+        shown = self._scratch.take("display-shown", band.shape)
+        _run_into(session, {"result": band}, {"shown": shown})
+        out[:, :, top:bottom] = shown[:, :, top - first : bottom - first]
 
     def release(self) -> None:
         """Drop the shared scratch and give ONNX Runtime's arena back (it keeps the peak step's activations,
