@@ -116,6 +116,11 @@ BLOCK_HARNESS, X4B, X4R, X2B = (
     "temporal-speed-x4-remap.json",
     "temporal-speed-x2-blocks.json",
 )
+BANDED, X4BD, X2BD = (
+    "| the same engine, each 3x3 display graph run over the rows",
+    "temporal-speed-x4-banded.json",
+    "temporal-speed-x2-banded.json",
+)
 LUMA_BSD = "24 BSD100 images 35.99 against plain accumulation's"
 X2_KINDS, X2_KINDS_SEQ = "| x2-temporal over a still and a slow shot", "sequences-x2-still-slow-mcmaster.json"
 
@@ -364,6 +369,12 @@ FIGURES = [
     (BLOCK_HARNESS, X4R, "subjects.x4-temporal-lite (jittered, half still).ratio", "before 1.41x, {:.2f}x, 1.41x"),
     (BLOCK_HARNESS, X4B, "subjects.weights/x4-temporal (jittered).ratio", "x4-temporal {:.2f}x jittered ("),
     (BLOCK_HARNESS, X2B, "subjects.x2-temporal (jittered).ratio", "(another run) {:.2f}x x2-fast's"),
+    (BANDED, X4BD, "subjects.x4-temporal (jittered, half still).ratio", "x4-temporal {:.2f}x x4-fast's"),
+    (BANDED, X4B, "subjects.weights/x4-temporal (jittered, half still).ratio", "still ({:.2f}x in `temporal"),
+    (BANDED, STEP_X4, "cases.jittered, half still.blocks.vs_single", "json`, {:.2f}x in `fold-step"),
+    (BANDED, X4BD, "subjects.x4-temporal (jittered).ratio", "banding), {:.2f}x jittered"),
+    (BANDED, X4BD, "subjects.weights/x4-temporal-lite (jittered).ratio", "x4-temporal-lite {:.2f}x jittered and"),
+    (BANDED, X2BD, "subjects.x2-temporal (jittered, half still).ratio", "jittered, {:.2f}x with half"),
     (LUMA_BSD, "sequences-x4-lite-luma-kinds-bsd100.json", "subjects.2.summary.still.steady_psnr", "images {:.2f}"),
     (LUMA_BSD, "sequences-x4-lite-luma-kinds-bsd100.json", "subjects.1.summary.still.steady_psnr", "'s {:.2f}, 1.42"),
     (X2_KINDS, X2_KINDS_SEQ, "subjects.2.summary.still.steady_psnr", "still shots {:.2f} dB against"),

@@ -8,17 +8,21 @@ resampling is separable: a horizontal pass over each window row, then a
 vertical one. The state is interleaved (``sH x sW x 4``: colour and weight),
 so a block's row of ``s`` sub-pixels by 4 channels is ``4s`` contiguous
 floats, and both passes are four multiply-adds over rows of them (LLVM
-vectorises them).
-A pixel whose motion is exactly zero reads its own block at whole
-positions, where the weights are one and zeros: it is copied, bit for bit
-what the resampling gives.
+vectorises them: the weights stay float32 and the channel count is a
+constant, or LLVM leaves the loops scalar). A pixel whose motion is exactly
+zero reads its own block at whole positions, where the weights are one and
+zeros: it is copied, bit for bit what the resampling gives, and a row with
+no motion is copied plane by plane.
 
-OpenCV's ``remap`` (``stream.fold_reproject``, what the engine ran before,
-interleaved) computes each sub-pixel's 16 weights and taps on its own, in
-scalar code, and a split to planes followed: it took two to three times as
-long (``benchmarks/fold_speed.py``). The two agree to rounding (about 1e-4 where the state's values change by one
-per pixel: ``remap``'s maps hold ``s x + j + s m`` rounded to float32, here
-the fraction is ``s m``'s own), and both are what the model's ``forward``
+OpenCV's ``remap``, which the engine ran before over the interleaved state
+(``stream.fold_reproject`` does it plane by plane), computes each
+sub-pixel's 16 weights and taps on its own in scalar code, and a split into
+planes followed: at x4 that took 1.4 times as long on moving frames and 2.6
+times on still ones; at x2, where a block's row is half a vector, it is a
+little faster on moving frames (``benchmarks/fold_speed.py``). The two agree
+to rounding (about 1e-4 where the state's values change by one per pixel:
+``remap``'s maps hold ``s x + j + s m`` rounded to float32, here the
+fraction is ``s m``'s own), and both are what the model's ``forward``
 (``grid_sample`` with clamped edges) computes, to the same rounding.
 """
 

@@ -1,7 +1,8 @@
 """ONNX Runtime on the CPU for temporal models: OpenCV reprojection + the model's folded graph (``stream``).
 
-Accumulating models (``AccumSR``) run their folded graph as the network's part
-only; the weighted mean, the state's unfolding and the shown frame are fused
+Accumulating models (``AccumSR``) reproject their state a block of sub-pixels
+at a time (``fold_cpu``, not OpenCV) and run their folded graph as the
+network's part only; the weighted mean, the state's unfolding and the shown frame are fused
 passes (``accum_cpu``) and 3x3 display filters small graphs of their own, each
 run only where a pixel shows it (1x1 filters are applied in the pass that
 shows the frame: their weights are read from their graphs as the engine loads;
@@ -116,7 +117,8 @@ class OrtCpuTemporalEngine(StreamState):
                 raise EngineUnavailable(f"model {model.name!r}: its CPU graph is from an older export (outputs "
                                         f"{outputs}); export it again ({EXPORT_HINT})")  # fmt: skip
             self._weighing = constants(model.params)
-            warm(), fold_cpu.warm()  # compiled (or loaded from the cache) now, not on the first frame
+            warm()  # the kernels compiled (or loaded from the cache) now, not on the first frame
+            fold_cpu.warm()
             self._open_filter = lambda kind: _session(model, kind, quiet)
             #: shared by every fork (``release`` renews the sessions in place)
             self._filters = {f: self._open_filter(f"display-{f}") for f in DISPLAY_FILTERS
