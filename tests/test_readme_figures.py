@@ -121,6 +121,7 @@ BANDED, X4BD, X2BD = (
     "temporal-speed-x4-banded.json",
     "temporal-speed-x2-banded.json",
 )
+KEEP, KB, KM = "| where still shots are won and lost", "keep-by-detail-bsd100.json", "keep-by-detail-mcmaster.json"
 LUMA_BSD = "24 BSD100 images 35.99 against plain accumulation's"
 X2_KINDS, X2_KINDS_SEQ = "| x2-temporal over a still and a slow shot", "sequences-x2-still-slow-mcmaster.json"
 
@@ -375,6 +376,13 @@ FIGURES = [
     (BANDED, X4BD, "subjects.x4-temporal (jittered).ratio", "banding), {:.2f}x jittered"),
     (BANDED, X4BD, "subjects.weights/x4-temporal-lite (jittered).ratio", "x4-temporal-lite {:.2f}x jittered and"),
     (BANDED, X2BD, "subjects.x2-temporal (jittered, half still).ratio", "jittered, {:.2f}x with half"),
+    (KEEP, KB, "mean.x4-temporal-lite.detail_psnr", "BSD100 detail: x4-temporal-lite {:.2f} dB"),
+    (KEEP, KB, "mean.accumulation.detail_psnr", "plain accumulation {:.2f}; flat"),
+    (KEEP, KB, "mean.accumulation.flat_psnr", "and {:.2f}; the lite's"),
+    (KEEP, KB, "mean.x4-temporal-lite.detail_weight", "weight {:.3f} on detail"),
+    (KEEP, KB, "mean.x4-temporal.detail_weight", "(x4-temporal {:.3f} and"),
+    (KEEP, KM, "mean.x4-temporal-lite.detail_psnr", "mcmaster detail {:.2f}, "),
+    (KEEP, KM, "mean.accumulation.flat_psnr", "47.49 and {:.2f} |"),
     (LUMA_BSD, "sequences-x4-lite-luma-kinds-bsd100.json", "subjects.2.summary.still.steady_psnr", "images {:.2f}"),
     (LUMA_BSD, "sequences-x4-lite-luma-kinds-bsd100.json", "subjects.1.summary.still.steady_psnr", "'s {:.2f}, 1.42"),
     (X2_KINDS, X2_KINDS_SEQ, "subjects.2.summary.still.steady_psnr", "still shots {:.2f} dB against"),
