@@ -40,7 +40,10 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["combine", "constants", "depth_gap", "kernel_threads", "launch", "luma", "show", "show_filtered", "warm"]
+__all__ = [
+    "combine", "constants", "depth_gap", "kernel_threads", "launch", "luma", "row_pick", "show", "show_filtered",
+    "warm",
+]  # fmt: skip
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
     os.environ["NUMBA_THREADING_LAYER"] = "workqueue"
@@ -180,7 +183,7 @@ def _unfold_state(result, gathered, depth, with_depth, s, state, depth_state):
 
 
 @njit(fastmath=True, cache=True, inline="always")
-def _row_pick(motion, y):
+def row_pick(motion, y):
     """Which filter row ``y``'s pixels pick: 0 if none is still (motion exactly zero), 1 if all are, else 2."""
     still = 0
     for x in range(motion.shape[2]):
@@ -225,7 +228,7 @@ def _show8(moving, still, details, detailed, motion, pick, s, out):
     for row in prange(h * s):
         y, i = row // s, row % s
         flat = out[row].reshape(-1)
-        k = pick if pick != 2 else _row_pick(motion, y)  # a row whose pixels all show one filter: plane by plane
+        k = pick if pick != 2 else row_pick(motion, y)  # a row whose pixels all show one filter: plane by plane
         if k != 2:
             src = still if k == 1 else moving
             for c in range(3):
@@ -279,7 +282,7 @@ def _shown_row(result, matrices, biases, details, detailed, motion, pick, c, y, 
     """``rows[0]``: the shown values of sub-pixel ``q`` of colour ``c`` at row ``y``, clamped: filter 0
     (``matrices``/``biases``: 2 x ...; plus ``details[0]`` where bit 0 of ``detailed`` is set) where ``pick``
     is 0, filter 1 where it is 1, and where it is 2 per pixel by its motion (exactly zero: filter 1; the
-    callers give a row whose pixels all pick one filter that filter's ``pick``, ``_row_pick``)."""
+    callers give a row whose pixels all pick one filter that filter's ``pick``, ``row_pick``)."""
     out, first = rows[0], 1 if pick == 1 else 0
     _filtered(result, matrices[first], biases[first], c, y, q, s2, out)
     _add_detail(details, detailed, first, y, q, out)
@@ -319,7 +322,7 @@ def _show_filtered(result, matrices, biases, details, detailed, motion, pick, s,
     for row in prange(h * s):
         y, i = row // s, row % s
         rows = np.empty((2, w), np.float32)
-        k = pick if pick != 2 else _row_pick(motion, y)  # a row whose pixels all show one filter runs that one
+        k = pick if pick != 2 else row_pick(motion, y)  # a row whose pixels all show one filter runs that one
         for c in range(3):
             for j in range(s):
                 _shown_row(result, matrices, biases, details, detailed, motion, k, c, y, i * s + j, s2, rows)
@@ -337,7 +340,7 @@ def _show_filtered8(result, matrices, biases, details, detailed, motion, pick, s
     for row in prange(h * s):
         y, i = row // s, row % s
         rows = np.empty((2, w), np.float32)
-        k = pick if pick != 2 else _row_pick(motion, y)  # a row whose pixels all show one filter runs that one
+        k = pick if pick != 2 else row_pick(motion, y)  # a row whose pixels all show one filter runs that one
         flat = out[row].reshape(-1)
         for c in range(3):
             for j in range(s):

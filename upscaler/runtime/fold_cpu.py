@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from upscaler.runtime.accum_cpu import launch
+from upscaler.runtime.accum_cpu import launch, row_pick
 
 __all__ = ["MODES", "fold_reproject_blocks", "warm"]
 
@@ -72,15 +72,6 @@ def _across_edge(flat, top, left, wx, n, channels, hx):
             hx[r * n + k] = w0 * v0 + w1 * v1 + w2 * v2 + w3 * v3
 
 
-@njit(fastmath=True, cache=True, inline="always")
-def _still_row(motion, y):
-    """Whether every pixel of row ``y`` has zero motion."""
-    for x in range(motion.shape[2]):  # noqa: SIM110 (a generator in ``all``: not in Numba's nopython mode)
-        if motion[0, y, x] != 0.0 or motion[1, y, x] != 0.0:
-            return False
-    return True
-
-
 @njit(fastmath=True, cache=True)
 def _copy_row(flat, s, channels, y, out):
     """``out`` (Cs² x H x W) at row ``y``: the state's blocks as they are, plane by plane (a still row: half
@@ -106,7 +97,7 @@ def _fold(history, motion, s, cubic, out):
     flat = history.reshape(rows, cols * channels)
     limit = np.float32(rows + cols)  # a position beyond it reads the edge: every tap clamped
     for y in prange(h):
-        if _still_row(motion, y):
+        if row_pick(motion, y) == 1:  # no pixel of the row moves
             _copy_row(flat, s, channels, y, out)
             continue
         hx = np.empty((s + 3) * n, np.float32)

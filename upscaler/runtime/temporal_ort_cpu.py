@@ -78,16 +78,18 @@ def _accum_start(frame: np.ndarray, scale: int) -> np.ndarray:
     return state
 
 
-def _rows(rest: np.ndarray | None, k: int) -> tuple[int, int] | None:
-    """The band of rows (``top, bottom``) that shows filter ``k`` (1: where ``rest``, H x W, is set; 0: where it is
-    not), from the first row to the last that has such a pixel; None for every row (``rest`` None: the frame
-    shows one filter, or the band is the whole frame)."""
+def _bands(rest: np.ndarray | None) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
+    """The band of rows (``top, bottom``) that shows each filter (0, moving: where ``rest``, H x W, is not set;
+    1, still: where it is), from the first row to the last that has such a pixel; None for every row (``rest``
+    None: the frame shows one filter, or the band is the whole frame)."""
     if rest is None:
-        return None
-    shown = np.flatnonzero((rest if k == 1 else ~rest).any(axis=1))
-    if shown[0] == 0 and shown[-1] == rest.shape[0] - 1:
-        return None
-    return int(shown[0]), int(shown[-1]) + 1
+        return None, None
+    bands = []
+    for shows in (~rest, rest):
+        shown = np.flatnonzero(shows.any(axis=1))
+        whole = shown[0] == 0 and shown[-1] == rest.shape[0] - 1
+        bands.append(None if whole else (int(shown[0]), int(shown[-1]) + 1))
+    return bands[0], bands[1]
 
 
 class OrtCpuTemporalEngine(StreamState):
@@ -267,20 +269,21 @@ class OrtCpuTemporalEngine(StreamState):
 
         s = self.scale
         h, w = motion.shape[2:]
-        rest = None
+        rest = None  # where a frame shows both filters: where the still one is shown
         if not np.any(jitter):  # every pixel: the unjittered filter
             pick, names = 0, ("unjittered", None)
         else:  # the still filter where nothing was resampled, the moving one elsewhere
             rest = (motion[0, 0] == 0) & (motion[0, 1] == 0)
             pick = 1 if fresh or rest.all() else 0 if not rest.any() else 2
             names = ("moving" if pick != 1 else None, "still" if pick != 0 else None)
-            rest = rest if pick == 2 else None  # where a frame shows both filters, each luma graph's rows
+            rest = rest if pick == 2 else None
+        bands = _bands(rest)  # each filter's graphs run over the rows that show it
         if self._matrices and any(f in self._matrices for f in names):
-            return self._show_filtered(result, names, motion, pick, rgb8, rest)
+            return self._show_filtered(result, names, motion, pick, rgb8, bands)
         planes = result.reshape(3, s * s, h, w)
-        moving, still = (None if f is None else self._filter(f, planes, result, _rows(rest, k))
-                         for k, f in enumerate(names))  # fmt: skip
-        details, detailed = self._luma_details(result, names, h, w, rest)
+        moving, still = (None if f is None else self._filter(f, planes, result, band)
+                         for f, band in zip(names, bands))  # fmt: skip
+        details, detailed = self._luma_details(result, names, h, w, bands)
         if not rgb8 and not detailed and all(x is None or x is result for x in (moving, still)):
             return self._shown_as_is(False)
         moving, still = (moving if moving is not None else still), (still if still is not None else moving)
@@ -288,7 +291,7 @@ class OrtCpuTemporalEngine(StreamState):
         show(moving, still, motion[0], pick, s, out, self._threads, details, detailed)
         return out if rgb8 else out[None]
 
-    def _show_filtered(self, result: np.ndarray, names, motion: np.ndarray, pick: int, rgb8: bool, rest=None):
+    def _show_filtered(self, result: np.ndarray, names, motion: np.ndarray, pick: int, rgb8: bool, bands):
         """``_show`` with 1x1 filters, in one pass (``accum_cpu.show_filtered``): ``names`` the two filters
         ``pick`` chooses from (None, or a filter without weights: the colour as it is)."""
         from upscaler.runtime.accum_cpu import show_filtered
@@ -300,16 +303,15 @@ class OrtCpuTemporalEngine(StreamState):
             pair = [self._matrices.get(f, eye) if f else eye for f in names]
             self._pairs[names] = np.stack([m for m, _ in pair]), np.stack([b for _, b in pair])
         matrices, biases = self._pairs[names]
-        details, detailed = self._luma_details(result, names, h, w, rest)
+        details, detailed = self._luma_details(result, names, h, w, bands)
         out = self._shown_buffer(h, w, rgb8)
         show_filtered(result, matrices, biases, motion[0], pick, self.scale, out, self._threads, details, detailed)
         return out if rgb8 else out[None]
 
-    def _luma_details(self, result: np.ndarray, names, h: int, w: int, rest=None) -> tuple[np.ndarray | None, int]:
+    def _luma_details(self, result: np.ndarray, names, h: int, w: int, bands) -> tuple[np.ndarray | None, int]:
         """The luma detail of each of ``names`` that has a graph (2 x s² x H x W, filter ``k``'s in row ``k``),
-        and which rows hold one (bit ``k``); ``(None, 0)`` where none has. ``rest`` (H x W, a frame that shows
-        both filters: where the still one is shown): each filter's graph runs over the rows that show it only
-        (from the first to the last; elsewhere its detail is left as it was, and never read)."""
+        and which rows hold one (bit ``k``); ``(None, 0)`` where none has. Each filter's graph runs over its band
+        of ``bands`` only (``_bands``; elsewhere its detail is left as it was, and never read)."""
         from upscaler.runtime.accum_cpu import luma
 
         wanted = [k for k, f in enumerate(names) if f in self._details]
@@ -321,22 +323,25 @@ class OrtCpuTemporalEngine(StreamState):
         details = self._scratch.take("details", (2, s2, h, w))
         luma(result, planes[0], self._threads)
         for k in wanted:
-            rows = _rows(rest, k)
-            if rows is None:
-                _run_into(self._details[names[k]], {"luma": planes}, {"detail": details[k : k + 1]})
-            else:
-                self._band_detail(self._details[names[k]], planes, *rows, details[k])
+            session, out = self._details[names[k]], details[k : k + 1]
+            if bands[k] is None:
+                _run_into(session, {"luma": planes}, {"detail": out})
+            else:  # the luma's edges are replicated: the band's input is ``p`` rows more each side, all its own
+                top, bottom = bands[k]
+                inputs = planes[:, :, top : bottom + 2 * p]
+                self._run_band(session, ("luma", "detail"), inputs, (1, s2, bottom - top, w), out[:, :, top:bottom])
         return details, sum(1 << k for k in wanted)
 
-    def _band_detail(self, session, planes: np.ndarray, top: int, bottom: int, out: np.ndarray) -> None:
-        """Rows ``top`` to ``bottom`` of ``out`` (s² x H x W): a luma detail graph's output over that band of
-        ``planes`` (the luma with its edges replicated, the band's input ``p`` rows more each side)."""
-        s2, p, w = out.shape[0], self._detail_pad, out.shape[2]
-        band = self._scratch.take("luma-band", (1, s2, bottom - top + 2 * p, w + 2 * p))
-        band[:] = planes[:, :, top : bottom + 2 * p]
-        shown = self._scratch.take("detail-band", (1, s2, bottom - top, w))
-        _run_into(session, {"luma": band}, {"detail": shown})
-        out[:, top:bottom] = shown[0]
+    def _run_band(self, session, names: tuple[str, str], inputs: np.ndarray, shape, out: np.ndarray,
+                  skip: int = 0) -> None:  # fmt: skip
+        """``out`` (a band of rows of a graph's output): ``session`` (its input and output ``names``) run on a
+        copy of ``inputs`` (a band of rows of its input; ``shape``: what the graph makes of it), the first
+        ``skip`` rows of its output dropped, and any after ``out``'s."""
+        band = self._scratch.take(f"{names[0]}-band", inputs.shape)
+        band[:] = inputs
+        shown = self._scratch.take(f"{names[1]}-band", shape)
+        _run_into(session, {names[0]: band}, {names[1]: shown})
+        out[:] = shown[:, :, skip : skip + out.shape[2]]
 
     def _shown_buffer(self, h: int, w: int, rgb8: bool) -> np.ndarray:
         """Where the shown frame goes: a new 8-bit frame each step, or the stream's float planes."""
@@ -351,28 +356,20 @@ class OrtCpuTemporalEngine(StreamState):
         """Display filter ``name`` over the folded colour (``result``, or ``planes``: the same, one colour per
         batch item), folded like ``result``; ``result`` itself where the model has no graph for it. ``rows``
         (``top, bottom``; None: all): the rows it is run over (elsewhere its output is left as it was, and
-        never read)."""
+        never read), read with the filter's reach more rows each side where the frame has them (the graph
+        replicates the band's edges, as the frame's: the rows beyond the band's own are dropped)."""
         session = self._filters.get(name)
         if session is None:
             return result
-        out = self._scratch.take(f"display-{name}", result.shape)
+        out = self._scratch.take(f"display-{name}", result.shape).reshape(planes.shape)
         if rows is None:
-            _run_into(session, {"result": planes}, {"shown": out.reshape(planes.shape)})
+            _run_into(session, {"result": planes}, {"shown": out})
         else:
-            self._band_filter(session, planes, *rows, out.reshape(planes.shape))
-        return out
-
-    def _band_filter(self, session, planes: np.ndarray, top: int, bottom: int, out: np.ndarray) -> None:
-        """Rows ``top`` to ``bottom`` of ``out`` (3 x s² x H x W): a display graph's output over that band of
-        ``planes``, read with the filter's reach more rows each side where the frame has them (the graph
-        replicates the band's edges, as the frame's: the rows beyond the band's own are dropped)."""
-        reach, h = int(self._display_reach), planes.shape[2]
-        first, last = max(top - reach, 0), min(bottom + reach, h)
-        band = self._scratch.take("display-band", (*planes.shape[:2], last - first, planes.shape[3]))
-        band[:] = planes[:, :, first:last]
-        shown = self._scratch.take("display-shown", band.shape)
-        _run_into(session, {"result": band}, {"shown": shown})
-        out[:, :, top:bottom] = shown[:, :, top - first : bottom - first]
+            (top, bottom), reach = rows, self._display_reach
+            first, last = max(top - reach, 0), min(bottom + reach, planes.shape[2])
+            inputs = planes[:, :, first:last]
+            self._run_band(session, ("result", "shown"), inputs, inputs.shape, out[:, :, top:bottom], top - first)
+        return out.reshape(result.shape)
 
     def release(self) -> None:
         """Drop the shared scratch and give ONNX Runtime's arena back (it keeps the peak step's activations,
