@@ -42,6 +42,7 @@ FORMS = [
     (4, {"settle": False, "keep_offset": 0.0}, False),
     (4, {"settle_base": True, "fresh_correction": True, "base_decay": 6.0}, False),  # the shipped models' form
     (2, {"settle_base": True, "fresh_correction": True, "base_decay": 6.0}, True),
+    (4, {"settle_base": True, "fresh_correction": True, "base_decay": 6.0, "hold": 8.0}, False),  # held pixels
 ]
 
 
@@ -56,9 +57,10 @@ def test_the_fused_weights_mean_and_state_equal_the_models_own(scale, form, rese
     weight, depth = torch.rand(1, s2, h, w) - 0.1, torch.rand(1, 1, h, w) + 0.5  # bicubic overshoots below 0
     jitter, flag = torch.tensor([[0.3, -0.15]]), torch.tensor([[float(reset)]])
     tail = torch.randn(1, 6 * s2, h, w) * 8
+    hold = (torch.rand(1, 1, h, w) > 0.5).float() if form.get("hold") else None
     with torch.no_grad():
         gain = net.splat_gain(jitter)
-        *weights, gathered = net.weigh(tail, weight, flag, gain)
+        *weights, gathered = net.weigh(tail, weight, flag, gain, hold)
         expected = net.combine(frame, jitter, colour, *weights)
         kernels = net.mix_kernels(jitter)
     outputs = [tail[0].numpy(), gain[0].numpy(), kernels[0].numpy()]
@@ -67,14 +69,14 @@ def test_the_fused_weights_mean_and_state_equal_the_models_own(scale, form, rese
     state = (np.empty((h * scale, w * scale, 4), np.float32), np.empty((h * scale, w * scale), np.float32))
     weighing = accum_cpu.constants(net.inference_params())
     accum_cpu.combine(frame[0].numpy(), folded, outputs, weighing, reset, scale, depth[0, 0].numpy(), state, result,
-                      np.empty((s2, h, w), np.float32), 2)  # fmt: skip
+                      np.empty((s2, h, w), np.float32), 2, None if hold is None else hold[0, 0].numpy())  # fmt: skip
     assert np.abs(result - expected[0].numpy()).max() < 1e-5
     unfolded = F.pixel_shuffle(torch.cat([expected, gathered, depth.expand(1, s2, h, w)], dim=1), scale)[0].numpy()
     assert np.abs(state[0] - unfolded[:4].transpose(1, 2, 0)).max() < 1e-5  # colour and weight, interleaved
     assert np.abs(state[1] - unfolded[4]).max() < 1e-5  # depth, high resolution
     before = state[1].copy()
     accum_cpu.combine(frame[0].numpy(), folded, outputs, weighing, reset, scale, None, state, result,
-                      np.empty((s2, h, w), np.float32), 2)  # fmt: skip
+                      np.empty((s2, h, w), np.float32), 2, None if hold is None else hold[0, 0].numpy())  # fmt: skip
     assert np.array_equal(state[1], before) and np.abs(state[0] - unfolded[:4].transpose(1, 2, 0)).max() < 1e-5
 
 

@@ -96,6 +96,7 @@ RETUNABLE_ACCUM = (
     "splat",
     "display",
     "detail",
+    "hold",
 )
 
 ARCHS: dict[str, ArchSpec] = {

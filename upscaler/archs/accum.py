@@ -190,7 +190,9 @@ class AccumSR(nn.Module):
     and the step counts them again every frame. ``display`` adds the shown-frame filters (step 5 of the
     module docstring; they start as identity, so weights without them load and behave as before). ``clip``
     adds the history's range test to what the network sees (``_outside``; read with zero weights when weights
-    without it load, so a stage may add it).
+    without it load, so a stage may add it). ``hold`` is added to the keep logit where the caller's ``hold`` plane
+    is 1: pixels a still, jittered camera has kept seeing unchanged (``upscaler.runtime.hold``), whose history a
+    still camera should keep whole (0: the network alone decides, as trained; no weight depends on it).
     """
 
     state_channels = STATE_CHANNELS
@@ -212,6 +214,7 @@ class AccumSR(nn.Module):
         display: int = 0,
         detail: int = 0,
         clip: bool = False,
+        hold: float = 0.0,
         in_channels: int = 3,
     ) -> None:
         super().__init__()
@@ -237,6 +240,9 @@ class AccumSR(nn.Module):
         self.clip = bool(clip)
         if clip:  # the same
             self.config["clip"] = True
+        self.hold = float(hold)
+        if hold:  # the same
+            self.config["hold"] = self.hold
         s2 = scale * scale
         self.display_planes = 3 if display else 0
         if display:  # the same: recorded only when on
@@ -279,17 +285,18 @@ class AccumSR(nn.Module):
         history: torch.Tensor,
         reset: torch.Tensor,
         depth: torch.Tensor | None = None,
+        hold: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The next state (N x 5 x sH x sW: output colour, the accumulated weight, depth; with ``display``
         N x 8, the shown colour first) from the frame (N x 3 x H x W, [0, 1]), its jitter (N x 2), motion
         (N x 2 x H x W), the previous state, reset (N x 1) and depth (N x 1 x H x W, linear, any unit; zeros
         when the caller has none). Where ``reset`` is 1 the state and motion are not read (any state of any
-        size will do)."""
+        size will do). ``hold`` (N x 1 x H x W, 0 or 1; None: none) marks the pixels whose keep logit gets ``hold``."""
         s, d = self.scale, self.display_planes
         warped = reproject(history[:, d:], motion, s, mode="bicubic")  # FP32 positions, as the first design
         warped = torch.where(reset.reshape(-1, 1, 1, 1) > 0.5, self.start_state(frame)[:, d:], warped)
         folded = F.pixel_unshuffle(warped, s)
-        return F.pixel_shuffle(self.blend_folded(frame, jitter, folded, reset, depth, motion), s)
+        return F.pixel_shuffle(self.blend_folded(frame, jitter, folded, reset, depth, motion, hold), s)
 
     def blend_folded(
         self,
@@ -299,19 +306,20 @@ class AccumSR(nn.Module):
         reset: torch.Tensor,
         depth: torch.Tensor | None = None,
         motion: torch.Tensor | None = None,
+        hold: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The step after reprojection, folded: ``history`` is the reprojected state folded (N x 5s² x H x W,
         channel ``c * s² + i * s + j``: plane ``c`` (colour 0-2, weight 3, depth 4) of sub-pixel row ``i``,
         column ``j``; with ``display``, the planes it reads: not the shown colour); returns the new state in
         the same layout (with ``display``, the shown colour's 3s² channels first). ``motion`` (N x 2 x H x W)
-        is read by ``display`` only (None: zero, a still camera)."""
+        is read by ``display`` only (None: zero, a still camera); ``hold`` as ``forward``'s."""
         s2 = self.scale * self.scale
         n, _, h, w = frame.shape
         if depth is None:
             depth = frame.new_zeros(n, 1, h, w)
         colour = history[:, : 3 * s2]
         *weights, gathered = self.coefficients(frame, jitter, colour, history[:, 3 * s2 : 4 * s2],
-                                               history[:, 4 * s2 :], reset, depth)  # fmt: skip
+                                               history[:, 4 * s2 :], reset, depth, hold)  # fmt: skip
         result = self.combine(frame, jitter, colour, *weights)
         state = [result, gathered, depth.expand(n, s2, h, w)]
         if self.display_planes:
@@ -327,6 +335,7 @@ class AccumSR(nn.Module):
         previous_depth: torch.Tensor,
         reset: torch.Tensor,
         depth: torch.Tensor,
+        hold: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, ...]:
         """The network's part of the step, folded like ``blend_folded``'s history: per sub-pixel (N x s² x H x
         W each) the weights of the history, the splat and the base in the new colour and the correction's
@@ -337,7 +346,7 @@ class AccumSR(nn.Module):
         second with the mean: as graph operators, each a pass over memory the size of the output, it cost
         more than the network's convolutions."""
         tail = self.tail_logits(frame, jitter, colour, weight, previous_depth, reset, depth)
-        return self.weigh(tail, weight, reset, self.splat_gain(jitter))
+        return self.weigh(tail, weight, reset, self.splat_gain(jitter), hold)
 
     def tail_logits(self, frame, jitter, colour, weight, previous_depth, reset, depth) -> torch.Tensor:
         """N x 6s² x H x W: the network's last convolution (``coefficients``' arguments): per sub-pixel the logits
@@ -363,15 +372,20 @@ class AccumSR(nn.Module):
         summed): what a sub-pixel gathers this frame."""
         return jitter_coefficients(jitter, self.scale, self.sigma)[1].sum(dim=2)
 
-    def weigh(self, tail: torch.Tensor, weight: torch.Tensor, reset: torch.Tensor, gain: torch.Tensor):
-        """``coefficients`` from ``tail_logits``' output, the reprojected ``weight`` (folded) and ``splat_gain``.
-        What the CPU engine's fused mean computes per sub-pixel (``runtime.accum_cpu._weigh``)."""
+    def weigh(self, tail: torch.Tensor, weight: torch.Tensor, reset: torch.Tensor, gain: torch.Tensor,
+              hold: torch.Tensor | None = None):  # fmt: skip
+        """``coefficients`` from ``tail_logits``' output, the reprojected ``weight`` (folded), ``splat_gain`` and
+        ``hold`` (``forward``'s). What the CPU engine's fused mean computes per sub-pixel
+        (``runtime.accum_cpu._weigh``)."""
         s2 = self.scale * self.scale
         n = tail.shape[0]
         # a count is never negative: bicubic reprojection overshoots where it jumps (the edge of what was
         # gathered), and a negative count can cancel the others in the weighted mean below
         weight = torch.clamp(weight, min=0.0) * (1.0 - reset.reshape(n, 1, 1, 1))
-        keep = torch.sigmoid(tail[:, :s2] + self.keep_offset) * weight * self.cap
+        logit = tail[:, :s2] + self.keep_offset
+        if hold is not None and self.hold:
+            logit = logit + self.hold * hold
+        keep = torch.sigmoid(logit) * weight * self.cap
         new = torch.sigmoid(tail[:, s2 : 2 * s2]) * gain.reshape(n, s2, 1, 1)
         lean = _softplus(tail[:, 2 * s2 : 3 * s2]) + LEAN_FLOOR
         if self.settle_base:  # the blurred base gives way to real samples as they gather, as the correction does

@@ -105,14 +105,16 @@ def _softplus(z):
 
 
 @njit(fastmath=True, cache=True)
-def _weigh(tail, weight, gain, constants, keepalive, s2, k, y, a, b, e, f, gathered):
+def _weigh(tail, weight, gain, constants, keepalive, hold, s2, k, y, a, b, e, f, gathered):
     """``AccumSR.weigh`` for sub-pixel ``k`` of row ``y``: the weights of the history (``a``), the splat
-    (``b``) and the base (``e``), the correction's scale (``f``) and the new accumulated weight."""
+    (``b``) and the base (``e``), the correction's scale (``f``) and the new accumulated weight; ``hold`` (H x W)
+    marks the pixels whose keep logit gets ``constants[5]``."""
     cap, offset, settle_base, decay, mode = constants[0], constants[1], constants[2], constants[3], constants[4]
-    lr, lm, le, wt, g = tail[k, y], tail[s2 + k, y], tail[2 * s2 + k, y], weight[k, y], gain[k]
+    boost = constants[5]
+    lr, lm, le, wt, g, held = tail[k, y], tail[s2 + k, y], tail[2 * s2 + k, y], weight[k, y], gain[k], hold[y]
     zero, one = np.float32(0.0), np.float32(1.0)
     for x in range(weight.shape[2]):
-        keep = _sigmoid(lr[x] + offset) * max(wt[x], zero) * keepalive * cap
+        keep = _sigmoid(lr[x] + offset + boost * held[x]) * max(wt[x], zero) * keepalive * cap
         new = _sigmoid(lm[x]) * g
         lean = _softplus(le[x]) + np.float32(LEAN_FLOOR)
         lean = lean / (one + settle_base * keep) * _exp_neg(-decay * keep)
@@ -123,7 +125,7 @@ def _weigh(tail, weight, gain, constants, keepalive, s2, k, y, a, b, e, f, gathe
 
 
 @njit(parallel=True, fastmath=True, cache=True)
-def _mean(padded, colour, weight, tail, gain, constants, keepalive, kernels, s, result, gathered):
+def _mean(padded, colour, weight, tail, gain, constants, keepalive, hold, kernels, s, result, gathered):
     """``result`` (3s² x H x W): the clamped weighted mean, and ``gathered`` (s² x H x W); a row per task."""
     h, w = padded.shape[1] - 2, padded.shape[2] - 2
     s2 = s * s
@@ -132,7 +134,7 @@ def _mean(padded, colour, weight, tail, gain, constants, keepalive, kernels, s, 
         rows = np.empty((4, w), np.float32)  # this row's weights of one sub-pixel
         a, b, e, f = rows[0], rows[1], rows[2], rows[3]
         for k in range(s2):
-            _weigh(tail, weight, gain, constants, keepalive, s2, k, y, a, b, e, f, gathered[k, y])
+            _weigh(tail, weight, gain, constants, keepalive, hold, s2, k, y, a, b, e, f, gathered[k, y])
             b0, b1, b2, b3, b4, b5, b6, b7, b8 = kernels[0, k]
             p0, p1, p2, p3, p4, p5, p6, p7, p8 = kernels[1, k]
             for c in range(3):
@@ -352,21 +354,24 @@ def _show_filtered8(result, matrices, biases, details, detailed, motion, pick, s
 
 def constants(params) -> np.ndarray:
     """``_weigh``'s constants from an accumulating model's parameters (``ModelDescriptor.params``):
-    ``cap``, ``keep_offset``, ``settle_base`` (0 or 1), ``base_decay`` and the correction's scale (2: this
-    frame's share, ``fresh_correction``; 1: ``1 / (1 + n)``, ``settle``; 0: none)."""
+    ``cap``, ``keep_offset``, ``settle_base`` (0 or 1), ``base_decay``, the correction's scale (2: this
+    frame's share, ``fresh_correction``; 1: ``1 / (1 + n)``, ``settle``; 0: none) and ``hold`` (0 without)."""
     mode = 2 if params["fresh_correction"] else 1 if params["settle"] else 0
-    values = [params["cap"], params["keep_offset"], float(params["settle_base"]), params["base_decay"], mode]
+    values = [params["cap"], params["keep_offset"], float(params["settle_base"]), params["base_decay"], mode,
+              params.get("hold", 0.0)]  # fmt: skip
     return np.array(values, np.float32)
 
 
-def combine(frame, folded, outputs, weighing, reset: bool, scale: int, depth, state, result, gathered, threads):
+def combine(frame, folded, outputs, weighing, reset: bool, scale: int, depth, state, result, gathered, threads,
+            hold=None):  # fmt: skip
     """The new state from one step: ``frame`` (3 x H x W), the reprojected state ``folded`` (colour 3s², weight
     s², ... x H x W), the folded graph's outputs without their batch axis (``upscaler.archs.NETWORK_OUTPUTS``:
     the tail's logits and correction, 6s² x H x W; the splat's gain, s²; the frame's bilinear and splat
     ``kernels``, 2 x s² x 9), ``constants(params)``, whether the stream starts here, ``depth`` (H x W, or
     None: the state's depth plane is left as it is, since a step reads it back only after a frame with depth).
     Writes ``result`` (3s² x H x W, the new colour folded), ``gathered`` (s² x H x W, scratch) and ``state``:
-    ``(colour and weight, depth)``, sH x sW x 4 interleaved and sH x sW (None for a model without depth)."""
+    ``(colour and weight, depth)``, sH x sW x 4 interleaved and sH x sW (None for a model without depth).
+    ``hold`` (H x W float32, 0 or 1; None: none): the pixels whose keep logit gets the model's ``hold``."""
     tail, gain, kernels = outputs
     s2 = scale * scale
     padded = np.pad(frame, ((0, 0), (1, 1), (1, 1)), mode="edge")
@@ -376,7 +381,10 @@ def combine(frame, folded, outputs, weighing, reset: bool, scale: int, depth, st
     with_depth = depth is not None and depth_state is not None
     if not with_depth:  # typed placeholders: the kernel does not touch them
         depth, depth_state = np.zeros((1, 1), np.float32), np.zeros((1, 1), np.float32)
-    launch(threads, _mean, padded, colour, weight, tail, gain, weighing, keepalive, kernels, scale, result, gathered)
+    if hold is None:
+        hold = np.zeros(frame.shape[1:], np.float32)
+    launch(threads, _mean, padded, colour, weight, tail, gain, weighing, keepalive, hold, kernels, scale, result,
+           gathered)  # fmt: skip
     launch(threads, _unfold_state, result, gathered, depth, with_depth, scale, interleaved, depth_state)
 
 
@@ -429,7 +437,7 @@ def warm() -> None:
     outputs = [np.zeros((6 * s2, h, w), np.float32), np.zeros(s2, np.float32), kernels]
     result, state = np.zeros((3 * s2, h, w), np.float32), np.zeros((h * s, w * s, 4), np.float32)
     folded, gathered = np.zeros((5 * s2, h, w), np.float32), np.zeros((s2, h, w), np.float32)
-    weighing = np.array([16.0, 3.0, 1.0, 6.0, 2.0], np.float32)
+    weighing = np.array([16.0, 3.0, 1.0, 6.0, 2.0, 0.0], np.float32)
     shown = np.zeros((3, h * s, w * s), np.float32)
     combine(frame, folded, outputs, weighing, False, s, np.zeros((h, w), np.float32), (state, shown[0]), result,
             gathered, 1)  # fmt: skip

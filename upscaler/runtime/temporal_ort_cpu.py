@@ -95,7 +95,7 @@ def _bands(rest: np.ndarray | None) -> tuple[tuple[int, int] | None, tuple[int, 
 class OrtCpuTemporalEngine(StreamState):
     """ONNX Runtime on the CPU: OpenCV reprojection + the folded graph."""
 
-    PER_STREAM = ("_history", "_depth_kept", "_shown", "_depth_plane")
+    PER_STREAM = ("_history", "_depth_kept", "_shown", "_depth_plane", "_hold")
     name = "onnxruntime-cpu"
     device = "cpu"
     precision = "fp32"
@@ -135,6 +135,7 @@ class OrtCpuTemporalEngine(StreamState):
                 self._matrices = {f: _filter_weights(session, model.scale) for f, session in self._filters.items()}
                 self._filters = {}
             self._threads = kernel_threads(options.threads)
+            self._holds = bool(model.params.get("hold"))  # a still camera's history kept whole (``runtime.hold``)
         self.scale, self._channels, self._mode = model.scale, model.state_channels, model.reproject
         self._depth, self._shown_planes = model.depth, model.display_planes
         self._wants_motion = "motion" in inputs  # a display model's gate (the whole folded step)
@@ -142,6 +143,7 @@ class OrtCpuTemporalEngine(StreamState):
         self._depth_plane: np.ndarray | None = None  # per stream, accumulating models that take depth
         self._shown: np.ndarray | None = None  # per stream, accumulating models: the shown frame
         self._depth_kept: bool | None = None  # per stream: the state's depth plane holds a depth (not zeros)
+        self._hold = None  # per stream, accumulating models with ``hold``: a ``runtime.hold.StillHold``
         self._scratch = Scratch()  # shared by every fork: 20 bytes per output pixel of the largest frame
         self._shrink = import_onnxruntime().RunOptions()
         self._shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
@@ -220,11 +222,27 @@ class OrtCpuTemporalEngine(StreamState):
         result = self._scratch.take("result", (3 * s2, h, w))
         gathered = self._scratch.take("gathered", (s2, h, w))
         plane = None if depth is None else depth_input(depth, frame)[0, 0]
+        hold = self._still_hold(frame[0], jitter[0], motion[0], fresh, outputs) if self._holds else None
         combine(frame[0], folded, outputs, self._weighing, fresh, s, plane, (self._history, self._depth_plane),
-                result, gathered, self._threads)  # fmt: skip
+                result, gathered, self._threads, hold)  # fmt: skip
         if not self._shown_planes:  # the new colour is shown as it is
             return self._shown_as_is(rgb8)
         return self._show(result, jitter, motion, fresh, rgb8)
+
+    def _still_hold(self, frame, jitter, motion, fresh: bool, outputs) -> np.ndarray | None:
+        """This frame's ``StillHold`` plane (H x W, or None), from the state before the step (``self._history``)
+        and the network's outputs (the own sample's splat weights: its share of the splat times the gain)."""
+        from upscaler.runtime.hold import StillHold, frame_luma, predicted_luma
+
+        if self._hold is None:
+            self._hold = StillHold()
+        disagreement = None
+        if not fresh:
+            _, gain, kernels = outputs
+            predicted = self._scratch.take("predicted", frame.shape[1:])
+            predicted_luma(self._history, kernels[1, :, 4] * gain, self.scale, motion, predicted)
+            disagreement = np.where((motion[0] == 0) & (motion[1] == 0), frame_luma(frame) - predicted, np.float32(0.0))
+        return self._hold.step(disagreement, motion, jitter, fresh)
 
     def _fold_depth(self, frame, motion, out: np.ndarray, fresh: bool, depth) -> None:
         """``out`` (s² x H x W): the network's ``apart`` input, the depth gap (``accum_cpu.depth_gap``) between this

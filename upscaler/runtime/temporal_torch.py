@@ -36,7 +36,12 @@ class TorchTemporalEngine(StreamState):
         self._dtype = torch.float16 if self.precision == "fp16" else torch.float32
         self._net = load_network(model).to(self.device, dtype=self._dtype).eval()
         self.scale, self._channels, self._depth = model.scale, model.state_channels, model.depth
+        self._shown_planes = model.display_planes
+        self._holds = bool(model.params.get("hold"))  # a still camera's history kept whole (``runtime.hold``)
         self._history = None
+        self._hold = None  # per stream, models with ``hold``: a ``runtime.hold.StillHold``
+
+    PER_STREAM = ("_history", "_hold")
 
     def step(
         self, frame: np.ndarray, jitter: np.ndarray, motion: np.ndarray, reset: bool, depth: np.ndarray | None = None
@@ -86,8 +91,33 @@ class TorchTemporalEngine(StreamState):
         else:
             history = self._history
         r = torch.full((1, 1), 1.0 if fresh else 0.0, device=self.device, dtype=self._dtype)
+        jit = torch.from_numpy(jitter).to(self.device, self._dtype)
         extra = ()
-        if self._depth:
-            extra = (torch.from_numpy(depth_input(depth, x)).to(self.device, self._dtype),)
-        self._history = self._net(x, torch.from_numpy(jitter).to(self.device, self._dtype), m, history, r, *extra)
+        if self._depth or self._holds:
+            extra = (torch.from_numpy(depth_input(depth, x)).to(self.device, self._dtype) if self._depth else None,)
+        if self._holds:
+            extra = (*extra, self._still_hold(x, jit, m, history, fresh))
+        self._history = self._net(x, jit, m, history, r, *extra)
         return self._history[:, :3]
+
+    def _still_hold(self, x, jitter, m, history, fresh: bool):
+        """This frame's ``StillHold`` plane (1 x 1 x H x W on the device, or None), as the CPU engine makes it:
+        the frame's luma against what the state before the step predicts at its samples."""
+        torch = self._torch
+        from upscaler.archs import LUMA
+        from upscaler.archs.accum import jitter_coefficients
+        from upscaler.runtime.hold import StillHold
+
+        if self._hold is None:
+            self._hold = StillHold()
+        disagreement = None
+        if not fresh:
+            luma = x.new_tensor(LUMA).reshape(1, 3, 1, 1)
+            d, s = self._shown_planes, self.scale
+            folded = torch.nn.functional.pixel_unshuffle((history[:, d : d + 3] * luma).sum(1, keepdim=True), s)
+            own = jitter_coefficients(jitter, s, self._net.sigma)[1][:, :, 4]
+            predicted = (folded * (own / own.sum()).reshape(1, -1, 1, 1)).sum(1)
+            still = (m.abs().amax(dim=1) == 0).to(x.dtype)
+            disagreement = (((x * luma).sum(1) - predicted) * still)[0].float().cpu().numpy()
+        held = self._hold.step(disagreement, m[0].float().cpu().numpy(), jitter[0].tolist(), fresh)
+        return None if held is None else torch.from_numpy(held)[None, None].to(self.device, self._dtype)
