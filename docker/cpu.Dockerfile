@@ -16,7 +16,7 @@ COPY server ./server
 # The accumulating models' CPU kernels (Numba) compiled at build time, in a cache the service's user can read
 ENV NUMBA_CACHE_DIR=/opt/upscaler/numba-cache
 RUN pip install . && useradd --create-home --uid 10001 upscaler \
-    && python -c "from upscaler.runtime import accum_cpu, fold_cpu; accum_cpu.warm(); fold_cpu.warm()" && chmod -R a+rwX /opt/upscaler/numba-cache
+    && python -c "from upscaler.runtime import accum_cpu, fold_cpu, hold; accum_cpu.warm(); fold_cpu.warm(); hold.warm()" && chmod -R a+rwX /opt/upscaler/numba-cache
 USER upscaler
 WORKDIR /data
 EXPOSE 8000

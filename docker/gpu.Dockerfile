@@ -21,7 +21,7 @@ RUN pip install '.[torch]' \
     && pip uninstall -y onnxruntime \
     && pip install onnxruntime-gpu \
     && useradd --create-home --uid 10001 upscaler \
-    && python -c "from upscaler.runtime import accum_cpu, fold_cpu; accum_cpu.warm(); fold_cpu.warm()" && chmod -R a+rwX /opt/upscaler/numba-cache
+    && python -c "from upscaler.runtime import accum_cpu, fold_cpu, hold; accum_cpu.warm(); fold_cpu.warm(); hold.warm()" && chmod -R a+rwX /opt/upscaler/numba-cache
 USER upscaler
 WORKDIR /data
 EXPOSE 8000

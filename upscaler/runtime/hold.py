@@ -43,11 +43,16 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from numba import njit, prange
 
 from upscaler.archs import LUMA
+from upscaler.runtime.accum_cpu import launch
 
-__all__ = ["AGE", "FRAME_CHANGE", "JUMP_FLOOR", "JUMP_RATIO", "LOCAL_CHANGE", "REACH", "StillHold", "predicted_luma"]
+__all__ = [
+    "AGE", "FRAME_CHANGE", "JUMP_FLOOR", "JUMP_RATIO", "LOCAL_CHANGE", "REACH", "StillHold", "frame_luma",
+    "predicted_luma", "warm",
+]  # fmt: skip
+
+from numba import njit, prange  # after ``accum_cpu``: it sets Numba's threading layer and cache before Numba loads
 
 #: Frames a pixel and its 3 x 3 neighbours must have had exactly zero motion to be held.
 AGE = 2
@@ -89,13 +94,20 @@ def _predicted_luma(state, own, scale, motion, out):
             out[y, x] = acc * inverse
 
 
-def predicted_luma(state: np.ndarray, own: np.ndarray, scale: int, motion: np.ndarray, out: np.ndarray) -> np.ndarray:
+def predicted_luma(state: np.ndarray, own: np.ndarray, scale: int, motion: np.ndarray, out: np.ndarray,
+                   threads: int = 1) -> np.ndarray:  # fmt: skip
     """``out`` (H x W float32): what a state (``sH x sW x C``, colour first, float32) predicts for the luma of
     each low-resolution pixel's sample: its block's sub-pixels weighted by ``own`` (``s²``, the splat weights of
     the block's own sample, ``AccumSR``'s ``_predicted``); 0 where ``motion`` (2 x H x W) is not zero (the hold
-    reads only still pixels, and a moving camera costs nothing here)."""
-    _predicted_luma(state, np.ascontiguousarray(own, np.float32), scale, motion, out)
+    reads only still pixels, and a moving camera costs nothing here); on up to ``threads`` threads."""
+    launch(threads, _predicted_luma, state, np.ascontiguousarray(own, np.float32), scale, motion, out)
     return out
+
+
+def warm() -> None:
+    """Compile the kernel now (or load it from Numba's cache), as ``accum_cpu.warm`` does its own."""
+    predicted_luma(np.zeros((4, 4, 4), np.float32), np.ones(4, np.float32), 2, np.zeros((2, 2, 2), np.float32),
+                   np.zeros((2, 2), np.float32))  # fmt: skip
 
 
 def frame_luma(frame: np.ndarray) -> np.ndarray:

@@ -110,7 +110,7 @@ class OrtCpuTemporalEngine(StreamState):
         inputs = {i.name for i in self._session.get_inputs()}
         self._accum = "colour" in inputs  # the network's part only: the mean and the filters are run here
         if self._accum:
-            from upscaler.runtime import fold_cpu
+            from upscaler.runtime import fold_cpu, hold
             from upscaler.runtime.accum_cpu import constants, kernel_threads, warm
 
             self._output_names = [o.name for o in self._session.get_outputs()]
@@ -121,6 +121,7 @@ class OrtCpuTemporalEngine(StreamState):
             self._weighing = constants(model.params)
             warm()  # the kernels compiled (or loaded from the cache) now, not on the first frame
             fold_cpu.warm()
+            hold.warm()
             self._open_filter = lambda kind: _session(model, kind, quiet)
             #: shared by every fork (``release`` renews the sessions in place)
             self._filters = {f: self._open_filter(f"display-{f}") for f in DISPLAY_FILTERS
@@ -240,7 +241,7 @@ class OrtCpuTemporalEngine(StreamState):
         if not fresh:
             _, gain, kernels = outputs
             predicted = self._scratch.take("predicted", frame.shape[1:])
-            predicted_luma(self._history, kernels[1, :, 4] * gain, self.scale, motion, predicted)
+            predicted_luma(self._history, kernels[1, :, 4] * gain, self.scale, motion, predicted, self._threads)
             disagreement = np.where((motion[0] == 0) & (motion[1] == 0), frame_luma(frame) - predicted, np.float32(0.0))
         return self._hold.step(disagreement, motion, jitter, fresh)
 
