@@ -12,7 +12,7 @@ from upscaler import TemporalUpscaler
 from upscaler.archs import LUMA
 from upscaler.archs.accum import AccumSR, jitter_coefficients
 from upscaler.models import get_model
-from upscaler.runtime.hold import AGE, StillHold, predicted_luma
+from upscaler.runtime.hold import AGE, StillHold, disagreement
 from upscaler.sequences import Camera, SequenceSpec, make_sequence
 
 H, W = 16, 24
@@ -32,7 +32,7 @@ def _run(hold: StillHold, frames: int, disagreement=_noise, motion=None, jitter=
     out = []
     for t in range(frames):
         m = still if t == 0 or motion is None else motion(t)
-        out.append(hold.step(None if t == 0 else disagreement(t), m, jitter(t), fresh=t == 0))
+        out.append(hold.step(lambda t=t: disagreement(t), m, jitter(t), fresh=t == 0))
     return out
 
 
@@ -70,19 +70,20 @@ def test_a_screen_that_changes_its_picture_is_let_go_and_held_again_once_it_sett
     assert held[6 + AGE][5:9, 9:15].all()  # settled (the network would have let the old picture go): held again
 
 
-def test_the_prediction_is_the_models_own():
+def test_the_disagreement_is_the_frame_against_the_models_own_prediction():
     torch.manual_seed(0)
     scale, jitter = 4, torch.tensor([[0.2, -0.35]])
     state = torch.rand(1, 3, H * scale, W * scale)
     own = jitter_coefficients(jitter, scale, 0.5)[1][:, :, 4]
     net = AccumSR(scale)
-    expected = (net._predicted(torch.nn.functional.pixel_unshuffle(state, scale), own) * torch.tensor(LUMA).reshape(
-        1, 3, 1, 1)).sum(1)[0].numpy()  # fmt: skip
+    frame, luma = torch.rand(1, 3, H, W), torch.tensor(LUMA).reshape(1, 3, 1, 1)
+    predicted = net._predicted(torch.nn.functional.pixel_unshuffle(state, scale), own)
+    expected = ((frame - predicted) * luma).sum(1)[0].numpy()
     interleaved = np.ascontiguousarray(np.concatenate([state[0].numpy(), np.zeros((1, H * scale, W * scale),
                                                       np.float32)]).transpose(1, 2, 0))  # fmt: skip
     motion = np.zeros((2, H, W), np.float32)
     motion[1, 3:5, 7:9] = 0.5
-    got = predicted_luma(interleaved, own[0].numpy(), scale, motion, np.empty((H, W), np.float32))
+    got = disagreement(interleaved, frame[0].numpy(), own[0].numpy(), scale, motion, np.empty((H, W), np.float32))
     assert np.abs(got - expected)[motion[1] == 0].max() < 1e-5 and not got[3:5, 7:9].any()  # moving: not read
 
 

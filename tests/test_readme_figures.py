@@ -122,6 +122,11 @@ BANDED, X4BD, X2BD = (
     "temporal-speed-x2-banded.json",
 )
 KEEP, KB, KM = "| where still shots are won and lost", "keep-by-detail-bsd100.json", "keep-by-detail-mcmaster.json"
+HOLD, HOLD_X4 = "| the still-camera hold (`upscaler/runtime/hold.py`", "sequences-x4-hold-mcmaster.json"
+HOLD_2, HOLD_X2 = "| the same hold on x2-temporal", "sequences-x2-hold-mcmaster.json"
+HOLD_BSD, HOLD_B = "| the same hold over 24 images of the tuning set", "sequences-x4-hold-bsd100.json"
+HOLD_KEEP, HOLD_KB = "| the hold by region", "keep-by-detail-hold-bsd100.json"
+HOLD_SPEED, HOLD_S = "| x4-temporal-lite's step with the hold", "temporal-speed-x4-lite-hold.json"
 LUMA_BSD = "24 BSD100 images 35.99 against plain accumulation's"
 X2_KINDS, X2_KINDS_SEQ = "| x2-temporal over a still and a slow shot", "sequences-x2-still-slow-mcmaster.json"
 
@@ -391,6 +396,22 @@ FIGURES = [
     (X2_CLIP, "stability-clip-x2-display.json", "subjects.0.ratio_to_reference", "| {:.2f}x ("),
     (X2_CLIP, "stability-clip-x2-display.json", "subjects.0.mean", "({:.2f} against"),
     (X2_CLIP, "stability-clip-x2-display.json", "subjects.0.detail", '"detail" {:.2f} against'),
+    (HOLD, HOLD_X4, "subjects.2.summary.still.steady_psnr", "x4-temporal-lite {:.2f} dB"),
+    (HOLD, HOLD_X4, "subjects.4.summary.still.steady_psnr", "(without the hold {:.2f})"),
+    (HOLD, HOLD_X4, "subjects.6.summary.still.steady_psnr", "x4-temporal {:.2f} ("),
+    (HOLD, HOLD_X4, "subjects.1.summary.still.steady_psnr", "plain accumulation {:.2f};"),
+    (HOLD, HOLD_X4, "subjects.2.summary.cut.after_cut_psnr", "after a cut {:.2f}"),
+    (HOLD_2, HOLD_X2, "subjects.2.summary.still.steady_psnr", "still shots {:.2f} dB against"),
+    (HOLD_2, HOLD_X2, "subjects.4.summary.still.steady_psnr", "against {:.2f} without"),
+    (HOLD_2, HOLD_X2, "subjects.2.summary.fade.fade_lag", "settle in {:.2f} frames"),
+    (HOLD_BSD, HOLD_B, "subjects.2.summary.still.steady_psnr", "x4-temporal-lite {:.2f} dB"),
+    (HOLD_BSD, HOLD_B, "subjects.4.summary.still.steady_psnr", "(without {:.2f})"),
+    (HOLD_BSD, HOLD_B, "subjects.6.summary.still.steady_psnr", "x4-temporal {:.2f} ("),
+    (HOLD_KEEP, HOLD_KB, "mean.x4-temporal-lite.detail_psnr", "x4-temporal-lite {:.2f} dB"),
+    (HOLD_KEEP, HOLD_KB, "mean.x4-temporal-lite.flat_psnr", "flat: {:.2f} and"),
+    (HOLD_SPEED, HOLD_S, "subjects.x4-temporal-lite (jittered).ratio", "| {:.2f}x x4-fast's time jittered"),
+    (HOLD_SPEED, HOLD_S, "subjects.nohold/x4-temporal-lite-nohold (jittered).ratio", "(without {:.2f}x)"),
+    (HOLD_SPEED, HOLD_S, "subjects.x4-temporal-lite (jittered, still camera).ratio", "{:.2f}x with the camera still"),
 ]
 
 

@@ -48,8 +48,7 @@ from upscaler.archs import LUMA
 from upscaler.runtime.accum_cpu import launch
 
 __all__ = [
-    "AGE", "FRAME_CHANGE", "JUMP_FLOOR", "JUMP_RATIO", "LOCAL_CHANGE", "REACH", "StillHold", "frame_luma",
-    "predicted_luma", "warm",
+    "AGE", "FRAME_CHANGE", "JUMP_FLOOR", "JUMP_RATIO", "LOCAL_CHANGE", "REACH", "StillHold", "disagreement", "warm",
 ]  # fmt: skip
 
 from numba import njit, prange  # after ``accum_cpu``: it sets Numba's threading layer and cache before Numba loads
@@ -73,7 +72,7 @@ _BOX = np.ones((3, 3), np.uint8)
 
 
 @njit(parallel=True, fastmath=True, cache=True)
-def _predicted_luma(state, own, scale, motion, out):
+def _disagreement(state, frame, own, scale, motion, out):
     h, w = out.shape
     l0, l1, l2 = np.float32(LUMA[0]), np.float32(LUMA[1]), np.float32(LUMA[2])
     total = np.float32(0.0)
@@ -91,30 +90,24 @@ def _predicted_luma(state, own, scale, motion, out):
                 for j in range(scale):
                     sx = scale * x + j
                     acc += own[i * scale + j] * (l0 * state[sy, sx, 0] + l1 * state[sy, sx, 1] + l2 * state[sy, sx, 2])
-            out[y, x] = acc * inverse
+            out[y, x] = l0 * frame[0, y, x] + l1 * frame[1, y, x] + l2 * frame[2, y, x] - acc * inverse
 
 
-def predicted_luma(state: np.ndarray, own: np.ndarray, scale: int, motion: np.ndarray, out: np.ndarray,
-                   threads: int = 1) -> np.ndarray:  # fmt: skip
-    """``out`` (H x W float32): what a state (``sH x sW x C``, colour first, float32) predicts for the luma of
-    each low-resolution pixel's sample: its block's sub-pixels weighted by ``own`` (``s²``, the splat weights of
-    the block's own sample, ``AccumSR``'s ``_predicted``); 0 where ``motion`` (2 x H x W) is not zero (the hold
-    reads only still pixels, and a moving camera costs nothing here); on up to ``threads`` threads."""
-    launch(threads, _predicted_luma, state, np.ascontiguousarray(own, np.float32), scale, motion, out)
+def disagreement(state: np.ndarray, frame: np.ndarray, own: np.ndarray, scale: int, motion: np.ndarray,
+                 out: np.ndarray, threads: int = 1) -> np.ndarray:  # fmt: skip
+    """``out`` (H x W float32): the luma of ``frame`` (3 x H x W float32) less what a state (``sH x sW x C``,
+    colour first, float32) predicts for each low-resolution pixel's sample (its block's sub-pixels weighted by
+    ``own``, the ``s²`` splat weights of the block's own sample: ``AccumSR``'s ``_predicted``); 0 where
+    ``motion`` (2 x H x W) is not zero (the hold reads only still pixels). On up to ``threads`` threads."""
+    launch(threads, _disagreement, state, frame, np.ascontiguousarray(own, np.float32), scale, motion, out)
     return out
 
 
 def warm() -> None:
     """Compile the kernel now (or load it from Numba's cache), as ``accum_cpu.warm`` does its own."""
-    predicted_luma(np.zeros((4, 4, 4), np.float32), np.ones(4, np.float32), 2, np.zeros((2, 2, 2), np.float32),
-                   np.zeros((2, 2), np.float32))  # fmt: skip
-
-
-def frame_luma(frame: np.ndarray) -> np.ndarray:
-    """H x W float32 luma of a ``3 x H x W`` float RGB frame."""
-    return (np.float32(LUMA[0]) * frame[0] + np.float32(LUMA[1]) * frame[1] + np.float32(LUMA[2]) * frame[2]).astype(
-        np.float32, copy=False
-    )
+    two = np.zeros((2, 2, 2), np.float32)
+    disagreement(np.zeros((4, 4, 4), np.float32), np.zeros((3, 2, 2), np.float32), np.ones(4, np.float32), 2, two,
+                 np.zeros((2, 2), np.float32))  # fmt: skip
 
 
 def _box(plane: np.ndarray, reach: int) -> np.ndarray:
@@ -129,11 +122,11 @@ class StillHold:
         self._level: np.ndarray | None = None  #: H x W: running 3 x 3 mean absolute disagreement
         self._jitter: tuple[float, float] | None = None
 
-    def step(self, disagreement: np.ndarray | None, motion: np.ndarray, jitter, fresh: bool) -> np.ndarray | None:
-        """H x W float32 (1: held) for this frame, or None where no pixel is held. ``disagreement``: the frame's
-        luma minus the history's prediction where the pixel is still, 0 where it moves (H x W float32; None on a
-        fresh frame, which is never held), ``motion`` 2 x H x W, ``jitter`` this frame's, ``fresh``: the stream
-        starts here."""
+    def step(self, measure, motion: np.ndarray, jitter, fresh: bool) -> np.ndarray | None:
+        """H x W float32 (1: held) for this frame, or None where no pixel is held. ``measure()``: the frame's luma
+        minus the history's prediction where the pixel is still, 0 where it moves (H x W float32; called only when
+        some pixel may be held, never on a fresh frame), ``motion`` 2 x H x W, ``jitter`` this frame's, ``fresh``:
+        the stream starts here."""
         still = ((motion[0] == 0) & (motion[1] == 0)).astype(np.uint8)
         still = cv2.erode(still, _BOX, borderType=cv2.BORDER_REPLICATE)
         if not fresh and self._age is not None and self._age.shape == still.shape and not still.any():
@@ -141,9 +134,10 @@ class StillHold:
             self._jitter = (float(jitter[0]), float(jitter[1]))
             return None
         previous, self._jitter = self._jitter, (float(jitter[0]), float(jitter[1]))
-        if fresh or disagreement is None or self._age is None or self._age.shape != still.shape:
+        if fresh or self._age is None or self._age.shape != still.shape:
             self._age, self._level = still.astype(np.uint16), None
             return None
+        disagreement = measure()
         level = _box(np.abs(disagreement), 1)
         if self._level is None:
             self._level = level

@@ -233,17 +233,17 @@ class OrtCpuTemporalEngine(StreamState):
     def _still_hold(self, frame, jitter, motion, fresh: bool, outputs) -> np.ndarray | None:
         """This frame's ``StillHold`` plane (H x W, or None), from the state before the step (``self._history``)
         and the network's outputs (the own sample's splat weights: its share of the splat times the gain)."""
-        from upscaler.runtime.hold import StillHold, frame_luma, predicted_luma
+        from upscaler.runtime.hold import StillHold, disagreement
 
         if self._hold is None:
             self._hold = StillHold()
-        disagreement = None
-        if not fresh:
-            _, gain, kernels = outputs
-            predicted = self._scratch.take("predicted", frame.shape[1:])
-            predicted_luma(self._history, kernels[1, :, 4] * gain, self.scale, motion, predicted, self._threads)
-            disagreement = np.where((motion[0] == 0) & (motion[1] == 0), frame_luma(frame) - predicted, np.float32(0.0))
-        return self._hold.step(disagreement, motion, jitter, fresh)
+        _, gain, kernels = outputs
+
+        def measure() -> np.ndarray:
+            out = self._scratch.take("disagreement", frame.shape[1:])
+            return disagreement(self._history, frame, kernels[1, :, 4] * gain, self.scale, motion, out, self._threads)
+
+        return self._hold.step(measure, motion, jitter, fresh)
 
     def _fold_depth(self, frame, motion, out: np.ndarray, fresh: bool, depth) -> None:
         """``out`` (s² x H x W): the network's ``apart`` input, the depth gap (``accum_cpu.depth_gap``) between this

@@ -110,14 +110,15 @@ class TorchTemporalEngine(StreamState):
 
         if self._hold is None:
             self._hold = StillHold()
-        disagreement = None
-        if not fresh:
+
+        def measure() -> np.ndarray:
             luma = x.new_tensor(LUMA).reshape(1, 3, 1, 1)
             d, s = self._shown_planes, self.scale
             folded = torch.nn.functional.pixel_unshuffle((history[:, d : d + 3] * luma).sum(1, keepdim=True), s)
             own = jitter_coefficients(jitter, s, self._net.sigma)[1][:, :, 4]
             predicted = (folded * (own / own.sum()).reshape(1, -1, 1, 1)).sum(1)
             still = (m.abs().amax(dim=1) == 0).to(x.dtype)
-            disagreement = (((x * luma).sum(1) - predicted) * still)[0].float().cpu().numpy()
-        held = self._hold.step(disagreement, m[0].float().cpu().numpy(), jitter[0].tolist(), fresh)
+            return (((x * luma).sum(1) - predicted) * still)[0].float().cpu().numpy()
+
+        held = self._hold.step(measure, m[0].float().cpu().numpy(), jitter[0].tolist(), fresh)
         return None if held is None else torch.from_numpy(held)[None, None].to(self.device, self._dtype)
