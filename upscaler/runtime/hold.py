@@ -33,10 +33,11 @@ and nowhere else. A pixel is held when all of these hold:
 
 Everything but reading the state is at low resolution: at 320x180 (Zen 4)
 about 0.2 ms on a moving frame, 1.3-1.9 ms on a still one. The history's
-prediction of a frame's samples is read from the state before the step, where it is (no reprojection: a held pixel and its
-neighbours did not move). The ONNX Runtime CPU and PyTorch engines apply it;
-the engines that run the whole step as one graph (ONNX Runtime's CUDA
-provider, TensorRT) do not yet: that graph has no input for it.
+prediction of a frame's samples is read from the state before the step,
+where it is (no reprojection: a held pixel and its neighbours did not
+move). The ONNX Runtime CPU and PyTorch engines apply it; the engines that
+run the whole step as one graph (ONNX Runtime's CUDA provider, TensorRT)
+do not yet: that graph has no input for it.
 """
 
 from __future__ import annotations
