@@ -130,12 +130,12 @@ class StillHold:
         the stream starts here."""
         still = ((motion[0] == 0) & (motion[1] == 0)).astype(np.uint8)
         still = cv2.erode(still, _BOX, borderType=cv2.BORDER_REPLICATE)
-        if not fresh and self._age is not None and self._age.shape == still.shape and not still.any():
-            self._age[:] = 0  # a moving camera: nothing to hold, nothing more to measure
-            self._jitter = (float(jitter[0]), float(jitter[1]))
-            return None
         previous, self._jitter = self._jitter, (float(jitter[0]), float(jitter[1]))
-        if fresh or self._age is None or self._age.shape != still.shape:
+        started = not fresh and self._age is not None and self._age.shape == still.shape
+        if started and not still.any():
+            self._age[:] = 0  # a moving camera: nothing to hold, nothing more to measure
+            return None
+        if not started:
             self._age, self._level = still.astype(np.uint16), None
             return None
         disagreement = measure()
