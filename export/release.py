@@ -21,7 +21,15 @@ from upscaler.degradations import protocol_degradation
 from upscaler.evaluate import evaluate_folder
 from upscaler.facade import Upscaler
 from upscaler.io import sample_images, write_atomic
-from upscaler.models import MANIFEST_PATH, WEIGHTS_DIR, ModelDescriptor, ModelFile, load_manifest, sha256_file
+from upscaler.models import (
+    MANIFEST_PATH,
+    WEIGHTS_DIR,
+    ModelDescriptor,
+    ModelFile,
+    load_manifest,
+    load_partners,
+    sha256_file,
+)
 from upscaler.models.descriptor import descriptor_from_safetensors, temporal_cpu_graphs
 
 __all__ = ["add_graph", "release"]
@@ -160,6 +168,7 @@ def add_graph(
 def _save_manifest(raw: dict, manifest_path: Path) -> None:
     write_atomic(manifest_path, json.dumps(raw, indent=2) + "\n")
     load_manifest.cache_clear()
+    load_partners.cache_clear()
 
 
 def _write_manifest(

@@ -35,6 +35,7 @@ from upscaler.facade import Upscaler
 from upscaler.imageinfo import ImageInfo, ProbeError, UnsupportedFormat, probe
 from upscaler.io import ImageError, decode_image, encode_image, quiet_codec_logs
 from upscaler.outsize import OutputSize, fit, model_for
+from upscaler.sources import choose_model, clean_partner, lossy_image_bytes
 
 __all__ = ["RAW_FORMATS", "Service", "create_app"]
 
@@ -73,7 +74,11 @@ _SIZE_HELP = {
     "smallest scale at or above it (an x4 model's x2 sibling, if served, for 2 or less), then an antialiased resample",
     "width": "output width in pixels (alone: keeps the aspect ratio)",
     "height": "output height in pixels (alone: keeps the aspect ratio)",
+    "source": "for x4-video and x2-video: compressed runs the model asked for, clean its sibling for clean sources "
+    "(x4-fast, x2-fast) where served; auto decides by the format (JPEG, lossy WebP: compressed) and otherwise by "
+    "a JPEG's 8x8 grid in the pixels (raw frames: the grid alone; send compressed for decoded video)",
 }
+_Source = Annotated[Literal["auto", "compressed", "clean"], Query(description=_SIZE_HELP["source"])]
 
 
 def _output_size(outscale: float | None, width: int | None, height: int | None) -> OutputSize:
@@ -95,6 +100,15 @@ def _sized_model(service: Service, up: Upscaler, size: OutputSize, width: int, h
     up = service.model(model_for(up.model.name, factor, list(service.pool.served)))
     service.check_pixels(up, width, height, size.of(width, height, up.scale))
     return up
+
+
+def _for_source(service: Service, up: Upscaler, source: str, lossy: bool | None, image) -> Upscaler:
+    """``up``, or its clean partner where the source is clean and the partner is served (``upscaler.sources``);
+    the partner has ``up``'s scale, so the lane and size checks made for ``up`` hold for it."""
+    partner = clean_partner(up.model.name)
+    if partner is None or partner not in service.pool.served:
+        return up
+    return service.model(choose_model(up.model.name, source, lossy=lossy, image=image))
 
 
 async def _resized(result, size: OutputSize, width: int, height: int, scale: int):
@@ -280,6 +294,7 @@ def _add_upscale_route(app: FastAPI, service: Service, settings: Settings) -> No
         outscale: Annotated[float | None, Query(gt=0, le=16, description=_SIZE_HELP["outscale"])] = None,
         width: Annotated[int | None, Query(ge=1, description=_SIZE_HELP["width"])] = None,
         height: Annotated[int | None, Query(ge=1, description=_SIZE_HELP["height"])] = None,
+        source: _Source = "auto",
     ):
         up, size = service.model(model), _output_size(outscale, width, height)
         data = await service.guard(image_bytes(request, settings.max_body_bytes, settings.body_timeout_s))
@@ -295,10 +310,13 @@ def _add_upscale_route(app: FastAPI, service: Service, settings: Settings) -> No
                 except ImageError as exc:
                     raise ApiError(400, str(exc)) from None
                 _sized_model(service, up, size, image.shape[1], image.shape[0])
-                result, batch = await service.infer(up, image)
+                chosen = await asyncio.to_thread(
+                    _for_source, service, up, source, lossy_image_bytes(data[:65536]), image
+                )
+                result, batch = await service.infer(chosen, image)
                 result = await _resized(result, size, image.shape[1], image.shape[0], up.scale)
                 encoded = await asyncio.to_thread(encode_image, result, format, quality)
-            return Response(encoded, media_type=_MEDIA[format], headers=_result_headers(up, batch))
+            return Response(encoded, media_type=_MEDIA[format], headers=_result_headers(chosen, batch))
 
         return await service.guard(work(), receive=request.receive, timeout=settings.request_timeout_s)
 
@@ -323,6 +341,7 @@ def _add_frames_route(app: FastAPI, service: Service, settings: Settings) -> Non
         outscale: Annotated[float | None, Query(gt=0, le=16, description=_SIZE_HELP["outscale"])] = None,
         width: Annotated[int | None, Query(ge=1, description=_SIZE_HELP["width"])] = None,
         height: Annotated[int | None, Query(ge=1, description=_SIZE_HELP["height"])] = None,
+        source: _Source = "auto",
     ):
         size = _output_size(outscale, width, height)
         up = _sized_model(service, service.model(model), size, x_width, x_height)
@@ -331,9 +350,10 @@ def _add_frames_route(app: FastAPI, service: Service, settings: Settings) -> Non
 
         async def work() -> Response:
             async with service.lane(up, x_width, x_height):
-                result, batch = await service.infer(up, frame)
+                chosen = await asyncio.to_thread(_for_source, service, up, source, None, frame)
+                result, batch = await service.infer(chosen, frame)
             result = await _resized(result, size, x_width, x_height, up.scale)
-            headers = _result_headers(up, batch)
+            headers = _result_headers(chosen, batch)
             headers.update({"X-Width": str(result.shape[1]), "X-Height": str(result.shape[0]), "X-Format": x_format})
             return Response(raw_bytes(result, x_format), media_type="application/octet-stream", headers=headers)
 

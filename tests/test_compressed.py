@@ -130,3 +130,34 @@ def test_the_video_model_repairs_compressed_input_and_is_what_video_runs(tmp_pat
     assert "x4-video" in (tmp_path / "s.json").read_text()
     listing = run_cli("models").stdout
     assert any(line.startswith("x4-video v") for line in listing.splitlines())
+
+
+def test_the_harness_with_source_auto_says_which_model_ran(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.video_helpers import make_clip
+
+    clip = make_clip(tmp_path / "a.mp4", frames=6, size=(64, 48))
+    out = tmp_path / "clip.json"
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "compressed_eval.py"
+    run = subprocess.run([sys.executable, str(script), "--models", "x2-video", "--source", "auto", "--clip", str(clip),
+                          "--clip-frames", "4", "--clip-crf", "30", "--json", str(out)], capture_output=True,
+                         text=True)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["input"], r["models_run"]) for r in rows] == [("clean", {"x2-fast": 4}), ("h264:30", {"x2-video": 4})]
+
+
+def test_the_detection_harness_counts_what_the_grid_finds(tmp_path, set5_dir):
+    import subprocess
+    import sys
+
+    out = tmp_path / "d.json"
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "source_detection.py"
+    run = subprocess.run([sys.executable, str(script), "--data", str(set5_dir), "--scales", "4", "--degrade",
+                          "jpeg:50", "--json", str(out)], capture_output=True, text=True)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    rows = {r["input"]: r for r in json.loads(out.read_text())["rows"]}
+    assert rows["clean"]["judged_compressed"] == 0.0 and rows["jpeg:50"]["judged_compressed"] == 1.0
+    assert rows["clean"]["images"] == 5

@@ -71,6 +71,18 @@ def add_batch_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup, 
                         default=argparse.SUPPRESS)  # fmt: skip
 
 
+def add_source_option(parser: argparse.ArgumentParser, looks: str) -> None:
+    """``--source``: whether a model for compressed sources (x4-video) may hand a clean one to its partner;
+    ``looks``: what this command looks at (``upscaler.sources``)."""
+    parser.add_argument(
+        "--source",
+        choices=["auto", "compressed", "clean"],
+        default="auto",
+        help="for x4-video and x2-video: compressed runs the model asked for, clean its sibling for clean "
+        f"sources (x4-fast, x2-fast); auto (default) decides by {looks}. Other models ignore it",
+    )
+
+
 def add_size_options(parser: argparse.ArgumentParser) -> None:
     """``--outscale S`` or ``--width``/``--height``: any output size (``upscaler.outsize``)."""
     group = parser.add_argument_group("output size (default: the model's scale)")

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from upscaler.cli.common import add_engine_options, positive_int
+from upscaler.cli.common import add_engine_options, add_source_option, positive_int
 from upscaler.degradations import DEGRADATIONS, protocol_degradation
 
 __all__ = ["register"]
@@ -37,6 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="compress each LR input after the degradation, as sources are: jpeg:Q (quality 1-100) or h264:CRF "
         "(libx264 keyframe, CRF 0-51); e.g. jpeg:40, h264:28. Bicubic gets the same input",
     )
+    add_source_option(p, "--degrade (a compressed source) and, without it, a JPEG's 8x8 grid in each input")
     p.add_argument("--limit", type=positive_int, help="only the first N images of each folder")
     p.add_argument(
         "--json",
@@ -64,6 +65,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from upscaler.evaluate import evaluate_folder, format_markdown, format_table
     from upscaler.facade import Upscaler
+    from upscaler.sources import PerSource
 
     folders = [Path(d) for d in args.data]
     for folder in folders:
@@ -74,7 +76,13 @@ def _run(args: argparse.Namespace) -> int:
             parent = Path(report_path).resolve().parent
             if Path(report_path).is_dir() or not parent.is_dir():
                 raise FileNotFoundError(f"{report_path}: cannot write a report there")
-    upscaler = Upscaler(args.model, args.backend, tile=0, threads=args.threads, precision=args.precision)
+
+    def load(name: str) -> Upscaler:
+        return Upscaler(name, args.backend, tile=0, threads=args.threads, precision=args.precision)
+
+    upscaler = load(args.model)
+    per_source = PerSource(upscaler.model.name, args.source, load, first=upscaler)
+    lossy = True if args.degrade else None  # a codec's output; the protocol's own inputs: the pixels tell
     degradation = args.degradation or protocol_degradation(upscaler.model.degradation)
     scores = []
     for folder in folders:
@@ -82,7 +90,7 @@ def _run(args: argparse.Namespace) -> int:
             scores.append(
                 evaluate_folder(
                     folder,
-                    upscaler.upscale,
+                    lambda image: per_source.upscale(image, lossy),
                     upscaler.scale,
                     degradation,
                     limit=args.limit,
@@ -97,12 +105,17 @@ def _run(args: argparse.Namespace) -> int:
         "scale": upscaler.scale,
         "degradation": degradation,
         "compression": args.degrade,
+        "source": args.source,
+        "models_run": dict(per_source.used),
         "datasets": [s.to_dict() for s in scores],
     }
     if args.json == "-":
         print(json.dumps(report, indent=2))
     else:
         print(format_table(name, scores))
+        if set(per_source.used) != {name}:
+            used = ", ".join(f"{model} {n}" for model, n in per_source.used.items())
+            print(f"images per model (--source {args.source}): {used}")
         if args.json:
             Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
     if args.markdown:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from upscaler.models import WEIGHTS_DIR, default_model, list_models, load_manifest
+from upscaler.models import WEIGHTS_DIR, default_model, list_models, load_manifest, load_partners
 
 __all__ = ["register"]
 
@@ -78,6 +78,7 @@ def _run(args: argparse.Namespace) -> int:
         record = m.to_dict(relative_to=WEIGHTS_DIR)
         record["default"] = m.name == default
         record["temporal"] = m.temporal
+        record["clean_partner"] = load_partners().get(m.name)  # run in its place on a clean source
         if args.details:
             from upscaler.runtime import probe_engines
 
@@ -102,6 +103,9 @@ def _run(args: argparse.Namespace) -> int:
     for row in rows:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths)) + "  " + row[-1])
     print("* default (upscale, serve, eval, bench)" + (f"; v default of 'upscaler video': {video}" if video else ""))
+    for model, partner in load_partners().items():
+        print(f"{model} on a clean source (a lossless file or codec, no JPEG grid in the pixels) runs {partner} "
+              "(--source compressed: always itself)")  # fmt: skip
     for r in temporal:
         print(f"{r['name']} (TemporalUpscaler) inputs: {r['inputs']}")
     if args.details:

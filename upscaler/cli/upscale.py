@@ -14,6 +14,7 @@ from upscaler.cli.common import (
     add_batch_option,
     add_engine_options,
     add_size_options,
+    add_source_option,
     non_negative_int,
     output_size,
     positive_int,
@@ -64,6 +65,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="how to upscale an alpha channel (default: model)",
     )
     add_size_options(p)
+    add_source_option(p, "the file (JPEG, lossy WebP, AVIF: compressed) and, for other files, a JPEG's 8x8 grid in "
+                      "the pixels")  # fmt: skip
     p.add_argument("--recursive", "-r", action="store_true", help="descend into sub-folders of folder inputs")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar or summary")
@@ -228,6 +231,7 @@ class _Engines:
     def __init__(self, args: argparse.Namespace, model) -> None:
         self.args, self.model, self._loaded = args, model, {}
         self.used: dict[str, str] = {}  #: model name -> engine name, of the models that ran
+        self.images: dict[str, int] = {}  #: model name -> images it upscaled
 
     def get(self, name: str):
         from upscaler.facade import Upscaler
@@ -238,21 +242,26 @@ class _Engines:
                                           alpha=a.alpha, precision=a.precision)  # fmt: skip
         return self._loaded[name]
 
-    def upscale(self, image, size):
-        """``image`` at the asked size: the model (or its x2 sibling), then resampled."""
+    def upscale(self, image, size, lossy: bool | None = None):
+        """``image`` at the asked size: the model (or its x2 sibling, or the clean partner of either for a
+        clean source: ``lossy``, ``--source``), then resampled."""
         from upscaler.outsize import fit, model_for
+        from upscaler.sources import choose_model
 
         name = self.model.name
         if size.given:
             h, w = image.shape[:2]
             name = model_for(name, size.factor(w, h, self.model.scale))
-        up = self.get(name)
+        up = self.get(choose_model(name, self.args.source, lossy=lossy, image=image))
         self.used[up.model.name] = up.engine.name
+        self.images[up.model.name] = self.images.get(up.model.name, 0) + 1
         out = up.upscale(image)
         return fit(out, *size.of(image.shape[1], image.shape[0], up.scale)) if size.given else out
 
     def describe(self) -> str:
-        return ", ".join(f"{m} on {e}" for m, e in self.used.items()) or f"{self.model.name}"
+        """The models that ran and their engines; with several, how many images each took."""
+        counts = {m: f" ({n})" if len(self.used) > 1 else "" for m, n in self.images.items()}
+        return ", ".join(f"{m} on {e}{counts[m]}" for m, e in self.used.items()) or self.model.name
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -261,6 +270,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.quality is not None and args.quality > 100:
         raise ImageError(f"--quality must be 1-100, got {args.quality}")
     from upscaler.models import get_model
+    from upscaler.sources import lossy_image_file
 
     size = output_size(args)
     model = get_model(args.model)
@@ -301,7 +311,8 @@ def _run(args: argparse.Namespace) -> int:
                 tqdm.write(f"skipped {job.source}: {job.target} exists (use --overwrite)", file=sys.stderr)
             continue
         try:
-            write_image(job.target, engines.upscale(read_image(job.source), size), quality=args.quality)
+            out = engines.upscale(read_image(job.source), size, lossy_image_file(job.source))
+            write_image(job.target, out, quality=args.quality)
         except Exception as exc:  # one bad file must not stop the others
             log.debug("failed on %s", job.source, exc_info=True)
             fail(str(exc).splitlines()[0] if str(exc) else f"{job.source}: {type(exc).__name__}")

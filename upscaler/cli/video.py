@@ -11,7 +11,14 @@ from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
-from upscaler.cli.common import add_batch_option, add_engine_options, add_size_options, output_size, positive_int
+from upscaler.cli.common import (
+    add_batch_option,
+    add_engine_options,
+    add_size_options,
+    add_source_option,
+    output_size,
+    positive_int,
+)
 
 __all__ = ["VIDEO_SUFFIXES", "count_reused", "interrupted_line", "plan_videos", "register"]
 
@@ -50,6 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, help="output file (one input) or folder")
     add_engine_options(p, model_default="the 'video' alias, a model trained on compressed sources: x4-video")
     p.set_defaults(model=None)  # resolved in _run (_video_default): no manifest read to build the parser
+    add_source_option(p, "each file's codec: lossless ones (FFV1, HuffYUV, raw, PNG, ...) and intermediates "
+                      "(ProRes, DNxHD) are clean, the rest compressed")  # fmt: skip
     add_size_options(p)
     _add_encode_options(p)
     _add_job_options(p)
@@ -293,16 +302,41 @@ def _temporal_model(args: argparse.Namespace) -> bool:
     return True
 
 
-def _load(args: argparse.Namespace, *, backend: str | None = None, precision: str | None = None, spin: bool):
-    """The upscaler of ``--model``: a ``TemporalUpscaler`` for a temporal model, else an ``Upscaler``."""
+def _load(args: argparse.Namespace, model: str, *, backend: str | None = None, precision: str | None = None,
+          spin: bool):  # fmt: skip
+    """The upscaler of ``model``: a ``TemporalUpscaler`` for a temporal model, else an ``Upscaler``."""
     backend = backend or args.backend
     if args.temporal:
         from upscaler.video.temporal import load_temporal
 
-        return load_temporal(args.model, backend, threads=args.threads, spin=spin)
+        return load_temporal(model, backend, threads=args.threads, spin=spin)
     from upscaler.facade import Upscaler
 
-    return Upscaler(args.model, backend, threads=args.threads, precision=precision or args.precision, spin=spin)
+    return Upscaler(model, backend, threads=args.threads, precision=precision or args.precision, spin=spin)
+
+
+def _file_model(args: argparse.Namespace, source: Path) -> str:
+    """The model for ``source``: ``--model``, or its clean partner where the file's codec is clean
+    (``--source``, ``upscaler.sources``; said on stderr); a file that cannot be probed gets ``--model`` (and
+    fails in its job)."""
+    from upscaler.sources import choose_model, clean_partner, lossy_video_codec
+    from upscaler.video.probe import probe
+
+    if args.temporal or clean_partner(_model_name(args.model)) is None:
+        return args.model
+    try:
+        codec = probe(source).codec
+    except Exception:
+        return args.model
+    asked = _model_name(args.model)
+    model = choose_model(asked, args.source, lossy=lossy_video_codec(codec))
+    if model != asked and not args.quiet:
+        from tqdm import tqdm
+
+        why = "--source clean" if args.source == "clean" else f"its codec ({codec}) is lossless"
+        tqdm.write(f"upscaler: {source.name}: {why}: {model} runs, {asked}'s sibling for clean sources "
+                   f"(--source compressed runs {asked})", file=sys.stderr)  # fmt: skip
+    return model
 
 
 def _unfinished(args: argparse.Namespace) -> str:
@@ -359,14 +393,17 @@ def _run_local(args: argparse.Namespace, todo: list[tuple[Path, Path]], settings
 
     from upscaler.video.job import engine_fps, failed, run_job
 
-    upscaler = baseline = None
+    upscalers: dict[str, object] = {}  # by model: a clean file may take --model's clean partner (--source)
+    baselines: dict[str, object] = {}
     results = []
     overall = tqdm(total=len(todo), desc="videos", unit="file", disable=args.quiet or None, position=0)
     for source, target in todo:
         bar = tqdm(desc=source.name, unit="frame", disable=args.quiet or None, position=1, leave=False)
         try:
-            if upscaler is None:  # idle engine threads must not spin: the decoder and encoder need the cores
-                upscaler = _load(args, spin=False)
+            model = _file_model(args, source)
+            if model not in upscalers:  # idle engine threads must not spin: the decoder and encoder need the cores
+                upscalers[model] = _load(args, model, spin=False)
+            upscaler = upscalers[model]
             result = run_job(
                 source,
                 target,
@@ -379,10 +416,10 @@ def _run_local(args: argparse.Namespace, todo: list[tuple[Path, Path]], settings
                 on_frame=bar.update,
             )
             if args.engine_baseline:
-                if baseline is None:  # the engine at its best alone: its threads may spin
-                    baseline = _load(args, backend=upscaler.engine.name, precision=upscaler.engine.precision,
-                                     spin=True)  # fmt: skip
-                result.engine_fps = round(engine_fps(source, baseline, args.batch_size), 2)
+                if model not in baselines:  # the engine at its best alone: its threads may spin
+                    baselines[model] = _load(args, model, backend=upscaler.engine.name,
+                                             precision=upscaler.engine.precision, spin=True)  # fmt: skip
+                result.engine_fps = round(engine_fps(source, baselines[model], args.batch_size), 2)
                 result.ratio = round(result.fps / result.engine_fps, 3)
         except Exception as exc:  # a bad input, an encoder or file error: this file fails, the others still run
             result = failed(source, target, exc)
@@ -399,22 +436,21 @@ def _run_ray(args: argparse.Namespace, todo: list[tuple[Path, Path]], settings, 
 
     from upscaler.video.distributed import EngineSpec, run_on_ray
 
-    spec = EngineSpec(args.model, args.backend, args.precision, args.threads or 1)
+    groups: dict[str, list[tuple[Path, Path]]] = {}  # by model: a clean file may take the clean partner
+    for pair in todo:
+        groups.setdefault(_file_model(args, pair[0]), []).append(pair)
+    results: dict[Path, object] = {}
     bar = tqdm(desc=f"ray {args.ray}", unit="frame", disable=args.quiet or None)
     try:
-        return run_on_ray(
-            args.ray,
-            todo,
-            spec,
-            settings,
-            batch=args.batch_size,
-            unfinished=_unfinished(args),
-            segment_s=args.segment_seconds,
-            on_plan=partial(_heard, plans, bar),
-            on_frames=bar.update,
-        )
+        for model, pairs in groups.items():
+            spec = EngineSpec(model, args.backend, args.precision, args.threads or 1)
+            done = run_on_ray(args.ray, pairs, spec, settings, batch=args.batch_size, unfinished=_unfinished(args),
+                              segment_s=args.segment_seconds, on_plan=partial(_heard, plans, bar),
+                              on_frames=bar.update)  # fmt: skip
+            results.update(zip([source for source, _ in pairs], done))
     finally:
         bar.close()
+    return [results[source] for source, _ in todo]
 
 
 def _temporal_settings(args: argparse.Namespace) -> dict | None:

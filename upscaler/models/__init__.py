@@ -30,6 +30,7 @@ __all__ = [
     "get_model",
     "list_models",
     "load_manifest",
+    "load_partners",
     "read_safetensors_metadata",
     "sha256_file",
 ]
@@ -50,6 +51,21 @@ def load_manifest() -> tuple[dict[str, ModelDescriptor], dict[str, str]]:
         if target not in models:
             raise ModelError(f"manifest alias {alias!r} points to unknown model {target!r}")
     return models, aliases
+
+
+@lru_cache(maxsize=1)
+def load_partners() -> dict[str, str]:
+    """The manifest's ``clean_partners``: for a model trained for compressed sources, the model to run on a
+    clean one (``upscaler.sources``)."""
+    raw = json.loads(MANIFEST_PATH.read_text())
+    partners = dict(raw.get("clean_partners", {}))
+    models = load_manifest()[0]
+    for model, partner in partners.items():
+        if model not in models or partner not in models:
+            raise ModelError(f"manifest clean partner {model!r} -> {partner!r} names an unknown model")
+        if models[model].scale != models[partner].scale:
+            raise ModelError(f"manifest clean partner {model!r} -> {partner!r}: the scales differ")
+    return partners
 
 
 def list_models(kind: str | None = None) -> list[ModelDescriptor]:

@@ -80,6 +80,7 @@ class JobResult:
     resumed_segments: int = 0  #: finished by an earlier run and reused
     reused_frames: int = 0  #: the frames of those
     cuts: int | None = None  #: temporal models: scene cuts found (each reset the history) in the frames this run made
+    model: str = ""  #: the model that made the frames (x4-video's clean partner for a clean source: --source)
     engine: str = ""  #: the engine that actually made the frames (not the one asked for)
     precision: str = ""  #: the precision it actually ran in
     engine_busy: float = 0.0  #: engine time / wall time: how little the engine waited for I/O
@@ -293,6 +294,7 @@ def plan_job(model, source: Path, target: Path, identity: dict, settings: Encode
     check = frame_size_check(model.scale) if model.temporal else None
     plan = prepare_job(source, target, identity, settings, unfinished=unfinished, segment_s=segment_s,
                        made_by=made_by, check=check)  # fmt: skip
+    plan.result.model = model.name
     if model.temporal:
         temporal_notes(plan)
         plan.result.cuts = 0
