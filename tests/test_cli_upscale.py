@@ -295,3 +295,20 @@ def test_without_an_output_the_name_says_the_size_asked_for(tmp_path, images):
     assert result.returncode == 0 and read_image(images / "bird_x1.5.png").shape == (96, 120, 3)
     result = run_cli("upscale", str(images / "bird.png"), "--width", "100", "-q")
     assert result.returncode == 0 and read_image(images / "bird_w100.png").shape == (80, 100, 3)
+
+
+def test_a_weights_file_named_by_no_registry_upscales(tmp_path, photo):
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+
+    from upscaler.models import WEIGHTS_DIR
+
+    shipped = WEIGHTS_DIR / "x4-fast.safetensors"
+    with safe_open(str(shipped), "np") as f:
+        metadata = {**f.metadata(), "name": "my-candidate"}
+    weights = tmp_path / "candidate.safetensors"
+    save_file(load_file(str(shipped)), str(weights), metadata=metadata)
+    write_image(tmp_path / "in.png", photo[:32, :40])
+    result = run_cli("upscale", str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png"), "-m", str(weights))
+    assert result.returncode == 0, result.stderr
+    assert "my-candidate" in result.stderr and read_image(tmp_path / "out.png").shape == (128, 160, 3)

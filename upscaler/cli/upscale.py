@@ -234,11 +234,14 @@ class _Engines:
         self.images: dict[str, int] = {}  #: model name -> images it upscaled
 
     def get(self, name: str):
+        """The ``Upscaler`` of model ``name``, loaded once; the model asked for is loaded as given (a
+        ``.safetensors`` path is named by its metadata, which no registry knows)."""
         from upscaler.facade import Upscaler
 
         if name not in self._loaded:
             a = self.args
-            self._loaded[name] = Upscaler(name, a.backend, tile=a.tile, batch_size=a.batch_size, threads=a.threads,
+            model = self.model if name == self.model.name else name
+            self._loaded[name] = Upscaler(model, a.backend, tile=a.tile, batch_size=a.batch_size, threads=a.threads,
                                           alpha=a.alpha, precision=a.precision)  # fmt: skip
         return self._loaded[name]
 
