@@ -98,6 +98,11 @@ VIDEO_X4 = "| x4-video against x4-fast on compressed images"
 VIDEO_CLIP = "| x4-video against x4-fast on the real clip"
 VIDEO_X2 = "| x2-video against x2-fast: Set5"
 VIDEO_SPEED = "| the video models' network time"
+AUTO_CLEAN = "| x4-video and x2-video with `--source auto` (the default) on clean input"
+AUTO_CLIP = "| x4-video with `--source auto` on the real clip"
+GRID = "| the JPEG grid alone (`upscaler.sources.jpeg_grid`"
+REFIT, REFIT_SEQ = "| x4-temporal-lite with its display filters fitted again", "sequences-x4-lite-refit-mcmaster.json"
+REFIT_TUNING = "| the same refit over 24 images of the tuning set"
 
 BLOCK_FOLD, FOLD4, FOLD2 = (
     "| the accumulating engine's reprojection a block",
@@ -232,6 +237,25 @@ FIGURES = [
     (VIDEO_X2, "compressed-x2.json", "rows.14.psnr", "JPEG-40 {:.2f} /"),
     (VIDEO_X2, "compressed-x2.json", "rows.12.psnr", "clean {:.2f} /"),
     (VIDEO_X2, "compressed-clip-x2.json", "rows.6.psnr", "CRF 28 {:.2f} against"),
+    (REFIT, REFIT_SEQ, "subjects.2.summary.still.steady_psnr", "still shots {:.2f} dB (before"),
+    (REFIT, REFIT_SEQ, "subjects.4.summary.still.steady_psnr", "(before {:.2f}; plain"),
+    (REFIT, REFIT_SEQ, "subjects.1.summary.still.steady_psnr", "accumulation {:.2f})"),
+    (REFIT, REFIT_SEQ, "subjects.2.summary.still.grid_error", "grid {:.2f} grey"),
+    (REFIT, REFIT_SEQ, "subjects.2.summary.fade.fade_lag", "settle in {:.2f} frames"),
+    (REFIT_TUNING, "sequences-x4-lite-refit-bsd100.json", "subjects.2.summary.still.steady_psnr", "shots {:.2f} dB"),
+    (REFIT_TUNING, "sequences-x4-lite-refit-bsd100.json", "subjects.4.summary.still.steady_psnr", "(before {:.2f};"),
+    (REFIT_TUNING, "keep-by-detail-refit-bsd100.json", "mean.x4-temporal-lite.flat_psnr", "flat regions {:.2f} dB"),
+    (REFIT_TUNING, "keep-by-detail-refit-mcmaster.json", "mean.x4-temporal-lite.flat_psnr", "and {:.2f} held out"),
+    (REFIT_TUNING, "keep-by-detail-refit-mcmaster.json", "mean.x4-temporal-lite.detail_psnr", "31.54 and {:.2f} ("),
+    (AUTO_CLEAN, "compressed-x4-auto.json", "rows.6.psnr", "x4: {:.2f} / 27.06"),
+    (AUTO_CLEAN, "compressed-x4-auto.json", "rows.7.psnr", "/ {:.2f} dB against"),
+    (AUTO_CLEAN, "compressed-x4-auto.json", "rows.1.psnr", "against 30.75 / {:.2f} (x4-fast"),
+    (AUTO_CLEAN, "compressed-x4-auto.json", "rows.7.models_run.x4-fast", "and {} of 100 images"),
+    (AUTO_CLEAN, "compressed-x2-auto.json", "rows.7.psnr", "x2: 37.23 / {:.2f} against"),
+    (AUTO_CLIP, "compressed-clip-x4-auto.json", "rows.4.psnr", "uncompressed {:.2f} dB"),
+    (AUTO_CLIP, "compressed-clip-x4-auto.json", "rows.0.psnr", "x4-fast's {:.2f} (x4-video"),
+    (GRID, "source-detection.json", "rows.30.judged_compressed", "at x4 {} of the images"),
+    (GRID, "source-detection.json", "rows.38.judged_compressed", "0.22-{} of BSD100's"),
     (VIDEO_SPEED, "speed-video-models.json", "rows.2.network.p50_ms", "x4-video {:.2f} ms"),
     (VIDEO_SPEED, "speed-video-models.json", "rows.0.network.p50_ms", "x4-fast's {:.2f} in FP32"),
     (VIDEO_SPEED, "speed-video-models.json", "rows.3.network.p50_ms", "{:.2f} against 14.84 in INT8"),

@@ -336,7 +336,7 @@ def _file_model(args: argparse.Namespace, source: Path) -> str:
         why = "--source clean" if args.source == "clean" else f"its codec ({codec}) is lossless"
         tqdm.write(f"upscaler: {source.name}: {why}: {model} runs, {asked}'s sibling for clean sources "
                    f"(--source compressed runs {asked})", file=sys.stderr)  # fmt: skip
-    return model
+    return args.model if model == asked else model  # as given: a path stays a path
 
 
 def _unfinished(args: argparse.Namespace) -> str:
