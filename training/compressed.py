@@ -23,6 +23,9 @@ often each step happens (:data:`MIXTURES`); ``broad`` draws
 steps rare (blur and noise 10%, sigma to 1.0 and 3 levels, bicubic 80%):
 under ``broad`` only one pair in eleven was a clean bicubic one, and a
 model learns to soften every input it cannot tell from a blurred or noisy one.
+``codec-only`` is ``focused`` with every pair through a codec (JPEG or H.264,
+half each): for a model that never sees clean input, since its clean
+partner takes that (``upscaler.sources``).
 
 A first mixture (blur and noise half the time, sigma to 1.6 and 8 levels,
 10% without a codec) gained 0.8 dB on JPEG-40 Set5 but lost 1.3 dB on clean
@@ -69,6 +72,8 @@ class Mixture:
 MIXTURES = {
     "broad": Mixture(0.3, 1.2, (0.6, 0.2, 0.2), 0.3, 5.0, 0.35, 0.35),
     "focused": Mixture(0.1, 1.0, (0.8, 0.1, 0.1), 0.1, 3.0, 0.35, 0.35),
+    # every pair through a codec: for a model whose clean inputs go to its clean partner (upscaler.sources)
+    "codec-only": Mixture(0.1, 1.0, (0.8, 0.1, 0.1), 0.1, 3.0, 0.5, 0.5),
 }
 
 
