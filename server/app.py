@@ -106,6 +106,9 @@ def _for_source(service: Service, up: Upscaler, source: str, lossy: bool | None,
     """``up``, or its clean partner where the source is clean and the partner is served (``upscaler.sources``);
     the partner has ``up``'s scale, so the lane and size checks made for ``up`` hold for it."""
     partner = clean_partner(up.model.name)
+    if partner is not None and partner not in service.pool.served and source == "clean":
+        raise ApiError(422, f"source=clean runs {partner} in place of {up.model.name}, and this server does not "
+                       f"serve it (start it with --models {up.model.name},{partner})")  # fmt: skip
     if partner is None or partner not in service.pool.served:
         return up
     return service.model(choose_model(up.model.name, source, lossy=lossy, image=image))

@@ -190,3 +190,5 @@ def test_service_hands_a_clean_image_to_the_served_partner(tmp_path, photo):
     with serve(tmp_path, "--models", "x4-video", env=PINNED) as running, running.client() as client:
         r = client.post("/v1/upscale", content=png, params={"model": "video"}, headers={"Content-Type": "image/png"})
         assert r.status_code == 200 and r.headers["X-Model"] == "x4-video"  # the partner is not served here
+        r = client.post("/v1/upscale", content=png, params={"model": "video", "source": "clean"})
+        assert r.status_code == 422 and "--models x4-video,x4-fast" in r.json()["error"]["message"]
