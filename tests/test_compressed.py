@@ -93,7 +93,10 @@ def test_a_mixture_without_degradations_gives_the_protocol_pairs(photo):
     draws = [degrade_compressed(hr, 4, rng, "focused") for _ in range(40)]
     untouched = sum(np.array_equal(d, bicubic(hr, 4)) for d in draws)
     assert 2 <= untouched <= 16  # about a fifth of the focused pairs are the protocol's own
-    assert set(MIXTURES) == {"broad", "focused"}
+    assert set(MIXTURES) == {"broad", "focused", "codec-only"}
+    plain = bicubic(hr, 4)
+    draws = [degrade_compressed(hr, 4, rng, "codec-only") for _ in range(40)]  # every pair through a codec
+    assert not any(np.array_equal(d, plain) for d in draws)
 
 
 def test_eval_degrade_measures_on_compressed_inputs(tmp_path, photo):
