@@ -43,6 +43,8 @@ FORMS = [
     (4, {"settle_base": True, "fresh_correction": True, "base_decay": 6.0}, False),  # the shipped models' form
     (2, {"settle_base": True, "fresh_correction": True, "base_decay": 6.0}, True),
     (4, {"settle_base": True, "fresh_correction": True, "base_decay": 6.0, "hold": 8.0}, False),  # held pixels
+    (4, {"settle_base": True, "fresh_correction": True, "base_decay": 6.0, "hold": 8.0, "hold_correction": 0.0}, False),
+    (2, {"settle": True, "hold": 8.0, "hold_correction": 0.25}, False),
 ]
 
 
@@ -288,3 +290,19 @@ def test_a_cpu_graph_from_an_older_export_is_refused_by_name(tmp_path):
                           output_names=["history_weight", "splat_weight"])  # fmt: skip
     with pytest.raises(EngineUnavailable, match=r"older export .*history_weight, splat_weight.*export_temporal"):
         OrtCpuTemporalEngine(get_model(path))
+
+
+def test_a_held_pixel_keeps_only_hold_correction_of_the_correction():
+    torch.manual_seed(5)
+    form = {"settle_base": True, "fresh_correction": True, "base_decay": 6.0, "hold": 8.0}
+    kept, dropped = (AccumSR(4, channels=8, blocks=1, history_channels=4, **form, hold_correction=c) for c in (1, 0))
+    tail, weight = torch.randn(1, 96, 5, 6) * 4, torch.rand(1, 16, 5, 6)
+    hold = torch.zeros(1, 1, 5, 6)
+    hold[..., :3] = 1.0
+    gain, flag = kept.splat_gain(torch.tensor([[0.2, 0.1]])), torch.zeros(1, 1)
+    with torch.no_grad():
+        full, none = (net.weigh(tail, weight, flag, gain, hold)[3] for net in (kept, dropped))
+    assert torch.all(none[..., :3] == 0) and torch.all(full[..., :3] > 0)  # held: none of the correction
+    assert torch.equal(none[..., 3:], full[..., 3:])  # not held: as trained
+    with pytest.raises(ValueError, match="hold_correction"):
+        AccumSR(4, hold=8.0, hold_correction=1.5)

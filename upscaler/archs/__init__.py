@@ -97,6 +97,7 @@ RETUNABLE_ACCUM = (
     "display",
     "detail",
     "hold",
+    "hold_correction",
 )
 
 ARCHS: dict[str, ArchSpec] = {

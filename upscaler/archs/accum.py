@@ -193,6 +193,8 @@ class AccumSR(nn.Module):
     without it load, so a stage may add it). ``hold`` is added to the keep logit where the caller's ``hold`` plane
     is 1: pixels a still, jittered camera has kept seeing unchanged (``upscaler.runtime.hold``), whose history a
     still camera should keep whole (0: the network alone decides, as trained; no weight depends on it).
+    ``hold_correction`` is the share of the correction kept at those pixels (1: all of it, as trained; 0:
+    none, so the inferred detail fades from the history and a held pixel converges to its samples' mean).
     """
 
     state_channels = STATE_CHANNELS
@@ -215,6 +217,7 @@ class AccumSR(nn.Module):
         detail: int = 0,
         clip: bool = False,
         hold: float = 0.0,
+        hold_correction: float = 1.0,
         in_channels: int = 3,
     ) -> None:
         super().__init__()
@@ -243,6 +246,11 @@ class AccumSR(nn.Module):
         self.hold = float(hold)
         if hold:  # the same
             self.config["hold"] = self.hold
+        if not 0.0 <= hold_correction <= 1.0:
+            raise ValueError(f"hold_correction must be within [0, 1], got {hold_correction!r}")
+        self.hold_correction = float(hold_correction)
+        if hold_correction != 1.0:  # the same
+            self.config["hold_correction"] = self.hold_correction
         s2 = scale * scale
         self.display_planes = 3 if display else 0
         if display:  # the same: recorded only when on
@@ -399,6 +407,8 @@ class AccumSR(nn.Module):
             scale = 1.0 / (1.0 + keep)
         else:
             scale = torch.ones_like(keep)
+        if hold is not None and self.hold:  # a held pixel keeps this share of the correction
+            scale = scale * (1.0 - (1.0 - self.hold_correction) * hold)
         gathered = torch.clamp((keep + new) / self.cap, max=1.0)
         return keep * inverse, new * inverse, lean * inverse, scale, tail[:, 3 * s2 :], gathered
 

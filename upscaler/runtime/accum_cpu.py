@@ -110,7 +110,7 @@ def _weigh(tail, weight, gain, constants, keepalive, hold, s2, k, y, a, b, e, f,
     (``b``) and the base (``e``), the correction's scale (``f``) and the new accumulated weight; ``hold`` (H x W)
     marks the pixels whose keep logit gets ``constants[5]``."""
     cap, offset, settle_base, decay, mode = constants[0], constants[1], constants[2], constants[3], constants[4]
-    boost = constants[5]
+    boost, drop = constants[5], np.float32(1.0) - constants[6]
     lr, lm, le, wt, g, held = tail[k, y], tail[s2 + k, y], tail[2 * s2 + k, y], weight[k, y], gain[k], hold[y]
     zero, one = np.float32(0.0), np.float32(1.0)
     for x in range(weight.shape[2]):
@@ -121,6 +121,7 @@ def _weigh(tail, weight, gain, constants, keepalive, hold, s2, k, y, a, b, e, f,
         inverse = one / (keep + new + lean)
         a[x], b[x], e[x] = keep * inverse, new * inverse, lean * inverse
         f[x] = (new + lean) * inverse if mode == 2 else (one / (one + keep) if mode == 1 else one)
+        f[x] *= one - drop * held[x]
         gathered[x] = min((keep + new) / cap, one)
 
 
@@ -355,10 +356,11 @@ def _show_filtered8(result, matrices, biases, details, detailed, motion, pick, s
 def constants(params) -> np.ndarray:
     """``_weigh``'s constants from an accumulating model's parameters (``ModelDescriptor.params``):
     ``cap``, ``keep_offset``, ``settle_base`` (0 or 1), ``base_decay``, the correction's scale (2: this
-    frame's share, ``fresh_correction``; 1: ``1 / (1 + n)``, ``settle``; 0: none) and ``hold`` (0 without)."""
+    frame's share, ``fresh_correction``; 1: ``1 / (1 + n)``, ``settle``; 0: none), ``hold`` (0 without) and
+    ``hold_correction`` (1 without; 1 also where there is no hold: the hold plane is then all zeros)."""
     mode = 2 if params["fresh_correction"] else 1 if params["settle"] else 0
     values = [params["cap"], params["keep_offset"], float(params["settle_base"]), params["base_decay"], mode,
-              params.get("hold", 0.0)]  # fmt: skip
+              params.get("hold", 0.0), params.get("hold_correction", 1.0) if params.get("hold") else 1.0]  # fmt: skip
     return np.array(values, np.float32)
 
 
@@ -437,7 +439,7 @@ def warm() -> None:
     outputs = [np.zeros((6 * s2, h, w), np.float32), np.zeros(s2, np.float32), kernels]
     result, state = np.zeros((3 * s2, h, w), np.float32), np.zeros((h * s, w * s, 4), np.float32)
     folded, gathered = np.zeros((5 * s2, h, w), np.float32), np.zeros((s2, h, w), np.float32)
-    weighing = np.array([16.0, 3.0, 1.0, 6.0, 2.0, 0.0], np.float32)
+    weighing = np.array([16.0, 3.0, 1.0, 6.0, 2.0, 0.0, 1.0], np.float32)
     shown = np.zeros((3, h * s, w * s), np.float32)
     combine(frame, folded, outputs, weighing, False, s, np.zeros((h, w), np.float32), (state, shown[0]), result,
             gathered, 1)  # fmt: skip
