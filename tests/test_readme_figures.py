@@ -103,6 +103,8 @@ AUTO_CLIP = "| x4-video with `--source auto` on the real clip"
 GRID = "| the JPEG grid alone (`upscaler.sources.jpeg_grid`"
 REFIT, REFIT_SEQ = "| x4-temporal-lite with its display filters fitted again", "sequences-x4-lite-refit-mcmaster.json"
 REFIT_TUNING = "| the same refit over 24 images of the tuning set"
+HC0, HC0_SEQ = "| x4-temporal-lite dropping the network's correction", "sequences-x4-lite-hc0-mcmaster.json"
+HC0_KBD, HC0_NET = "keep-by-detail-hc0-bsd100.json", "mean.runs/hc/x4-temporal-lite-hc0.safetensors"
 
 BLOCK_FOLD, FOLD4, FOLD2 = (
     "| the accumulating engine's reprojection a block",
@@ -247,6 +249,14 @@ FIGURES = [
     (REFIT_TUNING, "keep-by-detail-refit-bsd100.json", "mean.x4-temporal-lite.flat_psnr", "flat regions {:.2f} dB"),
     (REFIT_TUNING, "keep-by-detail-refit-mcmaster.json", "mean.x4-temporal-lite.flat_psnr", "and {:.2f} held out"),
     (REFIT_TUNING, "keep-by-detail-refit-mcmaster.json", "mean.x4-temporal-lite.detail_psnr", "31.54 and {:.2f} ("),
+    (HC0, HC0_SEQ, "subjects.4.summary.still.steady_psnr", "still shots {:.2f} dB (42.56"),
+    (HC0, HC0_SEQ, "subjects.4.summary.still.grid_error", "grid {:.2f} grey levels (0.18)"),
+    (HC0, HC0_SEQ, "subjects.4.summary.fade.fade_lag", "fades {:.2f} frames"),
+    (HC0, "keep-by-detail-hc0-mcmaster.json", "mean.x4-temporal-lite.flat_psnr", "flat regions {:.2f} dB (46.75"),
+    (HC0, "sequences-x4-lite-hc0-bsd100.json", "subjects.4.summary.still.steady_psnr", "still shots {:.2f} (37.54)"),
+    (HC0, HC0_KBD, f"{HC0_NET}.flat_psnr", "flat regions {:.2f} (43.53)"),
+    (HC0, HC0_KBD, f"{HC0_NET}.detail_psnr", "detail {:.2f} (31.54)"),
+    (HC0, HC0_KBD, "mean.runs/hc/x4-temporal-hc0.safetensors.detail_psnr", "detail regions {:.2f} against 31.88"),
     (AUTO_CLEAN, "compressed-x4-auto.json", "rows.6.psnr", "x4: {:.2f} / 27.06"),
     (AUTO_CLEAN, "compressed-x4-auto.json", "rows.7.psnr", "/ {:.2f} dB against"),
     (AUTO_CLEAN, "compressed-x4-auto.json", "rows.1.psnr", "against 30.75 / {:.2f} (x4-fast"),
