@@ -104,6 +104,7 @@ GRID = "| the JPEG grid alone (`upscaler.sources.jpeg_grid`"
 REFIT, REFIT_SEQ = "| x4-temporal-lite with its display filters fitted again", "sequences-x4-lite-refit-mcmaster.json"
 REFIT_TUNING = "| the same refit over 24 images of the tuning set"
 HC0, HC0_SEQ = "| x4-temporal-lite dropping the network's correction", "sequences-x4-lite-hc0-mcmaster.json"
+HC0_SPEED, HC0_RUN = "| x4-temporal-lite's step as released now", "temporal-speed-x4-lite-hc0.json"
 HC0_KBD, HC0_NET = "keep-by-detail-hc0-bsd100.json", "mean.runs/hc/x4-temporal-lite-hc0.safetensors"
 
 BLOCK_FOLD, FOLD4, FOLD2 = (
@@ -257,6 +258,10 @@ FIGURES = [
     (HC0, HC0_KBD, f"{HC0_NET}.flat_psnr", "flat regions {:.2f} (43.53)"),
     (HC0, HC0_KBD, f"{HC0_NET}.detail_psnr", "detail {:.2f} (31.54)"),
     (HC0, HC0_KBD, "mean.runs/hc/x4-temporal-hc0.safetensors.detail_psnr", "detail regions {:.2f} against 31.88"),
+    (HC0_SPEED, HC0_RUN, "subjects.x4-temporal-lite (jittered).ratio", "{:.2f}x x4-fast's time jittered"),
+    (HC0_SPEED, HC0_RUN, "subjects.x4-temporal-lite (jittered, half still).ratio", "{:.2f}x with half"),
+    (HC0_SPEED, HC0_RUN, "subjects.x4-temporal-lite (exact motion).ratio", "{:.2f}x with exact motion"),
+    (HC0_SPEED, HC0_RUN, "subjects.x4-fast (single frame).median_ms", "x4-fast {:.2f} ms"),
     (AUTO_CLEAN, "compressed-x4-auto.json", "rows.6.psnr", "x4: {:.2f} / 27.06"),
     (AUTO_CLEAN, "compressed-x4-auto.json", "rows.7.psnr", "/ {:.2f} dB against"),
     (AUTO_CLEAN, "compressed-x4-auto.json", "rows.1.psnr", "against 30.75 / {:.2f} (x4-fast"),
