@@ -60,12 +60,22 @@ def _compression(text: str) -> str:
     return text
 
 
+def _per_source(args: argparse.Namespace):
+    """``--model``'s ``Upscaler`` and the ``PerSource`` that runs it, or its clean partner (``--source``)."""
+    from upscaler.facade import Upscaler
+    from upscaler.sources import PerSource
+
+    def load(name: str) -> Upscaler:
+        return Upscaler(name, args.backend, tile=0, threads=args.threads, precision=args.precision)
+
+    upscaler = load(args.model)
+    return upscaler, PerSource(upscaler.model.name, args.source, load, first=upscaler)
+
+
 def _run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from upscaler.evaluate import evaluate_folder, format_markdown, format_table
-    from upscaler.facade import Upscaler
-    from upscaler.sources import PerSource
 
     folders = [Path(d) for d in args.data]
     for folder in folders:
@@ -76,12 +86,7 @@ def _run(args: argparse.Namespace) -> int:
             parent = Path(report_path).resolve().parent
             if Path(report_path).is_dir() or not parent.is_dir():
                 raise FileNotFoundError(f"{report_path}: cannot write a report there")
-
-    def load(name: str) -> Upscaler:
-        return Upscaler(name, args.backend, tile=0, threads=args.threads, precision=args.precision)
-
-    upscaler = load(args.model)
-    per_source = PerSource(upscaler.model.name, args.source, load, first=upscaler)
+    upscaler, per_source = _per_source(args)
     lossy = True if args.degrade else None  # a codec's output; the protocol's own inputs: the pixels tell
     degradation = args.degradation or protocol_degradation(upscaler.model.degradation)
     scores = []
