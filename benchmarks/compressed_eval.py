@@ -49,12 +49,8 @@ from upscaler.sysinfo import machine_info
 def _router(model: str, source: str) -> tuple[Upscaler, PerSource]:
     """``model``'s upscaler and the per-image choice ``--source`` makes (``upscaler.sources``); ONNX Runtime on
     the CPU for built-in models, PyTorch for a ``.safetensors`` candidate; FP32."""
-
-    def load(name: str) -> Upscaler:
-        return Upscaler(name, "cpu", tile=0, precision="fp32")
-
-    up = load(model)
-    return up, PerSource(up.model.name, source, load, first=up)
+    per = PerSource.of(model, source, backend="cpu", tile=0, precision="fp32")
+    return per.first, per
 
 
 def _ran(per: PerSource, before: Counter) -> dict:

@@ -173,6 +173,23 @@ class PerSource:
         self._loaded: dict[str, object] = {} if first is None else {model: first}
         self.used: Counter[str] = Counter()
 
+    @classmethod
+    def of(cls, model: str, source: str = "auto", **options) -> PerSource:
+        """A ``PerSource`` whose models run as ``Upscaler(name, **options)``; ``model``'s is loaded now (a bad
+        engine fails here, before any image), and is ``first``."""
+        from upscaler.facade import Upscaler
+
+        def make(name: str) -> Upscaler:
+            return Upscaler(name, **options)
+
+        first = make(model)
+        return cls(first.model.name, source, make, first=first)
+
+    @property
+    def first(self):
+        """The upscaler of the model asked for."""
+        return self.get(self.model)
+
     def get(self, name: str):
         """The upscaler of model ``name``, loaded on first use."""
         if name not in self._loaded:

@@ -60,18 +60,6 @@ def _compression(text: str) -> str:
     return text
 
 
-def _per_source(args: argparse.Namespace):
-    """``--model``'s ``Upscaler`` and the ``PerSource`` that runs it, or its clean partner (``--source``)."""
-    from upscaler.facade import Upscaler
-    from upscaler.sources import PerSource
-
-    def load(name: str) -> Upscaler:
-        return Upscaler(name, args.backend, tile=0, threads=args.threads, precision=args.precision)
-
-    upscaler = load(args.model)
-    return upscaler, PerSource(upscaler.model.name, args.source, load, first=upscaler)
-
-
 def _run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -86,7 +74,11 @@ def _run(args: argparse.Namespace) -> int:
             parent = Path(report_path).resolve().parent
             if Path(report_path).is_dir() or not parent.is_dir():
                 raise FileNotFoundError(f"{report_path}: cannot write a report there")
-    upscaler, per_source = _per_source(args)
+    from upscaler.sources import PerSource
+
+    per_source = PerSource.of(args.model, args.source, backend=args.backend, tile=0, threads=args.threads,
+                              precision=args.precision)  # fmt: skip
+    upscaler = per_source.first
     lossy = True if args.degrade else None  # a codec's output; the protocol's own inputs: the pixels tell
     degradation = args.degradation or protocol_degradation(upscaler.model.degradation)
     scores = []

@@ -322,13 +322,13 @@ def _file_model(args: argparse.Namespace, source: Path) -> str:
     from upscaler.sources import choose_model, clean_partner, lossy_video_codec
     from upscaler.video.probe import probe
 
-    if args.temporal or clean_partner(_model_name(args.model)) is None:
+    asked = _model_name(args.model)
+    if args.temporal or clean_partner(asked) is None:
         return args.model
     try:
         codec = probe(source).codec
     except Exception:
         return args.model
-    asked = _model_name(args.model)
     model = choose_model(asked, args.source, lossy=lossy_video_codec(codec))
     if model != asked and not args.quiet:
         from tqdm import tqdm

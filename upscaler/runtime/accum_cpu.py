@@ -357,10 +357,10 @@ def constants(params) -> np.ndarray:
     """``_weigh``'s constants from an accumulating model's parameters (``ModelDescriptor.params``):
     ``cap``, ``keep_offset``, ``settle_base`` (0 or 1), ``base_decay``, the correction's scale (2: this
     frame's share, ``fresh_correction``; 1: ``1 / (1 + n)``, ``settle``; 0: none), ``hold`` (0 without) and
-    ``hold_correction`` (1 without; 1 also where there is no hold: the hold plane is then all zeros)."""
+    ``hold_correction`` (1 without; without a hold the hold plane is all zeros and it changes nothing)."""
     mode = 2 if params["fresh_correction"] else 1 if params["settle"] else 0
     values = [params["cap"], params["keep_offset"], float(params["settle_base"]), params["base_decay"], mode,
-              params.get("hold", 0.0), params.get("hold_correction", 1.0) if params.get("hold") else 1.0]  # fmt: skip
+              params.get("hold", 0.0), params.get("hold_correction", 1.0)]  # fmt: skip
     return np.array(values, np.float32)
 
 
