@@ -5,7 +5,7 @@
 What a smaller network would buy before anyone trains one: each variant is an
 ``AccumSR`` with random weights (the speed of a graph does not depend on its
 weights), exported as a release would (folded graph and display filters, the
-unjittered one identity as x4-temporal ships it), and run by the
+unjittered one identity as x4-temporal-quality ships it), and run by the
 ``onnxruntime-cpu`` engine on the frames of ``temporal_speed.py`` (a real
 photo panned one low-resolution pixel a frame, exact motion, Halton jitter:
 the moving filter runs). Rounds are interleaved; the figure is the median of
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-#: name -> AccumSR parameters beyond x4-temporal's (``c32b2h16d3`` is x4-temporal's shape)
+#: name -> AccumSR parameters beyond x4-temporal-quality's (``c32b2h16d3`` is its shape)
 VARIANTS = {
     "c32b2h16d3": {"channels": 32, "blocks": 2, "history_channels": 16, "display": 3},
     "c24b2h16d3": {"channels": 24, "blocks": 2, "history_channels": 16, "display": 3},
@@ -43,7 +43,7 @@ PARTS = ("reproject", "network", "filters", "fused")
 
 
 def _export(name: str, params: dict, folder: Path) -> Path:
-    """A random AccumSR of ``params`` (x4-temporal's other settings) saved and exported into ``folder``."""
+    """A random AccumSR of ``params`` (x4-temporal-quality's other settings) saved and exported into ``folder``."""
     import torch
     from safetensors.torch import save_file
 
@@ -57,7 +57,7 @@ def _export(name: str, params: dict, folder: Path) -> Path:
     with torch.no_grad():
         for p in net.parameters():
             p.add_(torch.randn_like(p) * 0.01)
-    net.show_as_is("unjittered")  # as x4-temporal ships it
+    net.show_as_is("unjittered")  # as x4-temporal-quality ships it
     path = folder / f"{name}.safetensors"
     meta = {"name": name, "arch": "accum", "scale": "4", "degradation": "sequence", "training": "{}",
             "params": json.dumps(net.inference_params())}  # fmt: skip

@@ -1,7 +1,7 @@
 """Colour as well as luma: PSNR of Y, Cb, Cr and RGB for temporal models over the harness's rendered sequences.
 
     python benchmarks/chroma_psnr.py --sequences ../shared/data/train/extra/mcmaster --kinds still slow \\
-        -m x4-temporal-lite runs/before/x4-temporal-lite-before.safetensors --json benchmarks/results/chroma.json
+        -m x4-temporal runs/before/x4-temporal-lite-before.safetensors --json benchmarks/results/chroma.json
 
 ``upscaler bench --sequences`` scores the luma (PSNR-Y, the field's
 convention). A display filter that sharpens the luma only (``AccumSR``'s

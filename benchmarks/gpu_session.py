@@ -172,7 +172,7 @@ def parity(smoke: bool) -> dict:
     scene = set5[1]
     size = (32, 24) if smoke else (96, 64)
     camera = Camera(center=(scene.shape[1] / 2, scene.shape[0] / 2), velocity=(1.7, 0.6))
-    for model in ("x4-temporal", "x2-temporal"):
+    for model in ("x4-temporal", "x4-temporal-quality", "x2-temporal"):
         descriptor = get_model(model)
         frames = make_sequence(scene, SequenceSpec(descriptor.scale, size, 4 if smoke else 12, camera))
         for precision in ("fp32", "fp16") if gpu == "torch-cuda" else ("fp32",):
@@ -425,7 +425,7 @@ def main() -> int:
     stage("pytest", run_pytest, out, 30 if smoke else 150)
     stage("speed", lambda: [row for m in ("x4-fast", "x4-quality", "x2-fast") for row in
                             single_frame_speed(m, sizes, (1, 4), smoke)])  # fmt: skip
-    temporal = ("x4-temporal", "x2-temporal")
+    temporal = ("x4-temporal", "x4-temporal-quality", "x2-temporal")
     stage("temporal_speed", lambda: [r for m in temporal for r in temporal_speed(m, sizes, smoke)])
     stage("cpu_peer", cpu_peer, ("x4-fast", "x4-quality"), sizes[0], smoke)
     if args.only and "cudnn" in args.only:

@@ -2,7 +2,7 @@
 is flat: its state's accumulated weight and its PSNR-Y by region, beside plain accumulation's PSNR.
 
     python benchmarks/keep_by_detail.py --images ../shared/data/val/BSD100 --limit 24 \
-        -m x4-temporal-lite x4-temporal --json benchmarks/results/keep-by-detail-bsd100.json
+        -m x4-temporal x4-temporal-quality --json benchmarks/results/keep-by-detail-bsd100.json
 
 Each image gives the still shot of ``upscaler bench --sequences`` (a jittered still camera, 96x64 in, 32
 frames). A still camera should keep everything it gathered: a model that rejects its history where jittered
@@ -70,7 +70,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", required=True, help="a folder of images")
     parser.add_argument("--limit", type=int, default=24)
-    parser.add_argument("-m", "--models", nargs="+", default=["x4-temporal-lite", "x4-temporal"])
+    parser.add_argument("-m", "--models", nargs="+", default=["x4-temporal", "x4-temporal-quality"])
     parser.add_argument("--json")
     args = parser.parse_args()
     files = sorted(p for p in Path(args.images).iterdir() if p.suffix.lower() in (".png", ".jpg", ".webp", ".bmp"))

@@ -16,7 +16,7 @@ the camera still (one frame, jittered: where the samples converge).
 The frames are a real photo panned by one low-resolution pixel per frame.
 Each subject's turn starts with one untimed frame (``--settle``): without it the subject
 timed right after the single-frame model paid for that model's threads still
-spinning (x4-temporal-lite's own graphs, timed first and then as the baseline
+spinning (x4-temporal's own graphs, timed first and then as the baseline
 in swapped runs, took 3.8-4.1 ms more per frame in the first place).
 """
 
@@ -92,7 +92,8 @@ def main() -> None:
              ("jittered, still camera", still, True, True)]  # fmt: skip
     subjects |= _temporal_subjects(args.temporal, args.temporal, cases, frames, jitters, args.threads)
     if args.baseline:
-        label = f"{Path(args.baseline).parent.name}/{Path(args.baseline).stem}"  # the folder names the release
+        path = Path(args.baseline)  # a weights file: its folder names the release; else a built-in model
+        label = f"{path.parent.name}/{path.stem}" if path.suffix == ".safetensors" else args.baseline
         kept = [c for c in cases if c[0] != "motion=None"]
         subjects |= _temporal_subjects(args.baseline, label, kept, frames, jitters, args.threads)
     for run in subjects.values():  # warm-up, and the temporal streams get a history

@@ -124,7 +124,7 @@ def test_every_engine_and_graph_carries_the_same_state(tiny):
         assert x.shape == (64, 96, 3) and np.abs(x.astype(int) - y).max() <= 1
 
 
-@pytest.mark.parametrize("name", ["x4-temporal", "x4-temporal-lite", "x2-temporal"])
+@pytest.mark.parametrize("name", ["x4-temporal", "x4-temporal-quality", "x2-temporal"])
 def test_the_shipped_graphs_match_pytorch_over_a_layered_sequence(name):
     from export.temporal import check_temporal_parity
 

@@ -130,5 +130,5 @@ def test_a_split_fit_is_the_3x3_fit_shared_out_and_its_1x1_part_the_best_from_th
 
 
 def test_a_split_fit_needs_3x3_filters(capsys):
-    assert main(["--model", "x4-temporal-lite", "--data", ".", "--detail", "--out", "unused.safetensors"]) == 2
+    assert main(["--model", "x4-temporal", "--data", ".", "--detail", "--out", "unused.safetensors"]) == 2
     assert "--detail splits a 3x3 fit" in capsys.readouterr().err

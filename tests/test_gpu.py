@@ -61,7 +61,7 @@ def test_cuda_graph_replays_give_the_eager_result(photo):
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
-@pytest.mark.parametrize("model", ["x4-temporal", "x2-temporal"])
+@pytest.mark.parametrize("model", ["x4-temporal", "x4-temporal-quality", "x2-temporal"])
 def test_torch_cuda_temporal_steps_match_the_cpu_engine_over_a_sequence(photo, model, precision):
     from upscaler import TemporalUpscaler
     from upscaler.models import get_model

@@ -40,7 +40,7 @@ def test_the_session_script_runs_its_stages_without_a_gpu(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((tmp_path / "gpu-session.json").read_text())
     assert not [k for k, v in report.items() if isinstance(v, dict) and "error" in v], report
-    assert {r["model"] for r in report["parity"]["temporal"]} == {"x4-temporal", "x2-temporal"}
+    assert {r["model"] for r in report["parity"]["temporal"]} == {"x4-temporal", "x4-temporal-quality", "x2-temporal"}
     assert all(r["max_abs_levels"] <= 1 for r in report["parity"]["single_frame"] + report["parity"]["temporal"])
     assert {(r["model"], r["input"], r["batch"]) for r in report["speed"]} >= {("x4-quality", "64x48", 4)}
     assert all(r["p50_ms"] > 0 for r in report["speed"] + report["temporal_speed"] + report["cpu_peer"])

@@ -96,14 +96,14 @@ def _still_shot(frames: int, cut_at: int | None = None):
 
 
 def _without_hold():
-    model = get_model("x4-temporal-lite")
+    model = get_model("x4-temporal")
     return dataclasses.replace(model, params={k: v for k, v in model.params.items() if k != "hold"})
 
 
 def test_both_engines_hold_a_still_shot_alike_and_it_keeps_more_of_what_it_gathered():
-    assert get_model("x4-temporal-lite").params.get("hold")
-    cpu, torch_engine = TemporalUpscaler("x4-temporal-lite", "onnxruntime-cpu"), TemporalUpscaler(
-        "x4-temporal-lite", "torch-cpu")  # fmt: skip
+    assert get_model("x4-temporal").params.get("hold")
+    cpu, torch_engine = TemporalUpscaler("x4-temporal", "onnxruntime-cpu"), TemporalUpscaler(
+        "x4-temporal", "torch-cpu")  # fmt: skip
     plain = TemporalUpscaler(_without_hold(), "onnxruntime-cpu")
     for f in _still_shot(24):
         a, b = cpu.upscale(f.lr, f.jitter, f.motion), torch_engine.upscale(f.lr, f.jitter, f.motion)
@@ -122,4 +122,4 @@ def test_a_cut_on_a_still_camera_is_not_held_over():
                 errors.append(np.mean((out.astype(float) - f.hr) ** 2))
         return float(np.mean(errors))
 
-    assert after_cut("x4-temporal-lite") <= 1.05 * after_cut(_without_hold())
+    assert after_cut("x4-temporal") <= 1.05 * after_cut(_without_hold())

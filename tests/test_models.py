@@ -45,6 +45,22 @@ def test_every_built_in_model_is_complete_and_intact(model):
     assert model.quality, "measured quality is recorded"
 
 
+@pytest.mark.parametrize("model", list_models(), ids=lambda m: m.name)
+def test_every_shipped_graph_names_its_model(model):
+    """A graph renamed on disk but not inside (or the reverse) would report another model's name."""
+    import onnx
+
+    for f in (model.onnx, *model.graphs.values()):
+        meta = {p.key: p.value for p in onnx.load(f.path, load_external_data=False).metadata_props}
+        assert meta["name"] == model.name, f.path.name
+
+
+def test_a_renamed_model_still_answers_to_its_old_name():
+    """x4-temporal-lite became x4-temporal on 2026-12-07 (the larger network x4-temporal-quality)."""
+    assert get_model("x4-temporal-lite") is get_model("x4-temporal")
+    assert get_model("x4-temporal").macs_per_pixel < get_model("x4-temporal-quality").macs_per_pixel
+
+
 def test_descriptor_round_trips_through_its_record():
     model = default_model()
     again = ModelDescriptor.from_dict(model.to_dict(relative_to=WEIGHTS_DIR), WEIGHTS_DIR)

@@ -36,7 +36,6 @@ BEFORE_X4 = "before-fused/x4-temporal"  # temporal_speed.py --baseline runs/befo
 X4F, X2F = "temporal-speed-x4-fused.json", "temporal-speed-x2-fused.json"
 TAIL_SPEED = "| the same after the CPU graph stopped at the network's convolutions"
 X4T, LITE = "temporal-speed-x4-tail.json", "x4-lite-d1/x4-lite-d1"  # --baseline runs/x4-lite-d1/x4-lite-d1.safetensors
-LITE_STILL, LITE_EVAL = "tuning set's still shots (", "x4-temporal-lite-candidate.json"
 SPLIT_SPEED = "| the same after the CPU engine kept an accumulating model's colour and weight interleaved"
 X4I, X2I = "temporal-speed-x4-interleaved.json", "temporal-speed-x2-interleaved.json"
 DISTIL = "x4-distil-d1/x4-lite-distil-d1"  # --baseline runs/x4-distil-d1/x4-lite-distil-d1.safetensors
@@ -92,7 +91,6 @@ SETTLE, UNSETTLED, SWAPPED = (
     "temporal-speed-x4-lite-unsettled.json",
     "temporal-speed-x4-lite-swapped.json",
 )
-LUMA_STATUS = "layer uncovers), flat regions (0.18 grey levels), fades (2.5 frames) and"
 SETTLED_SPEED, X4S = "| x4-temporal's step with the harness settled", "temporal-speed-x4-settled.json"
 VIDEO_X4 = "| x4-video against x4-fast on compressed images"
 VIDEO_CLIP = "| x4-video against x4-fast on the real clip"
@@ -135,10 +133,35 @@ HOLD_2, HOLD_X2 = "| the same hold on x2-temporal", "sequences-x2-hold-mcmaster.
 HOLD_BSD, HOLD_B = "| the same hold over 24 images of the tuning set", "sequences-x4-hold-bsd100.json"
 HOLD_KEEP, HOLD_KB = "| the hold by region", "keep-by-detail-hold-bsd100.json"
 HOLD_SPEED, HOLD_S = "| x4-temporal-lite's step with the hold", "temporal-speed-x4-lite-hold.json"
-LUMA_BSD = "24 BSD100 images 35.99 against plain accumulation's"
 X2_KINDS, X2_KINDS_SEQ = "| x2-temporal over a still and a slow shot", "sequences-x2-still-slow-mcmaster.json"
 
 #: (words on the README line, JSON file, path in it, format the README prints the value in)
+#: issue 25's status table, the x4 temporal models under their current names (2026-12-07, after the rename)
+RN, RN_SS = "sequences-x4-renamed-mcmaster.json", "sequences-x4-renamed-still-slow-mcmaster.json"
+RN_CLIP, RN_SINTEL, RN_SPEED = (
+    "stability-clip-x4-renamed.json",
+    "stability-sintel-x4-renamed.json",
+    "temporal-speed-x4-renamed.json",
+)
+RN_ROWS = {
+    "still": "| still shots, plain accumulation + 0.5 dB (the five standard",
+    "still18": "| still shots of all 18 images",
+    "slow": "| slow shots, plain accumulation + 0.5 dB (standard",
+    "slow18": "| slow shots of all 18 images",
+    "moderate": "| moderate speeds, plain accumulation + 1.0",
+    "layer": "| the moving layer, at least bicubic",
+    "cut": "| three frames after an unsignalled cut",
+    "depth": "| depth, +0.3 dB on what the layer uncovers",
+    "pan": "| fast pans, where they were",
+    "grid": "| flat regions, per-phase grid",
+    "fade": "| a fade reaches the source level",
+    "clip": "| video warping error at most 0.7x",
+    "sintel": "| the same on a clip made from CC BY Sintel",
+    "step": "| the CPU step at most 1.5x",
+    "step2": "| the same with half the frame still",
+}
+RN_DETAIL, RN_DETAIL2 = "video x4-temporal keeps more detail than x4-fast (", "real clip, 4.66 against 4.14 on Sintel"
+
 FIGURES = [
     ("all rounds together the service served", "service-cpu-x4-fast.json", "http.0.fps", "{:.1f} / "),
     ("all rounds together the service served", "service-cpu-x4-fast.json", "http.1.fps", "/ {:.1f} / "),
@@ -208,9 +231,16 @@ FIGURES = [
     ("5.52x x4-fast's time", "two-step-x4.json", "time.subjects.x2-fast twice.ratio", "{:.2f}x x4-fast's"),
     ("5.52x x4-fast's time", "two-step-x4.json", "time.subjects.x4-quality.ratio", "at {:.2f}x;"),
     ("5.52x x4-fast's time", "two-step-x4.json", "quality.x4-quality.Set5.psnr", "x4-quality's {:.2f} dB"),
-    ("| **x4-temporal** (estimated motion) |", "stability-clip-x4-accum.json", "subjects.0.mean", "| {:.2f} |"),
-    ("| **x4-temporal** (estimated motion) |", "stability-clip-x4-accum.json", "subjects.0.detail", "| {:.2f} |"),
-    ("| **x4-temporal** (estimated motion) |", "stability-clip-x4-accum.json", "subjects.0.still", "| {:.2f} |"),
+    ("| **x4-temporal** (estimated motion) |", "stability-clip-x4-renamed.json", "subjects.0.mean", "| {:.2f} |"),
+    ("| **x4-temporal** (estimated motion) |", "stability-clip-x4-renamed.json", "subjects.0.detail", "| {:.2f} |"),
+    ("| **x4-temporal** (estimated motion) |", "stability-clip-x4-renamed.json", "subjects.0.still", "| {:.2f} |"),
+    ("| x4-temporal-quality (estimated motion) |", "stability-clip-x4-renamed.json", "subjects.1.detail", "| {:.2f} |"),
+    (
+        "rendered alley, 60 frames) x4-temporal's warping error is",
+        RN_SINTEL,
+        "subjects.0.ratio_to_reference",
+        "{:.2f}x",
+    ),
     (
         "`benchmarks/results/temporal-speed-x4-accum.json`",
         "temporal-speed-x4-accum.json",
@@ -319,8 +349,6 @@ FIGURES = [
     (LITE_CLIP, "stability-clip-x4-lite.json", "subjects.0.detail", "detail than either ({:.2f} against"),
     (LITE_CLIP, "stability-sintel-x4-lite.json", "subjects.0.ratio_to_reference", "Sintel {:.2f}x"),
     (LITE_CLIP, "stability-sintel-x4-lite.json", "subjects.0.detail", "detail {:.2f} against 4.14"),
-    (LITE_STILL, LITE_EVAL, "manifest_entry.quality.BSD100.still_psnr", "({:.2f} against"),
-    (LITE_STILL, LITE_EVAL, "manifest_entry.quality.BSD100.accumulation_still_psnr", "against {:.2f} dB"),
     (X4_HELD_OUT, X4_SEQ, "subjects.4.summary.still.steady_psnr", "41.64 ({:.2f})"),
     (KINDS_HELD_OUT, KINDS_SEQ, "subjects.2.summary.still.steady_psnr", "still shots: x4-temporal {:.2f} dB"),
     (KINDS_HELD_OUT, KINDS_SEQ, "subjects.4.summary.still.steady_psnr", "x4-temporal-lite {:.2f}, plain"),
@@ -391,11 +419,9 @@ FIGURES = [
     (SETTLE, UNSETTLED, "subjects.x4-temporal-lite (exact motion).ratio", "after x4-fast {:.2f}x, as"),
     (SETTLE, UNSETTLED, f"subjects.{OLD} (exact motion).ratio", "baseline {:.2f}x; swapped"),
     (SETTLE, SWAPPED, "subjects.weights/x4-temporal-lite (exact motion).ratio", "1.33x and {:.2f}x:"),
-    (LUMA_STATUS, LUMA_HELD, "subjects.2.summary.still.grid_error", "flat regions ({:.2f} grey levels)"),
     (SETTLED_SPEED, X4S, "subjects.x4-temporal (exact motion).ratio", "x4-temporal {:.2f}x x4-fast's"),
     (SETTLED_SPEED, X4S, "subjects.x4-temporal (jittered).ratio", "motion, {:.2f}x jittered, 2.39x"),
     (SETTLED_SPEED, X4S, "subjects.weights/x4-temporal-lite (jittered).ratio", "1.25x, {:.2f}x jittered"),
-    ("noise; 1.85x and 2.10x with the harness settled", X4S, "subjects.x4-temporal (jittered).ratio", "and {:.2f}x"),
     (BLOCK_FOLD, FOLD4, "cases.moving.blocks.median_ms", "moving {:.2f} ms against"),
     (BLOCK_FOLD, FOLD4, "cases.moving.opencv interleaved.vs_blocks", "against 8.25 ({:.2f}x)"),
     (BLOCK_FOLD, FOLD4, "cases.still.opencv interleaved.vs_blocks", "against 8.17 ({:.2f}x)"),
@@ -427,8 +453,6 @@ FIGURES = [
     (KEEP, KB, "mean.x4-temporal.detail_weight", "(x4-temporal {:.3f} and"),
     (KEEP, KM, "mean.x4-temporal-lite.detail_psnr", "mcmaster detail {:.2f}, "),
     (KEEP, KM, "mean.accumulation.flat_psnr", "47.49 and {:.2f} |"),
-    (LUMA_BSD, "sequences-x4-lite-luma-kinds-bsd100.json", "subjects.2.summary.still.steady_psnr", "images {:.2f}"),
-    (LUMA_BSD, "sequences-x4-lite-luma-kinds-bsd100.json", "subjects.1.summary.still.steady_psnr", "'s {:.2f}, 1.42"),
     (X2_KINDS, X2_KINDS_SEQ, "subjects.2.summary.still.steady_psnr", "still shots {:.2f} dB against"),
     (X2_KINDS, X2_KINDS_SEQ, "subjects.1.summary.still.steady_psnr", "accumulation's {:.2f} (+0.62)"),
     (X2_KINDS, X2_KINDS_SEQ, "subjects.2.summary.slow.steady_psnr", "slow {:.2f} against"),
@@ -451,6 +475,58 @@ FIGURES = [
     (HOLD_SPEED, HOLD_S, "subjects.x4-temporal-lite (jittered).ratio", "| {:.2f}x x4-fast's time jittered"),
     (HOLD_SPEED, HOLD_S, "subjects.nohold/x4-temporal-lite-nohold (jittered).ratio", "(without {:.2f}x)"),
     (HOLD_SPEED, HOLD_S, "subjects.x4-temporal-lite (jittered, still camera).ratio", "{:.2f}x with the camera still"),
+    (RN_ROWS["still"], RN, "subjects.1.summary.still.steady_psnr", "accumulation {:.2f}) |"),
+    (RN_ROWS["still"], RN, "subjects.2.summary.still.steady_psnr", "| {:.2f} |"),
+    (RN_ROWS["still"], RN, "subjects.4.summary.still.steady_psnr", "| {:.2f} |"),
+    (RN_ROWS["still18"], RN_SS, "subjects.1.summary.still.steady_psnr", "accumulation {:.2f}) |"),
+    (RN_ROWS["still18"], RN_SS, "subjects.2.summary.still.steady_psnr", "| {:.2f} |"),
+    (RN_ROWS["still18"], RN_SS, "subjects.4.summary.still.steady_psnr", "| {:.2f} |"),
+    (RN_ROWS["slow"], RN, "subjects.1.summary.slow.steady_psnr", "accumulation {:.2f}) |"),
+    (RN_ROWS["slow"], RN, "subjects.2.summary.slow.steady_psnr", "| {:.2f} |"),
+    (RN_ROWS["slow"], RN, "subjects.4.summary.slow.steady_psnr", "| {:.2f} |"),
+    (RN_ROWS["slow18"], RN_SS, "subjects.1.summary.slow.steady_psnr", "accumulation {:.2f}) |"),
+    (RN_ROWS["slow18"], RN_SS, "subjects.2.summary.slow.steady_psnr", "| {:.2f} |"),
+    (RN_ROWS["slow18"], RN_SS, "subjects.4.summary.slow.steady_psnr", "| {:.2f} |"),
+    (RN_ROWS["moderate"], RN, "subjects.1.summary.moderate.steady_psnr", "({:.2f} and"),
+    (RN_ROWS["moderate"], RN, "subjects.0.summary.moderate.steady_psnr", "and {:.2f}) |"),
+    (RN_ROWS["moderate"], RN, "subjects.2.summary.moderate.steady_psnr", "| {:.2f} |"),
+    (RN_ROWS["moderate"], RN, "subjects.4.summary.moderate.steady_psnr", "| {:.2f} |"),
+    (RN_ROWS["layer"], RN, "subjects.0.summary.layer.dynamic_psnr", "({:.2f}) |"),
+    (RN_ROWS["layer"], RN, "subjects.2.summary.layer.dynamic_psnr", "| {:.2f} |"),
+    (RN_ROWS["layer"], RN, "subjects.4.summary.layer.dynamic_psnr", "| {:.2f} |"),
+    (RN_ROWS["cut"], RN, "subjects.0.summary.cut.after_cut_psnr", "({:.2f}) |"),
+    (RN_ROWS["cut"], RN, "subjects.2.summary.cut.after_cut_psnr", "| {:.2f} |"),
+    (RN_ROWS["cut"], RN, "subjects.4.summary.cut.after_cut_psnr", "| {:.2f} |"),
+    (RN_ROWS["depth"], RN, "subjects.2.summary.layer.disoccluded_psnr", "without depth {:.2f} and"),
+    (RN_ROWS["depth"], RN, "subjects.4.summary.layer.disoccluded_psnr", "and {:.2f}) |"),
+    (RN_ROWS["depth"], RN, "subjects.3.summary.layer.disoccluded_psnr", "| {:.2f} |"),
+    (RN_ROWS["depth"], RN, "subjects.5.summary.layer.disoccluded_psnr", "| {:.2f} |"),
+    (RN_ROWS["pan"], RN, "subjects.1.summary.pan.steady_psnr", "plain accumulation {:.2f}) |"),
+    (RN_ROWS["pan"], RN, "subjects.2.summary.pan.steady_psnr", "| {:.2f} |"),
+    (RN_ROWS["pan"], RN, "subjects.4.summary.pan.steady_psnr", "| {:.2f} |"),
+    (RN_ROWS["grid"], RN, "subjects.2.summary.still.grid_error", "| {:.2f} |"),
+    (RN_ROWS["grid"], RN, "subjects.4.summary.still.grid_error", "| {:.2f} |"),
+    (RN_ROWS["fade"], RN, "subjects.2.summary.fade.fade_lag", "| {:.1f} |"),
+    (RN_ROWS["fade"], RN, "subjects.4.summary.fade.fade_lag", "| {:.1f} |"),
+    (RN_ROWS["clip"], RN_CLIP, "subjects.0.ratio_to_reference", "| {:.3f}x |"),
+    (RN_ROWS["clip"], RN_CLIP, "subjects.1.ratio_to_reference", "| {:.3f}x |"),
+    (RN_ROWS["sintel"], RN_SINTEL, "subjects.0.ratio_to_reference", "| {:.3f}x |"),
+    (RN_ROWS["sintel"], RN_SINTEL, "subjects.1.ratio_to_reference", "| {:.3f}x |"),
+    (RN_ROWS["step"], RN_SPEED, "subjects.x4-temporal (exact motion).ratio", "| {:.2f}x / "),
+    (RN_ROWS["step"], RN_SPEED, "subjects.x4-temporal (jittered).ratio", "/ {:.2f}x |"),
+    (RN_ROWS["step"], RN_SPEED, "subjects.x4-temporal-quality (exact motion).ratio", "| {:.2f}x / "),
+    (RN_ROWS["step"], RN_SPEED, "subjects.x4-temporal-quality (jittered).ratio", "/ {:.2f}x |"),
+    (RN_ROWS["step2"], RN_SPEED, "subjects.x4-temporal (jittered, half still).ratio", "| {:.2f}x / "),
+    (RN_ROWS["step2"], RN_SPEED, "subjects.x4-temporal (jittered, still camera).ratio", " / {:.2f}x / "),
+    (RN_ROWS["step2"], RN_SPEED, "subjects.x4-temporal (motion=None).ratio", "/ {:.2f}x |"),
+    (RN_ROWS["step2"], RN_SPEED, "subjects.x4-temporal-quality (jittered, half still).ratio", "| {:.2f}x / "),
+    (RN_ROWS["step2"], RN_SPEED, "subjects.x4-temporal-quality (jittered, still camera).ratio", "/ {:.2f}x / -"),
+    (RN_DETAIL, RN_CLIP, "subjects.0.detail", "({:.2f} against"),
+    (RN_DETAIL, RN_CLIP, "subjects.2.detail", "against {:.2f} on"),
+    (RN_DETAIL2, RN_SINTEL, "subjects.0.detail", "clip, {:.2f} against"),
+    (RN_DETAIL2, RN_SINTEL, "subjects.2.detail", "against {:.2f} on"),
+    (RN_DETAIL2, RN_CLIP, "subjects.1.detail", "x4-temporal-quality {:.2f} and"),
+    (RN_DETAIL2, RN_SINTEL, "subjects.1.detail", "and {:.2f})."),
 ]
 
 

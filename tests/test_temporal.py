@@ -247,8 +247,8 @@ def test_exported_graphs_match_pytorch_over_a_sequence(tiny):
 
 # --- the shipped temporal models -----------------------------------------------------------------------------
 
-#: every built-in temporal model (x4-temporal-lite: x4-temporal's design, a quarter of its convolutions)
-SHIPPED = ["x4-temporal", "x4-temporal-lite", "x2-temporal"]
+#: every built-in temporal model (x4-temporal: x4-temporal-quality's design, a quarter of its convolutions)
+SHIPPED = ["x4-temporal", "x4-temporal-quality", "x2-temporal"]
 
 
 def _psnr_after(outputs, frames, start, scale):
@@ -271,15 +271,15 @@ def test_shipped_temporal_model_gathers_detail_bicubic_misses(name, set5):
     assert _psnr_after(ours, frames, 8, s) > _psnr_after(bicubic, frames, 8, s) + 3.0
 
 
-#: how far each model is over plain accumulation on a fast pan at least (dB): x4-temporal-lite's known weakness
+#: how far each model is over plain accumulation on a fast pan at least (dB): x4-temporal's known weakness
 #: is there (0.44 dB under it on the held-out set's fast pans, the README says; 0.88 under here)
-PAN_MARGIN = {"x4-temporal": 0.3, "x2-temporal": 0.3, "x4-temporal-lite": -1.2}
+PAN_MARGIN = {"x4-temporal-quality": 0.3, "x2-temporal": 0.3, "x4-temporal": -1.2}
 
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_temporal_model_beats_plain_accumulation_on_a_pan(name, set5):
-    """x4-temporal matched plain accumulation here (29.69 against 29.70 dB) until its display filters sharpened
-    what it shows; x4-temporal-lite, a quarter of its network, is held to its known distance under it."""
+    """x4-temporal-quality matched plain accumulation here (29.69 against 29.70 dB) until its display filters
+    sharpened what it shows; x4-temporal, a quarter of its network, is held to its known distance under it."""
     model = get_model(name)
     s = model.scale
     spec = SequenceSpec(s, (48, 40), 14, Camera(center=(128, 128), velocity=(0.63 * s, 0.27 * s)))
@@ -359,8 +359,8 @@ def test_a_student_distils_from_the_teachers_step_from_the_students_own_state():
     from training.temporal import TemporalTrainer, load_teacher
     from upscaler.archs import build_network
 
-    params = {k: v for k, v in get_model("x4-temporal").params.items() if k != "display"}
-    config = TrainConfig(name="s", model=ModelConfig("accum", 4, params, teacher="x4-temporal"))
+    params = {k: v for k, v in get_model("x4-temporal-quality").params.items() if k != "display"}
+    config = TrainConfig(name="s", model=ModelConfig("accum", 4, params, teacher="x4-temporal-quality"))
     torch.manual_seed(0)
     student = build_network("accum", 4, params)
     teacher = load_teacher(config, student)
@@ -386,26 +386,26 @@ def test_a_student_distils_from_the_teachers_step_from_the_students_own_state():
 
 
 def test_a_stage_may_start_a_larger_accumulating_network_from_a_smaller_ones_weights():
-    """``model.init`` of x4-temporal-lite's weights for more hidden layers and history channels, and with the
+    """``model.init`` of x4-temporal's weights for more hidden layers and history channels, and with the
     history range test (``clip``): the step is the one they computed; fewer history channels are refused, naming
     them."""
     from training.config import ModelConfig, TrainConfig
     from training.trainer import load_initial_weights
     from upscaler.archs import build_network
 
-    params = dict(get_model("x4-temporal-lite").params)
+    params = dict(get_model("x4-temporal").params)
     grown = {**params, "blocks": 2, "history_channels": 16, "clip": True}
     net = build_network("accum", 4, grown)
-    load_initial_weights(net, TrainConfig(name="g", model=ModelConfig("accum", 4, grown, init="x4-temporal-lite")))
+    load_initial_weights(net, TrainConfig(name="g", model=ModelConfig("accum", 4, grown, init="x4-temporal")))
     before = build_network("accum", 4, params)
-    load_initial_weights(before, TrainConfig(name="b", model=ModelConfig("accum", 4, params, init="x4-temporal-lite")))
+    load_initial_weights(before, TrainConfig(name="b", model=ModelConfig("accum", 4, params, init="x4-temporal")))
     f = _pan(2)[1]
     lr = torch.from_numpy(f.lr.transpose(2, 0, 1)[None].copy()).float() / 255
     inputs = (lr, torch.tensor([f.jitter]), torch.full((1, 2, 16, 24), 0.2), before.start_state(lr), torch.zeros(1, 1))
     with torch.no_grad():
         torch.testing.assert_close(net(*inputs), before(*inputs), rtol=0, atol=1e-6)
     fewer = {**params, "history_channels": 4}
-    config = TrainConfig(name="f", model=ModelConfig("accum", 4, fewer, init="x4-temporal-lite"))
+    config = TrainConfig(name="f", model=ModelConfig("accum", 4, fewer, init="x4-temporal"))
     with pytest.raises(ValueError, match="history_channels 8"):
         load_initial_weights(build_network("accum", 4, fewer), config)
 
