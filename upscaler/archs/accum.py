@@ -45,7 +45,7 @@ output colour and ``w``, the samples it has gathered per pixel (divided by
    to every colour: the luma (what PSNR-Y and the eye weigh most) as sharp as a 3x3 filter of every colour
    makes it, the chroma as the 1x1 filter's, at a third of the multiply-adds (``training.display --detail``
    fits both in one pass; with ``--chroma as-is`` the 1x1 filter is identity and the luma filter holds the
-   whole 3x3 fit less it: the chroma shown as accumulated, x4-temporal-lite's form, whose CPU show pass has no
+   whole 3x3 fit less it: the chroma shown as accumulated, x4-temporal's form, whose CPU show pass has no
    1x1 filter to apply). The shown frame is never fed back: the state starts with it (three planes the step writes
    and never reads), so engines keep returning its first three planes.
 
