@@ -1,5 +1,6 @@
 """Engines and the fallback chain: ONNX Runtime and PyTorch agree; skips are logged."""
 
+import contextlib
 import logging
 import sys
 from dataclasses import replace
@@ -232,3 +233,34 @@ def test_info_lists_the_machine_and_every_engine_with_its_reason():
     assert cpu["available"] and cpu["precision"] == "fp32"
     text = run_cli("info", "-m", "x4-fast", "--precision", "int8").stdout
     assert "onnxruntime-cpu       available (int8: requested)" in text and "torch-cpu does not run int8" in text
+
+
+def test_a_chain_passes_over_an_engine_that_would_drop_the_still_camera_hold(monkeypatch, caplog):
+    """TensorRT and ONNX Runtime's CUDA provider run the whole step as one graph, which has no input for the
+    hold: ``auto`` and ``gpu`` skip them for a model with one (x4-temporal) and not for one without
+    (x2-temporal); named alone, such an engine runs the model and says what it leaves out."""
+    from upscaler.models import get_model
+    from upscaler.runtime import select
+
+    def skipped(model, backend):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="upscaler.runtime"), contextlib.suppress(EngineUnavailable):
+            create_engine(model, backend)
+        return {r.getMessage().split()[1]: r.getMessage() for r in caplog.records if "skipped" in r.getMessage()}
+
+    held, unheld = get_model("x4-temporal"), get_model("x2-temporal")
+    assert held.params.get("hold") and not unheld.params.get("hold")
+    for name in ("tensorrt", "onnxruntime-cuda"):
+        assert skipped(held, "gpu")[name] == f"engine {name} skipped: {select.HOLD_REASON}"
+        assert "hold" not in skipped(unheld, "gpu").get(name, "")
+    cpu = select.ENGINES["torch-cpu"]  # a graph engine that loads here: the CPU engine under its flag
+    monkeypatch.setitem(select.ENGINES, "onnxruntime-cuda", select.EngineSpec(None, cpu.temporal, holds=False))
+    monkeypatch.setitem(select.BACKENDS, "gpu", ("onnxruntime-cuda", "torch-cpu"))
+    assert create_engine(held, "gpu").name == "torch-cpu"
+    assert create_engine(unheld, "gpu") is not None and "onnxruntime-cuda" not in skipped(unheld, "gpu")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="upscaler.runtime"):
+        create_engine(held, "onnxruntime-cuda")
+    assert [r.getMessage() for r in caplog.records] == [
+        "engine onnxruntime-cuda runs x4-temporal without its still-camera hold (runtime.hold)"
+    ]

@@ -37,7 +37,8 @@ prediction of a frame's samples is read from the state before the step,
 where it is (no reprojection: a held pixel and its neighbours did not
 move). The ONNX Runtime CPU and PyTorch engines apply it; the engines that
 run the whole step as one graph (ONNX Runtime's CUDA provider, TensorRT)
-do not yet: that graph has no input for it.
+do not yet: that graph has no input for it, so a backend chain passes over
+them for a model with a hold (``runtime.select.drops_hold``).
 """
 
 from __future__ import annotations

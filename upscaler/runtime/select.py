@@ -9,7 +9,12 @@ reason.
 ``auto`` walks TensorRT -> ONNX Runtime (TensorRT, then CUDA provider) ->
 PyTorch CUDA -> ONNX Runtime CPU -> PyTorch CPU and logs one line per engine
 skipped, with the reason. GPU engines first check for an NVIDIA driver, so
-a CPU-only machine skips them without importing any GPU library.
+a CPU-only machine skips them without importing any GPU library. A chain
+skips the engines that would run a temporal model without its still-camera
+hold (``runtime.hold``: TensorRT and ONNX Runtime's CUDA provider run the
+whole step as one graph, which has no input for it), so ``auto`` and
+``gpu`` give the model as it was measured; named alone, such an engine runs
+it without the hold and says so.
 """
 
 from __future__ import annotations
@@ -23,7 +28,10 @@ from upscaler.runtime.base import Engine, EngineOptions, EngineUnavailable
 from upscaler.runtime.stream import TemporalEngine
 from upscaler.sysinfo import nvidia_driver
 
-__all__ = ["BACKENDS", "ENGINES", "EngineChoice", "EngineSpec", "backends_for", "create_engine", "probe_engines"]
+__all__ = [
+    "BACKENDS", "ENGINES", "HOLD_REASON", "EngineChoice", "EngineSpec", "backends_for", "create_engine", "drops_hold",
+    "probe_engines",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +120,7 @@ class EngineSpec:
 
     frame: Callable[[ModelDescriptor, EngineOptions], Engine] | None  #: single-frame models (``run``)
     temporal: Callable[[ModelDescriptor, EngineOptions], TemporalEngine] | None  #: temporal models (``step``)
+    holds: bool = True  #: applies a temporal model's still-camera hold (``runtime.hold``)
 
     def factory(self, model: ModelDescriptor) -> Callable | None:
         """What loads ``model`` on this engine, or None."""
@@ -120,9 +129,9 @@ class EngineSpec:
 
 #: Every engine, by name, in the order ``auto`` tries them (GPU paths first), with the model kinds it runs.
 ENGINES: dict[str, EngineSpec] = {
-    "tensorrt": EngineSpec(_tensorrt, _tensorrt_step),
+    "tensorrt": EngineSpec(_tensorrt, _tensorrt_step, holds=False),
     "onnxruntime-tensorrt": EngineSpec(_ort_tensorrt, None),
-    "onnxruntime-cuda": EngineSpec(_ort_cuda, _ort_cuda_step),
+    "onnxruntime-cuda": EngineSpec(_ort_cuda, _ort_cuda_step, holds=False),
     "torch-cuda": EngineSpec(_torch_cuda, _torch_cuda_step),
     "onnxruntime-cpu": EngineSpec(_ort_cpu, _ort_cpu_step),
     "torch-cpu": EngineSpec(_torch_cpu, _torch_cpu_step),
@@ -143,6 +152,15 @@ BACKENDS: dict[str, tuple[str, ...]] = {
 def backends_for(model: ModelDescriptor) -> list[str]:
     """The backend names with at least one engine that runs ``model``'s kind."""
     return [b for b, names in BACKENDS.items() if any(ENGINES[n].factory(model) for n in names)]
+
+
+def drops_hold(name: str, model: ModelDescriptor) -> bool:
+    """Whether engine ``name`` would run ``model`` without the still-camera hold its parameters ask for."""
+    return bool(model.temporal and model.params.get("hold")) and not ENGINES[name].holds
+
+
+#: Why a chain passes over an engine that ``drops_hold``.
+HOLD_REASON = "runs the whole step as one graph, without the model's still-camera hold (name it to run it so)"
 
 
 def _load(name: str, model: ModelDescriptor, options: EngineOptions):
@@ -187,8 +205,12 @@ def create_engine(
         raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     if options is None:
         options = EngineOptions(threads=threads, spin=spin, precision=precision)
-    reasons = []
-    for name in BACKENDS[backend]:
+    reasons, chain = [], BACKENDS[backend]
+    for name in chain:
+        if len(chain) > 1 and drops_hold(name, model):
+            log.info("engine %s skipped: %s", name, HOLD_REASON)
+            reasons.append(f"{name}: {HOLD_REASON}")
+            continue
         try:
             engine = _load(name, model, options)
         except EngineUnavailable as exc:
@@ -201,6 +223,8 @@ def create_engine(
             reasons.append(f"{name}: {why}")
             continue
         log.info("engine %s selected for model %s (%s)", name, model.name, engine.precision)
+        if drops_hold(name, model):
+            log.warning("engine %s runs %s without its still-camera hold (runtime.hold)", name, model.name)
         return engine
     if len(reasons) == 1:  # one engine asked for: its own reason says it all
         raise EngineUnavailable(reasons[0].split(": ", 1)[1])
