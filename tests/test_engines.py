@@ -264,3 +264,6 @@ def test_a_chain_passes_over_an_engine_that_would_drop_the_still_camera_hold(mon
     assert [r.getMessage() for r in caplog.records] == [
         "engine onnxruntime-cuda runs x4-temporal without its still-camera hold (runtime.hold)"
     ]
+    choices = {c.engine: c for c in probe_engines(held)}  # what ``upscaler info`` shows: as ``auto`` treats it
+    assert not choices["onnxruntime-cuda"].available and choices["onnxruntime-cuda"].reason == select.HOLD_REASON
+    assert choices["torch-cpu"].available

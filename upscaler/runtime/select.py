@@ -232,9 +232,13 @@ def create_engine(
 
 
 def probe_engines(model: ModelDescriptor, precision: str | None = None) -> list[EngineChoice]:
-    """Try every engine on ``model`` and report which load, and why the others do not."""
+    """Try every engine on ``model`` and report which load, and why the others do not (an engine that would
+    drop the model's still-camera hold is reported as the ``auto`` chain treats it, without loading it)."""
     choices = []
     for name in ENGINES:
+        if drops_hold(name, model):
+            choices.append(EngineChoice(name, False, HOLD_REASON))
+            continue
         try:
             engine = _load(name, model, EngineOptions(precision=precision))  # default threads: what a run picks
         except EngineUnavailable as exc:
