@@ -59,6 +59,11 @@ def test_a_renamed_model_still_answers_to_its_old_name():
     """x4-temporal-lite became x4-temporal on 2026-12-07 (the larger network x4-temporal-quality)."""
     assert get_model("x4-temporal-lite") is get_model("x4-temporal")
     assert get_model("x4-temporal").macs_per_pixel < get_model("x4-temporal-quality").macs_per_pixel
+    from tests.conftest import run_cli
+
+    records = {r["name"]: r for r in json.loads(run_cli("models", "--json").stdout)}
+    assert "x4-temporal-lite" in records["x4-temporal"]["aliases"] and records["x4-fast"]["aliases"]
+    assert "x4-temporal-lite -> x4-temporal" in run_cli("models").stdout
 
 
 def test_descriptor_round_trips_through_its_record():

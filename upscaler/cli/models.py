@@ -72,13 +72,15 @@ def temporal_markdown(records: list[dict]) -> str:
 def _run(args: argparse.Namespace) -> int:
     models = list_models()
     default = default_model().name
-    video = load_manifest()[1].get("video")
+    aliases = load_manifest()[1]
+    video = aliases.get("video")
     records = []
     for m in models:
         record = m.to_dict(relative_to=WEIGHTS_DIR)
         record["default"] = m.name == default
         record["temporal"] = m.temporal
         record["clean_partner"] = load_partners().get(m.name)  # run in its place on a clean source
+        record["aliases"] = [alias for alias, target in aliases.items() if target == m.name]
         if args.details:
             from upscaler.runtime import probe_engines
 
@@ -103,6 +105,7 @@ def _run(args: argparse.Namespace) -> int:
     for row in rows:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths)) + "  " + row[-1])
     print("* default (upscale, serve, eval, bench)" + (f"; v default of 'upscaler video': {video}" if video else ""))
+    print("aliases: " + ", ".join(f"{alias} -> {target}" for alias, target in aliases.items()))
     for model, partner in load_partners().items():
         print(f"{model} on a clean source (a lossless file or codec, no JPEG grid in the pixels) runs {partner} "
               "(--source compressed: always itself)")  # fmt: skip
