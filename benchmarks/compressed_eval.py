@@ -42,7 +42,7 @@ from upscaler.bench.report import emit_json
 from upscaler.degradations import bicubic, compress_sequence, modcrop, protocol_degradation
 from upscaler.evaluate import evaluate_folder, score_image
 from upscaler.facade import Upscaler
-from upscaler.sources import PerSource
+from upscaler.sources import PerSource, jpeg_spec_quality
 from upscaler.sysinfo import machine_info
 
 
@@ -63,10 +63,12 @@ def _scores(model: str, folders: list[Path], specs: list[str | None], source: st
     rows = []
     for spec in specs:
         lossy = True if spec else None  # a codec's output, known as such; clean inputs: the pixels tell
+        quality = jpeg_spec_quality(spec)  # what a JPEG file's tables would say
         for folder in folders:
             kind = protocol_degradation(up.model.degradation)
             before = Counter(per.used)
-            score = evaluate_folder(folder, partial(per.upscale, lossy=lossy), up.scale, kind, compression=spec)
+            run = partial(per.upscale, lossy=lossy, quality=quality)
+            score = evaluate_folder(folder, run, up.scale, kind, compression=spec)
             rows.append({"model": model, "engine": up.engine.name, "input": spec or "clean", **score.summary(),
                          **_ran(per, before)})  # fmt: skip
             print(json.dumps(rows[-1]), file=sys.stderr)

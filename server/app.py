@@ -35,7 +35,7 @@ from upscaler.facade import Upscaler
 from upscaler.imageinfo import ImageInfo, ProbeError, UnsupportedFormat, probe
 from upscaler.io import ImageError, decode_image, encode_image, quiet_codec_logs
 from upscaler.outsize import OutputSize, fit, model_for
-from upscaler.sources import choose_model, clean_partner, lossy_image_bytes
+from upscaler.sources import choose_model, clean_partner, image_evidence
 
 __all__ = ["RAW_FORMATS", "Service", "create_app"]
 
@@ -102,7 +102,7 @@ def _sized_model(service: Service, up: Upscaler, size: OutputSize, width: int, h
     return up
 
 
-def _for_source(service: Service, up: Upscaler, source: str, lossy: bool | None, image) -> Upscaler:
+def _for_source(service: Service, up: Upscaler, source: str, evidence: tuple, image) -> Upscaler:
     """``up``, or its clean partner where the source is clean and the partner is served (``upscaler.sources``);
     the partner has ``up``'s scale, so the lane and size checks made for ``up`` hold for it."""
     partner = clean_partner(up.model.name)
@@ -111,7 +111,8 @@ def _for_source(service: Service, up: Upscaler, source: str, lossy: bool | None,
                        f"serve it (start it with --models {up.model.name},{partner})")  # fmt: skip
     if partner is None or partner not in service.pool.served:
         return up
-    return service.model(choose_model(up.model.name, source, lossy=lossy, image=image))
+    lossy, quality = evidence  # what the encoded file says (``upscaler.sources.image_evidence``)
+    return service.model(choose_model(up.model.name, source, lossy=lossy, quality=quality, image=image))
 
 
 async def _resized(result, size: OutputSize, width: int, height: int, scale: int):
@@ -313,9 +314,7 @@ def _add_upscale_route(app: FastAPI, service: Service, settings: Settings) -> No
                 except ImageError as exc:
                     raise ApiError(400, str(exc)) from None
                 _sized_model(service, up, size, image.shape[1], image.shape[0])
-                chosen = await asyncio.to_thread(
-                    _for_source, service, up, source, lossy_image_bytes(data[:65536]), image
-                )
+                chosen = await asyncio.to_thread(_for_source, service, up, source, image_evidence(data[:65536]), image)
                 result, batch = await service.infer(chosen, image)
                 result = await _resized(result, size, image.shape[1], image.shape[0], up.scale)
                 encoded = await asyncio.to_thread(encode_image, result, format, quality)
@@ -353,7 +352,7 @@ def _add_frames_route(app: FastAPI, service: Service, settings: Settings) -> Non
 
         async def work() -> Response:
             async with service.lane(up, x_width, x_height):
-                chosen = await asyncio.to_thread(_for_source, service, up, source, None, frame)
+                chosen = await asyncio.to_thread(_for_source, service, up, source, (None, None), frame)
                 result, batch = await service.infer(chosen, frame)
             result = await _resized(result, size, x_width, x_height, up.scale)
             headers = _result_headers(chosen, batch)

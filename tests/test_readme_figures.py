@@ -160,6 +160,8 @@ RN_ROWS = {
     "step": "| the CPU step at most 1.5x",
     "step2": "| the same with half the frame still",
 }
+LIGHT_ROW = "| x4-video on light JPEGs (quality 85 / 90 / 95)"
+LIGHT_JPEG, LIGHT_FORCED = "compressed-x4-light-jpeg.json", "compressed-x4-light-jpeg-forced.json"
 NOHOLD = "sequences-x4-nohold-now-mcmaster.json"  # x4-temporal with and without its hold (runs/nohold2)
 RN_DETAIL, RN_DETAIL2 = "video x4-temporal keeps more detail than x4-fast (", "real clip, 4.66 against 4.14 on Sintel"
 
@@ -540,6 +542,16 @@ FIGURES = [
         "subjects.2.summary.still.steady_psnr",
         "against {:.2f} with",
     ),
+    (LIGHT_ROW, LIGHT_JPEG, "rows.12.psnr", "quality 90: {:.2f} /"),
+    (LIGHT_ROW, LIGHT_JPEG, "rows.13.psnr", "/ {:.2f} dB against x4-video's"),
+    (LIGHT_ROW, LIGHT_FORCED, "rows.4.psnr", "x4-video's {:.2f} /"),
+    (LIGHT_ROW, LIGHT_FORCED, "rows.5.psnr", "/ {:.2f}; quality 95"),
+    (LIGHT_ROW, LIGHT_JPEG, "rows.14.psnr", "quality 95: {:.2f} /"),
+    (LIGHT_ROW, LIGHT_JPEG, "rows.15.psnr", "/ {:.2f} against 29.92"),
+    (LIGHT_ROW, LIGHT_FORCED, "rows.6.psnr", "against {:.2f} / 26.66"),
+    (LIGHT_ROW, LIGHT_FORCED, "rows.7.psnr", "/ {:.2f}; quality 85"),
+    (LIGHT_ROW, LIGHT_JPEG, "rows.10.psnr", "x4-video ({:.2f} /"),
+    (LIGHT_ROW, LIGHT_JPEG, "rows.2.psnr", "x4-fast {:.2f} /"),
 ]
 
 

@@ -17,10 +17,14 @@ from upscaler.io import read_image, write_image
 from upscaler.models import get_model, load_partners
 from upscaler.sources import (
     JPEG_GRID_THRESHOLD,
+    LIGHT_JPEG_QUALITY,
     PerSource,
     choose_model,
     clean_partner,
+    image_file_evidence,
     jpeg_grid,
+    jpeg_quality,
+    jpeg_spec_quality,
     lossy_image_bytes,
     lossy_video_codec,
 )
@@ -74,6 +78,21 @@ def test_the_format_says_lossy_or_lossless(photo):
     assert lossy_image_bytes(b"not an image at all") is None
 
 
+def test_a_jpeg_says_its_quality_in_its_tables(tmp_path, photo):
+    """libjpeg's tables, written by Pillow and by OpenCV: the quality comes back; anything else says None."""
+    for q in (25, 40, 75, 89, 90, 95):
+        assert jpeg_quality(_encoded(photo, "JPEG", quality=q)) == q
+        data = cv2.imencode(".jpg", photo, [cv2.IMWRITE_JPEG_QUALITY, q])[1]
+        assert jpeg_quality(data.tobytes()) == q
+    jpeg = _encoded(photo, "JPEG", quality=95)
+    assert jpeg_quality(_encoded(photo, "PNG")) is None and jpeg_quality(jpeg[:20]) is None  # no table yet
+    assert jpeg_quality(_encoded(photo, "WEBP", quality=95)) is None
+    (tmp_path / "photo.jpg").write_bytes(jpeg)
+    assert image_file_evidence(tmp_path / "photo.jpg") == (True, 95)
+    assert image_file_evidence(tmp_path / "missing.jpg") == (None, None)
+    assert (jpeg_spec_quality("jpeg:95"), jpeg_spec_quality("h264:28"), jpeg_spec_quality(None)) == (95, None, None)
+
+
 def test_video_codecs():
     assert lossy_video_codec("h264") and lossy_video_codec("hevc") and lossy_video_codec("vp9")
     assert not lossy_video_codec("ffv1") and not lossy_video_codec("rawvideo") and not lossy_video_codec("prores")
@@ -90,6 +109,10 @@ def test_choose_model(photo):
     assert choose_model("x4-video", lossy=True, image=lr) == "x4-video"  # an H.264 frame: the codec says so
     assert choose_model("x4-video", lossy=False, image=jpeg) == "x4-video"  # a PNG that once was a JPEG
     assert choose_model("x2-video", image=bicubic(photo, 2)) == "x2-fast"
+    light, heavy = LIGHT_JPEG_QUALITY, LIGHT_JPEG_QUALITY - 5  # a JPEG file's own quality, from its tables
+    assert choose_model("x4-video", lossy=True, quality=light, image=jpeg) == "x4-fast"
+    assert choose_model("x4-video", lossy=True, quality=heavy, image=lr) == "x4-video"
+    assert choose_model("x4-video", "compressed", lossy=True, quality=light) == "x4-video"
     with pytest.raises(ValueError, match="source must be one of"):
         choose_model("x4-video", "maybe")
 
@@ -117,9 +140,10 @@ def test_upscale_cli_runs_the_clean_partner_on_a_clean_png(tmp_path, photo):
     write_image(tmp_path / "clean.png", lr)
     (tmp_path / "photo.jpg").write_bytes(_encoded(lr, "JPEG", quality=60))
     write_image(tmp_path / "was-jpeg.png", read_image(tmp_path / "photo.jpg"))
+    (tmp_path / "camera.jpg").write_bytes(_encoded(lr, "JPEG", quality=95))  # a light JPEG: clean
     result = run_cli("upscale", str(tmp_path / "*.*"), "-o", str(tmp_path / "video"), "-m", "video", env=PINNED)
     assert result.returncode == 0, result.stderr
-    assert "x4-fast on onnxruntime-cpu (1)" in result.stderr  # clean.png
+    assert "x4-fast on onnxruntime-cpu (2)" in result.stderr  # clean.png, and camera.jpg by its quality
     assert "x4-video on onnxruntime-cpu (2)" in result.stderr  # photo.jpg by its format, was-jpeg.png by its grid
     for model, folder in (("x4-fast", "fast"), ("x4-video", "forced")):
         extra = ["--source", "compressed"] if model == "x4-video" else []
@@ -138,6 +162,8 @@ def test_eval_reports_the_models_that_ran(tmp_path, set5_dir):
     assert clean["source"] == "auto" and clean["models_run"] == {"x4-fast": 2}
     assert run_cli(*base, "--degrade", "h264:28", "--json", str(report), env=PINNED).returncode == 0
     assert json.loads(report.read_text())["models_run"] == {"x4-video": 2}
+    assert run_cli(*base, "--degrade", "jpeg:95", "--json", str(report), env=PINNED).returncode == 0
+    assert json.loads(report.read_text())["models_run"] == {"x4-fast": 2}  # a light JPEG: as its file would say
     assert run_cli(*base, "--source", "compressed", "--json", str(report), env=PINNED).returncode == 0
     forced = json.loads(report.read_text())
     assert forced["models_run"] == {"x4-video": 2}
@@ -178,6 +204,7 @@ def test_service_hands_a_clean_image_to_the_served_partner(tmp_path, photo):
 
         assert model_for(png, "image/png", model="video") == "x4-fast"
         assert model_for(jpeg, "image/jpeg", model="video") == "x4-video"
+        assert model_for(_encoded(lr, "JPEG", quality=95), "image/jpeg", model="video") == "x4-fast"
         assert model_for(png, "image/png", model="video", source="compressed") == "x4-video"
         assert model_for(jpeg, "image/jpeg", model="video", source="clean") == "x4-fast"
         assert model_for(png, "image/png", model="x4-fast", source="compressed") == "x4-fast"

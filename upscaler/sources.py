@@ -8,7 +8,10 @@ choice follows the evidence, in this order:
 
 1. What the file says. A JPEG, a lossy WebP, AVIF or HEIC image
    (``lossy_image_bytes``), or a video in a lossy codec
-   (``lossy_video_codec``), is compressed whatever its pixels look like.
+   (``lossy_video_codec``), is compressed whatever its pixels look like;
+   but a JPEG whose quantisation tables say quality ``LIGHT_JPEG_QUALITY``
+   or more (``jpeg_quality``; a camera's or a phone's, often) counts as
+   clean: the video model gains nothing there and softens detail.
 2. Pixels whose history is unknown (PNG, TIFF, raw frames, a lossless
    WebP): ``jpeg_grid`` looks for the 8x8 grid a JPEG leaves. A JPEG zeroes
    high-frequency DCT coefficients in the blocks of its grid; the same
@@ -33,13 +36,17 @@ import numpy as np
 
 __all__ = [
     "JPEG_GRID_THRESHOLD",
+    "LIGHT_JPEG_QUALITY",
     "SOURCES",
     "PerSource",
     "choose_model",
     "clean_partner",
+    "image_evidence",
+    "image_file_evidence",
     "jpeg_grid",
+    "jpeg_quality",
+    "jpeg_spec_quality",
     "lossy_image_bytes",
-    "lossy_image_file",
     "lossy_video_codec",
 ]
 
@@ -47,6 +54,9 @@ SOURCES = ("auto", "compressed", "clean")
 #: ``jpeg_grid`` above this: the pixels went through a JPEG (chosen on training photos: clean at most
 #: 0.041, JPEG at quality 95 at least 0.086).
 JPEG_GRID_THRESHOLD = 0.06
+#: A JPEG of this quality or more (``jpeg_quality``) counts as clean. Chosen on the 16 tuning crops of
+#: ``training.compressed``: x4-video against x4-fast +0.02 dB at quality 90, -0.23 at 95 (+0.22 at 85).
+LIGHT_JPEG_QUALITY = 90
 #: Video codecs whose frames are exact (lossless) or visually lossless intermediates: a clean source.
 CLEAN_VIDEO_CODECS = frozenset(
     {"rawvideo", "ffv1", "huffyuv", "ffvhuff", "utvideo", "magicyuv", "png", "apng", "qtrle", "tiff", "bmp",
@@ -120,13 +130,72 @@ def _lossy_webp(head: bytes) -> bool | None:
     return None
 
 
-def lossy_image_file(path: str | Path) -> bool | None:
-    """``lossy_image_bytes`` of a file's first 64 KiB; None when it cannot be read."""
+#: libjpeg's luminance table at quality 50 (JPEG Annex K), in the zigzag order a file stores it.
+_STD_LUMA_ZIGZAG = (
+    16, 11, 12, 14, 12, 10, 16, 14, 13, 14, 18, 17, 16, 19, 24, 40, 26, 24, 22, 22, 24, 49, 35, 37, 29, 40, 58, 51,
+    61, 60, 57, 51, 56, 55, 64, 72, 92, 78, 64, 68, 87, 69, 55, 56, 80, 109, 81, 87, 95, 98, 103, 104, 103, 62, 77,
+    113, 121, 112, 100, 120, 92, 101, 103, 99,
+)  # fmt: skip
+
+
+def jpeg_quality(head: bytes) -> int | None:
+    """The quality (libjpeg's 1-100 scale) a JPEG's luminance quantisation table says, read from the file's
+    first bytes: the table's sum against the standard table's gives libjpeg's scaling, which gives the quality
+    (exact for libjpeg's own tables, an estimate for an encoder's own); None for another format, or when no
+    table comes before the image data."""
+    if not head.startswith(b"\xff\xd8"):
+        return None
+    at = 2
+    while at + 4 <= len(head) and head[at] == 0xFF and head[at + 1] not in (0xDA, 0xD9):
+        marker, size = head[at + 1], int.from_bytes(head[at + 2 : at + 4], "big")
+        if marker == 0xDB:
+            table = _luma_table(head[at + 4 : at + 2 + size])
+            if table is not None:
+                scale = 100.0 * sum(table) / sum(_STD_LUMA_ZIGZAG)
+                quality = 5000.0 / scale if scale > 100 else (200.0 - scale) / 2
+                return int(min(100, max(1, round(quality))))
+        at += 2 + size
+    return None
+
+
+def jpeg_spec_quality(spec: str | None) -> int | None:
+    """The quality of a ``--degrade`` spec's JPEG (``jpeg:95`` -> 95), as the file's tables would say it; None
+    for no spec or another codec."""
+    from upscaler.degradations import check_compression
+
+    if not spec:
+        return None
+    codec, value = check_compression(spec)
+    return value if codec == "jpeg" else None
+
+
+def _luma_table(segment: bytes) -> tuple[int, ...] | None:
+    """Table 0 of a DQT segment's tables (8- or 16-bit entries), or None when it holds another."""
+    at = 0
+    while at < len(segment):
+        precision, index = segment[at] >> 4, segment[at] & 15
+        width = 2 if precision else 1
+        entries = segment[at + 1 : at + 1 + 64 * width]
+        if len(entries) < 64 * width:
+            return None
+        if index == 0:
+            return tuple(int.from_bytes(entries[i : i + width], "big") for i in range(0, 64 * width, width))
+        at += 1 + 64 * width
+    return None
+
+
+def image_evidence(head: bytes) -> tuple[bool | None, int | None]:
+    """What an encoded image's first bytes say: ``(lossy_image_bytes, jpeg_quality)``, for ``choose_model``."""
+    return lossy_image_bytes(head), jpeg_quality(head)
+
+
+def image_file_evidence(path: str | Path) -> tuple[bool | None, int | None]:
+    """``image_evidence`` of a file's first 64 KiB; ``(None, None)`` when it cannot be read."""
     try:
         with open(path, "rb") as f:
-            return lossy_image_bytes(f.read(65536))
+            return image_evidence(f.read(65536))
     except OSError:
-        return None
+        return None, None
 
 
 def lossy_video_codec(codec: str) -> bool:
@@ -142,13 +211,19 @@ def clean_partner(model: str) -> str | None:
 
 
 def choose_model(
-    model: str, source: str = "auto", *, lossy: bool | None = None, image: np.ndarray | None = None
+    model: str,
+    source: str = "auto",
+    *,
+    lossy: bool | None = None,
+    quality: int | None = None,
+    image: np.ndarray | None = None,
 ) -> str:
     """The model to run: ``model``, or its clean partner where the source is clean.
 
     ``source``: ``compressed`` (always ``model``), ``clean`` (the partner), ``auto``: compressed when
-    ``lossy`` says so, else when ``image`` shows a JPEG grid; clean otherwise (``lossy`` False or None
-    and no grid, or no image to look at).
+    ``lossy`` says so (unless the file's JPEG ``quality`` is ``LIGHT_JPEG_QUALITY`` or more: clean), else
+    when ``image`` shows a JPEG grid; clean otherwise (``lossy`` False or None and no grid, or no image to
+    look at).
     """
     if source not in SOURCES:
         raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
@@ -156,6 +231,8 @@ def choose_model(
     if partner is None or source == "compressed":
         return model
     if source == "clean":
+        return partner
+    if lossy and quality is not None and quality >= LIGHT_JPEG_QUALITY:
         return partner
     if lossy or (image is not None and jpeg_grid(image) > JPEG_GRID_THRESHOLD):
         return model
@@ -196,8 +273,8 @@ class PerSource:
             self._loaded[name] = self._make(name)
         return self._loaded[name]
 
-    def upscale(self, image: np.ndarray, lossy: bool | None = None) -> np.ndarray:
-        """``image`` through the model its source calls for."""
-        name = choose_model(self.model, self.source, lossy=lossy, image=image)
+    def upscale(self, image: np.ndarray, lossy: bool | None = None, quality: int | None = None) -> np.ndarray:
+        """``image`` through the model its source calls for (``lossy``, ``quality``: as ``choose_model``)."""
+        name = choose_model(self.model, self.source, lossy=lossy, quality=quality, image=image)
         self.used[name] += 1
         return self.get(name).upscale(image)

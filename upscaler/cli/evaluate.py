@@ -74,12 +74,13 @@ def _run(args: argparse.Namespace) -> int:
             parent = Path(report_path).resolve().parent
             if Path(report_path).is_dir() or not parent.is_dir():
                 raise FileNotFoundError(f"{report_path}: cannot write a report there")
-    from upscaler.sources import PerSource
+    from upscaler.sources import PerSource, jpeg_spec_quality
 
     per_source = PerSource.of(args.model, args.source, backend=args.backend, tile=0, threads=args.threads,
                               precision=args.precision)  # fmt: skip
     upscaler = per_source.first
     lossy = True if args.degrade else None  # a codec's output; the protocol's own inputs: the pixels tell
+    quality = jpeg_spec_quality(args.degrade)  # what a JPEG file's tables would say
     degradation = args.degradation or protocol_degradation(upscaler.model.degradation)
     scores = []
     for folder in folders:
@@ -87,7 +88,7 @@ def _run(args: argparse.Namespace) -> int:
             scores.append(
                 evaluate_folder(
                     folder,
-                    lambda image: per_source.upscale(image, lossy),
+                    lambda image: per_source.upscale(image, lossy, quality),
                     upscaler.scale,
                     degradation,
                     limit=args.limit,

@@ -245,9 +245,9 @@ class _Engines:
                                           alpha=a.alpha, precision=a.precision)  # fmt: skip
         return self._loaded[name]
 
-    def upscale(self, image, size, lossy: bool | None = None):
+    def upscale(self, image, size, lossy: bool | None = None, quality: int | None = None):
         """``image`` at the asked size: the model (or its x2 sibling, or the clean partner of either for a
-        clean source: ``lossy``, ``--source``), then resampled."""
+        clean source: ``lossy``, ``quality``, ``--source``), then resampled."""
         from upscaler.outsize import fit, model_for
         from upscaler.sources import choose_model
 
@@ -255,7 +255,7 @@ class _Engines:
         if size.given:
             h, w = image.shape[:2]
             name = model_for(name, size.factor(w, h, self.model.scale))
-        up = self.get(choose_model(name, self.args.source, lossy=lossy, image=image))
+        up = self.get(choose_model(name, self.args.source, lossy=lossy, quality=quality, image=image))
         self.used[up.model.name] = up.engine.name
         self.images[up.model.name] = self.images.get(up.model.name, 0) + 1
         out = up.upscale(image)
@@ -273,7 +273,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.quality is not None and args.quality > 100:
         raise ImageError(f"--quality must be 1-100, got {args.quality}")
     from upscaler.models import get_model
-    from upscaler.sources import lossy_image_file
+    from upscaler.sources import image_file_evidence
 
     size = output_size(args)
     model = get_model(args.model)
@@ -314,7 +314,7 @@ def _run(args: argparse.Namespace) -> int:
                 tqdm.write(f"skipped {job.source}: {job.target} exists (use --overwrite)", file=sys.stderr)
             continue
         try:
-            out = engines.upscale(read_image(job.source), size, lossy_image_file(job.source))
+            out = engines.upscale(read_image(job.source), size, *image_file_evidence(job.source))
             write_image(job.target, out, quality=args.quality)
         except Exception as exc:  # one bad file must not stop the others
             log.debug("failed on %s", job.source, exc_info=True)
