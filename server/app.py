@@ -102,7 +102,9 @@ def _sized_model(service: Service, up: Upscaler, size: OutputSize, width: int, h
     return up
 
 
-def _for_source(service: Service, up: Upscaler, source: str, evidence: tuple, image) -> Upscaler:
+def _for_source(
+    service: Service, up: Upscaler, source: str, evidence: tuple[bool | None, int | None], image
+) -> Upscaler:
     """``up``, or its clean partner where the source is clean and the partner is served (``upscaler.sources``);
     the partner has ``up``'s scale, so the lane and size checks made for ``up`` hold for it."""
     partner = clean_partner(up.model.name)
