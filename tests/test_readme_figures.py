@@ -163,6 +163,8 @@ RN_ROWS = {
 LIGHT_ROW = "| the video models on light JPEGs (quality 90 / 93 / 95)"
 LIGHT_X2, LIGHT_X2_FORCED = "compressed-x2-light-jpeg.json", "compressed-x2-light-jpeg-forced.json"
 LIGHT_JPEG, LIGHT_FORCED = "compressed-x4-light-jpeg.json", "compressed-x4-light-jpeg-forced.json"
+VIDEO_NOW = "| `upscaler video` frames/s, x4-temporal as named since 2026-12-07"
+VIDEO_NOW_JSON = "video-temporal-x4-now.json"
 NOHOLD = "sequences-x4-nohold-now-mcmaster.json"  # x4-temporal with and without its hold (runs/nohold2)
 RN_DETAIL, RN_DETAIL2 = "video x4-temporal keeps more detail than x4-fast (", "real clip, 4.66 against 4.14 on Sintel"
 
@@ -561,6 +563,13 @@ FIGURES = [
     (LIGHT_ROW, LIGHT_X2, "rows.10.psnr", "x2 {:.2f} / 30.53"),
     (LIGHT_ROW, LIGHT_JPEG, "rows.2.psnr", "the fast models {:.2f} /"),
     (LIGHT_ROW, LIGHT_X2, "rows.2.psnr", "and {:.2f} / 30.34"),
+    (VIDEO_NOW, VIDEO_NOW_JSON, "subjects.x4-temporal (defaults).median_fps", "({:.2f} against"),
+    (VIDEO_NOW, VIDEO_NOW_JSON, "subjects.x4-fast (defaults).median_fps", "against {:.2f} frames/s"),
+    (VIDEO_NOW, VIDEO_NOW_JSON, "subjects.x4-fast --precision fp32.median_fps", "FP32's {:.2f})"),
+    (VIDEO_NOW, VIDEO_NOW_JSON, "ratio.x4-temporal / x4-fast (defaults)", "| {:.2f}x ("),
+    (VIDEO_NOW, VIDEO_NOW_JSON, "subjects.x4-temporal (defaults).engine_alone_fps.0", "alone: {:.2f},"),
+    (VIDEO_NOW, VIDEO_NOW_JSON, "subjects.x4-fast (defaults).engine_alone_fps.0", ", {:.1f} and"),
+    (VIDEO_NOW, VIDEO_NOW_JSON, "subjects.x4-fast --precision fp32.engine_alone_fps.0", "and {:.2f} in"),
 ]
 
 
