@@ -165,6 +165,7 @@ LIGHT_X2, LIGHT_X2_FORCED = "compressed-x2-light-jpeg.json", "compressed-x2-ligh
 LIGHT_JPEG, LIGHT_FORCED = "compressed-x4-light-jpeg.json", "compressed-x4-light-jpeg-forced.json"
 VIDEO_NOW = "| `upscaler video` frames/s, x4-temporal as named since 2026-12-07"
 VIDEO_NOW_JSON = "video-temporal-x4-now.json"
+STREAM_NOW = "stream-temporal-x4-now.json"
 NOHOLD = "sequences-x4-nohold-now-mcmaster.json"  # x4-temporal with and without its hold (runs/nohold2)
 RN_DETAIL, RN_DETAIL2 = "video x4-temporal keeps more detail than x4-fast (", "real clip, 4.66 against 4.14 on Sintel"
 
@@ -567,6 +568,11 @@ FIGURES = [
     (VIDEO_NOW, VIDEO_NOW_JSON, "subjects.x4-fast (defaults).median_fps", "against {:.2f} frames/s"),
     (VIDEO_NOW, VIDEO_NOW_JSON, "subjects.x4-fast --precision fp32.median_fps", "FP32's {:.2f})"),
     (VIDEO_NOW, VIDEO_NOW_JSON, "ratio.x4-temporal / x4-fast (defaults)", "| {:.2f}x ("),
+    ("the stream against 38.47 in-process, serving time", STREAM_NOW, "in_process_median_ms", "against {:.2f} in"),
+    ("the stream against 38.47 in-process, serving time", STREAM_NOW, "serving_median_ms", "time {:.2f} ms"),
+    ("`benchmarks/results/stream-temporal-x4-now.json`): 40.42 ms", STREAM_NOW, "stream_median_ms", "): {:.2f} ms"),
+    ("the stream against 38.47 in-process, serving time", STREAM_NOW, "serving_p90_ms", "(p90 {:.2f};"),
+    ("transport floor 1.98), replies identical", STREAM_NOW, "memory.per_stream_mb", "{:.1f} MB per stream"),
     (VIDEO_NOW, VIDEO_NOW_JSON, "subjects.x4-temporal (defaults).engine_alone_fps.0", "alone: {:.2f},"),
     (VIDEO_NOW, VIDEO_NOW_JSON, "subjects.x4-fast (defaults).engine_alone_fps.0", ", {:.1f} and"),
     (VIDEO_NOW, VIDEO_NOW_JSON, "subjects.x4-fast --precision fp32.engine_alone_fps.0", "and {:.2f} in"),
