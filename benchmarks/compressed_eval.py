@@ -42,7 +42,7 @@ from upscaler.bench.report import emit_json
 from upscaler.degradations import bicubic, compress_sequence, modcrop, protocol_degradation
 from upscaler.evaluate import evaluate_folder, score_image
 from upscaler.facade import Upscaler
-from upscaler.sources import PerSource, jpeg_spec_quality
+from upscaler.sources import PerSource, spec_evidence
 from upscaler.sysinfo import machine_info
 
 
@@ -62,8 +62,7 @@ def _scores(model: str, folders: list[Path], specs: list[str | None], source: st
     up, per = _router(model, source)
     rows = []
     for spec in specs:
-        lossy = True if spec else None  # a codec's output, known as such; clean inputs: the pixels tell
-        quality = jpeg_spec_quality(spec)  # what a JPEG file's tables would say
+        lossy, quality = spec_evidence(spec)  # as the compressed file would say; clean: the pixels tell
         for folder in folders:
             kind = protocol_degradation(up.model.degradation)
             before = Counter(per.used)

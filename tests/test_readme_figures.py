@@ -169,6 +169,14 @@ STREAM_NOW = "stream-temporal-x4-now.json"
 NOHOLD = "sequences-x4-nohold-now-mcmaster.json"  # x4-temporal with and without its hold (runs/nohold2)
 RN_DETAIL, RN_DETAIL2 = "video x4-temporal keeps more detail than x4-fast (", "real clip, 4.66 against 4.14 on Sintel"
 
+
+def _status_row(row: str, file: str, field: str, reference: int, shown: str) -> list[tuple]:
+    """One row of issue 25's status table: the reference's figure (subject ``reference``, as ``shown``) and
+    both models' (subjects 2 and 4: x4-temporal, x4-temporal-quality) in their own cells."""
+    cells = [(RN_ROWS[row], file, f"subjects.{s}.summary.{field}", "| {:.2f} |") for s in (2, 4)]
+    return [(RN_ROWS[row], file, f"subjects.{reference}.summary.{field}", shown), *cells]
+
+
 FIGURES = [
     ("all rounds together the service served", "service-cpu-x4-fast.json", "http.0.fps", "{:.1f} / "),
     ("all rounds together the service served", "service-cpu-x4-fast.json", "http.1.fps", "/ {:.1f} / "),
@@ -482,35 +490,19 @@ FIGURES = [
     (HOLD_SPEED, HOLD_S, "subjects.x4-temporal-lite (jittered).ratio", "| {:.2f}x x4-fast's time jittered"),
     (HOLD_SPEED, HOLD_S, "subjects.nohold/x4-temporal-lite-nohold (jittered).ratio", "(without {:.2f}x)"),
     (HOLD_SPEED, HOLD_S, "subjects.x4-temporal-lite (jittered, still camera).ratio", "{:.2f}x with the camera still"),
-    (RN_ROWS["still"], RN, "subjects.1.summary.still.steady_psnr", "accumulation {:.2f}) |"),
-    (RN_ROWS["still"], RN, "subjects.2.summary.still.steady_psnr", "| {:.2f} |"),
-    (RN_ROWS["still"], RN, "subjects.4.summary.still.steady_psnr", "| {:.2f} |"),
-    (RN_ROWS["still18"], RN_SS, "subjects.1.summary.still.steady_psnr", "accumulation {:.2f}) |"),
-    (RN_ROWS["still18"], RN_SS, "subjects.2.summary.still.steady_psnr", "| {:.2f} |"),
-    (RN_ROWS["still18"], RN_SS, "subjects.4.summary.still.steady_psnr", "| {:.2f} |"),
-    (RN_ROWS["slow"], RN, "subjects.1.summary.slow.steady_psnr", "accumulation {:.2f}) |"),
-    (RN_ROWS["slow"], RN, "subjects.2.summary.slow.steady_psnr", "| {:.2f} |"),
-    (RN_ROWS["slow"], RN, "subjects.4.summary.slow.steady_psnr", "| {:.2f} |"),
-    (RN_ROWS["slow18"], RN_SS, "subjects.1.summary.slow.steady_psnr", "accumulation {:.2f}) |"),
-    (RN_ROWS["slow18"], RN_SS, "subjects.2.summary.slow.steady_psnr", "| {:.2f} |"),
-    (RN_ROWS["slow18"], RN_SS, "subjects.4.summary.slow.steady_psnr", "| {:.2f} |"),
-    (RN_ROWS["moderate"], RN, "subjects.1.summary.moderate.steady_psnr", "({:.2f} and"),
+    *_status_row("still", RN, "still.steady_psnr", 1, "accumulation {:.2f}) |"),
+    *_status_row("still18", RN_SS, "still.steady_psnr", 1, "accumulation {:.2f}) |"),
+    *_status_row("slow", RN, "slow.steady_psnr", 1, "accumulation {:.2f}) |"),
+    *_status_row("slow18", RN_SS, "slow.steady_psnr", 1, "accumulation {:.2f}) |"),
+    *_status_row("moderate", RN, "moderate.steady_psnr", 1, "({:.2f} and"),
     (RN_ROWS["moderate"], RN, "subjects.0.summary.moderate.steady_psnr", "and {:.2f}) |"),
-    (RN_ROWS["moderate"], RN, "subjects.2.summary.moderate.steady_psnr", "| {:.2f} |"),
-    (RN_ROWS["moderate"], RN, "subjects.4.summary.moderate.steady_psnr", "| {:.2f} |"),
-    (RN_ROWS["layer"], RN, "subjects.0.summary.layer.dynamic_psnr", "({:.2f}) |"),
-    (RN_ROWS["layer"], RN, "subjects.2.summary.layer.dynamic_psnr", "| {:.2f} |"),
-    (RN_ROWS["layer"], RN, "subjects.4.summary.layer.dynamic_psnr", "| {:.2f} |"),
-    (RN_ROWS["cut"], RN, "subjects.0.summary.cut.after_cut_psnr", "({:.2f}) |"),
-    (RN_ROWS["cut"], RN, "subjects.2.summary.cut.after_cut_psnr", "| {:.2f} |"),
-    (RN_ROWS["cut"], RN, "subjects.4.summary.cut.after_cut_psnr", "| {:.2f} |"),
+    *_status_row("layer", RN, "layer.dynamic_psnr", 0, "({:.2f}) |"),
+    *_status_row("cut", RN, "cut.after_cut_psnr", 0, "({:.2f}) |"),
     (RN_ROWS["depth"], RN, "subjects.2.summary.layer.disoccluded_psnr", "without depth {:.2f} and"),
     (RN_ROWS["depth"], RN, "subjects.4.summary.layer.disoccluded_psnr", "and {:.2f}) |"),
     (RN_ROWS["depth"], RN, "subjects.3.summary.layer.disoccluded_psnr", "| {:.2f} |"),
     (RN_ROWS["depth"], RN, "subjects.5.summary.layer.disoccluded_psnr", "| {:.2f} |"),
-    (RN_ROWS["pan"], RN, "subjects.1.summary.pan.steady_psnr", "plain accumulation {:.2f}) |"),
-    (RN_ROWS["pan"], RN, "subjects.2.summary.pan.steady_psnr", "| {:.2f} |"),
-    (RN_ROWS["pan"], RN, "subjects.4.summary.pan.steady_psnr", "| {:.2f} |"),
+    *_status_row("pan", RN, "pan.steady_psnr", 1, "plain accumulation {:.2f}) |"),
     (RN_ROWS["grid"], RN, "subjects.2.summary.still.grid_error", "| {:.2f} |"),
     (RN_ROWS["grid"], RN, "subjects.4.summary.still.grid_error", "| {:.2f} |"),
     (RN_ROWS["fade"], RN, "subjects.2.summary.fade.fade_lag", "| {:.1f} |"),

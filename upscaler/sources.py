@@ -48,6 +48,7 @@ __all__ = [
     "jpeg_spec_quality",
     "lossy_image_bytes",
     "lossy_video_codec",
+    "spec_evidence",
 ]
 
 SOURCES = ("auto", "compressed", "clean")
@@ -159,17 +160,6 @@ def jpeg_quality(head: bytes) -> int | None:
     return None
 
 
-def jpeg_spec_quality(spec: str | None) -> int | None:
-    """The quality of a ``--degrade`` spec's JPEG (``jpeg:95`` -> 95), as the file's tables would say it; None
-    for no spec or another codec."""
-    from upscaler.degradations import check_compression
-
-    if not spec:
-        return None
-    codec, value = check_compression(spec)
-    return value if codec == "jpeg" else None
-
-
 def _luma_table(segment: bytes) -> tuple[int, ...] | None:
     """Table 0 of a DQT segment's tables (8- or 16-bit entries), or None when it holds another."""
     at = 0
@@ -188,6 +178,23 @@ def _luma_table(segment: bytes) -> tuple[int, ...] | None:
 def image_evidence(head: bytes) -> tuple[bool | None, int | None]:
     """What an encoded image's first bytes say: ``(lossy_image_bytes, jpeg_quality)``, for ``choose_model``."""
     return lossy_image_bytes(head), jpeg_quality(head)
+
+
+def jpeg_spec_quality(spec: str | None) -> int | None:
+    """The quality of a ``--degrade`` spec's JPEG (``jpeg:95`` -> 95), as the file's tables would say it; None
+    for no spec or another codec."""
+    from upscaler.degradations import check_compression
+
+    if not spec:
+        return None
+    codec, value = check_compression(spec)
+    return value if codec == "jpeg" else None
+
+
+def spec_evidence(spec: str | None) -> tuple[bool | None, int | None]:
+    """What the file a ``--degrade`` spec made would say, for ``choose_model``: a codec's output is known as
+    such (``True``, with a JPEG's quality); no spec, ``(None, None)``: the pixels tell."""
+    return (True if spec else None), jpeg_spec_quality(spec)
 
 
 def image_file_evidence(path: str | Path) -> tuple[bool | None, int | None]:

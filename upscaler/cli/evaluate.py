@@ -74,13 +74,12 @@ def _run(args: argparse.Namespace) -> int:
             parent = Path(report_path).resolve().parent
             if Path(report_path).is_dir() or not parent.is_dir():
                 raise FileNotFoundError(f"{report_path}: cannot write a report there")
-    from upscaler.sources import PerSource, jpeg_spec_quality
+    from upscaler.sources import PerSource, spec_evidence
 
     per_source = PerSource.of(args.model, args.source, backend=args.backend, tile=0, threads=args.threads,
                               precision=args.precision)  # fmt: skip
     upscaler = per_source.first
-    lossy = True if args.degrade else None  # a codec's output; the protocol's own inputs: the pixels tell
-    quality = jpeg_spec_quality(args.degrade)  # what a JPEG file's tables would say
+    lossy, quality = spec_evidence(args.degrade)  # as the compressed file would say
     degradation = args.degradation or protocol_degradation(upscaler.model.degradation)
     scores = []
     for folder in folders:
