@@ -118,7 +118,7 @@ def main() -> None:
         "--source",
         choices=["auto", "compressed", "clean"],
         default="compressed",
-        help="what x4-video and x2-video run (upscaler.sources): compressed (default) the model itself; auto its "
+        help="what the video models run (upscaler.sources): compressed (default) the model itself; auto its "
         "clean partner where a clean input shows no JPEG grid (compressed inputs are known as such, as the video "
         "command knows a codec); each row then says which models ran",
     )

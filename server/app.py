@@ -74,9 +74,10 @@ _SIZE_HELP = {
     "smallest scale at or above it (an x4 model's x2 sibling, if served, for 2 or less), then an antialiased resample",
     "width": "output width in pixels (alone: keeps the aspect ratio)",
     "height": "output height in pixels (alone: keeps the aspect ratio)",
-    "source": "for x4-video and x2-video: compressed runs the model asked for, clean its sibling for clean sources "
-    "(x4-fast, x2-fast) where served; auto decides by the format (JPEG, lossy WebP: compressed) and otherwise by "
-    "a JPEG's 8x8 grid in the pixels (raw frames: the grid alone; send compressed for decoded video)",
+    "source": "for the video models (x4-video, x2-video, x4-video-quality): compressed runs the model asked for, "
+    "clean its partner for clean sources (x4-fast, x2-fast, x4-quality) where served; auto decides by the format "
+    "(JPEG, lossy WebP: compressed) and otherwise by a JPEG's 8x8 grid in the pixels (raw frames: the grid alone; "
+    "send compressed for decoded video)",
 }
 _Source = Annotated[Literal["auto", "compressed", "clean"], Query(description=_SIZE_HELP["source"])]
 

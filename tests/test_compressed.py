@@ -135,6 +135,18 @@ def test_the_video_model_repairs_compressed_input_and_is_what_video_runs(tmp_pat
     assert any(line.startswith("x4-video v") for line in listing.splitlines())
 
 
+def test_the_quality_video_model_repairs_what_x4_quality_sharpens(photo):
+    from upscaler import Upscaler, get_model
+
+    hr = modcrop(photo, 4)
+    lr = compress(bicubic(hr, 4), "jpeg:30")
+    scores = {m: psnr(Upscaler(m, backend="cpu", precision="fp32").upscale(lr), hr, border=4)
+              for m in ("x4-quality", "x4-video", "x4-video-quality")}  # fmt: skip
+    assert scores["x4-video-quality"] > scores["x4-quality"] + 0.5
+    assert scores["x4-video-quality"] > scores["x4-video"]
+    assert get_model("x4-video-quality").degradation == "video"
+
+
 def test_the_harness_with_source_auto_says_which_model_ran(tmp_path):
     import subprocess
     import sys

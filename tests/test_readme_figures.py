@@ -96,6 +96,12 @@ VIDEO_X4 = "| x4-video against x4-fast on compressed images"
 VIDEO_CLIP = "| x4-video against x4-fast on the real clip"
 VIDEO_X2 = "| x2-video against x2-fast: Set5"
 VIDEO_SPEED = "| the video models' network time"
+VQ, VQ_AUTO = "| x4-video-quality against x4-fast, x4-quality", "| x4-video-quality with `--source auto`"
+VQ_SPEED, VQ_JSON, VQ_AUTO_JSON = (
+    "| x4-video-quality's network time",
+    "compressed-x4-video-quality.json",
+    ("compressed-x4-video-quality-auto.json"),
+)
 AUTO_CLEAN = "| x4-video and x2-video with `--source auto` (the default) on clean input"
 AUTO_CLIP = "| x4-video with `--source auto` on the real clip"
 GRID = "| the JPEG grid alone (`upscaler.sources.jpeg_grid`"
@@ -317,6 +323,18 @@ FIGURES = [
     (GRID, "source-detection.json", "rows.30.judged_compressed", "at x4 {} of the images"),
     (GRID, "source-detection.json", "rows.38.judged_compressed", "0.22-{} of BSD100's"),
     (VIDEO_SPEED, "speed-video-models.json", "rows.2.network.p50_ms", "x4-video {:.2f} ms"),
+    (VQ, VQ_JSON, "rows.20.psnr", "JPEG-40 {:.2f} /"),
+    (VQ, VQ_JSON, "rows.21.psnr", "/ {:.2f} dB against x4-fast's"),
+    (VQ, VQ_JSON, "rows.2.psnr", "x4-fast's {:.2f} / 24.67"),
+    (VQ, VQ_JSON, "rows.22.psnr", "(keyframe) {:.2f} /"),
+    (VQ, VQ_JSON, "rows.18.psnr", "itself, {:.2f} /"),
+    (VQ, VQ_JSON, "rows.8.psnr", "x4-quality's {:.2f} / 24.62"),
+    (VQ_AUTO, VQ_AUTO_JSON, "rows.9.psnr", "/ {:.2f} dB against x4-quality's"),
+    (VQ_AUTO, VQ_AUTO_JSON, "rows.9.models_run.x4-quality", "and {} of 100 images"),
+    (VQ_AUTO, VQ_AUTO_JSON, "rows.12.psnr", "itself, {:.2f} /"),
+    (VQ_SPEED, "speed-x4-video-quality.json", "rows.6.network.p50_ms", "| {:.2f} ms against"),
+    (VQ_SPEED, "speed-x4-video-quality.json", "rows.7.network.p50_ms", "; {:.2f} against"),
+    (VQ_SPEED, "speed-x4-video-quality.json", "rows.0.network.p50_ms", "and {:.2f} in FP32"),
     (VIDEO_SPEED, "speed-video-models.json", "rows.0.network.p50_ms", "x4-fast's {:.2f} in FP32"),
     (VIDEO_SPEED, "speed-video-models.json", "rows.3.network.p50_ms", "{:.2f} against 14.84 in INT8"),
     (

@@ -40,7 +40,7 @@ def _encoded(image: np.ndarray, fmt: str, **options) -> bytes:
 
 def test_partners_in_the_manifest_name_models_of_the_same_scale():
     partners = load_partners()
-    assert partners == {"x4-video": "x4-fast", "x2-video": "x2-fast"}
+    assert partners == {"x4-video": "x4-fast", "x2-video": "x2-fast", "x4-video-quality": "x4-quality"}
     for model, partner in partners.items():
         assert get_model(model).scale == get_model(partner).scale
     assert clean_partner("x4-fast") is None
@@ -109,6 +109,8 @@ def test_choose_model(photo):
     assert choose_model("x4-video", lossy=True, image=lr) == "x4-video"  # an H.264 frame: the codec says so
     assert choose_model("x4-video", lossy=False, image=jpeg) == "x4-video"  # a PNG that once was a JPEG
     assert choose_model("x2-video", image=bicubic(photo, 2)) == "x2-fast"
+    assert choose_model("x4-video-quality", image=lr) == "x4-quality"  # the quality pair, as the fast one
+    assert choose_model("x4-video-quality", image=jpeg) == "x4-video-quality"
     light, heavy = LIGHT_JPEG_QUALITY, LIGHT_JPEG_QUALITY - 5  # a JPEG file's own quality, from its tables
     assert choose_model("x4-video", lossy=True, quality=light, image=jpeg) == "x4-fast"
     assert choose_model("x4-video", lossy=True, quality=heavy, image=lr) == "x4-video"

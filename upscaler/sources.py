@@ -3,7 +3,8 @@
 A model trained for compressed sources (``x4-video``) repairs JPEG and
 H.264 damage but is softer than its plain sibling on clean input. The
 manifest names, for each such model, the model to run on a clean source
-(``clean_partners``: ``x4-video`` -> ``x4-fast``). With ``source="auto"`` the
+(``clean_partners``: ``x4-video`` -> ``x4-fast``, ``x4-video-quality`` ->
+``x4-quality``). With ``source="auto"`` the
 choice follows the evidence, in this order:
 
 1. What the file says. A JPEG, a lossy WebP, AVIF or HEIC image

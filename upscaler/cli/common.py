@@ -78,8 +78,9 @@ def add_source_option(parser: argparse.ArgumentParser, looks: str) -> None:
         "--source",
         choices=["auto", "compressed", "clean"],
         default="auto",
-        help="for x4-video and x2-video: compressed runs the model asked for, clean its sibling for clean "
-        f"sources (x4-fast, x2-fast); auto (default) decides by {looks}. Other models ignore it",
+        help="for the video models (x4-video, x2-video, x4-video-quality): compressed runs the model asked for, "
+        f"clean its partner for clean sources (x4-fast, x2-fast, x4-quality); auto (default) decides by {looks}. "
+        "Other models ignore it",
     )
 
 
