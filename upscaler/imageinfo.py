@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 __all__ = ["ImageInfo", "ProbeError", "UnsupportedFormat", "probe"]
@@ -64,7 +65,10 @@ def _png(data: bytes) -> tuple[int, int]:
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
-def _jpeg(data: bytes) -> tuple[int, int]:
+def jpeg_segments(data: bytes) -> Iterator[tuple[int, bytes]]:
+    """``(marker, payload)`` of each segment of a JPEG's header, in order, up to the start of scan (0xDA, the
+    last one yielded) or the end of ``data``; fill bytes and markers without a length are passed over. A byte
+    where a marker should be raises ``ProbeError``."""
     at = 2
     while at + 4 <= len(data):
         if data[at] != 0xFF:
@@ -77,13 +81,20 @@ def _jpeg(data: bytes) -> tuple[int, int]:
             at += 2
             continue
         length = _u16(data, at + 2)
+        yield marker, data[at + 4 : at + 2 + length]
+        if marker == 0xDA:
+            return
+        at += 2 + length
+
+
+def _jpeg(data: bytes) -> tuple[int, int]:
+    for marker, payload in jpeg_segments(data):
         if marker in _SOF:
-            if at + 9 > len(data):
+            if len(payload) < 5:
                 break
-            return _u16(data, at + 7), _u16(data, at + 5)
+            return _u16(payload, 3), _u16(payload, 1)
         if marker == 0xDA:  # start of scan before any frame header
             raise ProbeError("JPEG without a frame header")
-        at += 2 + length
     raise ProbeError("JPEG header cut short")
 
 

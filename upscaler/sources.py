@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from upscaler.imageinfo import ProbeError, jpeg_segments
+
 __all__ = [
     "JPEG_GRID_THRESHOLD",
     "LIGHT_JPEG_QUALITY",
@@ -148,16 +150,15 @@ def jpeg_quality(head: bytes) -> int | None:
     table comes before the image data."""
     if not head.startswith(b"\xff\xd8"):
         return None
-    at = 2
-    while at + 4 <= len(head) and head[at] == 0xFF and head[at + 1] not in (0xDA, 0xD9):
-        marker, size = head[at + 1], int.from_bytes(head[at + 2 : at + 4], "big")
-        if marker == 0xDB:
-            table = _luma_table(head[at + 4 : at + 2 + size])
+    try:
+        for marker, payload in jpeg_segments(head):
+            table = _luma_table(payload) if marker == 0xDB else None
             if table is not None:
                 scale = 100.0 * sum(table) / sum(_STD_LUMA_ZIGZAG)
                 quality = 5000.0 / scale if scale > 100 else (200.0 - scale) / 2
                 return int(min(100, max(1, round(quality))))
-        at += 2 + size
+    except ProbeError:  # a byte where a marker should be: no table to read
+        pass
     return None
 
 
