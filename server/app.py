@@ -317,7 +317,7 @@ def _add_upscale_route(app: FastAPI, service: Service, settings: Settings) -> No
                 except ImageError as exc:
                     raise ApiError(400, str(exc)) from None
                 _sized_model(service, up, size, image.shape[1], image.shape[0])
-                chosen = await asyncio.to_thread(_for_source, service, up, source, image_evidence(data[:65536]), image)
+                chosen = await asyncio.to_thread(_for_source, service, up, source, image_evidence(data), image)
                 result, batch = await service.infer(chosen, image)
                 result = await _resized(result, size, image.shape[1], image.shape[0], up.scale)
                 encoded = await asyncio.to_thread(encode_image, result, format, quality)

@@ -13,7 +13,7 @@ from PIL import Image
 from tests.conftest import run_cli
 from tests.video_helpers import make_clip
 from upscaler.degradations import bicubic, compress
-from upscaler.io import read_image, write_image
+from upscaler.io import read_image, read_image_bytes, write_image
 from upscaler.models import get_model, load_partners
 from upscaler.sources import (
     JPEG_GRID_THRESHOLD,
@@ -21,7 +21,7 @@ from upscaler.sources import (
     PerSource,
     choose_model,
     clean_partner,
-    image_file_evidence,
+    image_evidence,
     jpeg_grid,
     jpeg_quality,
     jpeg_spec_quality,
@@ -88,8 +88,8 @@ def test_a_jpeg_says_its_quality_in_its_tables(tmp_path, photo):
     assert jpeg_quality(_encoded(photo, "PNG")) is None and jpeg_quality(jpeg[:20]) is None  # no table yet
     assert jpeg_quality(_encoded(photo, "WEBP", quality=95)) is None
     (tmp_path / "photo.jpg").write_bytes(jpeg)
-    assert image_file_evidence(tmp_path / "photo.jpg") == (True, 95)
-    assert image_file_evidence(tmp_path / "missing.jpg") == (None, None)
+    image, data = read_image_bytes(tmp_path / "photo.jpg")  # one read serves the pixels and the evidence
+    assert data == jpeg and image.shape == photo.shape and image_evidence(data) == (True, 95)
     assert (jpeg_spec_quality("jpeg:95"), jpeg_spec_quality("h264:28"), jpeg_spec_quality(None)) == (95, None, None)
 
 

@@ -94,6 +94,11 @@ def _to_rgb(image: np.ndarray) -> np.ndarray:
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read an image file; errors name the file and the reason in one line."""
+    return read_image_bytes(path)[0]
+
+
+def read_image_bytes(path: str | os.PathLike) -> tuple[np.ndarray, bytes]:
+    """``read_image`` and the file's bytes, read once (for what its header says: ``upscaler.sources``)."""
     path = Path(path)
     if not path.exists():
         raise ImageError(f"{path}: no such file")
@@ -104,7 +109,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     except OSError as exc:
         raise ImageError(f"{path}: cannot read ({exc.strerror})") from None
     try:
-        return decode_image(data)
+        return decode_image(data), data
     except ImageError as exc:
         raise ImageError(f"{path}: {exc}") from None
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
@@ -45,7 +44,6 @@ __all__ = [
     "choose_model",
     "clean_partner",
     "image_evidence",
-    "image_file_evidence",
     "jpeg_grid",
     "jpeg_quality",
     "jpeg_spec_quality",
@@ -62,6 +60,8 @@ JPEG_GRID_THRESHOLD = 0.06
 #: ``training.compressed``, where the video models' lead over the fast ones crosses zero between 90 and 95:
 #: x4-video +0.22 dB at quality 85, +0.02 at 90, -0.23 at 95; x2-video +0.56, +0.30, -0.16.
 LIGHT_JPEG_QUALITY = 93
+#: How much of an encoded file ``image_evidence`` reads: enough for a JPEG's tables behind large EXIF/XMP.
+EVIDENCE_BYTES = 65536
 #: Video codecs whose frames are exact (lossless) or visually lossless intermediates: a clean source.
 CLEAN_VIDEO_CODECS = frozenset(
     {"rawvideo", "ffv1", "huffyuv", "ffvhuff", "utvideo", "magicyuv", "png", "apng", "qtrle", "tiff", "bmp",
@@ -177,8 +177,10 @@ def _luma_table(segment: bytes) -> tuple[int, ...] | None:
     return None
 
 
-def image_evidence(head: bytes) -> tuple[bool | None, int | None]:
-    """What an encoded image's first bytes say: ``(lossy_image_bytes, jpeg_quality)``, for ``choose_model``."""
+def image_evidence(data: bytes) -> tuple[bool | None, int | None]:
+    """What an encoded image's header says: ``(lossy_image_bytes, jpeg_quality)``, for ``choose_model``.
+    Only the first ``EVIDENCE_BYTES`` are read, so a whole file's bytes may be passed."""
+    head = data[:EVIDENCE_BYTES]
     return lossy_image_bytes(head), jpeg_quality(head)
 
 
@@ -197,15 +199,6 @@ def spec_evidence(spec: str | None) -> tuple[bool | None, int | None]:
     """What the file a ``--degrade`` spec made would say, for ``choose_model``: a codec's output is known as
     such (``True``, with a JPEG's quality); no spec, ``(None, None)``: the pixels tell."""
     return (True if spec else None), jpeg_spec_quality(spec)
-
-
-def image_file_evidence(path: str | Path) -> tuple[bool | None, int | None]:
-    """``image_evidence`` of a file's first 64 KiB; ``(None, None)`` when it cannot be read."""
-    try:
-        with open(path, "rb") as f:
-            return image_evidence(f.read(65536))
-    except OSError:
-        return None, None
 
 
 def lossy_video_codec(codec: str) -> bool:

@@ -19,7 +19,7 @@ from upscaler.cli.common import (
     output_size,
     positive_int,
 )
-from upscaler.io import IMAGE_SUFFIXES, OUTPUT_FORMATS, ImageError, list_images, read_image, write_image
+from upscaler.io import IMAGE_SUFFIXES, OUTPUT_FORMATS, ImageError, list_images, read_image_bytes, write_image
 
 __all__ = ["Job", "Plan", "plan_jobs", "register"]
 
@@ -273,7 +273,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.quality is not None and args.quality > 100:
         raise ImageError(f"--quality must be 1-100, got {args.quality}")
     from upscaler.models import get_model
-    from upscaler.sources import image_file_evidence
+    from upscaler.sources import image_evidence
 
     size = output_size(args)
     model = get_model(args.model)
@@ -314,7 +314,8 @@ def _run(args: argparse.Namespace) -> int:
                 tqdm.write(f"skipped {job.source}: {job.target} exists (use --overwrite)", file=sys.stderr)
             continue
         try:
-            out = engines.upscale(read_image(job.source), size, *image_file_evidence(job.source))
+            image, data = read_image_bytes(job.source)  # one read: the pixels and what the header says
+            out = engines.upscale(image, size, *image_evidence(data))
             write_image(job.target, out, quality=args.quality)
         except Exception as exc:  # one bad file must not stop the others
             log.debug("failed on %s", job.source, exc_info=True)
