@@ -144,6 +144,12 @@ def test_peer_folder_without_models_for_the_scale_is_refused(tmp_path):
     assert result.returncode == 2 and "_x4.pb" in result.stderr
 
 
+def test_choosing_peers_without_their_folder_is_refused():
+    result = run_cli("bench", "-m", "x4", "--size", "16x16", "--peer", "espcn")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "give --peers DIR too" in result.stderr
+
+
 @pytest.mark.skipif(not PEERS.is_dir(), reason=f"no peer models at {PEERS} (set UPSCALER_TEST_PEERS)")
 def test_opencv_dnn_superres_peers_run_beside_our_engine(tmp_path):
     out = tmp_path / "b.json"

@@ -312,3 +312,11 @@ def test_a_weights_file_named_by_no_registry_upscales(tmp_path, photo):
     result = run_cli("upscale", str(tmp_path / "in.png"), "-o", str(tmp_path / "out.png"), "-m", str(weights))
     assert result.returncode == 0, result.stderr
     assert "my-candidate" in result.stderr and read_image(tmp_path / "out.png").shape == (128, 160, 3)
+
+
+@pytest.mark.parametrize("value", ["-5", "0", "1.5"])
+def test_a_bad_option_value_is_one_line_naming_help(tmp_path, value):
+    """argparse's own refusals too: one line (not the usage block first), exit 2."""
+    result = run_cli("upscale", str(tmp_path / "a.png"), "--width", value)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "argument --width" in result.stderr and "(see upscaler upscale -h)" in result.stderr

@@ -27,6 +27,7 @@ from tests.video_helpers import (
     make_audio_only,
     make_clip,
     ray_cluster,
+    subtitle_cues,
     subtitle_payloads,
     video_packets,
     video_span,
@@ -388,6 +389,17 @@ def test_an_output_named_for_a_type_not_written_is_refused_with_the_containers(t
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4"]  # no folder named out.gif, nothing else
 
 
+def test_an_output_name_with_another_dot_is_refused_unless_it_ends_as_a_folder(tmp_path):
+    """``-o out.xyz`` (no such folder) is no container: refused, saying how to make a folder of that name."""
+    clip = make_clip(tmp_path / "a.mp4", frames=4)
+    result = run_cli("video", str(clip), "-o", str(tmp_path / "out.xyz"), "-q")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "cannot write .xyz files" in result.stderr and f"{tmp_path / 'out.xyz'}/" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4"]
+    made = run_cli("video", str(clip), "-o", f"{tmp_path / 'out.xyz'}/", "-q")
+    assert made.returncode == 0 and (tmp_path / "out.xyz" / "a.mp4").is_file(), made.stderr
+
+
 def test_an_unfinished_job_that_does_not_match_is_refused_and_kept_until_restart(tmp_path, start_held):
     source = make_clip(tmp_path / "in.mp4", frames=72, size=(96, 64), fps=24, gop=12)
     out = tmp_path / "out.mkv"
@@ -559,6 +571,33 @@ def test_any_output_size_for_video(tmp_path):
     assert bad.returncode == 2 and "not both" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
 
+def test_a_width_or_height_of_2x_or_less_runs_the_x2_sibling_per_file(tmp_path):
+    """As ``upscale`` and the API do: the smallest model scale at or above what each file is asked for."""
+    (tmp_path / "in").mkdir()
+    small = make_clip(tmp_path / "in" / "small.mp4", frames=4, size=(48, 32))  # 60 lines: 1.875x -> x2-video
+    large = make_clip(tmp_path / "in" / "large.mp4", frames=4, size=(24, 16))  # 3.75x -> x4-video
+    summary = tmp_path / "s.json"
+    result = run_cli("video", str(small), str(large), "-o", str(tmp_path / "out"), "--height", "60",
+                     "--json", str(summary))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    models = {Path(f["input"]).name: f["model"] for f in json.loads(summary.read_text())["files"]}
+    assert models == {"small.mp4": "x2-video", "large.mp4": "x4-video"}
+    assert "small.mp4: 48x32 to 1.88x: x2-video runs, x4-video's x2 sibling" in result.stderr
+    assert [frames_rgb(tmp_path / "out" / n)[0].shape[:2] for n in ("small.mp4", "large.mp4")] == [(60, 90)] * 2
+
+
+def test_a_trimmed_job_counts_only_the_frames_it_keeps(tmp_path):
+    """The progress bar's total: 48 frames at 12 fps, 1.5 s of them from 1.25 s are 18."""
+    from upscaler.video.job import prepare_job
+    from upscaler.video.transcode import EncodeSettings
+
+    clip = make_clip(tmp_path / "a.mkv", frames=48, fps=12, gop=8)
+    whole = prepare_job(clip, tmp_path / "w.mkv", {}, EncodeSettings())
+    cut = prepare_job(clip, tmp_path / "c.mkv", {}, EncodeSettings(start_s=1.25, duration_s=1.5))
+    tail = prepare_job(clip, tmp_path / "t.mkv", {}, EncodeSettings(start_s=3.5))
+    assert (whole.frames, cut.frames, tail.frames) == (48, 18, 6)
+
+
 def _audio_times(path) -> list[float]:
     import av
 
@@ -589,12 +628,15 @@ def test_start_and_duration_trim_video_audio_and_subtitles_to_match(tmp_path, se
     early = tmp_path / "early.mkv"
     assert run_cli("video", str(clip), "-o", str(early), "--duration", "0.5", "-q").returncode == 0
     assert len(frame_times(early)) == 6 and [t for t, _ in subtitle_payloads(early)] == pytest.approx([0.0, 0.3])
+    on_screen = tmp_path / "on-screen.mkv"  # the cue of 0.3-0.55 s is showing at 0.4: kept, from the start
+    assert run_cli("video", str(clip), "-o", str(on_screen), "--start", "0.4", "-q").returncode == 0
+    assert [x for cue in subtitle_cues(on_screen) for x in cue] == pytest.approx([0.0, 0.15, 0.2, 0.25])
 
 
 @pytest.mark.parametrize(
     ("options", "says"),
     [(["--start", "10"], "past the video's last frame"), (["--duration", "0"], "more than 0"),
-     (["--start", "-1"], "0 or more"), (["--start", "1:xx"], "[HH:]MM:SS")],
+     (["--start", "-1"], "0 or more"), (["--start", "1:xx"], "[HH:]MM:SS"), (["--start", "1:99"], "[HH:]MM:SS")],
 )  # fmt: skip
 def test_impossible_trims_are_refused_in_one_line_and_write_nothing(tmp_path, options, says):
     clip = make_clip(tmp_path / "a.mp4", frames=24)

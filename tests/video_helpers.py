@@ -113,6 +113,15 @@ def subtitle_payloads(path: Path) -> list[tuple[float, bytes]]:
         return [(float(p.pts * p.time_base), bytes(p)) for p in c.demux(c.streams.subtitles[0]) if p.size]
 
 
+def subtitle_cues(path: Path) -> list[tuple[float, float]]:
+    """``(start, duration)`` in seconds of each subtitle cue."""
+    import av
+
+    with av.open(str(path)) as c:
+        return [(float(p.pts * p.time_base), float(p.duration * p.time_base))
+                for p in c.demux(c.streams.subtitles[0]) if p.size]  # fmt: skip
+
+
 def video_span(path: Path) -> float:
     """Seconds from the first frame's start to the last frame's end."""
     import av

@@ -43,9 +43,16 @@ def _version() -> str:
         return "unknown"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors in one line (naming ``-h``) in place of the whole usage block first."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser, with every registered subcommand."""
-    parser = argparse.ArgumentParser(
+    """The full argument parser, with every registered subcommand (their parsers are ``_Parser``s too)."""
+    parser = _Parser(
         prog="upscaler",
         description="Real-time neural super-sampling: 4x and 2x image and frame upscaling.",
     )

@@ -151,6 +151,9 @@ def _check_outputs(args: argparse.Namespace) -> None:
         value = getattr(args, option)
         if value and not Path(value).is_dir():
             raise FileNotFoundError(f"--{option} {value}: no such folder")
+    if getattr(args, "peer", None) and not args.peers:
+        raise ValueError("--peer picks among the --peers models: give --peers DIR too (the OpenCV dnn_superres "
+                         "models' folder)")  # fmt: skip
     if args.budget_s is not None and args.budget_s <= 0:
         raise ValueError(f"--budget-s must be positive, got {args.budget_s}")
     if args.warmup < 0:

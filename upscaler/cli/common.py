@@ -11,20 +11,21 @@ __all__ = ["add_batch_option", "add_engine_options", "non_negative_int", "positi
 
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1."""
-    value = non_negative_int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
+    return _int_from(text, 1, "must be at least 1")
 
 
 def non_negative_int(text: str) -> int:
     """argparse type: an integer >= 0."""
+    return _int_from(text, 0, "must not be negative")
+
+
+def _int_from(text: str, least: int, says: str) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative, got {text}")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"{says}, got {text}")
     return value
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import glob
 import json
+import os
 import signal
 import sys
 from dataclasses import asdict
@@ -26,7 +27,8 @@ __all__ = ["VIDEO_SUFFIXES", "count_reused", "interrupted_line", "plan_videos", 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".ts", ".mts", ".m2ts", ".flv", ".wmv", ".mpg"}
 #: Containers written: an input in another container is written as Matroska.
 _WRITABLE = {".mp4", ".mkv", ".mov", ".webm", ".m4v"}
-#: Names that say "a file of this type", not a folder: refused as outputs unless writable (``out.gif``).
+#: Names that say "a file of this type", not a folder (``out.gif``). Any other name with a dot that is not a folder
+#: yet (``out.xyz``) is refused too, but told how to make a folder so named (``out.xyz/``).
 _FILE_TYPES = VIDEO_SUFFIXES | {".gif", ".apng", ".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff",
                                 ".mp3", ".wav", ".aac", ".flac", ".ogg", ".opus", ".m4a", ".srt", ".json"}  # fmt: skip
 
@@ -54,7 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "above 1 and --precision fp16/int8 are refused.",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="video files, folders or glob patterns")
-    p.add_argument("-o", "--output", required=True, help="output file (one input) or folder")
+    p.add_argument("-o", "--output", required=True, help="output file (one input: .mp4, .mkv, .mov, .webm, .m4v) "
+                   "or folder (a new one whose name has a dot: end it with /)")  # fmt: skip
     add_engine_options(p, model_default="the 'video' alias, a model trained on compressed sources: x4-video")
     p.set_defaults(model=None)  # resolved in _run (_video_default): no manifest read to build the parser
     add_source_option(p, "each file's codec: lossless ones (FFV1, HuffYUV, raw, PNG, ...) and intermediates "
@@ -171,10 +174,11 @@ def plan_videos(inputs: list[str], output: str) -> tuple[list[tuple[Path, Path]]
     single = out.suffix.lower() in _WRITABLE and not out.is_dir()
     if single and len(sources) > 1:
         raise ValueError(f"{out}: several inputs need an output folder, not a file name")
-    if out.suffix.lower() in _FILE_TYPES and not single and not out.is_dir():
+    if out.suffix and not single and not out.is_dir() and not output.endswith(("/", os.sep)):
+        folder = "" if out.suffix.lower() in _FILE_TYPES else f" (a new folder: {output}/)"
         raise ValueError(
             f"{out}: cannot write {out.suffix} files; name a {', '.join(sorted(_WRITABLE))} file (the containers "
-            "written), or a folder"
+            f"written), or a folder{folder}"
         )
     for source in sources:
         if single:
@@ -252,7 +256,10 @@ def _seconds(option: str, text: str) -> float:
     try:
         if len(parts) > 3 or any(p.strip() == "" for p in parts):
             raise ValueError
-        value = sum(float(p) * 60**i for i, p in enumerate(reversed(parts)))
+        fields = [float(p) for p in reversed(parts)]  # seconds, minutes, hours
+        if any(not 0 <= f < 60 for f in fields[:-1]):  # 1:99 is no time; a leading field may be any size
+            raise ValueError
+        value = sum(f * 60**i for i, f in enumerate(fields))
     except ValueError:
         raise ValueError(f"{option}: expected seconds or [HH:]MM:SS[.mmm], got {text!r}") from None
     if not 0 <= value < float("inf"):
@@ -316,27 +323,61 @@ def _load(args: argparse.Namespace, model: str, *, backend: str | None = None, p
 
 
 def _file_model(args: argparse.Namespace, source: Path) -> str:
-    """The model for ``source``: ``--model``, or its clean partner where the file's codec is clean
-    (``--source``, ``upscaler.sources``; said on stderr); a file that cannot be probed gets ``--model`` (and
-    fails in its job)."""
-    from upscaler.sources import choose_model, clean_partner, lossy_video_codec
+    """The model for ``source``: ``--model``, or its x2 sibling where ``--width``/``--height`` ask this file for
+    2x or less (``upscaler.outsize.model_for``, as ``--outscale`` does for every file), then that model's clean
+    partner where the file's codec is clean (``--source``, ``upscaler.sources``); a change is said on stderr. A
+    file that cannot be probed gets ``--model`` (and fails in its job)."""
     from upscaler.video.probe import probe
 
-    asked = _model_name(args.model)
-    if args.temporal or clean_partner(asked) is None:
-        return args.model
     try:
-        codec = probe(source).codec
+        info = probe(source)
     except Exception:
         return args.model
-    model = choose_model(asked, args.source, lossy=lossy_video_codec(codec))
-    if model != asked and not args.quiet:
+    model = _sized_model(args, source, info.width, info.height)
+    return model if args.temporal else _source_model(args, source, model, info.codec)
+
+
+def _sized_model(args: argparse.Namespace, source: Path, width: int, height: int) -> str:
+    """``--model``, or its x2 sibling where ``--width``/``--height`` make ``width x height`` 2x or less."""
+    from upscaler.models import get_model
+    from upscaler.outsize import model_for
+
+    if args.width is None and args.height is None:
+        return args.model
+    asked = _model_name(args.model)
+    try:
+        factor = output_size(args).factor(width, height, get_model(asked).scale)
+    except Exception:  # an unknown model, or a size past the largest factor: the job says so
+        return args.model
+    model = model_for(asked, factor)
+    if model == asked:
+        return args.model
+    _say(args, f"{source.name}: {width}x{height} to {factor:.3g}x: {model} runs, {asked}'s x2 sibling")
+    return model
+
+
+def _source_model(args: argparse.Namespace, source: Path, model: str, codec: str) -> str:
+    """``model``, or its clean partner where ``codec`` is lossless (``--source``, ``upscaler.sources``)."""
+    from upscaler.sources import choose_model, clean_partner, lossy_video_codec
+
+    asked = _model_name(model)
+    if clean_partner(asked) is None:
+        return model
+    chosen = choose_model(asked, args.source, lossy=lossy_video_codec(codec))
+    if chosen == asked:
+        return model  # as given: a path stays a path
+    why = "--source clean" if args.source == "clean" else f"its codec ({codec}) is lossless"
+    _say(args, f"{source.name}: {why}: {chosen} runs, {asked}'s sibling for clean sources (--source compressed "
+               f"runs {asked})")  # fmt: skip
+    return chosen
+
+
+def _say(args: argparse.Namespace, line: str) -> None:
+    """A note on stderr between the progress bars (not with --quiet)."""
+    if not args.quiet:
         from tqdm import tqdm
 
-        why = "--source clean" if args.source == "clean" else f"its codec ({codec}) is lossless"
-        tqdm.write(f"upscaler: {source.name}: {why}: {model} runs, {asked}'s sibling for clean sources "
-                   f"(--source compressed runs {asked})", file=sys.stderr)  # fmt: skip
-    return args.model if model == asked else model  # as given: a path stays a path
+        tqdm.write(f"upscaler: {line}", file=sys.stderr)
 
 
 def _unfinished(args: argparse.Namespace) -> str:
@@ -369,7 +410,7 @@ def _heard(plans: list, bar, plan, *, own_bar: bool = False) -> None:
 
     plans.append(plan)
     if own_bar:
-        bar.total = plan.info.frames or None
+        bar.total = plan.frames or None
     for note in plan.notes:
         tqdm.write(f"upscaler: {note}", file=sys.stderr)
     count_reused(bar, plan.result.reused_frames)

@@ -53,13 +53,30 @@ def _within(packet, window: tuple[float, float | None]) -> bool:
     return window[0] <= t and (window[1] is None or t < window[1])
 
 
+def _kept(packet, window: tuple[float, float | None]) -> bool:
+    """Whether a trimmed output keeps ``packet``: one that starts inside ``window``, or a subtitle cue with a
+    duration on screen at its start (moved to the start). A cue that outlasts the window is cut at its end."""
+    if packet.stream.type != "subtitle" or not packet.duration or packet.pts is None:
+        return _within(packet, window)
+    tb = packet.time_base
+    start, end = round(window[0] / tb), None if window[1] is None else round(window[1] / tb)
+    first, last = packet.pts, packet.pts + packet.duration
+    if last <= start or (end is not None and first >= end):
+        return False
+    first, last = max(first, start), last if end is None else min(last, end)
+    packet.pts = packet.dts = first
+    packet.duration = last - first
+    return True
+
+
 def assemble(
     info: VideoInfo, segments: Sequence[Path], out_path: Path, window: tuple[float, float | None] | None = None
 ) -> None:
     """Write ``out_path``: the segments' video, then every audio and subtitle stream of the input, copied.
 
-    ``window``: the source seconds kept (a trimmed job): audio and subtitle packets outside it are left out,
-    and every stream starts that much earlier (audio is cut at packet boundaries, tens of ms)."""
+    ``window``: the source seconds kept (a trimmed job): audio and subtitle packets outside it are left out (a
+    cue on screen at its start is kept, from the start), and every stream starts that much earlier (audio is
+    cut at packet boundaries, tens of ms)."""
     import av
 
     # timestamps are kept as they are: no shift to make B-frame decode times non-negative
@@ -90,7 +107,7 @@ def assemble(
             copied[stream.index] = target
         others = source.demux(*[source.streams[i] for i in copied]) if copied else iter(())
         if window is not None:
-            others = (p for p in others if p.size and (p.pts is not None or p.dts is not None) and _within(p, window))
+            others = (p for p in others if p.size and (p.pts is not None or p.dts is not None) and _kept(p, window))
         last_dts = None
         for _, order, _, packet in heapq.merge(_timed(_segment_packets(segments), 0), _timed(others, 1)):
             if order == 0:

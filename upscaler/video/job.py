@@ -103,6 +103,7 @@ class JobPlan:
     made_by: MadeBy | None = None  #: the engine of the finished segments (None: none finished yet)
     window: tuple[float, float | None] | None = None  #: trimmed: the source seconds kept (assemble's window)
     notes: list[str] = field(default_factory=list)  #: what the user should hear (an earlier job reused, discarded)
+    frames: int = 0  #: the frames the output will hold, trimmed (0: unknown), for a progress bar's total
     started: float = field(default_factory=time.perf_counter)
     engine_s: float = 0.0
 
@@ -220,6 +221,7 @@ def prepare_job(
             None if window[1] is None else float(window[1] * info.time_base),
         )
     plan.made_by, plan.notes = kept.made_by, kept.notes
+    plan.frames = _kept_frames(stamps, window) if stamps else info.frames  # a packet per frame
     plan.result.segments = len(segments)
     for segment in segments:
         if plan.path(segment).is_file():
@@ -238,6 +240,12 @@ def _window(stamps: list[int], time_base, settings: EncodeSettings) -> tuple[int
     start = first + round(settings.start_s / time_base)
     end = None if settings.duration_s is None else start + round(settings.duration_s / time_base)
     return start, end
+
+
+def _kept_frames(stamps: list[int], window: tuple[int, int | None] | None) -> int:
+    """How many of the frames at ``stamps`` a trim ``window`` (``_window``; None: all) keeps."""
+    start, end = window or (min(stamps), None)
+    return sum(1 for t in stamps if t >= start and (end is None or t < end))
 
 
 def finish_job(plan: JobPlan) -> JobResult:
