@@ -389,6 +389,22 @@ def test_an_output_named_for_a_type_not_written_is_refused_with_the_containers(t
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4"]  # no folder named out.gif, nothing else
 
 
+def test_without_an_output_each_video_goes_beside_its_input_with_the_size_in_its_name(tmp_path):
+    """As ``upscale`` does: clip_x4.mp4 beside clip.mp4 (never over it), a folder into folder_x4/; a pattern
+    that matches an earlier run's output leaves it out."""
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    clip = make_clip(clips / "a.mp4", frames=4)
+    first = run_cli("video", str(clip), "-q")
+    assert first.returncode == 0 and len(frames_rgb(clips / "a_x4.mp4")) == 4, first.stderr
+    again = run_cli("video", str(clips / "*.mp4"), "--json", str(tmp_path / "s.json"), "-q")
+    files = json.loads((tmp_path / "s.json").read_text())["files"]
+    assert again.returncode == 0 and [(Path(f["output"]).name, f["status"]) for f in files] == [("a_x4.mp4", "skipped")]
+    assert run_cli("video", str(clips), "--outscale", "1.5", "-q").returncode == 0
+    assert frames_rgb(tmp_path / "clips_x1.5" / "a.mp4")[0].shape[:2] == (48, 72)
+    assert sorted(p.name for p in clips.iterdir()) == ["a.mp4", "a_x4.mp4"]
+
+
 def test_an_output_name_with_another_dot_is_refused_unless_it_ends_as_a_folder(tmp_path):
     """``-o out.xyz`` (no such folder) is no container: refused, saying how to make a folder of that name."""
     clip = make_clip(tmp_path / "a.mp4", frames=4)

@@ -56,8 +56,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "above 1 and --precision fp16/int8 are refused.",
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="video files, folders or glob patterns")
-    p.add_argument("-o", "--output", required=True, help="output file (one input: .mp4, .mkv, .mov, .webm, .m4v) "
-                   "or folder (a new one whose name has a dot: end it with /)")  # fmt: skip
+    p.add_argument("-o", "--output", help="output file (one input: .mp4, .mkv, .mov, .webm, .m4v) or folder (a new "
+                   "one whose name has a dot: end it with /); default: beside each input, the size in its name "
+                   "(clip_x4.mp4; a folder footage/ gives footage_x4/)")  # fmt: skip
     add_engine_options(p, model_default="the 'video' alias, a model trained on compressed sources: x4-video")
     p.set_defaults(model=None)  # resolved in _run (_video_default): no manifest read to build the parser
     add_source_option(p, "each file's codec: lossless ones (FFV1, HuffYUV, raw, PNG, ...) and intermediates "
@@ -149,28 +150,67 @@ def _video_default() -> str:
     return "video" if "video" in load_manifest()[1] else "default"
 
 
-def _listing(item: str) -> list[Path]:
+def _listing(item: str) -> tuple[list[Path], Path | None]:
+    """The videos ``item`` names, and the folder they were listed from (None: a file or a glob)."""
     path = Path(item)
     if path.is_dir():
-        return sorted(f for f in path.iterdir() if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES)
+        return sorted(f for f in path.iterdir() if f.is_file() and f.suffix.lower() in VIDEO_SUFFIXES), path
     if glob.has_magic(item) and not path.exists():
-        return sorted(Path(m) for m in glob.glob(item, recursive=True) if Path(m).is_file())
-    return [path]
+        return sorted(Path(m) for m in glob.glob(item, recursive=True) if Path(m).is_file()), None
+    return [path], None
 
 
-def plan_videos(inputs: list[str], output: str) -> tuple[list[tuple[Path, Path]], list[str]]:
-    """``(source, target)`` per input video, and one error line per input that names nothing."""
-    out = Path(output)
-    pairs, errors, seen = [], [], set()
-    sources = []
+def _sources(inputs: list[str]) -> tuple[list[tuple[Path, Path | None]], list[str]]:
+    """Each video once, with the folder it was listed from; one error line per input that names nothing."""
+    sources, errors, seen = [], [], set()
     for item in inputs:
-        listed = _listing(item)
+        listed, folder = _listing(item)
         if not listed:
             errors.append(f"{item}: no video here")
         for source in listed:
             if source.resolve() not in seen:
                 seen.add(source.resolve())
-                sources.append(source)
+                sources.append((source, folder))
+    return sources, errors
+
+
+def _container(source: Path) -> str:
+    """The output's extension for ``source``: its own where it is written, else Matroska's."""
+    return source.suffix.lower() if source.suffix.lower() in _WRITABLE else ".mkv"
+
+
+def _earlier_output(source: Path, tag: str) -> bool:
+    """Whether ``source`` (found by a pattern) is the output of an earlier run without ``-o``: ``clip_x4.mp4``
+    beside a ``clip`` video."""
+    if not source.stem.endswith(tag) or source.stem == tag:
+        return False
+    stem = source.stem[: -len(tag)]
+    return any(source.with_name(stem + suffix).is_file() for suffix in VIDEO_SUFFIXES)
+
+
+def _plan_beside(inputs: list[str], tag: str) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """Without ``-o``: ``clip_x4.mp4`` beside ``clip.mp4``; the videos of a folder ``footage`` into
+    ``footage_x4`` beside it. A pattern that matches an earlier run's outputs leaves them out."""
+    sources, errors = _sources(inputs)
+    named = {Path(item) for item in inputs}
+    pairs = []
+    for source, folder in sources:
+        if folder is None and source not in named and _earlier_output(source, tag):
+            continue
+        if folder is None:
+            pairs.append((source, source.with_name(f"{source.stem}{tag}{_container(source)}")))
+        else:
+            pairs.append((source, folder.with_name(folder.name + tag) / f"{source.stem}{_container(source)}"))
+    return pairs, errors
+
+
+def plan_videos(inputs: list[str], output: str | None, tag: str = "_x4") -> tuple[list[tuple[Path, Path]], list[str]]:
+    """``(source, target)`` per input video, and one error line per input that names nothing. ``output`` None:
+    beside each input, its name with ``tag`` added (``_plan_beside``)."""
+    if output is None:
+        return _plan_beside(inputs, tag)
+    out = Path(output)
+    sources, errors = _sources(inputs)
     single = out.suffix.lower() in _WRITABLE and not out.is_dir()
     if single and len(sources) > 1:
         raise ValueError(f"{out}: several inputs need an output folder, not a file name")
@@ -180,14 +220,18 @@ def plan_videos(inputs: list[str], output: str) -> tuple[list[tuple[Path, Path]]
             f"{out}: cannot write {out.suffix} files; name a {', '.join(sorted(_WRITABLE))} file (the containers "
             f"written), or a folder{folder}"
         )
-    for source in sources:
-        if single:
-            target = out
-        else:
-            suffix = source.suffix.lower() if source.suffix.lower() in _WRITABLE else ".mkv"
-            target = out / f"{source.stem}{suffix}"
-        pairs.append((source, target))
-    return pairs, errors
+    return [(source, out if single else out / f"{source.stem}{_container(source)}") for source, _ in sources], errors
+
+
+def _tag(args: argparse.Namespace) -> str:
+    """What an output's name gets without ``-o``: the size asked for, or the model's scale (``_x4``)."""
+    from upscaler.models import get_model
+
+    try:
+        scale = get_model(args.model).scale
+    except Exception:  # an unknown model fails in each job, with the engine's own message
+        scale = 4
+    return output_size(args).tag(scale)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -200,7 +244,7 @@ def _run(args: argparse.Namespace) -> int:
     args.temporal = _temporal_model(args)
     if args.json and not Path(args.json).resolve().parent.is_dir():
         raise FileNotFoundError(f"--json {args.json}: no such folder")
-    pairs, errors = plan_videos(args.inputs, args.output)
+    pairs, errors = plan_videos(args.inputs, args.output, _tag(args))
     settings = EncodeSettings(
         codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt, threads=args.encoder_threads,
         start_s=_seconds("--start", args.start), duration_s=_duration(args.duration), **_size_settings(args),
