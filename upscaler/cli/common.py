@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from upscaler.runtime import BACKENDS
 
-__all__ = ["add_batch_option", "add_engine_options", "non_negative_int", "positive_int"]
+__all__ = ["add_batch_option", "add_engine_options", "earlier_output", "non_negative_int", "positive_int"]
 
 
 def positive_int(text: str) -> int:
@@ -104,3 +105,12 @@ def output_size(args: argparse.Namespace):
     from upscaler.outsize import OutputSize
 
     return OutputSize(args.outscale, args.width, args.height)
+
+
+def earlier_output(source: Path, tag: str, suffixes) -> bool:
+    """Whether ``source`` (found by a pattern) is the output of an earlier run without ``-o``: ``photo_x4.png``
+    beside a ``photo`` file with one of ``suffixes``."""
+    if not source.stem.endswith(tag) or source.stem == tag:
+        return False
+    stem = source.stem[: -len(tag)]
+    return any(source.with_name(stem + suffix).is_file() for suffix in suffixes)

@@ -15,6 +15,7 @@ from upscaler.cli.common import (
     add_engine_options,
     add_size_options,
     add_source_option,
+    earlier_output,
     non_negative_int,
     output_size,
     positive_int,
@@ -145,21 +146,12 @@ def _beside(source: Path, folder: Path | None, ext: str, tag: str) -> Path:
     return folder.with_name(folder.name + tag) / source.relative_to(folder).with_suffix(ext)
 
 
-def _earlier_output(source: Path, tag: str) -> bool:
-    """Whether ``source`` (found by a pattern) is the output of an earlier run without ``-o``: ``photo_x4.png``
-    beside a ``photo`` image."""
-    if not source.stem.endswith(tag) or source.stem == tag:
-        return False
-    stem = source.stem[: -len(tag)]
-    return any(source.with_name(stem + suffix).is_file() for suffix in IMAGE_SUFFIXES)
-
-
 def _plan_beside(inputs: list[str], fmt: str | None, recursive: bool, tag: str) -> Plan:
     files, errors = _expand(inputs, recursive, None)
     named = {Path(item) for item in inputs}
     jobs = []
     for source, folder in files:
-        if folder is None and source not in named and _earlier_output(source, tag):
+        if folder is None and source not in named and earlier_output(source, tag, IMAGE_SUFFIXES):
             continue  # a pattern matched what an earlier run wrote: not an input
         ext = OUTPUT_FORMATS[fmt] if fmt else _same_format(source)
         jobs.append(Job(source, _beside(source, folder, ext, tag)))

@@ -17,6 +17,7 @@ from upscaler.cli.common import (
     add_engine_options,
     add_size_options,
     add_source_option,
+    earlier_output,
     output_size,
     positive_int,
 )
@@ -179,15 +180,6 @@ def _container(source: Path) -> str:
     return source.suffix.lower() if source.suffix.lower() in _WRITABLE else ".mkv"
 
 
-def _earlier_output(source: Path, tag: str) -> bool:
-    """Whether ``source`` (found by a pattern) is the output of an earlier run without ``-o``: ``clip_x4.mp4``
-    beside a ``clip`` video."""
-    if not source.stem.endswith(tag) or source.stem == tag:
-        return False
-    stem = source.stem[: -len(tag)]
-    return any(source.with_name(stem + suffix).is_file() for suffix in VIDEO_SUFFIXES)
-
-
 def _plan_beside(inputs: list[str], tag: str) -> tuple[list[tuple[Path, Path]], list[str]]:
     """Without ``-o``: ``clip_x4.mp4`` beside ``clip.mp4``; the videos of a folder ``footage`` into
     ``footage_x4`` beside it. A pattern that matches an earlier run's outputs leaves them out."""
@@ -195,7 +187,7 @@ def _plan_beside(inputs: list[str], tag: str) -> tuple[list[tuple[Path, Path]], 
     named = {Path(item) for item in inputs}
     pairs = []
     for source, folder in sources:
-        if folder is None and source not in named and _earlier_output(source, tag):
+        if folder is None and source not in named and earlier_output(source, tag, VIDEO_SUFFIXES):
             continue
         if folder is None:
             pairs.append((source, source.with_name(f"{source.stem}{tag}{_container(source)}")))
