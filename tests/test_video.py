@@ -663,15 +663,52 @@ def test_impossible_trims_are_refused_in_one_line_and_write_nothing(tmp_path, op
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4"]
 
 
-def test_the_default_encoder_threads_make_the_same_bytes_run_after_run(tmp_path):
-    """x264 with a fixed thread count (the default, 2) is deterministic: what makes resumed and --ray segments
-    equal an uninterrupted run's, lossy codecs included."""
-    import hashlib
-
+def test_a_fixed_encoder_thread_count_makes_the_same_bytes_run_after_run(tmp_path):
+    """x264 with a fixed thread count is deterministic: what makes resumed and --ray segments equal an
+    uninterrupted run's, lossy codecs included."""
     clip = make_clip(tmp_path / "a.mp4", frames=24, size=(96, 64), gop=12)
     digests = set()
     for i in range(2):
         out = tmp_path / f"out{i}.mp4"
-        assert run_cli("video", str(clip), "-o", str(out), "--segment-seconds", "1", "-q").returncode == 0
-        digests.add(hashlib.sha256(out.read_bytes()).hexdigest())
+        command = ["video", str(clip), "-o", str(out), "--segment-seconds", "1", "--encoder-threads", "3", "-q"]
+        assert run_cli(*command).returncode == 0
+        digests.add(_sha256(out))
     assert len(digests) == 1
+
+
+def test_the_automatic_encoder_threads_are_the_cores_or_an_unfinished_jobs_own(tmp_path):
+    from upscaler.sysinfo import cpu_count
+    from upscaler.video.job import MAX_ENCODER_THREADS, encoder_threads
+    from upscaler.video.transcode import EncodeSettings
+    from upscaler.video.workdir import RECORD
+
+    auto, folder = EncodeSettings(threads=None), tmp_path / ".out.mp4.upscaler"
+    assert encoder_threads(auto, folder).threads == min(cpu_count(), MAX_ENCODER_THREADS)
+    assert encoder_threads(EncodeSettings(threads=5), folder).threads == 5  # asked for: kept
+    folder.mkdir()
+    (folder / RECORD).write_text(json.dumps({"encode": {"threads": 7}}))
+    assert encoder_threads(auto, folder).threads == 7
+
+
+def test_a_job_resumed_with_automatic_threads_goes_on_with_its_own_count(tmp_path, start_held):
+    """Interrupted with --encoder-threads 3, continued with the default (auto): the job's 3 are kept, so the
+    output is byte for byte an uninterrupted run's with 3, whatever this machine's cores."""
+    source = make_clip(tmp_path / "in.mp4", frames=72, size=(96, 64), fps=24, gop=12)  # three 1 s segments
+    out, whole = tmp_path / "out.mp4", tmp_path / "whole.mp4"
+    common = ["--segment-seconds", "1", "-q"]
+    proc = start_held(["video", str(source), "-o", str(out), *common, "--encoder-threads", "3"], segments=1)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=HOLD_TIMEOUT) == 130
+    summary = tmp_path / "s.json"
+    resumed = run_cli("video", str(source), "-o", str(out), *common, "--json", str(summary))
+    assert resumed.returncode == 0, resumed.stderr
+    entry = json.loads(summary.read_text())["files"][0]
+    assert (entry["resumed_segments"], entry["encoder_threads"]) == (1, 3)
+    assert run_cli("video", str(source), "-o", str(whole), *common, "--encoder-threads", "3").returncode == 0
+    assert _sha256(out) == _sha256(whole)
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -86,12 +86,13 @@ def _add_encode_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pix-fmt", help="output pixel format (default: the source's where the codec allows)")
     p.add_argument(
         "--encoder-threads",
-        type=positive_int,
-        default=2,
-        help="encoder threads (default: 2). x264 makes the same bytes run after run at a fixed count, so resumed "
-        "and --ray segments equal an uninterrupted run's; the default is a fixed number, not the core count, so "
-        "that stays true on another machine. 2 took 0.76x the time of 1 for a 720p x4-fast job on 2 cores "
-        "(benchmarks/results/encoder-threads-zen3.json); the count is part of the job",
+        type=_threads,
+        default=None,
+        metavar="N",
+        help="encoder threads (default: auto, the cores this process may use, at most 16). x264 makes the same "
+        "bytes run after run at a fixed count, so the count is part of the job: an unfinished job goes on with "
+        "the count that made it, on any machine, and --ray workers take the count chosen where the command runs. "
+        "2 took 0.76x the time of 1 for a 720p x4-fast job on 2 cores (benchmarks/results/encoder-threads-zen3.json)",
     )
     add_batch_option(
         p,
@@ -141,6 +142,11 @@ def _add_job_options(p: argparse.ArgumentParser) -> None:
         help="after each file, time the engine alone on its frames (same size and batch; a temporal model on 10 "
         "consecutive frames, motion estimation included): the pipeline's ratio",
     )
+
+
+def _threads(text: str) -> int | None:
+    """argparse type: ``auto`` (None: each job picks, ``upscaler.video.job.encoder_threads``) or a count >= 1."""
+    return None if text == "auto" else positive_int(text)
 
 
 def _video_default() -> str:

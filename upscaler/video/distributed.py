@@ -152,7 +152,7 @@ def run_on_ray(
         if on_plan:
             on_plan(plan)
         for segment in plan.missing:
-            ref = task.remote(plan.info, segment, spec, settings, batch, plan.retime)
+            ref = task.remote(plan.info, segment, spec, plan.settings, batch, plan.retime)  # the count resolved here
             pending[ref] = (plan, segment)
     for source, plan in plans.items():
         if not plan.missing:

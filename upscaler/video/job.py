@@ -42,9 +42,10 @@ from upscaler.video.provenance import MadeBy, MixedEngines, check_same, write_ma
 from upscaler.video.segments import Segment, plan_segments, trim_segments
 from upscaler.video.temporal import SegmentStream, frame_size_check, temporal_identity
 from upscaler.video.transcode import EncodeSettings, upscale_segment
-from upscaler.video.workdir import Unfinished, claim
+from upscaler.video.workdir import Unfinished, claim, recorded_encoding
 
 __all__ = [
+    "MAX_ENCODER_THREADS",
     "JobPlan",
     "JobResult",
     "Unfinished",
@@ -84,6 +85,7 @@ class JobResult:
     engine: str = ""  #: the engine that actually made the frames (not the one asked for)
     precision: str = ""  #: the precision it actually ran in
     engine_busy: float = 0.0  #: engine time / wall time: how little the engine waited for I/O
+    encoder_threads: int = 0  #: the encoder's thread count (--encoder-threads; auto: this job's, resolved)
     engine_fps: float | None = None  #: the raw engine on this video's frames, same size and batch (--engine-baseline)
     ratio: float | None = None  #: fps / engine_fps
     message: str = ""
@@ -104,6 +106,7 @@ class JobPlan:
     window: tuple[float, float | None] | None = None  #: trimmed: the source seconds kept (assemble's window)
     notes: list[str] = field(default_factory=list)  #: what the user should hear (an earlier job reused, discarded)
     frames: int = 0  #: the frames the output will hold, trimmed (0: unknown), for a progress bar's total
+    settings: EncodeSettings | None = None  #: the encoding the segments are made with (an automatic count resolved)
     started: float = field(default_factory=time.perf_counter)
     engine_s: float = 0.0
 
@@ -186,6 +189,7 @@ def prepare_job(
     info = probe(source)
     if not info.frames and not info.duration_s:
         raise VideoError(f"{source}: video stream is empty")
+    settings = encoder_threads(settings, work_dir(target))
     if check is not None:
         check(source, info)
     stamps, keys = packet_times(source)
@@ -215,6 +219,7 @@ def prepare_job(
     folder = work_dir(target)
     kept = claim(folder, fingerprint, target, unfinished=unfinished, made_by=made_by)
     plan = JobPlan(source, target, info, folder, segments, retime, JobResult(str(source), str(target), "done"))
+    plan.settings, plan.result.encoder_threads = settings, settings.threads
     if window is not None:
         plan.window = (
             float(window[0] * info.time_base),
@@ -240,6 +245,23 @@ def _window(stamps: list[int], time_base, settings: EncodeSettings) -> tuple[int
     start = first + round(settings.start_s / time_base)
     end = None if settings.duration_s is None else start + round(settings.duration_s / time_base)
     return start, end
+
+
+#: The most encoder threads an automatic count takes: x264 gains little past it, and each costs memory.
+MAX_ENCODER_THREADS = 16
+
+
+def encoder_threads(settings: EncodeSettings, folder: Path) -> EncodeSettings:
+    """``settings`` with an automatic thread count (None) made a number: the unfinished job's in ``folder``, so
+    a resumed job goes on with the count that made its segments (on any machine), else the cores this process
+    may use (at most ``MAX_ENCODER_THREADS``). x264's bytes depend on the count, not on the machine."""
+    if settings.threads is not None:
+        return settings
+    from upscaler.sysinfo import cpu_count
+
+    recorded = recorded_encoding(folder).get("threads")
+    threads = recorded if isinstance(recorded, int) and recorded > 0 else min(cpu_count(), MAX_ENCODER_THREADS)
+    return replace(settings, threads=threads)
 
 
 def _kept_frames(stamps: list[int], window: tuple[int, int | None] | None) -> int:
@@ -348,7 +370,7 @@ def run_job(
     for segment in plan.missing:
         engine = SegmentStream(upscaler) if temporal else upscaler  # a fresh history for every segment
         stats = upscale_segment(
-            plan.info, segment, engine, plan.part(segment), settings, batch=batch, on_frame=on_frame,
+            plan.info, segment, engine, plan.part(segment), plan.settings, batch=batch, on_frame=on_frame,
             retime=plan.retime,
         )  # fmt: skip
         plan.done(segment, stats.frames, stats.engine_s, made_by)

@@ -45,8 +45,8 @@ class EncodeSettings:
     crf: int | None = 18  #: constant quality (libx264/libx265/libvpx-vp9/libaom/svt); None: the codec's default
     preset: str | None = None  #: encoder speed preset (e.g. medium, slow)
     pix_fmt: str | None = None  #: None: keep the source's where the codec allows (10-bit stays 10-bit)
-    threads: int = 2  #: encoder threads: x264 is deterministic at a fixed count (benchmarks/encoder_threads.py), so
-    #: resumed and distributed segments equal an uninterrupted run's; a fixed default keeps that across machines
+    threads: int | None = 2  #: encoder threads: x264 is deterministic at a fixed count (benchmarks/encoder_threads.py),
+    #: so resumed and distributed segments equal an uninterrupted run's. None: each job picks (``job.encoder_threads``)
     start_s: float = 0.0  #: the part of the input made: from this many seconds after its first frame ...
     duration_s: float | None = None  #: ... for this long (None: to the end); audio and subtitles cut to match
     outscale: float | None = None  #: output size (``upscaler.outsize``): a factor ...

@@ -25,7 +25,7 @@ from typing import Literal
 from upscaler.video.probe import VideoError
 from upscaler.video.provenance import MadeBy, check_same, read_made_by
 
-__all__ = ["RECORD", "Claim", "Unfinished", "claim", "finished_segments"]
+__all__ = ["RECORD", "Claim", "Unfinished", "claim", "finished_segments", "recorded_encoding"]
 
 #: ``keep``: continue a matching job (saying so), refuse any other; ``resume``: the same, asked for (--resume),
 #: so nothing to say; ``replace``: continue a matching one, discard any other; ``restart``: discard whatever is
@@ -100,6 +100,13 @@ def claim(
     folder.mkdir(parents=True, exist_ok=True)
     write_atomic(folder / RECORD, json.dumps(fingerprint, indent=2))  # a crash leaves the whole record or none
     return result
+
+
+def recorded_encoding(folder: Path) -> dict:
+    """The encoding settings an unfinished job in ``folder`` was made with (``{}``: none recorded)."""
+    previous = _read(folder / RECORD)
+    encode = previous.get("encode") if previous else None
+    return encode if isinstance(encode, dict) else {}
 
 
 def _read(path: Path) -> dict | None:
