@@ -257,7 +257,7 @@ def test_any_output_size_runs_the_smallest_model_at_or_above_it_then_resamples(t
     same, _ = run("--outscale", "4")  # the model's own scale: the model's output, exactly
     np.testing.assert_array_equal(same, x4)
     three, said = run("--outscale", "3")
-    assert three.shape == (192, 240, 3) and "x4-fast" in said
+    assert three.shape == (192, 240, 3) and "x4-fast" in said and "past the model's scale" not in said
     np.testing.assert_array_equal(three, fit(x4, 240, 192))
     half, said = run("--outscale", "1.5")  # at most 2: x4-fast's x2 sibling
     assert half.shape == (96, 120, 3) and "x2-fast" in said and "x4-fast" not in said
@@ -270,6 +270,8 @@ def test_any_output_size_runs_the_smallest_model_at_or_above_it_then_resamples(t
     assert exact.shape == (100, 300, 3)
     tall, _ = run("--height", "96")
     assert tall.shape == (96, 120, 3)
+    six, said = run("--outscale", "6")  # past x4: the summary says the rest was interpolated
+    assert six.shape == (384, 480, 3) and "(1 past the model's scale: bicubic beyond it)" in said
 
 
 @pytest.mark.parametrize(

@@ -583,6 +583,8 @@ def test_any_output_size_for_video(tmp_path):
         assert len(frames) == 6
         sizes[name] = frames[0].shape[:2]
     assert sizes == {"x3": (96, 144), "x1.5": (48, 72), "w100": (66, 100), "exact": (40, 90)}
+    past = run_cli("video", str(clip), "-o", str(tmp_path / "x5.mp4"), "--outscale", "5")
+    assert past.returncode == 0 and "a.mp4: 5x is past x4-video's 4x: the rest is bicubic" in past.stderr
     bad = run_cli("video", str(clip), "-o", str(tmp_path / "bad.mp4"), "--outscale", "2", "--height", "9", "-q")
     assert bad.returncode == 2 and "not both" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
 
@@ -599,6 +601,7 @@ def test_a_width_or_height_of_2x_or_less_runs_the_x2_sibling_per_file(tmp_path):
     models = {Path(f["input"]).name: f["model"] for f in json.loads(summary.read_text())["files"]}
     assert models == {"small.mp4": "x2-video", "large.mp4": "x4-video"}
     assert "small.mp4: 48x32 to 1.88x: x2-video runs, x4-video's x2 sibling" in result.stderr
+    assert "past" not in result.stderr
     assert [frames_rgb(tmp_path / "out" / n)[0].shape[:2] for n in ("small.mp4", "large.mp4")] == [(60, 90)] * 2
 
 

@@ -224,6 +224,7 @@ class _Engines:
         self.args, self.model, self._loaded = args, model, {}
         self.used: dict[str, str] = {}  #: model name -> engine name, of the models that ran
         self.images: dict[str, int] = {}  #: model name -> images it upscaled
+        self.interpolated = 0  #: images asked for a size past their model's scale (bicubic beyond it)
 
     def get(self, name: str):
         """The ``Upscaler`` of model ``name``, loaded once; the model asked for is loaded as given (a
@@ -251,7 +252,10 @@ class _Engines:
         self.used[up.model.name] = up.engine.name
         self.images[up.model.name] = self.images.get(up.model.name, 0) + 1
         out = up.upscale(image)
-        return fit(out, *size.of(image.shape[1], image.shape[0], up.scale)) if size.given else out
+        if not size.given:
+            return out
+        self.interpolated += size.factor(image.shape[1], image.shape[0], up.scale) > up.scale
+        return fit(out, *size.of(image.shape[1], image.shape[0], up.scale))
 
     def describe(self) -> str:
         """The models that ran and their engines; with several, how many images each took."""
@@ -317,6 +321,8 @@ def _run(args: argparse.Namespace) -> int:
     bar.close()
     if not args.quiet:
         summary = f"{done} upscaled with {engines.describe()}"
+        if engines.interpolated:  # nothing was inferred past the model's own scale: say so
+            summary += f" ({engines.interpolated} past the model's scale: bicubic beyond it)"
         summary += f", {skipped} skipped" if skipped else ""
         summary += f", {len(failed)} failed" if failed else ""
         print(summary, file=sys.stderr)

@@ -380,18 +380,24 @@ def _file_model(args: argparse.Namespace, source: Path) -> str:
 
 
 def _sized_model(args: argparse.Namespace, source: Path, width: int, height: int) -> str:
-    """``--model``, or its x2 sibling where ``--width``/``--height`` make ``width x height`` 2x or less."""
+    """``--model``, or its x2 sibling where ``--width``/``--height`` make ``width x height`` 2x or less; says
+    so, and when the size asked for is past the model's scale."""
     from upscaler.models import get_model
     from upscaler.outsize import model_for
 
-    if args.width is None and args.height is None:
+    size = output_size(args)
+    if not size.given:
         return args.model
     asked = _model_name(args.model)
     try:
-        factor = output_size(args).factor(width, height, get_model(asked).scale)
+        factor = size.factor(width, height, get_model(asked).scale)
+        model = asked if size.outscale is not None else model_for(asked, factor)  # --outscale: chosen for all
+        scale = get_model(model).scale
     except Exception:  # an unknown model, or a size past the largest factor: the job says so
         return args.model
-    model = model_for(asked, factor)
+    if factor > scale:
+        _say(args, f"{source.name}: {factor:.3g}x is past {model}'s {scale}x: the rest is bicubic interpolation "
+                   "(nothing inferred there)")  # fmt: skip
     if model == asked:
         return args.model
     _say(args, f"{source.name}: {width}x{height} to {factor:.3g}x: {model} runs, {asked}'s x2 sibling")
