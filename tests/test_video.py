@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from fractions import Fraction
 from pathlib import Path
 
@@ -405,6 +406,44 @@ def test_without_an_output_each_video_goes_beside_its_input_with_the_size_in_its
     assert sorted(p.name for p in clips.iterdir()) == ["a.mp4", "a_x4.mp4"]
 
 
+def test_outputs_that_collide_with_each_other_or_an_input_are_refused_per_file(tmp_path):
+    """clip.mkv and clip.ts both name clip_x4.mkv: the second fails, the first is made; an input named as
+    another's output is never written over, even with --overwrite."""
+    (tmp_path / "in").mkdir()
+    mkv = make_clip(tmp_path / "in" / "clip.mkv", frames=4)
+    ts = make_clip(tmp_path / "in" / "clip.ts", frames=6)
+    result = run_cli("video", str(mkv), str(ts), "-q")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"{ts}: output {tmp_path / 'in' / 'clip_x4.mkv'} is also the output of another input" in result.stderr
+    assert len(frames_rgb(tmp_path / "in" / "clip_x4.mkv")) == 4  # clip.mkv's, not overwritten by clip.ts's
+    taken = make_clip(tmp_path / "in" / "clip_x4.mp4", frames=3)
+    mp4 = make_clip(tmp_path / "in" / "clip.mp4", frames=5)
+    clash = run_cli("video", str(mp4), str(taken), "--overwrite", "-q")
+    assert clash.returncode == 1 and f"{mp4}: output {taken} is another input" in clash.stderr
+    assert len(frames_rgb(taken)) == 3
+
+
+def test_without_an_output_the_current_folder_goes_beside_itself_by_name(tmp_path):
+    (tmp_path / "shots").mkdir()
+    make_clip(tmp_path / "shots" / "A.MP4", frames=4)  # a camera's upper-case name
+    result = run_cli("video", ".", "-q", cwd=tmp_path / "shots")
+    assert result.returncode == 0, result.stderr
+    assert len(frames_rgb(tmp_path / "shots_x4" / "A.mp4")) == 4
+    (tmp_path / "shots" / "A_x4.mp4").write_bytes((tmp_path / "shots_x4" / "A.mp4").read_bytes())
+    again = run_cli("video", str(tmp_path / "shots" / "*"), "--json", str(tmp_path / "s.json"), "-q")
+    files = json.loads((tmp_path / "s.json").read_text())["files"]
+    assert again.returncode == 0 and [Path(f["input"]).name for f in files] == ["A.MP4"]  # A_x4.mp4 left out
+
+
+def test_a_size_past_the_largest_factor_fails_that_file_alone(tmp_path):
+    small = make_clip(tmp_path / "small.mp4", frames=4, size=(48, 32))  # 1000 wide: 20.8x
+    large = make_clip(tmp_path / "large.mp4", frames=4, size=(96, 64))  # 10.4x: bicubic past 4x, made
+    result = run_cli("video", str(small), str(large), "-o", str(tmp_path / "out"), "--width", "1000", "-q")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"{small}: 48x32 to 1000x667 is 20.8438x; at most 16x is taken" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["large.mp4"]
+
+
 def test_an_output_name_with_another_dot_is_refused_unless_it_ends_as_a_folder(tmp_path):
     """``-o out.xyz`` (no such folder) is no container: refused, saying how to make a folder of that name."""
     clip = make_clip(tmp_path / "a.mp4", frames=4)
@@ -414,6 +453,8 @@ def test_an_output_name_with_another_dot_is_refused_unless_it_ends_as_a_folder(t
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.mp4"]
     made = run_cli("video", str(clip), "-o", f"{tmp_path / 'out.xyz'}/", "-q")
     assert made.returncode == 0 and (tmp_path / "out.xyz" / "a.mp4").is_file(), made.stderr
+    folder = run_cli("video", str(clip), "-o", f"{tmp_path / 'out.mkv'}/", "-q")  # a container's name, as a folder
+    assert folder.returncode == 0 and (tmp_path / "out.mkv" / "a.mp4").is_file(), folder.stderr
 
 
 def test_an_unfinished_job_that_does_not_match_is_refused_and_kept_until_restart(tmp_path, start_held):
@@ -689,8 +730,14 @@ def test_the_automatic_encoder_threads_are_the_cores_or_an_unfinished_jobs_own(t
     assert encoder_threads(auto, folder).threads == min(cpu_count(), MAX_ENCODER_THREADS)
     assert encoder_threads(EncodeSettings(threads=5), folder).threads == 5  # asked for: kept
     folder.mkdir()
-    (folder / RECORD).write_text(json.dumps({"encode": {"threads": 7}}))
-    assert encoder_threads(auto, folder).threads == 7
+    (folder / RECORD).write_text(json.dumps({"encode": asdict(EncodeSettings(threads=7))}))
+    assert encoder_threads(auto, folder).threads == 7  # the unfinished job's own: it goes on with it
+    assert encoder_threads(auto, folder, auto=2).threads == 7  # on Ray too
+    fresh = min(cpu_count(), MAX_ENCODER_THREADS)
+    assert encoder_threads(auto, folder, unfinished="restart").threads == fresh  # discarded: not its count
+    assert encoder_threads(EncodeSettings(threads=None, crf=30), folder).threads == fresh  # made otherwise
+    (folder / RECORD).unlink()
+    assert encoder_threads(auto, folder, auto=2).threads == 2  # Ray's tasks fill the cores: 2 each
 
 
 def test_a_job_resumed_with_automatic_threads_goes_on_with_its_own_count(tmp_path, start_held):

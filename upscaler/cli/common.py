@@ -7,7 +7,9 @@ from pathlib import Path
 
 from upscaler.runtime import BACKENDS
 
-__all__ = ["add_batch_option", "add_engine_options", "earlier_output", "non_negative_int", "positive_int"]
+__all__ = [
+    "add_batch_option", "add_engine_options", "earlier_output", "non_negative_int", "positive_int", "tagged_folder",
+]  # fmt: skip
 
 
 def positive_int(text: str) -> int:
@@ -109,8 +111,16 @@ def output_size(args: argparse.Namespace):
 
 def earlier_output(source: Path, tag: str, suffixes) -> bool:
     """Whether ``source`` (found by a pattern) is the output of an earlier run without ``-o``: ``photo_x4.png``
-    beside a ``photo`` file with one of ``suffixes``."""
+    beside a ``photo`` file with one of ``suffixes`` (lower case, or upper as cameras write them)."""
     if not source.stem.endswith(tag) or source.stem == tag:
         return False
     stem = source.stem[: -len(tag)]
-    return any(source.with_name(stem + suffix).is_file() for suffix in suffixes)
+    return any(source.with_name(stem + s).is_file() for suffix in suffixes for s in (suffix, suffix.upper()))
+
+
+def tagged_folder(folder: Path, tag: str) -> Path:
+    """Where a folder's outputs go without ``-o``: ``photos_x4`` beside ``photos`` (``.`` and ``..`` by the
+    name of the folder they stand for)."""
+    if folder.name in ("", ".", ".."):
+        folder = folder.resolve()
+    return folder.with_name(folder.name + tag)

@@ -19,6 +19,7 @@ from upscaler.cli.common import (
     non_negative_int,
     output_size,
     positive_int,
+    tagged_folder,
 )
 from upscaler.io import IMAGE_SUFFIXES, OUTPUT_FORMATS, ImageError, list_images, read_image_bytes, write_image
 
@@ -143,7 +144,7 @@ def _beside(source: Path, folder: Path | None, ext: str, tag: str) -> Path:
     a folder ``photos``, the same relative path under ``photos_x4`` beside it."""
     if folder is None:
         return source.with_name(f"{source.stem}{tag}{ext}")
-    return folder.with_name(folder.name + tag) / source.relative_to(folder).with_suffix(ext)
+    return tagged_folder(folder, tag) / source.relative_to(folder).with_suffix(ext)
 
 
 def _plan_beside(inputs: list[str], fmt: str | None, recursive: bool, tag: str) -> Plan:

@@ -20,6 +20,7 @@ from upscaler.cli.common import (
     earlier_output,
     output_size,
     positive_int,
+    tagged_folder,
 )
 
 __all__ = ["VIDEO_SUFFIXES", "count_reused", "interrupted_line", "plan_videos", "register"]
@@ -88,7 +89,7 @@ def _add_encode_options(p: argparse.ArgumentParser) -> None:
         "--encoder-threads",
         type=_threads,
         default=None,
-        metavar="N",
+        metavar="{auto,N}",
         help="encoder threads (default: auto, the cores this process may use, at most 16). x264 makes the same "
         "bytes run after run at a fixed count, so the count is part of the job: an unfinished job goes on with "
         "the count that made it, on any machine, and --ray workers take the count chosen where the command runs. "
@@ -146,7 +147,12 @@ def _add_job_options(p: argparse.ArgumentParser) -> None:
 
 def _threads(text: str) -> int | None:
     """argparse type: ``auto`` (None: each job picks, ``upscaler.video.job.encoder_threads``) or a count >= 1."""
-    return None if text == "auto" else positive_int(text)
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        return positive_int(text)
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (or auto)") from None
 
 
 def _video_default() -> str:
@@ -198,7 +204,7 @@ def _plan_beside(inputs: list[str], tag: str) -> tuple[list[tuple[Path, Path]], 
         if folder is None:
             pairs.append((source, source.with_name(f"{source.stem}{tag}{_container(source)}")))
         else:
-            pairs.append((source, folder.with_name(folder.name + tag) / f"{source.stem}{_container(source)}"))
+            pairs.append((source, tagged_folder(folder, tag) / f"{source.stem}{_container(source)}"))
     return pairs, errors
 
 
@@ -209,7 +215,7 @@ def plan_videos(inputs: list[str], output: str | None, tag: str = "_x4") -> tupl
         return _plan_beside(inputs, tag)
     out = Path(output)
     sources, errors = _sources(inputs)
-    single = out.suffix.lower() in _WRITABLE and not out.is_dir()
+    single = out.suffix.lower() in _WRITABLE and not out.is_dir() and not output.endswith(("/", os.sep))
     if single and len(sources) > 1:
         raise ValueError(f"{out}: several inputs need an output folder, not a file name")
     if out.suffix and not single and not out.is_dir() and not output.endswith(("/", os.sep)):
@@ -233,7 +239,6 @@ def _tag(args: argparse.Namespace) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from upscaler.video.job import JobResult
     from upscaler.video.transcode import EncodeSettings
 
     if args.segment_seconds <= 0:
@@ -249,21 +254,7 @@ def _run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     for message in errors:
         print(f"upscaler: error: {message}", file=sys.stderr)
-    results: dict[Path, JobResult] = {}
-    todo = []
-    for source, target in pairs:
-        if target.resolve() == source.resolve():
-            results[source] = JobResult(str(source), str(target), "failed", message="output would overwrite the input")
-        elif target.exists() and not args.overwrite:
-            results[source] = JobResult(str(source), str(target), "skipped", message="exists (use --overwrite)")
-        else:
-            try:
-                target.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                message = f"{target.parent}: cannot create the output folder ({exc.strerror or exc})"
-                results[source] = JobResult(str(source), str(target), "failed", message=message)
-                continue
-            todo.append((source, target))
+    todo, results = _writable(args, pairs)
     run = _run_ray if args.ray else _run_local
     plans: list = []  # every job prepared, to say what an interrupt leaves
     previous = signal.signal(signal.SIGTERM, _terminate)
@@ -281,6 +272,35 @@ def _run(args: argparse.Namespace) -> int:
     _report(args, ordered, errors, settings)
     failed = errors or any(r.status == "failed" for r in ordered)
     return 1 if failed else 0
+
+
+def _writable(args: argparse.Namespace, pairs: list[tuple[Path, Path]]) -> tuple[list, dict]:
+    """The ``(source, target)`` pairs to make, and a ``JobResult`` for each other one: an output that is an
+    input of this run or another input's output (failed), or that exists (skipped, unless ``--overwrite``)."""
+    from upscaler.video.job import JobResult
+
+    results: dict[Path, JobResult] = {}
+    todo, inputs, targets = [], {source.resolve() for source, _ in pairs}, set()
+    for source, target in pairs:
+        if target.resolve() in inputs:
+            same = target.resolve() == source.resolve()
+            message = "output would overwrite the input" if same else f"{source}: output {target} is another input"
+            results[source] = JobResult(str(source), str(target), "failed", message=message)
+        elif target.resolve() in targets:
+            message = f"{source}: output {target} is also the output of another input"
+            results[source] = JobResult(str(source), str(target), "failed", message=message)
+        elif target.exists() and not args.overwrite:
+            results[source] = JobResult(str(source), str(target), "skipped", message="exists (use --overwrite)")
+        else:
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                message = f"{target.parent}: cannot create the output folder ({exc.strerror or exc})"
+                results[source] = JobResult(str(source), str(target), "failed", message=message)
+                continue
+            todo.append((source, target))
+            targets.add(target.resolve())
+    return todo, results
 
 
 def _duration(text: str | None) -> float | None:
@@ -390,11 +410,12 @@ def _sized_model(args: argparse.Namespace, source: Path, width: int, height: int
         return args.model
     asked = _model_name(args.model)
     try:
-        factor = size.factor(width, height, get_model(asked).scale)
-        model = asked if size.outscale is not None else model_for(asked, factor)  # --outscale: chosen for all
-        scale = get_model(model).scale
-    except Exception:  # an unknown model, or a size past the largest factor: the job says so
+        asked_scale = get_model(asked).scale
+    except Exception:  # an unknown model: its job says so
         return args.model
+    factor = size.factor(width, height, asked_scale)  # past MAX_FACTOR: ValueError, this file fails
+    model = asked if size.outscale is not None else model_for(asked, factor)  # --outscale: chosen for all
+    scale = get_model(model).scale
     if factor > scale:
         _say(args, f"{source.name}: {factor:.3g}x is past {model}'s {scale}x: the rest is bicubic interpolation "
                    "(nothing inferred there)")  # fmt: skip
@@ -524,11 +545,15 @@ def _run_ray(args: argparse.Namespace, todo: list[tuple[Path, Path]], settings, 
     from tqdm import tqdm
 
     from upscaler.video.distributed import EngineSpec, run_on_ray
+    from upscaler.video.job import failed
 
     groups: dict[str, list[tuple[Path, Path]]] = {}  # by model: a clean file may take the clean partner
-    for pair in todo:
-        groups.setdefault(_file_model(args, pair[0]), []).append(pair)
     results: dict[Path, object] = {}
+    for source, target in todo:
+        try:
+            groups.setdefault(_file_model(args, source), []).append((source, target))
+        except Exception as exc:  # a size past the largest factor: this file fails, the others go on
+            results[source] = failed(source, target, exc)
     bar = tqdm(desc=f"ray {args.ray}", unit="frame", disable=args.quiet or None)
     try:
         for model, pairs in groups.items():

@@ -35,7 +35,12 @@ from upscaler.video.segments import Segment
 from upscaler.video.temporal import SegmentStream
 from upscaler.video.transcode import EncodeSettings, upscale_segment
 
-__all__ = ["EngineSpec", "connect_ray", "run_on_ray"]
+__all__ = ["RAY_ENCODER_THREADS", "EngineSpec", "connect_ray", "run_on_ray"]
+
+#: A segment task's encoder threads unless asked (``--encoder-threads auto``): the tasks already fill the
+#: cluster's cores, one per ``--threads``, so a task's encoder takes few (the count of a job being continued
+#: is kept all the same).
+RAY_ENCODER_THREADS = 2
 
 
 @dataclass(frozen=True)
@@ -144,7 +149,7 @@ def run_on_ray(
     for source, target in pairs:
         try:
             plan = plan_job(spec.descriptor(), source, target, spec.identity(), settings, unfinished=unfinished,
-                            segment_s=segment_s)  # fmt: skip
+                            segment_s=segment_s, auto_threads=RAY_ENCODER_THREADS)  # fmt: skip
         except Exception as exc:  # this file fails, the others go on
             results[source] = failed(source, target, exc)
             continue

@@ -173,6 +173,7 @@ def prepare_job(
     segment_s: float = SEGMENT_SECONDS,
     made_by: MadeBy | None = None,
     check: Callable[[Path, VideoInfo], None] | None = None,
+    auto_threads: int | None = None,
 ) -> JobPlan:
     """Probe, plan segments, set up the work folder, reusing the finished segments of a matching earlier job.
 
@@ -189,7 +190,7 @@ def prepare_job(
     info = probe(source)
     if not info.frames and not info.duration_s:
         raise VideoError(f"{source}: video stream is empty")
-    settings = encoder_threads(settings, work_dir(target))
+    settings = encoder_threads(settings, work_dir(target), unfinished=unfinished, auto=auto_threads)
     if check is not None:
         check(source, info)
     stamps, keys = packet_times(source)
@@ -251,17 +252,21 @@ def _window(stamps: list[int], time_base, settings: EncodeSettings) -> tuple[int
 MAX_ENCODER_THREADS = 16
 
 
-def encoder_threads(settings: EncodeSettings, folder: Path) -> EncodeSettings:
-    """``settings`` with an automatic thread count (None) made a number: the unfinished job's in ``folder``, so
-    a resumed job goes on with the count that made its segments (on any machine), else the cores this process
+def encoder_threads(settings: EncodeSettings, folder: Path, *, unfinished: Unfinished = "keep",
+                    auto: int | None = None) -> EncodeSettings:  # fmt: skip
+    """``settings`` with an automatic thread count (None) made a number: that of the unfinished job in
+    ``folder`` when it was encoded as asked here otherwise (not with ``restart``), so a resumed job goes on
+    with the count that made its segments, on any machine; else ``auto``, by default the cores this process
     may use (at most ``MAX_ENCODER_THREADS``). x264's bytes depend on the count, not on the machine."""
     if settings.threads is not None:
         return settings
     from upscaler.sysinfo import cpu_count
 
-    recorded = recorded_encoding(folder).get("threads")
-    threads = recorded if isinstance(recorded, int) and recorded > 0 else min(cpu_count(), MAX_ENCODER_THREADS)
-    return replace(settings, threads=threads)
+    recorded = recorded_encoding(folder) if unfinished != "restart" else {}
+    count = recorded.get("threads")
+    if isinstance(count, int) and count > 0 and recorded == asdict(replace(settings, threads=count)):
+        return replace(settings, threads=count)
+    return replace(settings, threads=auto or min(cpu_count(), MAX_ENCODER_THREADS))
 
 
 def _kept_frames(stamps: list[int], window: tuple[int, int | None] | None) -> int:
@@ -318,12 +323,12 @@ def check_batch(model, batch: int) -> None:
 
 def plan_job(model, source: Path, target: Path, identity: dict, settings: EncodeSettings, *,
              unfinished: Unfinished = "keep", segment_s: float = SEGMENT_SECONDS,
-             made_by: MadeBy | None = None) -> JobPlan:  # fmt: skip
+             made_by: MadeBy | None = None, auto_threads: int | None = None) -> JobPlan:  # fmt: skip
     """``prepare_job`` for ``model`` (a ``ModelDescriptor``): for a temporal one, the output size checked
     before any work, its notes added and its cut count started (what the local and the Ray runs share)."""
     check = frame_size_check(model.scale) if model.temporal else None
     plan = prepare_job(source, target, identity, settings, unfinished=unfinished, segment_s=segment_s,
-                       made_by=made_by, check=check)  # fmt: skip
+                       made_by=made_by, check=check, auto_threads=auto_threads)  # fmt: skip
     plan.result.model = model.name
     if model.temporal:
         temporal_notes(plan)
