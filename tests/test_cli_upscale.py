@@ -322,3 +322,9 @@ def test_a_bad_option_value_is_one_line_naming_help(tmp_path, value):
     result = run_cli("upscale", str(tmp_path / "a.png"), "--width", value)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "argument --width" in result.stderr and "(see upscaler upscale -h)" in result.stderr
+
+
+def test_an_unknown_option_points_to_its_commands_help(tmp_path):
+    result = run_cli("upscale", str(tmp_path / "a.png"), "--bogus", "1")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "unrecognized arguments: --bogus 1 (see upscaler upscale -h)" in result.stderr
