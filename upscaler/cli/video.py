@@ -389,8 +389,12 @@ def _file_model(args: argparse.Namespace, source: Path) -> str:
     2x or less (``upscaler.outsize.model_for``, as ``--outscale`` does for every file), then that model's clean
     partner where the file's codec is clean (``--source``, ``upscaler.sources``); a change is said on stderr. A
     file that cannot be probed gets ``--model`` (and fails in its job)."""
+    from upscaler.sources import clean_partner
     from upscaler.video.probe import probe
 
+    partnered = not args.temporal and clean_partner(_model_name(args.model)) is not None
+    if not partnered and not output_size(args).given:
+        return args.model  # nothing to choose: no probe
     try:
         info = probe(source)
     except Exception:
